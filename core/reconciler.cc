@@ -1,0 +1,154 @@
+#include "core/reconciler.h"
+
+#include <nlohmann/json.hpp>
+
+namespace runsync {
+namespace {
+
+bool group_present(const Observation& obs, FieldGroup g) {
+  for (const auto& info : all_fields()) {
+    if (info.group == g && obs.get(info.field).has_value()) return true;
+  }
+  return false;
+}
+
+void set_value(RunRecord& next, Field f, Value v, std::vector<FieldChange>& changes) {
+  Value& slot = next.at(f);
+  if (slot == v) return;
+  changes.push_back({f, slot, v});
+  slot = std::move(v);
+}
+
+// The state an observation's claim moves `current` to, or nullopt when the
+// claim changes nothing. `newer` tells whether the observation is at least
+// as new as what set the state group (ties go to the later arrival).
+struct StateStep {
+  std::optional<RunState> target;  // new state to store
+  bool consistent = true;          // the claim agrees with the resulting state
+};
+
+StateStep step_state(std::optional<RunState> current, StateClaim claim, bool newer) {
+  const int rank = current ? state_rank(*current) : -1;
+  switch (claim) {
+    case StateClaim::kNone: return {};
+    case StateClaim::kActive:
+      if (rank < 0) return {RunState::kActive, true};
+      return {std::nullopt, rank == 0};
+    case StateClaim::kEnded:
+      if (rank < 1) return {RunState::kCompleted, true};
+      return {std::nullopt, rank == 1};
+    case StateClaim::kCompleted:
+    case StateClaim::kAborted: {
+      const RunState want =
+          claim == StateClaim::kCompleted ? RunState::kCompleted : RunState::kAborted;
+      if (rank < 1) return {want, true};
+      if (rank == 1 && *current != want && newer) return {want, true};
+      return {std::nullopt, current == want};
+    }
+    case StateClaim::kDeleted:
+      if (rank < 2) return {RunState::kDeleted, true};
+      return {std::nullopt, true};
+  }
+  return {};
+}
+
+}  // namespace
+
+RunState RunRecord::state() const {
+  if (const auto* s = std::get_if<std::string>(&get(Field::kState))) {
+    if (auto parsed = parse_state(*s)) return *parsed;
+  }
+  return RunState::kActive;
+}
+
+Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observation& obs,
+                           std::int64_t now) {
+  Decision d;
+  d.created = !current.has_value();
+  d.next = current ? *current : RunRecord{};
+  d.next.run_id = obs.run_id;
+  RunRecord& next = d.next;
+
+  std::optional<RunState> cur_state;
+  if (current && !is_null(current->get(Field::kState))) cur_state = current->state();
+  if (cur_state == RunState::kDeleted) return d;  // tombstones never change (rule 3)
+
+  bool accepted_any = false;
+  const std::int64_t at = obs.observed_at;
+
+  // Details, counts and report: newest observation wins, per group (rule 2).
+  for (FieldGroup g : {FieldGroup::kDetails, FieldGroup::kCounts, FieldGroup::kReport}) {
+    const bool has_delta = g == FieldGroup::kCounts && obs.cases_added.has_value();
+    if (!group_present(obs, g) && !has_delta) continue;
+    if (at < next.observed_at(g)) continue;
+    accepted_any = true;
+    next.observed_at(g) = at;
+    for (const auto& info : all_fields()) {
+      if (info.group != g) continue;
+      const auto& v = obs.get(info.field);
+      if (!v) continue;
+      if (info.webhook_only && obs.source == Source::kPoll && is_null(*v)) continue;  // rule 8
+      set_value(next, info.field, *v, d.changes);
+    }
+    if (has_delta) {
+      if (const auto* base = std::get_if<std::int64_t>(&next.get(Field::kCasesCount))) {
+        set_value(next, Field::kCasesCount, *base + *obs.cases_added, d.changes);
+      }
+    }
+  }
+
+  // State: only moves forward (rule 3), whatever the timestamps say, since a
+  // run really never goes back; between completed and aborted the newer
+  // observation wins, and a poll's is_completed never picks one (rule 8).
+  if (obs.state != StateClaim::kNone || group_present(obs, FieldGroup::kState)) {
+    const bool newer = at >= next.observed_at(FieldGroup::kState);
+    const StateStep step = step_state(cur_state, obs.state, newer);
+    const bool moved = step.target.has_value();
+    if (moved || (newer && step.consistent)) {
+      accepted_any = true;
+      if (moved) set_value(next, Field::kState, state_name(*step.target), d.changes);
+      const RunState result = step.target.value_or(cur_state.value_or(RunState::kActive));
+      if (result != RunState::kDeleted) {
+        for (Field f : {Field::kCompletedOn}) {
+          if (const auto& v = obs.get(f)) set_value(next, f, *v, d.changes);
+        }
+        set_value(next, Field::kIsCompleted,
+                  std::int64_t{state_rank(result) >= 1 ? 1 : 0}, d.changes);
+      }
+      if (at > next.observed_at(FieldGroup::kState)) next.observed_at(FieldGroup::kState) = at;
+    }
+  }
+
+  if (d.created && is_null(next.get(Field::kState))) {
+    set_value(next, Field::kState, state_name(RunState::kActive), d.changes);
+    set_value(next, Field::kIsCompleted, std::int64_t{0}, d.changes);
+  }
+
+  if (!accepted_any) return d;
+  for (Field f : {Field::kProjectId, Field::kProjectCode}) {
+    const auto& v = obs.get(f);
+    if (v && !is_null(*v) && is_null(next.get(f))) set_value(next, f, *v, d.changes);
+  }
+  d.outcome = Decision::Outcome::kApplied;
+  d.write = !d.changes.empty() || (obs.source != Source::kPoll);
+  if (!d.write) return d;
+  if (obs.source == Source::kWebhook && at > next.last_event_at) next.last_event_at = at;
+  if (obs.source == Source::kPoll && at > next.last_polled_at) next.last_polled_at = at;
+  next.updated_at = now;
+  return d;
+}
+
+std::string changes_to_json(const std::vector<FieldChange>& changes) {
+  auto to_json = [](const Value& v) -> nlohmann::json {
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return *i;
+    if (const auto* s = std::get_if<std::string>(&v)) return *s;
+    return nullptr;
+  };
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& c : changes) {
+    out[field_info(c.field).column] = nlohmann::json::array({to_json(c.old_value), to_json(c.new_value)});
+  }
+  return out.dump();
+}
+
+}  // namespace runsync

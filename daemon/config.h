@@ -1,0 +1,85 @@
+// runsync's configuration (SPEC §3): a TOML file, embedded defaults for every
+// key, environment and systemd-credential overrides for the secrets.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace runsync {
+
+struct ProjectConfig {
+  std::int64_t id = 0;  // TestRail project id
+  std::string code;     // project_code in webhook events
+};
+
+struct Config {
+  // Where the config was read from; empty when only defaults are in use.
+  std::string source_path;
+
+  struct Storage {
+    std::string path = "runsync.db";  // see default_database_path()
+    // "full" (default: survives power loss) or "normal" (survives a crash).
+    std::string synchronous = "full";
+  } storage;
+
+  struct Webhook {
+    std::string listen = "127.0.0.1:8080";  // host:port; [v6]:port
+    std::string path = "/webhook";
+    std::string secret_file;          // X-Qase-Secret shared secret
+    std::string signing_secret_file;  // Standard Webhooks whsec_… key
+    std::uint64_t max_body_bytes = 1048576;
+    std::uint64_t queue_capacity = 8192;  // events waiting for the writer; 503 beyond
+    // Resolved secrets (file contents trimmed of trailing newlines, or the
+    // override). Never logged, redacted when printed.
+    std::string secret;
+    std::string signing_secret;
+  } webhook;
+
+  struct TestRail {
+    std::string url;  // empty: no polling, no write-back
+    std::string user;
+    std::string api_key_file;
+    std::chrono::milliseconds poll_interval{60'000};
+    std::chrono::milliseconds full_sync_interval{3'600'000};
+    std::chrono::milliseconds request_timeout{30'000};
+    std::uint32_t max_requests_per_minute = 120;
+    std::string api_key;  // resolved; never logged
+  } testrail;
+
+  std::vector<ProjectConfig> projects;
+
+  struct Log {
+    std::string level = "info";  // trace, debug, info, warn, error
+  } log;
+
+  // project_code → project id, for webhook events.
+  std::optional<std::int64_t> project_id_for_code(const std::string& code) const;
+};
+
+// Environment the loader consults; injected so tests need not touch the
+// real environment.
+struct ConfigEnvironment {
+  std::map<std::string, std::string> vars;  // e.g. RUNSYNC_TESTRAIL_API_KEY, STATE_DIRECTORY
+  static ConfigEnvironment from_process();
+  std::optional<std::string> get(const std::string& name) const;
+};
+
+// Loads `path` (or only the defaults when `path` is empty), applies the
+// overrides, reads the secret files and validates everything. On error the
+// message names the problem, with "file:line:" for problems inside the file
+// (unknown keys, wrong types, bad durations).
+StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& env);
+
+// The effective config as TOML, secrets redacted ("<redacted>" when set).
+std::string render_config(const Config& config);
+
+// Parses "250ms", "30s", "5m", "1h", "1d" (a whole number and one unit).
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
+
+}  // namespace runsync
