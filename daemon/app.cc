@@ -1,1 +1,288 @@
-// (being written)
+#include "daemon/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "daemon/http_server.h"
+#include "daemon/metrics.h"
+#include "daemon/sd_notify.h"
+#include "daemon/webhook_endpoint.h"
+#include "storage/database.h"
+#include "storage/writer.h"
+
+namespace runsync {
+namespace {
+
+namespace asio = boost::asio;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+StatusOr<WebhookAuth> auth_from(const Config& config) {
+  WebhookAuth auth;
+  auth.secret = config.webhook.secret;
+  if (!config.webhook.signing_secret.empty()) {
+    auto key = SigningKey::parse(config.webhook.signing_secret);
+    if (!key) return key.status();
+    auth.signing_key = std::move(key).value();
+  }
+  return auth;
+}
+
+double file_size(const std::string& path) {
+  std::error_code ec;
+  auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0.0 : static_cast<double>(n);
+}
+
+}  // namespace
+
+struct App::Impl {
+  Config config;
+  ConfigEnvironment env;
+  Logger logger;
+  Metrics metrics;
+  SdNotifier notifier = SdNotifier::from_process();
+  asio::io_context ioc{1};
+  std::unique_ptr<Writer> writer;
+  std::unique_ptr<WebhookEndpoint> endpoint;
+  std::unique_ptr<HttpServer> server;
+  asio::signal_set signals{ioc};
+  asio::steady_timer watchdog_timer{ioc};
+  asio::steady_timer shutdown_timer{ioc};
+  bool stopping = false;
+  std::chrono::steady_clock::time_point stop_deadline;
+
+  Impl(Config c, ConfigEnvironment e, Logger l)
+      : config(std::move(c)), env(std::move(e)), logger(std::move(l)) {}
+
+  void count_response(int status) {
+    metrics.counter("runsync_http_responses_total", "HTTP responses by status code",
+                    {{"code", std::to_string(status)}})
+        .inc();
+  }
+
+  void route(HttpRequest&& req, Respond respond) {
+    Respond counted = [this, respond = std::move(respond)](HttpResponse r) {
+      count_response(r.status);
+      respond(std::move(r));
+    };
+    const std::string_view path = req.path();
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    auto method_not_allowed = [&](const char* allow) {
+      HttpResponse r = HttpResponse::error(405, "method " + req.method + " not allowed on " +
+                                                    std::string(path) + "; use " + allow);
+      r.headers.emplace_back("Allow", allow);
+      logger->debug("{} {} from {}: 405", req.method, path, req.remote);
+      counted(std::move(r));
+    };
+    if (path == config.webhook.path) {
+      if (req.method != "POST") return method_not_allowed("POST");
+      return endpoint->handle(std::move(req), std::move(counted));
+    }
+    if (path == "/healthz") {
+      if (!get) return method_not_allowed("GET, HEAD");
+      return counted(HttpResponse::json(200, R"({"status":"ok"})"));
+    }
+    if (path == "/readyz") {
+      if (!get) return method_not_allowed("GET, HEAD");
+      return ready(std::move(counted));
+    }
+    if (path == "/metrics") {
+      if (!get) return method_not_allowed("GET, HEAD");
+      HttpResponse r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = metrics.render();
+      return counted(std::move(r));
+    }
+    logger->debug("{} {} from {}: 404", req.method, path, req.remote);
+    counted(HttpResponse::error(404, "no such path: " + std::string(path)));
+  }
+
+  // Ready when a write transaction can be taken and committed now.
+  void ready(Respond respond) {
+    auto job = [](Store& store) -> Status { return store.savepoint().is_ok() ? store.release() : Status::error("cannot write"); };
+    auto done = [respond](const Status& s) {
+      if (s.is_ok()) {
+        respond(HttpResponse::json(200, R"({"status":"ready"})"));
+      } else {
+        respond(HttpResponse::json(
+            503, nlohmann::json{{"status", "not ready"}, {"reason", "database: " + s.message()}}.dump()));
+      }
+    };
+    if (!writer->try_submit(job, done)) {
+      respond(HttpResponse::json(503, R"({"status":"not ready","reason":"ingest queue is full"})"));
+    }
+  }
+
+  void arm_watchdog() {
+    auto interval = notifier.watchdog_interval();
+    if (!interval) return;
+    watchdog_timer.expires_after(*interval / 2);
+    watchdog_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      (void)notifier.watchdog();
+      arm_watchdog();
+    });
+  }
+
+  void wait_signals() {
+    signals.async_wait([this](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        reload();
+        return wait_signals();
+      }
+      shutdown(signo);
+    });
+  }
+
+  void reload() {
+    (void)notifier.reloading();
+    auto fresh = load_config(config.source_path, ConfigEnvironment::from_process());
+    if (!fresh) {
+      logger->error("reload failed: {}; keeping the previous configuration", fresh.message());
+      (void)notifier.ready();
+      return;
+    }
+    auto auth = auth_from(fresh.value());
+    if (!auth) {
+      logger->error("reload failed: {}; keeping the previous configuration", auth.message());
+      (void)notifier.ready();
+      return;
+    }
+    endpoint->set_auth(std::move(auth).value());
+    if (auto level = parse_log_level(fresh->log.level)) set_log_level(logger, *level);
+    config.webhook.secret = fresh->webhook.secret;
+    config.webhook.signing_secret = fresh->webhook.signing_secret;
+    config.testrail.api_key = fresh->testrail.api_key;
+    config.log.level = fresh->log.level;
+    logger->info("reloaded secrets and log level ({})", fresh->log.level);
+    (void)notifier.ready();
+  }
+
+  void shutdown(int signo) {
+    if (stopping) return;
+    stopping = true;
+    logger->info("received {}: stopping; finishing {} queued writes", signo == SIGINT ? "SIGINT" : "SIGTERM",
+                 writer->depth());
+    (void)notifier.stopping();
+    signals.cancel();
+    watchdog_timer.cancel();
+    server->stop_accepting();
+    writer->stop();  // commits everything queued; answers are posted to this loop
+    server->close_sessions();
+    stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    wait_sessions_closed();
+  }
+
+  void wait_sessions_closed() {
+    if (server->open_sessions() == 0 || std::chrono::steady_clock::now() >= stop_deadline) {
+      ioc.stop();
+      return;
+    }
+    shutdown_timer.expires_after(std::chrono::milliseconds(10));
+    shutdown_timer.async_wait([this](const boost::system::error_code&) { wait_sessions_closed(); });
+  }
+
+  int serve() {
+    OpenOptions open_options;
+    open_options.durability =
+        config.storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
+    auto store = Store::open(config.storage.path, open_options);
+    if (!store) {
+      logger->critical("{}; not starting", store.message());
+      return 1;
+    }
+    auto auth = auth_from(config);
+    if (!auth) {
+      logger->critical("webhook.signing_secret: {}; not starting", auth.message());
+      return 1;
+    }
+    Writer::Options wopts;
+    wopts.queue_capacity = config.webhook.queue_capacity;
+    writer = std::make_unique<Writer>(std::move(store).value(), wopts);
+    Histogram& commit_latency = metrics.histogram("runsync_db_commit_seconds",
+                                                  "Time to commit one batch of writes");
+    Counter& batches = metrics.counter("runsync_db_commits_total", "Write transactions committed");
+    Counter& batched_jobs =
+        metrics.counter("runsync_db_committed_jobs_total", "Writes committed, over all batches");
+    writer->set_batch_observer([&](std::size_t jobs, double seconds) {
+      commit_latency.observe(seconds);
+      batches.inc();
+      batched_jobs.inc(jobs);
+    });
+    metrics.gauge_callback("runsync_ingest_queue_depth", "Writes waiting for the writer", {},
+                           [this] { return static_cast<double>(writer->depth()); });
+    const std::string db_path = config.storage.path;
+    metrics.gauge_callback("runsync_database_size_bytes", "Size of the database file", {},
+                           [db_path] { return file_size(db_path); });
+    metrics.gauge_callback("runsync_wal_size_bytes", "Size of the write-ahead log", {},
+                           [db_path] { return file_size(db_path + "-wal"); });
+    metrics.gauge("runsync_build_info", "Build information",
+                  {{"version", RUNSYNC_VERSION}, {"schema", std::to_string(latest_schema_version())}})
+        .set(1);
+
+    std::map<std::string, std::int64_t> projects;
+    for (const auto& p : config.projects) projects[p.code] = p.id;
+    endpoint = std::make_unique<WebhookEndpoint>(std::move(auth).value(), projects, *writer,
+                                                 metrics, logger, unix_now);
+
+    auto hp = split_host_port(config.webhook.listen);
+    if (!hp) {
+      logger->critical("webhook.listen '{}' is not host:port; not starting", config.webhook.listen);
+      return 1;
+    }
+    HttpServerOptions sopts;
+    sopts.host = hp->first;
+    sopts.port = hp->second;
+    sopts.max_body_bytes = config.webhook.max_body_bytes;
+    server = std::make_unique<HttpServer>(
+        ioc, sopts, [this](HttpRequest&& req, Respond respond) { route(std::move(req), std::move(respond)); });
+    server->set_reject_observer([this](int status, const std::string& reason, const std::string& remote) {
+      count_response(status);
+      logger->warn("request from {} refused ({}): {}", remote, status, reason);
+    });
+    if (Status s = server->start(); !s.is_ok()) {
+      logger->critical("{}; not starting", s.message());
+      writer->stop();
+      return 1;
+    }
+
+    signals.add(SIGTERM);
+    signals.add(SIGINT);
+    signals.add(SIGHUP);
+    wait_signals();
+    arm_watchdog();
+
+    logger->info("runsync {} serving webhooks on {}:{}{} (database {}, schema {})", RUNSYNC_VERSION,
+                 sopts.host, server->port(), config.webhook.path, config.storage.path,
+                 latest_schema_version());
+    if (config.testrail.url.empty()) {
+      logger->info("no testrail.url configured: polling and write-back are off");
+    }
+    (void)notifier.ready();
+    (void)notifier.status("serving webhooks");
+
+    ioc.run();
+    writer->stop();
+    logger->info("stopped");
+    return 0;
+  }
+};
+
+App::App(Config config, ConfigEnvironment env, Logger logger)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(env), std::move(logger))) {}
+App::~App() = default;
+int App::serve() { return impl_->serve(); }
+
+}  // namespace runsync

@@ -1,1 +1,317 @@
-// (being written)
+#include "daemon/http_server.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace runsync {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::string_view HttpRequest::header(std::string_view lower_name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == lower_name) return v;
+  }
+  return {};
+}
+
+std::string_view HttpRequest::path() const {
+  std::string_view t = target;
+  return t.substr(0, t.find('?'));
+}
+
+HttpResponse HttpResponse::json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::error(int status, std::string_view message) {
+  return json(status, nlohmann::json{{"error", message}}.dump());
+}
+
+std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view listen) {
+  std::string host;
+  std::string_view port_text;
+  if (!listen.empty() && listen.front() == '[') {
+    const auto close = listen.find(']');
+    if (close == std::string_view::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return std::nullopt;
+    }
+    host = std::string(listen.substr(1, close - 1));
+    port_text = listen.substr(close + 2);
+  } else {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = std::string(listen.substr(0, colon));
+    port_text = listen.substr(colon + 1);
+    if (host.find(':') != std::string::npos) return std::nullopt;
+  }
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (host.empty() || port_text.empty() || ec != std::errc() ||
+      ptr != port_text.data() + port_text.size() || port > 65535) {
+    return std::nullopt;
+  }
+  return std::make_pair(host, static_cast<std::uint16_t>(port));
+}
+
+namespace {
+
+class Session;
+
+struct Registry {
+  std::mutex mu;
+  std::set<Session*> sessions;
+  bool closing = false;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const HttpServerOptions& options, Handler& handler,
+          std::shared_ptr<Registry> registry, RejectObserver* reject)
+      : stream_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        registry_(std::move(registry)),
+        reject_(reject) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  ~Session() {
+    std::lock_guard lock(registry_->mu);
+    registry_->sessions.erase(this);
+  }
+
+  void start() {
+    {
+      std::lock_guard lock(registry_->mu);
+      registry_->sessions.insert(this);
+    }
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  }
+
+  // Closes the session if it is idle; otherwise after the current answer.
+  void close_when_idle() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->close_after_write_ = true;
+      if (!self->busy_) {
+        beast::error_code ec;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        self->stream_.close();
+      }
+    });
+  }
+
+ private:
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(options_.max_body_bytes);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(options_.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
+        ec == beast::error::timeout || ec == asio::error::connection_reset ||
+        ec == asio::error::eof) {
+      return close();
+    }
+    if (ec == http::error::body_limit) {
+      notify_reject(413, "body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
+      keep_alive_ = false;
+      return send(HttpResponse::error(413, "body larger than " +
+                                               std::to_string(options_.max_body_bytes) + " bytes"));
+    }
+    if (ec) {
+      notify_reject(400, "malformed HTTP request: " + ec.message());
+      keep_alive_ = false;
+      return send(HttpResponse::error(400, "malformed HTTP request: " + ec.message()));
+    }
+    auto msg = parser_->release();
+    keep_alive_ = msg.keep_alive();
+    version_ = msg.version();
+    is_head_ = msg.method() == http::verb::head;
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.remote = remote_;
+    req.headers.reserve(8);
+    for (const auto& field : msg) {
+      std::string name(field.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    req.body = std::move(msg.body());
+    busy_ = true;
+    stream_.expires_never();
+    auto executor = stream_.get_executor();
+    handler_(std::move(req), [self = shared_from_this(), executor](HttpResponse resp) {
+      asio::post(executor, [self, resp = std::move(resp)]() mutable { self->send(std::move(resp)); });
+    });
+  }
+
+  void send(HttpResponse resp) {
+    busy_ = true;
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->version(version_);
+    res->result(static_cast<unsigned>(resp.status));
+    res->set(http::field::server, "runsync");
+    res->set(http::field::content_type, resp.content_type);
+    for (auto& [k, v] : resp.headers) res->set(k, v);
+    const bool keep = keep_alive_ && !close_after_write_;
+    res->keep_alive(keep);
+    res->body() = std::move(resp.body);
+    res->prepare_payload();
+    if (is_head_) res->body().clear();
+    stream_.expires_after(options_.write_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
+                        self->on_write(ec, keep);
+                      });
+  }
+
+  void on_write(beast::error_code ec, bool keep) {
+    busy_ = false;
+    if (ec || !keep) return close();
+    do_read();
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  void notify_reject(int status, const std::string& reason) {
+    if (reject_ && *reject_) (*reject_)(status, reason, remote_);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  const HttpServerOptions& options_;
+  Handler& handler_;
+  std::shared_ptr<Registry> registry_;
+  RejectObserver* reject_;
+  std::string remote_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool is_head_ = false;
+  bool busy_ = false;
+  bool close_after_write_ = false;
+};
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(asio::io_context& io, HttpServerOptions opts, Handler h)
+      : ioc(io), options(std::move(opts)), handler(std::move(h)), acceptor(io),
+        registry(std::make_shared<Registry>()) {}
+
+  void do_accept() {
+    acceptor.async_accept(asio::make_strand(ioc),
+                          [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
+                              return;
+                            }
+                            if (!ec) {
+                              socket.set_option(tcp::no_delay(true), ec);
+                              std::make_shared<Session>(std::move(socket), self->options,
+                                                        self->handler, self->registry,
+                                                        &self->reject)
+                                  ->start();
+                            }
+                            self->do_accept();
+                          });
+  }
+
+  asio::io_context& ioc;
+  HttpServerOptions options;
+  Handler handler;
+  tcp::acceptor acceptor;
+  std::shared_ptr<Registry> registry;
+  RejectObserver reject;
+  std::uint16_t bound_port = 0;
+};
+
+HttpServer::HttpServer(asio::io_context& ioc, HttpServerOptions options, Handler handler)
+    : impl_(std::make_shared<Impl>(ioc, std::move(options), std::move(handler))) {}
+
+HttpServer::~HttpServer() {
+  beast::error_code ec;
+  impl_->acceptor.close(ec);
+}
+
+Status HttpServer::start() {
+  const std::string where = impl_->options.host + ":" + std::to_string(impl_->options.port);
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) {
+    tcp::resolver resolver(impl_->ioc);
+    auto results = resolver.resolve(impl_->options.host, std::to_string(impl_->options.port), ec);
+    if (ec || results.empty()) return Status::error("cannot resolve listen address " + where);
+    address = results.begin()->endpoint().address();
+  }
+  tcp::endpoint endpoint(address, impl_->options.port);
+  auto& acc = impl_->acceptor;
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    acc.close();
+    return Status::error("cannot listen on " + where + ": " + ec.message());
+  }
+  impl_->bound_port = acc.local_endpoint().port();
+  impl_->do_accept();
+  return Status::ok();
+}
+
+std::uint16_t HttpServer::port() const { return impl_->bound_port; }
+
+void HttpServer::stop_accepting() {
+  beast::error_code ec;
+  impl_->acceptor.close(ec);
+}
+
+void HttpServer::close_sessions() {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(impl_->registry->mu);
+    impl_->registry->closing = true;
+    for (Session* s : impl_->registry->sessions) {
+      // A session being destroyed has no owners left; skip it.
+      if (auto sp = s->weak_from_this().lock()) live.push_back(std::move(sp));
+    }
+  }
+  for (auto& s : live) s->close_when_idle();
+}
+
+std::size_t HttpServer::open_sessions() const {
+  std::lock_guard lock(impl_->registry->mu);
+  return impl_->registry->sessions.size();
+}
+
+void HttpServer::set_reject_observer(RejectObserver observer) {
+  impl_->reject = std::move(observer);
+}
+
+}  // namespace runsync

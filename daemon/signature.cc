@@ -1,1 +1,112 @@
-// (being written)
+#include "daemon/signature.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include <charconv>
+#include <cstdlib>
+
+namespace runsync {
+
+bool constant_time_equals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(2 * SHA256_DIGEST_LENGTH, '0');
+  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  for (char c : text) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '+' || c == '/' || c == '=';
+    if (!ok) return std::nullopt;
+  }
+  std::string out(3 * text.size() / 4, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  std::size_t len = static_cast<std::size_t>(n);
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  if (!text.empty() && text.back() == '=') --len;
+  if (text.size() > 1 && text[text.size() - 2] == '=') --len;
+  out.resize(len);
+  return out;
+}
+
+StatusOr<SigningKey> SigningKey::parse(std::string_view whsec) {
+  constexpr std::string_view kPrefix = "whsec_";
+  if (whsec.substr(0, kPrefix.size()) != kPrefix) {
+    return Status::error("signing secret must start with whsec_");
+  }
+  auto key = base64_decode(whsec.substr(kPrefix.size()));
+  if (!key || key->empty()) return Status::error("signing secret is not valid base64 after whsec_");
+  return SigningKey(std::move(*key));
+}
+
+std::string standard_webhook_signature(const SigningKey& key, std::string_view id,
+                                       std::string_view timestamp, std::string_view body) {
+  std::string signed_content;
+  signed_content.reserve(id.size() + timestamp.size() + body.size() + 2);
+  signed_content.append(id).append(".").append(timestamp).append(".").append(body);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  HMAC(EVP_sha256(), key.bytes().data(), static_cast<int>(key.bytes().size()),
+       reinterpret_cast<const unsigned char*>(signed_content.data()), signed_content.size(), mac,
+       &mac_len);
+  return "v1," + base64_encode(std::string_view(reinterpret_cast<const char*>(mac), mac_len));
+}
+
+Status verify_standard_webhook(const SigningKey& key, std::string_view id,
+                               std::string_view timestamp, std::string_view signature_header,
+                               std::string_view body, std::int64_t now) {
+  if (id.empty()) return Status::error("missing webhook-id header");
+  if (timestamp.empty()) return Status::error("missing webhook-timestamp header");
+  if (signature_header.empty()) return Status::error("missing webhook-signature header");
+  std::int64_t ts = 0;
+  auto [ptr, ec] = std::from_chars(timestamp.data(), timestamp.data() + timestamp.size(), ts);
+  if (ec != std::errc() || ptr != timestamp.data() + timestamp.size()) {
+    return Status::error("webhook-timestamp is not an integer");
+  }
+  if (ts < now - 300 || ts > now + 300) {
+    return Status::error("webhook-timestamp is more than 5 minutes from the local clock");
+  }
+  const std::string expected = standard_webhook_signature(key, id, timestamp, body);
+  bool matched = false;
+  std::size_t pos = 0;
+  while (pos <= signature_header.size()) {
+    std::size_t end = signature_header.find(' ', pos);
+    if (end == std::string_view::npos) end = signature_header.size();
+    const std::string_view entry = signature_header.substr(pos, end - pos);
+    // Check every entry so the time taken does not reveal which matched.
+    if (entry.substr(0, 3) == "v1," && constant_time_equals(entry, expected)) matched = true;
+    pos = end + 1;
+  }
+  if (!matched) return Status::error("no webhook-signature entry matches");
+  return Status::ok();
+}
+
+}  // namespace runsync

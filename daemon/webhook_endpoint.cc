@@ -1,1 +1,132 @@
-// (being written)
+#include "daemon/webhook_endpoint.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "core/webhook_event.h"
+
+namespace runsync {
+namespace {
+
+constexpr const char* kKnownEvents[] = {"run.started", "run.updated",  "run.completed",
+                                        "run.aborted", "run.deleted",  "run.report_changed"};
+
+// Event names come from the sender: keep label values to a known set.
+std::string event_label(const std::string& name) {
+  for (const char* k : kKnownEvents) {
+    if (name == k) return name;
+  }
+  return "other";
+}
+
+Counter& events_counter(Metrics& m, const std::string& event, const std::string& result) {
+  return m.counter("runsync_webhook_events_total",
+                   "Webhook deliveries by event name and result", {{"event", event}, {"result", result}});
+}
+
+}  // namespace
+
+WebhookEndpoint::WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::int64_t> projects,
+                                 Writer& writer, Metrics& metrics, Logger logger, UnixClock clock)
+    : auth_(std::make_shared<const WebhookAuth>(std::move(auth))),
+      projects_(std::move(projects)),
+      writer_(writer),
+      metrics_(metrics),
+      logger_(std::move(logger)),
+      clock_(std::move(clock)),
+      ack_latency_(metrics.histogram("runsync_webhook_ack_seconds",
+                                     "Time from a webhook request to its durable answer")) {}
+
+void WebhookEndpoint::set_auth(WebhookAuth auth) {
+  auto next = std::make_shared<const WebhookAuth>(std::move(auth));
+  std::lock_guard lock(auth_mu_);
+  auth_ = std::move(next);
+}
+
+void WebhookEndpoint::reject(const HttpRequest& request, const Respond& respond, int status,
+                             const std::string& reason, const char* result_label) {
+  events_counter(metrics_, "unparsed", result_label).inc();
+  if (status == 401) {
+    logger_->warn("webhook from {} refused (401): {}; the sender should be configured with the "
+                  "right secret", request.remote, reason);
+  } else {
+    logger_->debug("webhook from {} refused ({}): {}", request.remote, status, reason);
+  }
+  respond(HttpResponse::error(status, reason));
+}
+
+void WebhookEndpoint::handle(HttpRequest&& request, Respond respond) {
+  const auto started = std::chrono::steady_clock::now();
+  std::shared_ptr<const WebhookAuth> auth;
+  {
+    std::lock_guard lock(auth_mu_);
+    auth = auth_;
+  }
+  const std::int64_t now = clock_();
+
+  if (!auth->secret.empty() &&
+      !constant_time_equals(request.header("x-qase-secret"), auth->secret)) {
+    return reject(request, respond, 401,
+                  request.header("x-qase-secret").empty() ? "missing X-Qase-Secret header"
+                                                          : "wrong X-Qase-Secret",
+                  "unauthorized");
+  }
+  if (auth->signing_key) {
+    Status s = verify_standard_webhook(*auth->signing_key, request.header("webhook-id"),
+                                       request.header("webhook-timestamp"),
+                                       request.header("webhook-signature"), request.body, now);
+    if (!s.is_ok()) return reject(request, respond, 401, s.message(), "unauthorized");
+  }
+
+  auto parsed = parse_webhook_event(request.body);
+  if (!parsed) return reject(request, respond, 400, parsed.message(), "invalid");
+
+  auto delivery = std::make_shared<WebhookDelivery>();
+  delivery->event = std::move(parsed).value();
+  const std::string_view webhook_id = request.header("webhook-id");
+  delivery->delivery_key = webhook_id.empty() ? "sha256:" + sha256_hex(delivery->event.canonical)
+                                              : "id:" + std::string(webhook_id);
+  delivery->received_at = now;
+  delivery->body = std::move(request.body);
+  if (delivery->event.known) {
+    auto it = projects_.find(delivery->event.project_code);
+    if (it != projects_.end()) delivery->event.observation.set(Field::kProjectId, it->second);
+  }
+
+  auto result = std::make_shared<WebhookResult>(WebhookResult::kIgnored);
+  const std::string label = event_label(delivery->event.event_name);
+  auto job = [delivery, result](Store& store) -> Status {
+    auto r = store.apply_webhook(*delivery);
+    if (!r) return r.status();
+    *result = r.value();
+    return Status::ok();
+  };
+  auto done = [this, delivery, result, respond, label, started](const Status& s) {
+    if (!s.is_ok()) {
+      logger_->error("webhook {} for run {} not stored: {}; answered 500, the sender may retry",
+                     delivery->event.event_name, delivery->event.run_id.value_or(0), s.message());
+      events_counter(metrics_, label, "error").inc();
+      respond(HttpResponse::error(500, "not stored: " + s.message()));
+      return;
+    }
+    const char* name = webhook_result_name(*result);
+    events_counter(metrics_, label, name).inc();
+    ack_latency_.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    logger_->debug("webhook {} run {} at {}: {}", delivery->event.event_name,
+                   delivery->event.run_id.value_or(0), delivery->event.timestamp, name);
+    respond(HttpResponse::json(200, std::string("{\"result\":\"") + name + "\"}"));
+  };
+  if (!writer_.try_submit(std::move(job), std::move(done))) {
+    events_counter(metrics_, label, "busy").inc();
+    logger_->warn("ingest queue full ({} waiting): answered 503 with Retry-After: 1; the sender "
+                  "should retry", writer_.depth());
+    HttpResponse busy = HttpResponse::error(503, "ingest queue is full, retry later");
+    busy.headers.emplace_back("Retry-After", "1");
+    respond(std::move(busy));
+  }
+}
+
+}  // namespace runsync

@@ -1,1 +1,79 @@
-// (being written)
+#include "storage/database.h"
+
+#include <sqlite3.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "storage/migrations.h"
+
+namespace runsync {
+
+int latest_schema_version() {
+  const auto& all = embedded_migrations();
+  return all.empty() ? 0 : all.back().version;
+}
+
+int schema_version(SQLite::Database& db) {
+  return db.execAndGet("PRAGMA user_version").getInt();
+}
+
+Status migrate(SQLite::Database& db, int* applied) {
+  int count = 0;
+  try {
+    const int current = schema_version(db);
+    if (current > latest_schema_version()) {
+      return Status::error("database schema version " + std::to_string(current) +
+                           " is newer than this runsync understands (" +
+                           std::to_string(latest_schema_version()) + "); upgrade runsync");
+    }
+    for (const auto& m : embedded_migrations()) {
+      if (m.version <= current) continue;
+      SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+      // Re-check under the write lock: another process may have migrated.
+      if (schema_version(db) >= m.version) continue;
+      db.exec(m.sql);
+      db.exec("PRAGMA user_version = " + std::to_string(m.version));
+      tx.commit();
+      ++count;
+    }
+  } catch (const std::exception& e) {
+    return Status::error(std::string("migration failed: ") + e.what());
+  }
+  if (applied) *applied = count;
+  return Status::ok();
+}
+
+StatusOr<std::unique_ptr<SQLite::Database>> open_database(const std::string& path,
+                                                          const OpenOptions& options) {
+  try {
+    int flags = options.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE;
+    if (!options.read_only && options.create) flags |= SQLite::OPEN_CREATE;
+    flags |= SQLITE_OPEN_NOMUTEX;
+    auto db = std::make_unique<SQLite::Database>(path, flags, options.busy_timeout_ms);
+    if (options.read_only) {
+      const int v = schema_version(*db);
+      if (v > latest_schema_version()) {
+        return Status::error("database schema version " + std::to_string(v) +
+                             " is newer than this runsync understands (" +
+                             std::to_string(latest_schema_version()) + ")");
+      }
+      return db;
+    }
+    const std::string mode = db->execAndGet("PRAGMA journal_mode = WAL").getString();
+    if (mode != "wal") return Status::error("cannot switch " + path + " to WAL mode (got " + mode + ")");
+    db->exec(options.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
+                                                     : "PRAGMA synchronous = NORMAL");
+    db->exec("PRAGMA foreign_keys = ON");
+    // Keep the -wal and -shm files after close so that readers without
+    // write access to the directory can still open the database.
+    int persist = 1;
+    sqlite3_file_control(db->getHandle(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    int applied = 0;
+    if (Status s = migrate(*db, &applied); !s.is_ok()) return s;
+    return db;
+  } catch (const std::exception& e) {
+    return Status::error("cannot open database " + path + ": " + e.what());
+  }
+}
+
+}  // namespace runsync

@@ -1,0 +1,92 @@
+// The HTTP/1.1 listener (Boost.Beast, asynchronous, keep-alive). Sessions
+// only move bytes: each complete request goes to a Handler, which answers
+// through a Respond callback — possibly later and from another thread.
+//
+// Thread safety: construct, start and stop on the thread that runs the
+// io_context. Respond callbacks may be invoked from any thread, once each.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace runsync {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query as sent
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
+  std::string body;
+  std::string remote;  // peer address, for logs
+
+  // The first header with this lower-case name, or "".
+  std::string_view header(std::string_view lower_name) const;
+  // The target without its query string.
+  std::string_view path() const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static HttpResponse json(int status, std::string body);
+  // {"error": message} with the given status.
+  static HttpResponse error(int status, std::string_view message);
+};
+
+using Respond = std::function<void(HttpResponse)>;
+using Handler = std::function<void(HttpRequest&&, Respond)>;
+// Told about requests that were refused before reaching the handler
+// (413, 400 malformed HTTP): the status and a reason for the log.
+using RejectObserver = std::function<void(int status, const std::string& reason,
+                                          const std::string& remote)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;  // 0 picks a free port; see HttpServer::port()
+  std::uint64_t max_body_bytes = 1048576;
+  std::chrono::seconds read_timeout{30};  // per request, and idle keep-alive
+  std::chrono::seconds write_timeout{30};
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& ioc, HttpServerOptions options, Handler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts accepting. The error names the address on failure.
+  Status start();
+  // The bound port (after start()).
+  std::uint16_t port() const;
+  // Stops accepting new connections. Open sessions finish their current
+  // request; idle ones are closed.
+  void stop_accepting();
+  // After stop_accepting: closes every session once its response is sent.
+  void close_sessions();
+  std::size_t open_sessions() const;
+  void set_reject_observer(RejectObserver observer);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Splits "host:port" or "[v6]:port". nullopt when malformed.
+std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view listen);
+
+}  // namespace runsync

@@ -1,0 +1,57 @@
+// POST {webhook.path}: authenticates a delivery, parses it, and hands it to
+// the single writer; answers only after the writer's commit (SPEC §4).
+// Holds no reconciliation logic: parsing is core's, applying is storage's.
+//
+// Thread safety: handle() runs on the HTTP thread; set_auth() may be called
+// from any thread (SIGHUP reload).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "daemon/http_server.h"
+#include "daemon/logging.h"
+#include "daemon/metrics.h"
+#include "daemon/signature.h"
+#include "storage/writer.h"
+
+namespace runsync {
+
+struct WebhookAuth {
+  std::string secret;                     // X-Qase-Secret; empty = not required
+  std::optional<SigningKey> signing_key;  // Standard Webhooks; nullopt = not required
+};
+
+class WebhookEndpoint {
+ public:
+  using UnixClock = std::function<std::int64_t()>;
+
+  // `projects` maps project_code → TestRail project id. `writer`, `metrics`
+  // and `logger` must outlive the endpoint.
+  WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::int64_t> projects, Writer& writer,
+                  Metrics& metrics, Logger logger, UnixClock clock);
+
+  void handle(HttpRequest&& request, Respond respond);
+  void set_auth(WebhookAuth auth);
+
+ private:
+  struct Counters;
+  void reject(const HttpRequest& request, const Respond& respond, int status,
+              const std::string& reason, const char* result_label);
+
+  std::mutex auth_mu_;
+  std::shared_ptr<const WebhookAuth> auth_;
+  std::map<std::string, std::int64_t> projects_;
+  Writer& writer_;
+  Metrics& metrics_;
+  Logger logger_;
+  UnixClock clock_;
+  Histogram& ack_latency_;
+};
+
+}  // namespace runsync

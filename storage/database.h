@@ -1,0 +1,41 @@
+// Opening the SQLite database and bringing its schema up to date. All
+// knowledge of pragmas and schema versions lives here.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+
+namespace SQLite {
+class Database;
+}
+
+namespace runsync {
+
+enum class Durability { kFull, kNormal };  // PRAGMA synchronous
+
+struct OpenOptions {
+  Durability durability = Durability::kFull;
+  int busy_timeout_ms = 5000;
+  bool create = true;      // create the file when missing
+  bool read_only = false;  // for `status`: never writes, never migrates
+};
+
+// The schema version this binary creates (the highest embedded migration).
+int latest_schema_version();
+
+// Opens `path` with WAL journaling, the given durability and a busy
+// timeout. A writable open also applies pending migrations, each in its own
+// transaction; a database whose user_version is newer than this binary is
+// refused with an error saying so. Never throws.
+StatusOr<std::unique_ptr<SQLite::Database>> open_database(const std::string& path,
+                                                          const OpenOptions& options);
+
+// PRAGMA user_version of an open database.
+int schema_version(SQLite::Database& db);
+
+// Applies pending migrations. Returns how many were applied in `applied`.
+Status migrate(SQLite::Database& db, int* applied);
+
+}  // namespace runsync

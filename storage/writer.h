@@ -1,0 +1,81 @@
+// The single writer: one thread that owns the Store and runs submitted jobs
+// in batches, one transaction per batch ("group commit"). A job's completion
+// runs only after its batch is durably committed, so callers may
+// acknowledge work as soon as they hear back.
+//
+// Thread safety: submit/try_submit/depth may be called from any thread.
+// Jobs and completions run on the writer thread; a completion must be quick
+// (e.g. post the answer to another executor).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "core/status.h"
+#include "storage/store.h"
+
+namespace runsync {
+
+class Writer {
+ public:
+  // Runs inside the batch transaction, within its own savepoint: a job
+  // that returns an error has its writes undone and the batch goes on.
+  using Job = std::function<Status(Store&)>;
+  // Called once per job after the batch commits (with the job's status) or
+  // fails to commit (with that error).
+  using Done = std::function<void(const Status&)>;
+  // Observes each committed batch: job count and seconds the commit took.
+  using BatchObserver = std::function<void(std::size_t jobs, double commit_seconds)>;
+
+  struct Options {
+    std::size_t queue_capacity = 8192;  // try_submit refuses beyond this
+    std::size_t max_batch = 4096;       // jobs per transaction at most
+  };
+
+  Writer(std::unique_ptr<Store> store, Options options);
+  ~Writer();  // stops (see stop())
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Queues a job unless the queue holds queue_capacity jobs already;
+  // returns false (and drops nothing else) when full or stopped.
+  bool try_submit(Job job, Done done);
+  // Queues a job, waiting for room. Returns false only when stopped.
+  bool submit(Job job, Done done);
+  // Runs `job` and waits for its batch to commit. For callers that are not
+  // latency-sensitive (poller, CLI). Returns the job's or the commit's status.
+  Status run(Job job);
+
+  std::size_t depth() const;
+  void set_batch_observer(BatchObserver observer);
+
+  // Finishes every queued job, commits, and joins the thread. Jobs submitted
+  // after stop() are refused. Idempotent.
+  void stop();
+
+ private:
+  struct Item {
+    Job job;
+    Done done;
+  };
+  void loop();
+  void run_batch(std::deque<Item>& batch);
+
+  std::unique_ptr<Store> store_;
+  Options options_;
+  mutable std::mutex mu_;
+  std::condition_variable has_work_;
+  std::condition_variable has_room_;
+  std::deque<Item> queue_;
+  bool stopping_ = false;
+  BatchObserver observer_;
+  std::thread thread_;
+};
+
+}  // namespace runsync
