@@ -80,7 +80,8 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
   for (FieldGroup g : {FieldGroup::kDetails, FieldGroup::kCounts, FieldGroup::kReport}) {
     const bool has_delta = g == FieldGroup::kCounts && obs.cases_added.has_value();
     if (!group_present(obs, g) && !has_delta) continue;
-    if (at < next.observed_at(g)) continue;
+    const std::int64_t previous_at = next.observed_at(g);
+    if (at < previous_at) continue;
     accepted_any = true;
     next.observed_at(g) = at;
     for (const auto& info : all_fields()) {
@@ -90,7 +91,9 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
       if (info.webhook_only && obs.source == Source::kPoll && is_null(*v)) continue;  // rule 8
       set_value(next, info.field, *v, d.changes);
     }
-    if (has_delta) {
+    // A delta cannot tell a redelivery from a second event in the same
+    // second, so it counts only when strictly newer: at most once per event.
+    if (has_delta && at > previous_at) {
       if (const auto* base = std::get_if<std::int64_t>(&next.get(Field::kCasesCount))) {
         set_value(next, Field::kCasesCount, *base + *obs.cases_added, d.changes);
       }

@@ -1,1 +1,688 @@
-// (being written)
+#include "daemon/config.h"
+
+#include <toml++/toml.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+namespace runsync {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct DurationUnit {
+  std::string_view suffix;
+  std::int64_t ms;
+};
+// Largest first: render_duration picks the first unit that divides exactly.
+constexpr DurationUnit kDurationUnits[] = {
+    {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
+
+std::string type_name(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+struct FileContents {
+  std::string text;
+  int error = 0;  // errno; 0 on success
+};
+
+FileContents read_file(const std::string& path) {
+  FileContents result;
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    result.error = errno;
+    return result;
+  }
+  char buffer[4096];
+  std::size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) result.text.append(buffer, n);
+  if (std::ferror(file)) result.error = errno != 0 ? errno : EIO;
+  std::fclose(file);
+  return result;
+}
+
+std::string trim_trailing_whitespace(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ' ||
+                           text.back() == '\t')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+bool is_base64(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return false;
+  std::size_t padding = 0;
+  while (padding < 2 && text[text.size() - 1 - padding] == '=') ++padding;
+  for (std::size_t i = 0; i < text.size() - padding; ++i) {
+    const char c = text[i];
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '+' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string render_duration(milliseconds duration) {
+  const std::int64_t ms = duration.count();
+  for (const DurationUnit& unit : kDurationUnits) {
+    if (ms != 0 && ms % unit.ms == 0) {
+      return std::to_string(ms / unit.ms) + std::string(unit.suffix);
+    }
+  }
+  return std::to_string(ms) + "ms";
+}
+
+std::string toml_string(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(c));
+          out += escaped;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// Where problems found in the config file are reported: "FILE:LINE: ".
+class FileContext {
+ public:
+  explicit FileContext(std::string path) : path_(std::move(path)) {}
+
+  std::string at(const toml::source_region& source) const {
+    if (source.begin.line == 0) return path_ + ": ";
+    return path_ + ":" + std::to_string(source.begin.line) + ": ";
+  }
+  Status error(const toml::node& node, const std::string& message) const {
+    return Status::error(at(node.source()) + message);
+  }
+
+ private:
+  std::string path_;
+};
+
+// The keys of one table of the config file, read with type and range checks.
+class Section {
+ public:
+  Section(const FileContext& file, std::string name, const toml::table& table)
+      : file_(file), name_(std::move(name)), table_(table) {}
+
+  std::string qualified(std::string_view key) const {
+    return name_.empty() ? std::string(key) : name_ + "." + std::string(key);
+  }
+
+  // Reports the first (by line) key not in `known`.
+  Status check_keys(std::initializer_list<std::string_view> known) const {
+    const toml::key* first = nullptr;
+    for (const auto& [key, node] : table_) {
+      bool is_known = false;
+      for (std::string_view k : known) is_known = is_known || key.str() == k;
+      if (is_known) continue;
+      if (first == nullptr || key.source().begin.line < first->source().begin.line) first = &key;
+    }
+    if (first == nullptr) return Status::ok();
+    return Status::error(file_.at(first->source()) + "unknown key '" + qualified(first->str()) +
+                         "'");
+  }
+
+  const toml::node* find(std::string_view key) const { return table_.get(key); }
+
+  Status type_error(std::string_view key, const toml::node& node, std::string_view expected) const {
+    return file_.error(node, qualified(key) + ": expected " + std::string(expected) + ", got " +
+                                 type_name(node.type()));
+  }
+
+  Status error(std::string_view key, const std::string& message) const {
+    const toml::node* node = find(key);
+    const std::string where =
+        node != nullptr ? file_.at(node->source()) : file_.at(table_.source());
+    return Status::error(where + qualified(key) + ": " + message);
+  }
+
+  std::string location(std::string_view key) const {
+    const toml::node* node = find(key);
+    return file_.at(node != nullptr ? node->source() : table_.source());
+  }
+
+  Status read_string(std::string_view key, std::string& out) const {
+    const toml::node* node = find(key);
+    if (node == nullptr) return Status::ok();
+    const auto* value = node->as_string();
+    if (value == nullptr) return type_error(key, *node, "a string");
+    out = value->get();
+    return Status::ok();
+  }
+
+  Status read_choice(std::string_view key, std::initializer_list<std::string_view> choices,
+                     std::string& out) const {
+    std::string value = out;
+    if (Status s = read_string(key, value); !s) return s;
+    std::string list;
+    for (std::string_view choice : choices) {
+      if (value == choice) {
+        out = value;
+        return Status::ok();
+      }
+      list += list.empty() ? "" : ", ";
+      list += choice;
+    }
+    return error(key, "invalid value '" + value + "' (one of " + list + ")");
+  }
+
+  template <typename T>
+  Status read_integer(std::string_view key, std::int64_t min, T& out) const {
+    const toml::node* node = find(key);
+    if (node == nullptr) return Status::ok();
+    const auto* value = node->as_integer();
+    if (value == nullptr) return type_error(key, *node, "an integer");
+    const std::int64_t v = value->get();
+    if (v < min) return error(key, "must be at least " + std::to_string(min));
+    constexpr auto kMax = std::numeric_limits<T>::max();
+    if (static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(kMax)) {
+      return error(key, "must be at most " + std::to_string(kMax));
+    }
+    out = static_cast<T>(v);
+    return Status::ok();
+  }
+
+  Status read_duration(std::string_view key, milliseconds& out) const {
+    const toml::node* node = find(key);
+    if (node == nullptr) return Status::ok();
+    const auto* value = node->as_string();
+    if (value == nullptr) return type_error(key, *node, "a duration string such as \"30s\"");
+    const std::optional<milliseconds> duration = parse_duration(value->get());
+    if (!duration) {
+      return error(key, "invalid duration '" + value->get() + "' (use e.g. 30s, 5m, 1h)");
+    }
+    out = *duration;
+    return Status::ok();
+  }
+
+ private:
+  const FileContext& file_;
+  std::string name_;
+  const toml::table& table_;
+};
+
+// Locations ("FILE:LINE: ") of keys checked after the file has been read; empty
+// when the key was not in the file.
+struct KeyLocations {
+  std::string testrail_url;
+  std::string secret_file;
+  std::string signing_secret_file;
+  std::string api_key_file;
+};
+
+// Returns the sub-table `name` of the root, nullptr when absent.
+StatusOr<const toml::table*> section_table(const FileContext& file, const toml::table& root,
+                                           std::string_view name) {
+  const toml::node* node = root.get(name);
+  if (node == nullptr) return static_cast<const toml::table*>(nullptr);
+  if (const toml::table* table = node->as_table()) return table;
+  return file.error(*node,
+                    std::string(name) + ": expected a table, got " + type_name(node->type()));
+}
+
+Status read_storage(const Section& s, Config::Storage& storage) {
+  if (Status st = s.check_keys({"path", "synchronous", "max_batch"}); !st) return st;
+  if (Status st = s.read_string("path", storage.path); !st) return st;
+  if (storage.path.empty()) return s.error("path", "must not be empty");
+  if (Status st = s.read_integer("max_batch", 1, storage.max_batch); !st) return st;
+  return s.read_choice("synchronous", {"full", "normal"}, storage.synchronous);
+}
+
+Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& locations) {
+  if (Status st = s.check_keys({"listen", "path", "secret_file", "signing_secret_file",
+                                "max_body_bytes", "queue_capacity"});
+      !st) {
+    return st;
+  }
+  if (Status st = s.read_string("listen", webhook.listen); !st) return st;
+  if (!parse_listen_address(webhook.listen)) {
+    return s.error("listen", "invalid address '" + webhook.listen +
+                                 "' (use host:port with a port 0..65535, e.g. 127.0.0.1:8080 or "
+                                 "[::1]:8080)");
+  }
+  if (Status st = s.read_string("path", webhook.path); !st) return st;
+  if (webhook.path.empty() || webhook.path.front() != '/') {
+    return s.error("path", "must start with '/' (got '" + webhook.path + "')");
+  }
+  if (Status st = s.read_string("secret_file", webhook.secret_file); !st) return st;
+  if (Status st = s.read_string("signing_secret_file", webhook.signing_secret_file); !st) {
+    return st;
+  }
+  if (Status st = s.read_integer("max_body_bytes", 1024, webhook.max_body_bytes); !st) return st;
+  if (Status st = s.read_integer("queue_capacity", 1, webhook.queue_capacity); !st) return st;
+  if (s.find("secret_file")) locations.secret_file = s.location("secret_file");
+  if (s.find("signing_secret_file")) {
+    locations.signing_secret_file = s.location("signing_secret_file");
+  }
+  return Status::ok();
+}
+
+Status read_testrail(const Section& s, Config::TestRail& testrail, KeyLocations& locations) {
+  if (Status st =
+          s.check_keys({"url", "user", "api_key_file", "poll_interval", "full_sync_interval",
+                        "request_timeout", "max_requests_per_minute"});
+      !st) {
+    return st;
+  }
+  if (Status st = s.read_string("url", testrail.url); !st) return st;
+  if (!testrail.url.empty()) {
+    const std::string& url = testrail.url;
+    const bool http = url.starts_with("http://") && url.size() > 7;
+    const bool https = url.starts_with("https://") && url.size() > 8;
+    if (!http && !https) {
+      return s.error("url", "must start with http:// or https:// (got '" + url + "')");
+    }
+    locations.testrail_url = s.location("url");
+  }
+  if (Status st = s.read_string("user", testrail.user); !st) return st;
+  if (Status st = s.read_string("api_key_file", testrail.api_key_file); !st) return st;
+  if (s.find("api_key_file")) locations.api_key_file = s.location("api_key_file");
+  if (Status st = s.read_duration("poll_interval", testrail.poll_interval); !st) return st;
+  if (testrail.poll_interval < std::chrono::seconds(1)) {
+    return s.error("poll_interval", "must be at least 1s");
+  }
+  if (Status st = s.read_duration("full_sync_interval", testrail.full_sync_interval); !st) {
+    return st;
+  }
+  if (Status st = s.read_duration("request_timeout", testrail.request_timeout); !st) return st;
+  return s.read_integer("max_requests_per_minute", 1, testrail.max_requests_per_minute);
+}
+
+Status read_projects(const FileContext& file, const toml::node& node,
+                     std::vector<ProjectConfig>& projects) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr) {
+    return file.error(
+        node, "project: expected an array of tables ([[project]]), got " + type_name(node.type()));
+  }
+  std::map<std::int64_t, std::size_t> ids;
+  std::map<std::string, std::size_t> codes;
+  for (const toml::node& element : *array) {
+    const toml::table* table = element.as_table();
+    if (table == nullptr) {
+      return file.error(element, "project: expected a table, got " + type_name(element.type()));
+    }
+    const Section s(file, "project", *table);
+    if (Status st = s.check_keys({"id", "code"}); !st) return st;
+    if (!s.find("id")) return file.error(*table, "project: missing 'id'");
+    if (!s.find("code")) return file.error(*table, "project: missing 'code'");
+    ProjectConfig project;
+    if (Status st = s.read_integer("id", 1, project.id); !st) return st;
+    if (Status st = s.read_string("code", project.code); !st) return st;
+    if (project.code.empty()) return s.error("code", "must not be empty");
+    if (auto it = ids.find(project.id); it != ids.end()) {
+      return s.error("id", "duplicate project id " + std::to_string(project.id) +
+                               " (also on line " + std::to_string(it->second) + ")");
+    }
+    if (auto it = codes.find(project.code); it != codes.end()) {
+      return s.error("code", "duplicate project code '" + project.code + "' (also on line " +
+                                 std::to_string(it->second) + ")");
+    }
+    ids.emplace(project.id, s.find("id")->source().begin.line);
+    codes.emplace(project.code, s.find("code")->source().begin.line);
+    projects.push_back(std::move(project));
+  }
+  return Status::ok();
+}
+
+Status read_document(const FileContext& file, const toml::table& root, Config& config,
+                     KeyLocations& locations) {
+  if (Status st =
+          Section(file, "", root).check_keys({"storage", "webhook", "testrail", "project", "log"});
+      !st) {
+    return st;
+  }
+  auto storage = section_table(file, root, "storage");
+  if (!storage) return storage.status();
+  if (*storage) {
+    if (Status st = read_storage(Section(file, "storage", **storage), config.storage); !st) {
+      return st;
+    }
+  }
+  auto webhook = section_table(file, root, "webhook");
+  if (!webhook) return webhook.status();
+  if (*webhook) {
+    if (Status st = read_webhook(Section(file, "webhook", **webhook), config.webhook, locations);
+        !st) {
+      return st;
+    }
+  }
+  auto testrail = section_table(file, root, "testrail");
+  if (!testrail) return testrail.status();
+  if (*testrail) {
+    if (Status st =
+            read_testrail(Section(file, "testrail", **testrail), config.testrail, locations);
+        !st) {
+      return st;
+    }
+  }
+  if (const toml::node* projects = root.get("project")) {
+    if (Status st = read_projects(file, *projects, config.projects); !st) return st;
+  }
+  auto log = section_table(file, root, "log");
+  if (!log) return log.status();
+  if (*log) {
+    const Section s(file, "log", **log);
+    if (Status st = s.check_keys({"level"}); !st) return st;
+    if (Status st =
+            s.read_choice("level", {"trace", "debug", "info", "warn", "error"}, config.log.level);
+        !st) {
+      return st;
+    }
+  }
+  return Status::ok();
+}
+
+// One secret and where it may come from, lowest priority first.
+struct SecretSources {
+  std::string name;           // e.g. "webhook.secret"
+  std::string file_key;       // e.g. "webhook.secret_file"
+  std::string file_path;      // from the config; empty when not set
+  std::string file_location;  // "FILE:LINE: " of file_key
+  const char* env_var;        // nullptr when there is none
+  const char* credential;     // file name in $CREDENTIALS_DIRECTORY
+};
+
+struct ResolvedSecret {
+  std::string value;
+  std::string origin;  // for error messages; never the value
+};
+
+StatusOr<ResolvedSecret> resolve_secret(const SecretSources& sources,
+                                        const ConfigEnvironment& env) {
+  if (const auto dir = env.get("CREDENTIALS_DIRECTORY"); dir && !dir->empty()) {
+    const std::string path = *dir + "/" + sources.credential;
+    FileContents contents = read_file(path);
+    if (contents.error != ENOENT) {
+      if (contents.error != 0) {
+        return Status::error("cannot read credential '" + path + "' for " + sources.name + ": " +
+                             std::strerror(contents.error));
+      }
+      std::string value = trim_trailing_whitespace(std::move(contents.text));
+      if (value.empty()) {
+        return Status::error("credential '" + path + "' for " + sources.name + " is empty");
+      }
+      return ResolvedSecret{std::move(value), "credential '" + path + "'"};
+    }
+  }
+  if (sources.env_var != nullptr) {
+    if (const auto value = env.get(sources.env_var); value && !value->empty()) {
+      std::string trimmed = trim_trailing_whitespace(*value);
+      if (!trimmed.empty()) {
+        return ResolvedSecret{std::move(trimmed), std::string("$") + sources.env_var};
+      }
+    }
+  }
+  if (sources.file_path.empty()) return ResolvedSecret{};
+  const std::string prefix = sources.file_location + sources.file_key + ": ";
+  FileContents contents = read_file(sources.file_path);
+  if (contents.error != 0) {
+    return Status::error(prefix + "cannot read '" + sources.file_path +
+                         "': " + std::strerror(contents.error));
+  }
+  std::string value = trim_trailing_whitespace(std::move(contents.text));
+  if (value.empty()) return Status::error(prefix + "'" + sources.file_path + "' is empty");
+  return ResolvedSecret{std::move(value), prefix + "'" + sources.file_path + "'"};
+}
+
+Status resolve_secrets(const ConfigEnvironment& env, const KeyLocations& locations,
+                       Config& config) {
+  auto secret = resolve_secret({"webhook.secret", "webhook.secret_file", config.webhook.secret_file,
+                                locations.secret_file, "RUNSYNC_WEBHOOK_SECRET", "webhook-secret"},
+                               env);
+  if (!secret) return secret.status();
+  config.webhook.secret = std::move(secret->value);
+
+  // The signing secret has no environment variable, only the credential.
+  auto signing = resolve_secret(
+      {"webhook.signing_secret", "webhook.signing_secret_file", config.webhook.signing_secret_file,
+       locations.signing_secret_file, nullptr, "webhook-signing-secret"},
+      env);
+  if (!signing) return signing.status();
+  if (!signing->value.empty()) {
+    const std::string_view value = signing->value;
+    if (!value.starts_with("whsec_") || !is_base64(value.substr(6))) {
+      std::string origin = signing->origin;
+      return Status::error(origin + ": signing secret must be \"whsec_\" followed by base64");
+    }
+  }
+  config.webhook.signing_secret = std::move(signing->value);
+
+  auto api_key =
+      resolve_secret({"testrail.api_key", "testrail.api_key_file", config.testrail.api_key_file,
+                      locations.api_key_file, "RUNSYNC_TESTRAIL_API_KEY", "testrail-api-key"},
+                     env);
+  if (!api_key) return api_key.status();
+  config.testrail.api_key = std::move(api_key->value);
+  return Status::ok();
+}
+
+Status check_testrail_complete(const Config& config, const KeyLocations& locations) {
+  if (config.testrail.url.empty()) return Status::ok();
+  const std::string& at = locations.testrail_url;
+  if (config.testrail.user.empty()) {
+    return Status::error(at + "testrail.url is set but testrail.user is missing");
+  }
+  if (config.testrail.api_key.empty()) {
+    return Status::error(at +
+                         "testrail.url is set but there is no API key (set "
+                         "testrail.api_key_file, $RUNSYNC_TESTRAIL_API_KEY or the "
+                         "testrail-api-key credential)");
+  }
+  if (config.projects.empty()) {
+    return Status::error(at + "testrail.url is set but no [[project]] is configured");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+std::optional<std::int64_t> Config::project_id_for_code(const std::string& code) const {
+  for (const ProjectConfig& project : projects) {
+    if (project.code == code) return project.id;
+  }
+  return std::nullopt;
+}
+
+ConfigEnvironment ConfigEnvironment::from_process() {
+  ConfigEnvironment env;
+  for (const char* name : {"RUNSYNC_TESTRAIL_API_KEY", "RUNSYNC_WEBHOOK_SECRET", "STATE_DIRECTORY",
+                           "CREDENTIALS_DIRECTORY"}) {
+    if (const char* value = std::getenv(name)) env.vars[name] = value;
+  }
+  return env;
+}
+
+std::optional<std::string> ConfigEnvironment::get(const std::string& name) const {
+  const auto it = vars.find(name);
+  if (it == vars.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  // 18 digits always fit in an int64.
+  if (digits == 0 || digits > 18) return std::nullopt;
+  const std::string_view suffix = std::string_view(text).substr(digits);
+  const std::int64_t count = std::stoll(text.substr(0, digits));
+  if (count == 0) return std::nullopt;
+  for (const DurationUnit& unit : kDurationUnits) {
+    if (suffix != unit.suffix) continue;
+    if (count > std::numeric_limits<std::int64_t>::max() / unit.ms) return std::nullopt;
+    return milliseconds(count * unit.ms);
+  }
+  return std::nullopt;
+}
+
+std::optional<ListenAddress> parse_listen_address(const std::string& text) {
+  ListenAddress address;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const std::size_t close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return std::nullopt;
+    }
+    address.host = text.substr(1, close - 1);
+    port = std::string_view(text).substr(close + 2);
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos) return std::nullopt;
+    address.host = text.substr(0, colon);
+    if (address.host.find(':') != std::string::npos) return std::nullopt;
+    port = std::string_view(text).substr(colon + 1);
+  }
+  if (address.host.empty() || address.host.find_first_of("[] ") != std::string::npos) {
+    return std::nullopt;
+  }
+  if (port.empty() || port.size() > 5) return std::nullopt;
+  std::uint32_t value = 0;
+  for (const char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<std::uint32_t>(c - '0');
+  }
+  if (value > 65535) return std::nullopt;
+  address.port = static_cast<std::uint16_t>(value);
+  return address;
+}
+
+std::string default_database_path(const ConfigEnvironment& env) {
+  if (const auto dirs = env.get("STATE_DIRECTORY")) {
+    const std::string first = dirs->substr(0, dirs->find(':'));
+    if (!first.empty()) return first + (first.ends_with('/') ? "" : "/") + "runsync.db";
+  }
+  // Relative: the working directory, as SPEC §1 promises ("./runsync.db").
+  return "runsync.db";
+}
+
+StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& env) {
+  Config config;
+  config.storage.path = default_database_path(env);
+  KeyLocations locations;
+  if (!path.empty()) {
+    FileContents contents = read_file(path);
+    if (contents.error != 0) {
+      return Status::error("cannot read config " + path + ": " + std::strerror(contents.error));
+    }
+    toml::table root;
+    try {
+      root = toml::parse(contents.text, std::string_view(path));
+    } catch (const toml::parse_error& error) {
+      const toml::source_region& source = error.source();
+      return Status::error(path + ":" + std::to_string(source.begin.line) + ":" +
+                           std::to_string(source.begin.column) + ": " +
+                           std::string(error.description()));
+    }
+    const FileContext file(path);
+    if (Status st = read_document(file, root, config, locations); !st) return st;
+    config.source_path = path;
+  }
+  if (Status st = resolve_secrets(env, locations, config); !st) return st;
+  if (Status st = check_testrail_complete(config, locations); !st) return st;
+  return config;
+}
+
+std::string render_config(const Config& config) {
+  std::ostringstream out;
+  if (config.source_path.empty()) {
+    out << "# runsync effective configuration: embedded defaults (no config file)\n";
+  } else {
+    out << "# runsync effective configuration, loaded from " << config.source_path << "\n";
+  }
+  out << "# Secrets are redacted; they are not config keys, so they appear as comments.\n";
+
+  out << "\n[storage]\n"
+      << "path = " << toml_string(config.storage.path) << "\n"
+      << "synchronous = " << toml_string(config.storage.synchronous) << "\n"
+      << "max_batch = " << config.storage.max_batch << "\n";
+
+  const Config::Webhook& webhook = config.webhook;
+  out << "\n[webhook]\n"
+      << "listen = " << toml_string(webhook.listen) << "\n"
+      << "path = " << toml_string(webhook.path) << "\n"
+      << "secret_file = " << toml_string(webhook.secret_file) << "\n"
+      << "signing_secret_file = " << toml_string(webhook.signing_secret_file) << "\n"
+      << "max_body_bytes = " << webhook.max_body_bytes << "\n"
+      << "queue_capacity = " << webhook.queue_capacity << "\n";
+  if (!webhook.secret.empty()) out << "# secret = \"<redacted>\"\n";
+  if (!webhook.signing_secret.empty()) out << "# signing_secret = \"<redacted>\"\n";
+
+  const Config::TestRail& testrail = config.testrail;
+  out << "\n[testrail]\n"
+      << "url = " << toml_string(testrail.url) << "\n"
+      << "user = " << toml_string(testrail.user) << "\n"
+      << "api_key_file = " << toml_string(testrail.api_key_file) << "\n"
+      << "poll_interval = " << toml_string(render_duration(testrail.poll_interval)) << "\n"
+      << "full_sync_interval = " << toml_string(render_duration(testrail.full_sync_interval))
+      << "\n"
+      << "request_timeout = " << toml_string(render_duration(testrail.request_timeout)) << "\n"
+      << "max_requests_per_minute = " << testrail.max_requests_per_minute << "\n";
+  if (!testrail.api_key.empty()) out << "# api_key = \"<redacted>\"\n";
+
+  for (const ProjectConfig& project : config.projects) {
+    out << "\n[[project]]\n"
+        << "id = " << project.id << "\n"
+        << "code = " << toml_string(project.code) << "\n";
+  }
+
+  out << "\n[log]\n"
+      << "level = " << toml_string(config.log.level) << "\n";
+  return out.str();
+}
+
+}  // namespace runsync

@@ -26,6 +26,9 @@ struct Config {
     std::string path = "runsync.db";  // see default_database_path()
     // "full" (default: survives power loss) or "normal" (survives a crash).
     std::string synchronous = "full";
+    // Most writes committed in one transaction (group commit). 1 gives the
+    // naive one-transaction-per-event design (the benchmark's baseline).
+    std::uint64_t max_batch = 4096;
   } storage;
 
   struct Webhook {
@@ -74,9 +77,34 @@ struct ConfigEnvironment {
 // overrides, reads the secret files and validates everything. On error the
 // message names the problem, with "file:line:" for problems inside the file
 // (unknown keys, wrong types, bad durations).
+//
+// Secrets, lowest priority first: the *_file named in the config, then the
+// environment (RUNSYNC_WEBHOOK_SECRET, RUNSYNC_TESTRAIL_API_KEY), then files
+// in $CREDENTIALS_DIRECTORY (webhook-secret, testrail-api-key, and
+// webhook-signing-secret, which has no environment variable). A secret file
+// is read only when nothing of higher priority supplies the secret, so a
+// root-only file handed over by systemd's LoadCredential= is not an error.
+// Empty environment variables count as unset. Relative paths (storage.path,
+// the *_file keys) are relative to the working directory.
 StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& env);
 
+// The database path used when the config does not set storage.path: the first
+// entry of $STATE_DIRECTORY (systemd may list several, separated by ':') plus
+// "/runsync.db", else "runsync.db" in the working directory.
+std::string default_database_path(const ConfigEnvironment& env);
+
+// webhook.listen split up: "127.0.0.1:8080" or "[::1]:8080" (host without the
+// brackets). nullopt when malformed: no port, port outside 0..65535, empty
+// host, or an IPv6 address without brackets.
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;
+};
+std::optional<ListenAddress> parse_listen_address(const std::string& text);
+
 // The effective config as TOML, secrets redacted ("<redacted>" when set).
+// Every key is written out; the resolved secrets, which are not config keys,
+// appear as comment lines, so the output loads back into the same config.
 std::string render_config(const Config& config);
 
 // Parses "250ms", "30s", "5m", "1h", "1d" (a whole number and one unit).

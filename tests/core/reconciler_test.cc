@@ -1,1 +1,220 @@
-// (being written)
+// Table-driven tests of the reconciliation rules (SPEC §6).
+#include "core/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace runsync {
+namespace {
+
+using Fields = std::map<Field, Value>;
+
+RunRecord stored(std::int64_t run_id, RunState state, Fields fields,
+                 std::array<std::int64_t, kGroupCount> at) {
+  RunRecord r;
+  r.run_id = run_id;
+  r.at(Field::kState) = std::string(state_name(state));
+  r.at(Field::kIsCompleted) = std::int64_t{state_rank(state) >= 1 ? 1 : 0};
+  for (auto& [f, v] : fields) r.at(f) = v;
+  r.group_at = at;
+  r.change_seq = 7;
+  return r;
+}
+
+Observation obs(Source source, std::int64_t at, StateClaim claim, Fields fields,
+                std::optional<std::int64_t> cases_added = std::nullopt) {
+  Observation o;
+  o.run_id = 1;
+  o.source = source;
+  o.observed_at = at;
+  o.state = claim;
+  for (auto& [f, v] : fields) o.set(f, v);
+  o.cases_added = cases_added;
+  return o;
+}
+
+constexpr auto W = Source::kWebhook;
+constexpr auto P = Source::kPoll;
+const Value kNull{};
+Value I(std::int64_t v) { return Value{v}; }
+Value S(const char* v) { return Value{std::string(v)}; }
+
+struct Case {
+  std::string name;
+  std::optional<RunRecord> current;
+  Observation observation;
+  Decision::Outcome outcome;
+  bool write;
+  Fields expect;                      // fields of the next row to check
+  std::vector<std::string> changed;   // columns in the change log, in field order
+};
+
+std::vector<Case> cases() {
+  using O = Decision::Outcome;
+  const auto active = stored(1, RunState::kActive, {{Field::kName, S("Nightly")}, {Field::kPassedCount, I(3)}, {Field::kCasesCount, I(10)}},
+                             {100, 100, 100, 0});
+  const auto completed = stored(1, RunState::kCompleted, {{Field::kCompletedOn, I(500)}, {Field::kPassedCount, I(9)}},
+                                {0, 500, 500, 0});
+  const auto aborted = stored(1, RunState::kAborted, {{Field::kPassedCount, I(2)}, {Field::kEnvironment, S("staging")}},
+                              {0, 500, 500, 0});
+  const auto deleted = stored(1, RunState::kDeleted, {{Field::kName, S("gone")}}, {100, 100, 600, 0});
+  return {
+      {"webhook creates an unknown run", std::nullopt,
+       obs(W, 100, StateClaim::kActive, {{Field::kName, S("Nightly")}, {Field::kCasesCount, I(14)}}),
+       O::kApplied, true, {{Field::kName, S("Nightly")}, {Field::kState, S("active")}, {Field::kIsCompleted, I(0)}},
+       {"name", "state", "is_completed", "cases_count"}},
+      {"report_changed for an unknown run creates it active", std::nullopt,
+       obs(W, 100, StateClaim::kNone, {{Field::kReportVisible, I(1)}}), O::kApplied, true,
+       {{Field::kState, S("active")}, {Field::kReportVisible, I(1)}}, {"state", "is_completed", "report_visible"}},
+      {"deleted event for an unknown run leaves a tombstone", std::nullopt,
+       obs(W, 100, StateClaim::kDeleted, {}), O::kApplied, true, {{Field::kState, S("deleted")}}, {"state"}},
+      {"same webhook again changes no field", active,
+       obs(W, 100, StateClaim::kNone, {{Field::kPassedCount, I(3)}}), O::kApplied, true,
+       {{Field::kPassedCount, I(3)}}, {}},
+      {"newer counts win", active, obs(W, 150, StateClaim::kNone, {{Field::kPassedCount, I(5)}}),
+       O::kApplied, true, {{Field::kPassedCount, I(5)}}, {"passed_count"}},
+      {"older counts are stale", active, obs(W, 99, StateClaim::kNone, {{Field::kPassedCount, I(1)}}),
+       O::kStale, false, {{Field::kPassedCount, I(3)}}, {}},
+      {"same-second tie: the later arrival wins", active,
+       obs(W, 100, StateClaim::kNone, {{Field::kPassedCount, I(4)}}), O::kApplied, true,
+       {{Field::kPassedCount, I(4)}}, {"passed_count"}},
+      {"groups are judged apart: stale counts, fresh report", active,
+       obs(W, 99, StateClaim::kNone, {{Field::kPassedCount, I(1)}, {Field::kReportVisible, I(1)}}),
+       O::kApplied, true, {{Field::kPassedCount, I(3)}, {Field::kReportVisible, I(1)}}, {"report_visible"}},
+      {"completed moves an active run forward", active,
+       obs(W, 150, StateClaim::kCompleted, {{Field::kCompletedOn, I(150)}, {Field::kPassedCount, I(10)}}),
+       O::kApplied, true,
+       {{Field::kState, S("completed")}, {Field::kIsCompleted, I(1)}, {Field::kCompletedOn, I(150)}},
+       {"completed_on", "state", "is_completed", "passed_count"}},
+      {"a late completed still ends the run (state only moves forward)", active,
+       obs(W, 50, StateClaim::kCompleted, {{Field::kCompletedOn, I(50)}, {Field::kPassedCount, I(1)}}),
+       O::kApplied, true,
+       {{Field::kState, S("completed")}, {Field::kCompletedOn, I(50)}, {Field::kPassedCount, I(3)}},
+       {"completed_on", "state", "is_completed"}},
+      {"a late run.started never reopens a completed run", completed,
+       obs(W, 600, StateClaim::kActive, {{Field::kName, S("Nightly")}}), O::kApplied, true,
+       {{Field::kState, S("completed")}, {Field::kIsCompleted, I(1)}, {Field::kName, S("Nightly")}}, {"name"}},
+      {"poll is_completed=0 never reopens, nor clears completed_on", completed,
+       obs(P, 900, StateClaim::kActive, {{Field::kCompletedOn, kNull}, {Field::kPassedCount, I(9)}}),
+       O::kApplied, false, {{Field::kState, S("completed")}, {Field::kCompletedOn, I(500)}}, {}},
+      {"newer aborted replaces completed", completed,
+       obs(W, 600, StateClaim::kAborted, {{Field::kCompletedOn, I(600)}}), O::kApplied, true,
+       {{Field::kState, S("aborted")}, {Field::kCompletedOn, I(600)}}, {"completed_on", "state"}},
+      {"older aborted does not replace completed", completed,
+       obs(W, 400, StateClaim::kAborted, {{Field::kCompletedOn, I(400)}}), O::kStale, false,
+       {{Field::kState, S("completed")}, {Field::kCompletedOn, I(500)}}, {}},
+      {"poll is_completed=1 never turns aborted into completed", aborted,
+       obs(P, 900, StateClaim::kEnded, {{Field::kCompletedOn, I(510)}}), O::kApplied, true,
+       {{Field::kState, S("aborted")}, {Field::kCompletedOn, I(510)}}, {"completed_on"}},
+      {"poll is_completed=1 completes an active run", active,
+       obs(P, 900, StateClaim::kEnded, {{Field::kCompletedOn, I(890)}}), O::kApplied, true,
+       {{Field::kState, S("completed")}, {Field::kIsCompleted, I(1)}}, {"completed_on", "state", "is_completed"}},
+      {"a poll never clears webhook-only fields", aborted,
+       obs(P, 900, StateClaim::kNone, {{Field::kEnvironment, kNull}}), O::kApplied, false,
+       {{Field::kEnvironment, S("staging")}}, {}},
+      {"nothing changes a deleted run", deleted,
+       obs(W, 900, StateClaim::kCompleted, {{Field::kName, S("back")}, {Field::kPassedCount, I(1)}}),
+       O::kStale, false, {{Field::kState, S("deleted")}, {Field::kName, S("gone")}}, {}},
+      {"a poll listing a deleted run does not resurrect it", deleted,
+       obs(P, 900, StateClaim::kActive, {{Field::kName, S("gone")}}), O::kStale, false,
+       {{Field::kState, S("deleted")}}, {}},
+      {"deleted ends any state, whatever its time", completed, obs(W, 1, StateClaim::kDeleted, {}),
+       O::kApplied, true, {{Field::kState, S("deleted")}, {Field::kIsCompleted, I(1)}}, {"state"}},
+      {"cases_added adds to a known count", active, obs(W, 150, StateClaim::kNone, {}, 14), O::kApplied,
+       true, {{Field::kCasesCount, I(24)}}, {"cases_count"}},
+      {"cases_added in the same second as the counts adds nothing", active,
+       obs(W, 100, StateClaim::kNone, {}, 14), O::kApplied, true, {{Field::kCasesCount, I(10)}}, {}},
+      {"cases_added on a stale group adds nothing", active, obs(W, 50, StateClaim::kNone, {}, 14),
+       O::kStale, false, {{Field::kCasesCount, I(10)}}, {}},
+      {"cases_added without a known count invents nothing", std::nullopt,
+       obs(W, 150, StateClaim::kNone, {}, 14), O::kApplied, true, {{Field::kCasesCount, kNull}},
+       {"state", "is_completed"}},
+      {"a re-poll that finds nothing new writes nothing", active,
+       obs(P, 900, StateClaim::kActive, {{Field::kName, S("Nightly")}, {Field::kPassedCount, I(3)}}),
+       O::kApplied, false, {{Field::kPassedCount, I(3)}}, {}},
+      {"a poll that finds a change writes it", active,
+       obs(P, 900, StateClaim::kActive, {{Field::kName, S("Nightly 2")}}), O::kApplied, true,
+       {{Field::kName, S("Nightly 2")}}, {"name"}},
+      {"identity is filled in once and never rewritten", active,
+       obs(W, 150, StateClaim::kNone, {{Field::kProjectCode, S("ID")}, {Field::kPassedCount, I(3)}}),
+       O::kApplied, true, {{Field::kProjectCode, S("ID")}}, {"project_code"}},
+  };
+}
+
+class ReconcilerTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ReconcilerTest, Applies) {
+  const Case& c = GetParam();
+  const Decision d = Reconciler::apply(c.current, c.observation, 1000);
+  EXPECT_EQ(d.outcome, c.outcome);
+  EXPECT_EQ(d.write, c.write);
+  EXPECT_EQ(d.created, !c.current.has_value());
+  for (const auto& [f, v] : c.expect) {
+    EXPECT_EQ(d.next.get(f), v) << "field " << field_info(f).column;
+  }
+  std::vector<std::string> changed;
+  for (const auto& ch : d.changes) changed.push_back(field_info(ch.field).column);
+  std::sort(changed.begin(), changed.end());
+  std::vector<std::string> want = c.changed;
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(changed, want);
+  for (const auto& ch : d.changes) {
+    EXPECT_NE(ch.old_value, ch.new_value) << field_info(ch.field).column;
+    EXPECT_EQ(d.next.get(ch.field), ch.new_value);
+  }
+  if (d.write) EXPECT_EQ(d.next.updated_at, 1000);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rules, ReconcilerTest, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           std::string n;
+                           for (char ch : info.param.name) n += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           return n;
+                         });
+
+TEST(Reconciler, ApplyingTwiceIsIdempotent) {
+  for (const Case& c : cases()) {
+    const Decision first = Reconciler::apply(c.current, c.observation, 1000);
+    const std::optional<RunRecord> after = first.write ? first.next : c.current;
+    const Decision second = Reconciler::apply(after, c.observation, 2000);
+    EXPECT_TRUE(second.changes.empty()) << c.name;
+  }
+}
+
+TEST(Reconciler, OrderOfTwoObservationsDoesNotMatterForTheResult) {
+  // Webhook and poll disagree; whichever arrives first, the newer one wins.
+  const auto older = obs(W, 100, StateClaim::kNone, {{Field::kPassedCount, I(1)}, {Field::kName, S("a")}});
+  const auto newer = obs(P, 200, StateClaim::kActive, {{Field::kPassedCount, I(2)}, {Field::kName, S("b")}});
+  auto run = [](const Observation& x, const Observation& y) {
+    Decision a = Reconciler::apply(std::nullopt, x, 1);
+    Decision b = Reconciler::apply(a.next, y, 2);
+    return b.write ? b.next : a.next;
+  };
+  const RunRecord ab = run(older, newer);
+  const RunRecord ba = run(newer, older);
+  EXPECT_EQ(ab.get(Field::kPassedCount), I(2));
+  EXPECT_EQ(ba.get(Field::kPassedCount), I(2));
+  EXPECT_EQ(ab.get(Field::kName), S("b"));
+  EXPECT_EQ(ba.get(Field::kName), S("b"));
+}
+
+TEST(Reconciler, ChangesJsonListsOldAndNew) {
+  std::vector<FieldChange> changes = {{Field::kName, kNull, S("x")}, {Field::kPassedCount, I(1), I(2)}};
+  EXPECT_EQ(changes_to_json(changes), R"({"name":[null,"x"],"passed_count":[1,2]})");
+}
+
+TEST(Reconciler, LastEventAndPollTimesTrackSources) {
+  Decision a = Reconciler::apply(std::nullopt, obs(W, 100, StateClaim::kActive, {}), 5);
+  EXPECT_EQ(a.next.last_event_at, 100);
+  EXPECT_EQ(a.next.last_polled_at, 0);
+  Decision b = Reconciler::apply(a.next, obs(P, 300, StateClaim::kActive, {{Field::kName, S("n")}}), 6);
+  EXPECT_EQ(b.next.last_event_at, 100);
+  EXPECT_EQ(b.next.last_polled_at, 300);
+}
+
+}  // namespace
+}  // namespace runsync

@@ -1,0 +1,369 @@
+#include "core/testrail_api.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace runsync {
+namespace {
+
+using nlohmann::json;
+
+// The run of the official get_run example, plus fields newer servers send.
+json example_run() {
+  return json::parse(R"({
+    "id": 81, "suite_id": 4, "name": "File Formats", "description": "Nightly",
+    "milestone_id": 7, "assignedto_id": 6, "include_all": false, "is_completed": false,
+    "completed_on": null, "config": "Firefox, Ubuntu 12", "config_ids": [2, 6],
+    "passed_count": 2, "blocked_count": 0, "untested_count": 3, "retest_count": 1,
+    "failed_count": 2, "custom_status1_count": 0, "custom_status2_count": 0,
+    "custom_status3_count": 0, "custom_status4_count": 0, "custom_status5_count": 0,
+    "custom_status6_count": 0, "custom_status7_count": 5, "project_id": 1, "plan_id": null,
+    "created_on": 1393845644, "created_by": 1, "refs": "SAN-1", "updated_on": 1393845700,
+    "url": "https://example.testrail.io/index.php?/runs/view/81",
+    "some_future_field": {"nested": [1, 2, 3]}
+  })");
+}
+
+Observation must_map(const json& run, std::int64_t at = 1000) {
+  auto obs = observation_from_api_run(run, at, Source::kPoll);
+  EXPECT_TRUE(obs.is_ok()) << obs.message();
+  return obs.is_ok() ? obs.value() : Observation{};
+}
+
+TEST(ObservationFromApiRun, MapsEveryField) {
+  const Observation obs = must_map(example_run(), 1234);
+  EXPECT_EQ(obs.run_id, 81);
+  EXPECT_EQ(obs.source, Source::kPoll);
+  EXPECT_EQ(obs.observed_at, 1234);
+  EXPECT_EQ(obs.state, StateClaim::kActive);
+
+  struct Expect {
+    Field field;
+    Value value;
+  };
+  const std::vector<Expect> table = {
+      {Field::kProjectId, std::int64_t{1}},
+      {Field::kName, std::string("File Formats")},
+      {Field::kDescription, std::string("Nightly")},
+      {Field::kSuiteId, std::int64_t{4}},
+      {Field::kMilestoneId, std::int64_t{7}},
+      {Field::kAssignedtoId, std::int64_t{6}},
+      {Field::kPlanId, Value{}},
+      {Field::kPlanName, Value{}},
+      {Field::kConfig, std::string("Firefox, Ubuntu 12")},
+      {Field::kRefs, std::string("SAN-1")},
+      {Field::kUrl, std::string("https://example.testrail.io/index.php?/runs/view/81")},
+      {Field::kCreatedOn, std::int64_t{1393845644}},
+      {Field::kCreatedBy, std::int64_t{1}},
+      {Field::kCompletedOn, Value{}},
+      {Field::kPassedCount, std::int64_t{2}},
+      {Field::kFailedCount, std::int64_t{2}},
+      {Field::kBlockedCount, std::int64_t{0}},
+      {Field::kUntestedCount, std::int64_t{3}},
+      {Field::kRetestCount, std::int64_t{1}},
+      {Field::kCustomStatus1Count, std::int64_t{0}},
+      {Field::kCustomStatus7Count, std::int64_t{5}},
+  };
+  for (const auto& e : table) {
+    const auto& got = obs.get(e.field);
+    ASSERT_TRUE(got.has_value()) << field_info(e.field).column;
+    EXPECT_EQ(*got, e.value) << field_info(e.field).column;
+  }
+}
+
+TEST(ObservationFromApiRun, NeverSetsWebhookOnlyFieldsNorCasesCount) {
+  const Observation obs = must_map(example_run());
+  for (const auto& info : all_fields()) {
+    if (info.webhook_only) {
+      EXPECT_FALSE(obs.get(info.field).has_value()) << info.column;
+    }
+  }
+  EXPECT_FALSE(obs.get(Field::kCasesCount).has_value());
+  EXPECT_FALSE(obs.cases_added.has_value());
+  // The state column is the reconciler's to decide from the claim.
+  EXPECT_FALSE(obs.get(Field::kState).has_value());
+}
+
+TEST(ObservationFromApiRun, StateClaimFromIsCompleted) {
+  struct Case {
+    json is_completed;
+    StateClaim want;
+  };
+  const std::vector<Case> cases = {
+      {true, StateClaim::kEnded}, {false, StateClaim::kActive},
+      {1, StateClaim::kEnded},    {0, StateClaim::kActive},
+      {nullptr, StateClaim::kNone},
+  };
+  for (const auto& c : cases) {
+    json run = example_run();
+    run["is_completed"] = c.is_completed;
+    EXPECT_EQ(must_map(run).state, c.want) << c.is_completed.dump();
+  }
+  json run = example_run();
+  run.erase("is_completed");
+  EXPECT_EQ(must_map(run).state, StateClaim::kNone);
+}
+
+TEST(ObservationFromApiRun, MissingOptionalFieldsStayUnset) {
+  json run = {{"id", 5}, {"name", "old server"}, {"is_completed", true}, {"completed_on", 99}};
+  const Observation obs = must_map(run);
+  EXPECT_EQ(obs.run_id, 5);
+  EXPECT_EQ(obs.state, StateClaim::kEnded);
+  EXPECT_EQ(*obs.get(Field::kCompletedOn), Value{std::int64_t{99}});
+  EXPECT_FALSE(obs.get(Field::kRefs).has_value());
+  EXPECT_FALSE(obs.get(Field::kPlanId).has_value());
+  EXPECT_FALSE(obs.get(Field::kPlanName).has_value());
+  EXPECT_FALSE(obs.get(Field::kCustomStatus3Count).has_value());
+}
+
+TEST(ObservationFromApiRun, RunInAPlanLeavesPlanNameUnset) {
+  json run = example_run();
+  run["plan_id"] = 12;
+  const Observation obs = must_map(run);
+  EXPECT_EQ(*obs.get(Field::kPlanId), Value{std::int64_t{12}});
+  EXPECT_FALSE(obs.get(Field::kPlanName).has_value());
+}
+
+TEST(ObservationFromApiRun, RejectsBadShapes) {
+  struct Case {
+    const char* name;
+    json run;
+    const char* message_part;
+  };
+  auto with = [](const char* key, json value) {
+    json r = example_run();
+    r[key] = std::move(value);
+    return r;
+  };
+  json no_id = example_run();
+  no_id.erase("id");
+  const std::vector<Case> cases = {
+      {"not an object", json::array({1}), "object"},
+      {"id missing", no_id, "run.id"},
+      {"id string", with("id", "81"), "run.id"},
+      {"id zero", with("id", 0), "run.id"},
+      {"id negative", with("id", -3), "run.id"},
+      {"id float", with("id", 1.5), "run.id"},
+      {"name number", with("name", 3), "run.name"},
+      {"count string", with("passed_count", "2"), "run.passed_count"},
+      {"created_on bool", with("created_on", true), "run.created_on"},
+      {"is_completed string", with("is_completed", "yes"), "run.is_completed"},
+  };
+  for (const auto& c : cases) {
+    auto obs = observation_from_api_run(c.run, 1, Source::kPoll);
+    ASSERT_FALSE(obs.is_ok()) << c.name;
+    EXPECT_NE(obs.message().find(c.message_part), std::string::npos)
+        << c.name << ": " << obs.message();
+  }
+}
+
+TEST(ObservationFromApiRun, UsesTheGivenSource) {
+  auto obs = observation_from_api_run(example_run(), 7, Source::kApi);
+  ASSERT_TRUE(obs.is_ok());
+  EXPECT_EQ(obs->source, Source::kApi);
+}
+
+TEST(ParseRunsPage, PaginatedObject) {
+  const std::string body = R"({"offset":0,"limit":2,"size":2,
+      "_links":{"next":"/api/v2/get_runs/1&limit=2&offset=2","prev":null},
+      "runs":[{"id":1},{"id":2}]})";
+  auto page = parse_runs_page(body);
+  ASSERT_TRUE(page.is_ok()) << page.message();
+  ASSERT_EQ(page->runs.size(), 2u);
+  EXPECT_EQ(page->runs[1]["id"], 2);
+  ASSERT_TRUE(page->next.has_value());
+  EXPECT_EQ(*page->next, "/api/v2/get_runs/1&limit=2&offset=2");
+}
+
+TEST(ParseRunsPage, LastPageHasNoNext) {
+  auto page = parse_runs_page(
+      R"({"offset":2,"limit":2,"size":1,"_links":{"next":null,"prev":"x"},"runs":[{"id":3}]})");
+  ASSERT_TRUE(page.is_ok()) << page.message();
+  EXPECT_EQ(page->runs.size(), 1u);
+  EXPECT_FALSE(page->next.has_value());
+}
+
+TEST(ParseRunsPage, BareArrayOfOlderServers) {
+  auto page = parse_runs_page(R"([{"id":1},{"id":2},{"id":3}])");
+  ASSERT_TRUE(page.is_ok()) << page.message();
+  EXPECT_EQ(page->runs.size(), 3u);
+  EXPECT_FALSE(page->next.has_value());
+
+  auto empty = parse_runs_page("[]");
+  ASSERT_TRUE(empty.is_ok());
+  EXPECT_TRUE(empty->runs.empty());
+}
+
+TEST(ParseRunsPage, StripsLegacyPrefix) {
+  auto bare = parse_runs_page("USER AUTHENTICATION SUCCESSFUL!\n[{\"id\":4}]");
+  ASSERT_TRUE(bare.is_ok()) << bare.message();
+  EXPECT_EQ(bare->runs.at(0)["id"], 4);
+  auto paged = parse_runs_page(
+      "USER AUTHENTICATION SUCCESSFUL!\n{\"runs\":[{\"id\":5}],\"_links\":{\"next\":null}}");
+  ASSERT_TRUE(paged.is_ok()) << paged.message();
+  EXPECT_EQ(paged->runs.at(0)["id"], 5);
+}
+
+TEST(ParseRunsPage, Errors) {
+  struct Case {
+    const char* body;
+    const char* message_part;
+  };
+  const std::vector<Case> cases = {
+      {"", "empty"},
+      {"not json", "JSON"},
+      {"42", "array or an object"},
+      {R"({"plans":[]})", "runs"},
+      {R"({"runs":{}})", "array"},
+      {R"({"runs":[1]})", "runs[0]"},
+      {R"([{"id":1}, "x"])", "runs[1]"},
+      {R"({"runs":[],"_links":{"next":5}})", "_links.next"},
+      {R"({"error":"Field :project_id is not a valid or accessible project."})",
+       "not a valid or accessible project"},
+  };
+  for (const auto& c : cases) {
+    auto page = parse_runs_page(c.body);
+    ASSERT_FALSE(page.is_ok()) << c.body;
+    EXPECT_NE(page.message().find(c.message_part), std::string::npos)
+        << c.body << " → " << page.message();
+  }
+}
+
+TEST(ParsePlansPage, BothShapes) {
+  auto paged = parse_plans_page(
+      R"({"offset":0,"limit":1,"size":1,"_links":{"next":"/api/v2/get_plans/1&limit=1&offset=1"},
+          "plans":[{"id":9,"name":"Release","is_completed":false}]})");
+  ASSERT_TRUE(paged.is_ok()) << paged.message();
+  ASSERT_EQ(paged->plans.size(), 1u);
+  EXPECT_EQ(paged->plans[0]["id"], 9);
+  EXPECT_EQ(paged->next, "/api/v2/get_plans/1&limit=1&offset=1");
+
+  auto bare = parse_plans_page(R"([{"id":9},{"id":10}])");
+  ASSERT_TRUE(bare.is_ok());
+  EXPECT_EQ(bare->plans.size(), 2u);
+  EXPECT_FALSE(bare->next.has_value());
+
+  EXPECT_FALSE(parse_plans_page(R"({"runs":[]})").is_ok());
+}
+
+const char* kPlan = R"({
+  "id": 80, "name": "System test", "is_completed": false, "project_id": 1,
+  "entries": [
+    {"id": "3933d74b-4282-4c1f-be62-a641ab427063", "suite_id": 4, "name": "Browsers",
+     "runs": [
+       {"id": 81, "plan_id": 80, "entry_id": "3933d74b", "entry_index": 1,
+        "config": "Firefox", "config_ids": [2], "is_completed": false, "passed_count": 1},
+       {"id": 82, "plan_id": 80, "entry_id": "3933d74b", "entry_index": 2,
+        "config": "Chrome", "config_ids": [3], "is_completed": false}
+     ]},
+    {"id": "e2", "suite_id": 5, "name": "Empty entry", "runs": []},
+    {"id": "e3", "suite_id": 6, "name": "Null runs", "runs": null},
+    {"id": "e4", "suite_id": 7, "name": "API",
+     "runs": [{"id": 90, "plan_id": 80, "is_completed": true, "completed_on": 5}]}
+  ]
+})";
+
+TEST(ParsePlan, FlattensEntries) {
+  auto plan = parse_plan(kPlan);
+  ASSERT_TRUE(plan.is_ok()) << plan.message();
+  EXPECT_EQ(plan->plan_id, 80);
+  EXPECT_EQ(plan->plan_name, "System test");
+  EXPECT_FALSE(plan->is_completed);
+  ASSERT_EQ(plan->runs.size(), 3u);
+  EXPECT_EQ(plan->runs[0]["id"], 81);
+  EXPECT_EQ(plan->runs[1]["id"], 82);
+  EXPECT_EQ(plan->runs[2]["id"], 90);
+  EXPECT_EQ(plan->runs[1]["config"], "Chrome");
+}
+
+TEST(ParsePlan, WithoutEntriesAndWithPrefix) {
+  auto plan = parse_plan(
+      "USER AUTHENTICATION SUCCESSFUL!\n{\"id\":3,\"name\":\"P\",\"is_completed\":true}");
+  ASSERT_TRUE(plan.is_ok()) << plan.message();
+  EXPECT_EQ(plan->plan_id, 3);
+  EXPECT_TRUE(plan->is_completed);
+  EXPECT_TRUE(plan->runs.empty());
+}
+
+TEST(ParsePlan, Errors) {
+  const std::vector<const char*> bodies = {
+      "[]",
+      R"({"name":"no id"})",
+      R"({"id":"1"})",
+      R"({"id":1,"name":5})",
+      R"({"id":1,"is_completed":"no"})",
+      R"({"id":1,"entries":{}})",
+      R"({"id":1,"entries":[5]})",
+      R"({"id":1,"entries":[{"runs":{}}]})",
+      R"({"id":1,"entries":[{"runs":[7]}]})",
+      R"({"error":"Field :plan_id is not a valid test plan."})",
+  };
+  for (const char* body : bodies) EXPECT_FALSE(parse_plan(body).is_ok()) << body;
+}
+
+TEST(ObservationFromPlanRun, CarriesPlanIdAndName) {
+  auto plan = parse_plan(kPlan);
+  ASSERT_TRUE(plan.is_ok());
+  auto obs = observation_from_plan_run(plan->runs[2], *plan, 50, Source::kPoll);
+  ASSERT_TRUE(obs.is_ok()) << obs.message();
+  EXPECT_EQ(obs->run_id, 90);
+  EXPECT_EQ(*obs->get(Field::kPlanId), Value{std::int64_t{80}});
+  EXPECT_EQ(*obs->get(Field::kPlanName), Value{std::string("System test")});
+  EXPECT_EQ(obs->state, StateClaim::kEnded);
+
+  // The plan's word wins even when the run object says otherwise.
+  json odd = plan->runs[0];
+  odd["plan_id"] = nullptr;
+  auto obs2 = observation_from_plan_run(odd, *plan, 50, Source::kPoll);
+  ASSERT_TRUE(obs2.is_ok());
+  EXPECT_EQ(*obs2->get(Field::kPlanId), Value{std::int64_t{80}});
+  EXPECT_EQ(*obs2->get(Field::kPlanName), Value{std::string("System test")});
+}
+
+TEST(ApiErrorMessage, ExtractsOrTrims) {
+  EXPECT_EQ(api_error_message(R"({"error": "Field :run_id is not a valid test run."})"),
+            "Field :run_id is not a valid test run.");
+  EXPECT_EQ(api_error_message("USER AUTHENTICATION SUCCESSFUL!\n{\"error\":\"x\"}"), "x");
+  EXPECT_EQ(api_error_message("  <html>Bad gateway</html>\n"), "<html>Bad gateway</html>");
+  EXPECT_EQ(api_error_message(""), "empty body");
+  EXPECT_EQ(api_error_message(" \n "), "empty body");
+  EXPECT_EQ(api_error_message(R"({"error": 5})"), R"({"error": 5})");
+  EXPECT_EQ(api_error_message(std::string(1000, 'x')).size(), 200u);
+}
+
+TEST(NextLinkToUri, Table) {
+  struct Case {
+    const char* next;
+    const char* want;
+  };
+  const std::vector<Case> cases = {
+      {"/api/v2/get_runs/1&limit=250&offset=250",
+       "index.php?/api/v2/get_runs/1&limit=250&offset=250"},
+      {"/api/v2/get_runs/1&is_completed=0&limit=250&offset=500",
+       "index.php?/api/v2/get_runs/1&is_completed=0&limit=250&offset=500"},
+      {"/api/v2/get_runs/1&limit=0&offset=250",
+       "index.php?/api/v2/get_runs/1&limit=250&offset=250"},
+      {"/api/v2/get_plans/3&offset=250&limit=0",
+       "index.php?/api/v2/get_plans/3&offset=250&limit=250"},
+      // Only the limit parameter, only when exactly 0.
+      {"/api/v2/get_runs/1&limit=01&offset=250&xlimit=0",
+       "index.php?/api/v2/get_runs/1&limit=01&offset=250&xlimit=0"},
+      {"api/v2/get_runs/2&limit=10&offset=10", "index.php?/api/v2/get_runs/2&limit=10&offset=10"},
+      {"https://x.testrail.io/index.php?/api/v2/get_runs/1&offset=5",
+       "index.php?/api/v2/get_runs/1&offset=5"},
+      {"get_runs/1&limit=0", "index.php?/api/v2/get_runs/1&limit=250"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(next_link_to_uri(c.next), c.want) << c.next;
+}
+
+TEST(ApiPath, AcceptsEveryForm) {
+  EXPECT_EQ(api_path("get_run/5"), "get_run/5");
+  EXPECT_EQ(api_path("/api/v2/get_run/5"), "get_run/5");
+  EXPECT_EQ(api_path("index.php?/api/v2/get_runs/1&limit=2"), "get_runs/1&limit=2");
+  EXPECT_EQ(api_path("http://h/index.php?/api/v2/get_plan/3"), "get_plan/3");
+}
+
+}  // namespace
+}  // namespace runsync
