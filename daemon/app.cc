@@ -7,10 +7,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
+#include "daemon/router.h"
 #include "daemon/sd_notify.h"
 #include "daemon/webhook_endpoint.h"
 #include "storage/database.h"
@@ -55,6 +55,7 @@ struct App::Impl {
   asio::io_context ioc{1};
   std::unique_ptr<Writer> writer;
   std::unique_ptr<WebhookEndpoint> endpoint;
+  std::unique_ptr<Router> router;
   std::unique_ptr<HttpServer> server;
   asio::signal_set signals{ioc};
   asio::steady_timer watchdog_timer{ioc};
@@ -64,65 +65,6 @@ struct App::Impl {
 
   Impl(Config c, ConfigEnvironment e, Logger l)
       : config(std::move(c)), env(std::move(e)), logger(std::move(l)) {}
-
-  void count_response(int status) {
-    metrics.counter("runsync_http_responses_total", "HTTP responses by status code",
-                    {{"code", std::to_string(status)}})
-        .inc();
-  }
-
-  void route(HttpRequest&& req, Respond respond) {
-    Respond counted = [this, respond = std::move(respond)](HttpResponse r) {
-      count_response(r.status);
-      respond(std::move(r));
-    };
-    const std::string_view path = req.path();
-    const bool get = req.method == "GET" || req.method == "HEAD";
-    auto method_not_allowed = [&](const char* allow) {
-      HttpResponse r = HttpResponse::error(405, "method " + req.method + " not allowed on " +
-                                                    std::string(path) + "; use " + allow);
-      r.headers.emplace_back("Allow", allow);
-      logger->debug("{} {} from {}: 405", req.method, path, req.remote);
-      counted(std::move(r));
-    };
-    if (path == config.webhook.path) {
-      if (req.method != "POST") return method_not_allowed("POST");
-      return endpoint->handle(std::move(req), std::move(counted));
-    }
-    if (path == "/healthz") {
-      if (!get) return method_not_allowed("GET, HEAD");
-      return counted(HttpResponse::json(200, R"({"status":"ok"})"));
-    }
-    if (path == "/readyz") {
-      if (!get) return method_not_allowed("GET, HEAD");
-      return ready(std::move(counted));
-    }
-    if (path == "/metrics") {
-      if (!get) return method_not_allowed("GET, HEAD");
-      HttpResponse r;
-      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      r.body = metrics.render();
-      return counted(std::move(r));
-    }
-    logger->debug("{} {} from {}: 404", req.method, path, req.remote);
-    counted(HttpResponse::error(404, "no such path: " + std::string(path)));
-  }
-
-  // Ready when a write transaction can be taken and committed now.
-  void ready(Respond respond) {
-    auto job = [](Store& store) -> Status { return store.savepoint().is_ok() ? store.release() : Status::error("cannot write"); };
-    auto done = [respond](const Status& s) {
-      if (s.is_ok()) {
-        respond(HttpResponse::json(200, R"({"status":"ready"})"));
-      } else {
-        respond(HttpResponse::json(
-            503, nlohmann::json{{"status", "not ready"}, {"reason", "database: " + s.message()}}.dump()));
-      }
-    };
-    if (!writer->try_submit(job, done)) {
-      respond(HttpResponse::json(503, R"({"status":"not ready","reason":"ingest queue is full"})"));
-    }
-  }
 
   void arm_watchdog() {
     auto interval = notifier.watchdog_interval();
@@ -210,6 +152,7 @@ struct App::Impl {
     }
     Writer::Options wopts;
     wopts.queue_capacity = config.webhook.queue_capacity;
+    wopts.max_batch = config.storage.max_batch;
     writer = std::make_unique<Writer>(std::move(store).value(), wopts);
     Histogram& commit_latency = metrics.histogram("runsync_db_commit_seconds",
                                                   "Time to commit one batch of writes");
@@ -246,10 +189,14 @@ struct App::Impl {
     sopts.host = hp->first;
     sopts.port = hp->second;
     sopts.max_body_bytes = config.webhook.max_body_bytes;
-    server = std::make_unique<HttpServer>(
-        ioc, sopts, [this](HttpRequest&& req, Respond respond) { route(std::move(req), std::move(respond)); });
-    server->set_reject_observer([this](int status, const std::string& reason, const std::string& remote) {
-      count_response(status);
+    router = std::make_unique<Router>(config.webhook.path, *endpoint, *writer, metrics, logger,
+                                      Router::ReadinessCheck{});
+    server = std::make_unique<HttpServer>(ioc, sopts, [this](ServerRequest&& req, Respond respond) {
+      router->handle(std::move(req), std::move(respond));
+    });
+    server->set_reject_observer([this](int status, const std::string& reason,
+                                       const std::string& remote) {
+      router->count_response(status);
       logger->warn("request from {} refused ({}): {}", remote, status, reason);
     });
     if (Status s = server->start(); !s.is_ok()) {

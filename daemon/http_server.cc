@@ -18,26 +18,26 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-std::string_view HttpRequest::header(std::string_view lower_name) const {
+std::string_view ServerRequest::header(std::string_view lower_name) const {
   for (const auto& [k, v] : headers) {
     if (k == lower_name) return v;
   }
   return {};
 }
 
-std::string_view HttpRequest::path() const {
+std::string_view ServerRequest::path() const {
   std::string_view t = target;
   return t.substr(0, t.find('?'));
 }
 
-HttpResponse HttpResponse::json(int status, std::string body) {
-  HttpResponse r;
+ServerResponse ServerResponse::json(int status, std::string body) {
+  ServerResponse r;
   r.status = status;
   r.body = std::move(body);
   return r;
 }
 
-HttpResponse HttpResponse::error(int status, std::string_view message) {
+ServerResponse ServerResponse::error(int status, std::string_view message) {
   return json(status, nlohmann::json{{"error", message}}.dump());
 }
 
@@ -137,19 +137,19 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::body_limit) {
       notify_reject(413, "body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
       keep_alive_ = false;
-      return send(HttpResponse::error(413, "body larger than " +
+      return send(ServerResponse::error(413, "body larger than " +
                                                std::to_string(options_.max_body_bytes) + " bytes"));
     }
     if (ec) {
       notify_reject(400, "malformed HTTP request: " + ec.message());
       keep_alive_ = false;
-      return send(HttpResponse::error(400, "malformed HTTP request: " + ec.message()));
+      return send(ServerResponse::error(400, "malformed HTTP request: " + ec.message()));
     }
     auto msg = parser_->release();
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
     is_head_ = msg.method() == http::verb::head;
-    HttpRequest req;
+    ServerRequest req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
     req.remote = remote_;
@@ -163,12 +163,12 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = true;
     stream_.expires_never();
     auto executor = stream_.get_executor();
-    handler_(std::move(req), [self = shared_from_this(), executor](HttpResponse resp) {
+    handler_(std::move(req), [self = shared_from_this(), executor](ServerResponse resp) {
       asio::post(executor, [self, resp = std::move(resp)]() mutable { self->send(std::move(resp)); });
     });
   }
 
-  void send(HttpResponse resp) {
+  void send(ServerResponse resp) {
     busy_ = true;
     auto res = std::make_shared<http::response<http::string_body>>();
     res->version(version_);

@@ -23,7 +23,7 @@ class io_context;
 
 namespace runsync {
 
-struct HttpRequest {
+struct ServerRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // path and query as sent
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
@@ -36,19 +36,19 @@ struct HttpRequest {
   std::string_view path() const;
 };
 
-struct HttpResponse {
+struct ServerResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
 
-  static HttpResponse json(int status, std::string body);
+  static ServerResponse json(int status, std::string body);
   // {"error": message} with the given status.
-  static HttpResponse error(int status, std::string_view message);
+  static ServerResponse error(int status, std::string_view message);
 };
 
-using Respond = std::function<void(HttpResponse)>;
-using Handler = std::function<void(HttpRequest&&, Respond)>;
+using Respond = std::function<void(ServerResponse)>;
+using Handler = std::function<void(ServerRequest&&, Respond)>;
 // Told about requests that were refused before reaching the handler
 // (413, 400 malformed HTTP): the status and a reason for the log.
 using RejectObserver = std::function<void(int status, const std::string& reason,

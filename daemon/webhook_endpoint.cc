@@ -45,7 +45,7 @@ void WebhookEndpoint::set_auth(WebhookAuth auth) {
   auth_ = std::move(next);
 }
 
-void WebhookEndpoint::reject(const HttpRequest& request, const Respond& respond, int status,
+void WebhookEndpoint::reject(const ServerRequest& request, const Respond& respond, int status,
                              const std::string& reason, const char* result_label) {
   events_counter(metrics_, "unparsed", result_label).inc();
   if (status == 401) {
@@ -54,10 +54,10 @@ void WebhookEndpoint::reject(const HttpRequest& request, const Respond& respond,
   } else {
     logger_->debug("webhook from {} refused ({}): {}", request.remote, status, reason);
   }
-  respond(HttpResponse::error(status, reason));
+  respond(ServerResponse::error(status, reason));
 }
 
-void WebhookEndpoint::handle(HttpRequest&& request, Respond respond) {
+void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
   const auto started = std::chrono::steady_clock::now();
   std::shared_ptr<const WebhookAuth> auth;
   {
@@ -108,7 +108,7 @@ void WebhookEndpoint::handle(HttpRequest&& request, Respond respond) {
       logger_->error("webhook {} for run {} not stored: {}; answered 500, the sender may retry",
                      delivery->event.event_name, delivery->event.run_id.value_or(0), s.message());
       events_counter(metrics_, label, "error").inc();
-      respond(HttpResponse::error(500, "not stored: " + s.message()));
+      respond(ServerResponse::error(500, "not stored: " + s.message()));
       return;
     }
     const char* name = webhook_result_name(*result);
@@ -117,13 +117,13 @@ void WebhookEndpoint::handle(HttpRequest&& request, Respond respond) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     logger_->debug("webhook {} run {} at {}: {}", delivery->event.event_name,
                    delivery->event.run_id.value_or(0), delivery->event.timestamp, name);
-    respond(HttpResponse::json(200, std::string("{\"result\":\"") + name + "\"}"));
+    respond(ServerResponse::json(200, std::string("{\"result\":\"") + name + "\"}"));
   };
   if (!writer_.try_submit(std::move(job), std::move(done))) {
     events_counter(metrics_, label, "busy").inc();
     logger_->warn("ingest queue full ({} waiting): answered 503 with Retry-After: 1; the sender "
                   "should retry", writer_.depth());
-    HttpResponse busy = HttpResponse::error(503, "ingest queue is full, retry later");
+    ServerResponse busy = ServerResponse::error(503, "ingest queue is full, retry later");
     busy.headers.emplace_back("Retry-After", "1");
     respond(std::move(busy));
   }

@@ -36,12 +36,12 @@ class WebhookEndpoint {
   WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::int64_t> projects, Writer& writer,
                   Metrics& metrics, Logger logger, UnixClock clock);
 
-  void handle(HttpRequest&& request, Respond respond);
+  void handle(ServerRequest&& request, Respond respond);
   void set_auth(WebhookAuth auth);
 
  private:
   struct Counters;
-  void reject(const HttpRequest& request, const Respond& respond, int status,
+  void reject(const ServerRequest& request, const Respond& respond, int status,
               const std::string& reason, const char* result_label);
 
   std::mutex auth_mu_;

@@ -1,0 +1,44 @@
+// Maps HTTP requests to the daemon's endpoints (SPEC §4): the webhook path,
+// /healthz, /readyz and /metrics; 404 and 405 otherwise. Counts every
+// response by status code.
+//
+// Thread safety: handle() runs on the HTTP thread.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "daemon/http_server.h"
+#include "daemon/logging.h"
+#include "daemon/metrics.h"
+#include "daemon/webhook_endpoint.h"
+#include "storage/writer.h"
+
+namespace runsync {
+
+class Router {
+ public:
+  // Returns why the daemon is not ready (beyond the database), or nullopt.
+  using ReadinessCheck = std::function<std::optional<std::string>()>;
+
+  // Every reference must outlive the router.
+  Router(std::string webhook_path, WebhookEndpoint& webhook, Writer& writer, Metrics& metrics,
+         Logger logger, ReadinessCheck readiness);
+
+  void handle(ServerRequest&& request, Respond respond);
+  // Counts a response sent without the router (e.g. 413 from the session).
+  void count_response(int status);
+
+ private:
+  void ready(Respond respond);
+
+  std::string webhook_path_;
+  WebhookEndpoint& webhook_;
+  Writer& writer_;
+  Metrics& metrics_;
+  Logger logger_;
+  ReadinessCheck readiness_;
+};
+
+}  // namespace runsync

@@ -1,0 +1,294 @@
+// Storage against real SQLite files in a temporary directory.
+#include "storage/store.h"
+
+#include <gtest/gtest.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <atomic>
+#include <future>
+#include <set>
+
+#include "core/webhook_event.h"
+#include "storage/database.h"
+#include "storage/report.h"
+#include "storage/writer.h"
+#include "support/temp_dir.h"
+
+namespace runsync {
+namespace {
+
+using runsync::testing::TempDir;
+
+std::unique_ptr<Store> open_store(const std::string& path) {
+  auto store = Store::open(path, OpenOptions{});
+  EXPECT_TRUE(store.is_ok()) << store.message();
+  return std::move(store).value();
+}
+
+WebhookDelivery delivery(const std::string& body, std::int64_t received_at = 1000) {
+  auto ev = parse_webhook_event(body);
+  EXPECT_TRUE(ev.is_ok()) << ev.message();
+  WebhookDelivery d;
+  d.event = std::move(ev).value();
+  d.delivery_key = "sha256:" + d.event.canonical;
+  d.received_at = received_at;
+  d.body = body;
+  return d;
+}
+
+std::string completed(int run, long ts, int passed) {
+  return R"({"event_name":"run.completed","timestamp":)" + std::to_string(ts) +
+         R"(,"payload":{"id":)" + std::to_string(run) + R"(,"cases":10,"passed":)" +
+         std::to_string(passed) + R"(},"project_code":"ID"})";
+}
+
+std::int64_t count(SQLite::Database& db, const std::string& sql) {
+  return db.execAndGet(sql).getInt64();
+}
+
+TEST(Database, MigrationsCreateTheSpecSchema) {
+  TempDir dir;
+  auto db = open_database(dir.file("m.db"), OpenOptions{});
+  ASSERT_TRUE(db.is_ok()) << db.message();
+  SQLite::Database& d = *db.value();
+  EXPECT_EQ(schema_version(d), latest_schema_version());
+  EXPECT_EQ(d.execAndGet("PRAGMA journal_mode").getString(), "wal");
+  EXPECT_EQ(d.execAndGet("PRAGMA synchronous").getInt(), 2);  // FULL
+  const std::map<std::string, std::vector<std::string>> spec = {
+      {"runs",
+       {"run_id", "project_id", "project_code", "name", "description", "suite_id", "milestone_id",
+        "assignedto_id", "plan_id", "plan_name", "config", "environment", "refs", "url",
+        "created_on", "created_by", "completed_on", "state", "is_completed", "cases_count",
+        "passed_count", "failed_count", "blocked_count", "untested_count", "retest_count",
+        "skipped_count", "custom_status1_count", "custom_status2_count", "custom_status3_count",
+        "custom_status4_count", "custom_status5_count", "custom_status6_count",
+        "custom_status7_count", "duration_ms", "report_visible", "last_event_at",
+        "last_polled_at", "updated_at", "change_seq"}},
+      {"run_changes", {"seq", "run_id", "changed_at", "source", "changes"}},
+      {"webhook_events",
+       {"seq", "received_at", "delivery_key", "event_name", "project_code", "run_id", "event_ts",
+        "body", "result"}},
+      {"poll_cycles",
+       {"id", "project_id", "kind", "started_at", "finished_at", "pages", "requests", "runs_seen",
+        "runs_changed", "runs_deleted", "error"}},
+  };
+  for (const auto& [table, columns] : spec) {
+    std::set<std::string> have;
+    SQLite::Statement info(d, "SELECT name FROM pragma_table_info(?)");
+    info.bind(1, table);
+    while (info.executeStep()) have.insert(info.getColumn(0).getString());
+    for (const auto& c : columns) EXPECT_TRUE(have.count(c)) << table << "." << c;
+  }
+}
+
+TEST(Database, ReopeningAppliesNothingTwice) {
+  TempDir dir;
+  { ASSERT_TRUE(open_database(dir.file("m.db"), OpenOptions{}).is_ok()); }
+  auto db = open_database(dir.file("m.db"), OpenOptions{});
+  ASSERT_TRUE(db.is_ok());
+  int applied = -1;
+  ASSERT_TRUE(migrate(*db.value(), &applied).is_ok());
+  EXPECT_EQ(applied, 0);
+}
+
+TEST(Database, RefusesADatabaseNewerThanTheBinary) {
+  TempDir dir;
+  {
+    SQLite::Database raw(dir.file("new.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec("PRAGMA user_version = 999");
+  }
+  auto db = open_database(dir.file("new.db"), OpenOptions{});
+  ASSERT_FALSE(db.is_ok());
+  EXPECT_NE(db.message().find("newer"), std::string::npos) << db.message();
+  // And nothing was changed.
+  SQLite::Database raw(dir.file("new.db"), SQLite::OPEN_READONLY);
+  EXPECT_EQ(raw.execAndGet("PRAGMA user_version").getInt(), 999);
+  EXPECT_FALSE(raw.tableExists("runs"));
+}
+
+TEST(Database, UnwritablePathIsAClearError) {
+  auto db = open_database("/nonexistent-dir/x/runsync.db", OpenOptions{});
+  ASSERT_FALSE(db.is_ok());
+  EXPECT_NE(db.message().find("/nonexistent-dir/x/runsync.db"), std::string::npos);
+}
+
+TEST(Store, WebhookResultsAndJournal) {
+  TempDir dir;
+  auto store = open_store(dir.file("s.db"));
+  ASSERT_TRUE(store->begin().is_ok());
+  auto r1 = store->apply_webhook(delivery(completed(5, 200, 3)));
+  auto r2 = store->apply_webhook(delivery(completed(5, 200, 3)));   // same delivery again
+  auto r3 = store->apply_webhook(delivery(completed(5, 100, 1)));   // older
+  auto r4 = store->apply_webhook(delivery(
+      R"({"event_name":"plan.created","timestamp":1,"payload":{"id":9},"project_code":"ID"})"));
+  ASSERT_TRUE(store->commit().is_ok());
+  ASSERT_TRUE(r1.is_ok() && r2.is_ok() && r3.is_ok() && r4.is_ok());
+  EXPECT_EQ(r1.value(), WebhookResult::kApplied);
+  EXPECT_EQ(r2.value(), WebhookResult::kDuplicate);
+  EXPECT_EQ(r3.value(), WebhookResult::kStale);
+  EXPECT_EQ(r4.value(), WebhookResult::kIgnored);
+
+  SQLite::Database& db = store->db();
+  EXPECT_EQ(count(db, "SELECT count(*) FROM webhook_events"), 3);
+  EXPECT_EQ(count(db, "SELECT count(*) FROM webhook_events WHERE result = 'stale'"), 1);
+  EXPECT_EQ(count(db, "SELECT count(*) FROM webhook_events WHERE result = 'ignored'"), 1);
+  EXPECT_EQ(count(db, "SELECT passed_count FROM runs WHERE run_id = 5"), 3);
+  EXPECT_EQ(db.execAndGet("SELECT state FROM runs WHERE run_id = 5").getString(), "completed");
+  // change_seq is the seq of the run's newest change-log row.
+  EXPECT_EQ(count(db, "SELECT change_seq FROM runs WHERE run_id = 5"),
+            count(db, "SELECT max(seq) FROM run_changes WHERE run_id = 5"));
+  EXPECT_EQ(db.execAndGet("SELECT source FROM run_changes").getString(), "webhook");
+}
+
+TEST(Store, ARepollThatFindsNothingNewWritesNothing) {
+  TempDir dir;
+  auto store = open_store(dir.file("s.db"));
+  Observation poll;
+  poll.run_id = 7;
+  poll.source = Source::kPoll;
+  poll.observed_at = 100;
+  poll.state = StateClaim::kActive;
+  poll.set(Field::kName, Value{std::string("Nightly")});
+  poll.set(Field::kPassedCount, Value{std::int64_t{4}});
+  ASSERT_TRUE(store->begin().is_ok());
+  auto first = store->apply_observation(poll, 1);
+  ASSERT_TRUE(store->commit().is_ok());
+  ASSERT_TRUE(first.is_ok());
+  EXPECT_TRUE(first->created && first->changed);
+
+  const int before = store->db().getTotalChanges();
+  poll.observed_at = 200;
+  ASSERT_TRUE(store->begin().is_ok());
+  auto second = store->apply_observation(poll, 2);
+  ASSERT_TRUE(store->commit().is_ok());
+  ASSERT_TRUE(second.is_ok());
+  EXPECT_FALSE(second->written);
+  EXPECT_EQ(store->db().getTotalChanges(), before);
+  EXPECT_EQ(count(store->db(), "SELECT count(*) FROM run_changes"), 1);
+}
+
+TEST(Store, RoundTripsEveryField) {
+  TempDir dir;
+  auto store = open_store(dir.file("s.db"));
+  Observation o;
+  o.run_id = 11;
+  o.source = Source::kWebhook;
+  o.observed_at = 50;
+  o.state = StateClaim::kAborted;
+  std::int64_t n = 1;
+  for (const auto& f : all_fields()) {
+    if (f.field == Field::kState || f.field == Field::kIsCompleted) continue;
+    if (f.kind == ValueKind::kText) {
+      o.set(f.field, Value{std::string(f.column) + "-value"});
+    } else if (f.kind == ValueKind::kBool) {
+      o.set(f.field, Value{std::int64_t{1}});
+    } else {
+      o.set(f.field, Value{n++});
+    }
+  }
+  ASSERT_TRUE(store->begin().is_ok());
+  ASSERT_TRUE(store->apply_observation(o, 60).is_ok());
+  ASSERT_TRUE(store->commit().is_ok());
+  auto loaded = store->load_run(11);
+  ASSERT_TRUE(loaded.is_ok() && loaded.value().has_value());
+  const RunRecord& r = *loaded.value();
+  for (const auto& f : all_fields()) {
+    if (f.field == Field::kState) {
+      EXPECT_EQ(r.get(f.field), Value{std::string("aborted")});
+    } else if (f.field == Field::kIsCompleted) {
+      EXPECT_EQ(r.get(f.field), Value{std::int64_t{1}});
+    } else {
+      EXPECT_EQ(r.get(f.field), o.get(f.field).value()) << f.column;
+    }
+  }
+  EXPECT_EQ(r.last_event_at, 50);
+  EXPECT_EQ(r.updated_at, 60);
+  EXPECT_EQ(r.observed_at(FieldGroup::kCounts), 50);
+}
+
+TEST(Writer, CommitsBatchesAndIsolatesAFailingJob) {
+  TempDir dir;
+  Writer writer(open_store(dir.file("w.db")), Writer::Options{});
+  std::vector<std::future<Status>> results;
+  for (int i = 1; i <= 200; ++i) {
+    auto p = std::make_shared<std::promise<Status>>();
+    results.push_back(p->get_future());
+    const bool bad = i == 100;
+    ASSERT_TRUE(writer.submit(
+        [i, bad](Store& s) -> Status {
+          auto r = s.apply_webhook(delivery(completed(i, 100, i)));
+          if (!r.is_ok()) return r.status();
+          return bad ? Status::error("job failed on purpose") : Status::ok();
+        },
+        [p](const Status& s) { p->set_value(s); }));
+  }
+  for (int i = 0; i < 200; ++i) {
+    Status s = results[i].get();
+    EXPECT_EQ(s.is_ok(), i != 99) << i;
+  }
+  writer.stop();
+  auto db = open_database(dir.file("w.db"), OpenOptions{});
+  ASSERT_TRUE(db.is_ok());
+  EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM webhook_events"), 199);
+  EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM runs WHERE run_id = 100"), 0);
+}
+
+TEST(Writer, RefusesWhenTheQueueIsFullAndDrainsOnStop) {
+  TempDir dir;
+  Writer::Options options;
+  options.queue_capacity = 2;
+  options.max_batch = 1;
+  Writer writer(open_store(dir.file("w.db")), options);
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::atomic<bool> blocked{false};
+  std::atomic<int> done{0};
+  auto count_done = [&](const Status&) { ++done; };
+  ASSERT_TRUE(writer.try_submit([&, gate](Store&) { blocked = true; gate.wait(); return Status::ok(); },
+                                count_done));
+  ASSERT_TRUE(runsync::testing::wait_until([&] { return blocked.load(); }));
+  EXPECT_TRUE(writer.try_submit([](Store&) { return Status::ok(); }, count_done));
+  EXPECT_TRUE(writer.try_submit([](Store&) { return Status::ok(); }, count_done));
+  EXPECT_FALSE(writer.try_submit([](Store&) { return Status::ok(); }, count_done));
+  EXPECT_EQ(writer.depth(), 2u);
+  release.set_value();
+  writer.stop();
+  EXPECT_EQ(done.load(), 3);
+  EXPECT_FALSE(writer.try_submit([](Store&) { return Status::ok(); }, count_done));
+}
+
+TEST(Writer, AReaderHoldingAReadTransactionDoesNotStopWrites) {
+  TempDir dir;
+  Writer writer(open_store(dir.file("r.db")), Writer::Options{});
+  ASSERT_TRUE(writer.run([](Store& s) { return s.apply_webhook(delivery(completed(1, 1, 1))).status(); }).is_ok());
+  SQLite::Database reader(dir.file("r.db"), SQLite::OPEN_READONLY);
+  reader.exec("BEGIN");
+  EXPECT_EQ(count(reader, "SELECT count(*) FROM webhook_events"), 1);  // read snapshot held
+  for (int i = 2; i <= 50; ++i) {
+    ASSERT_TRUE(writer.run([i](Store& s) { return s.apply_webhook(delivery(completed(i, 1, 1))).status(); }).is_ok());
+  }
+  EXPECT_EQ(count(reader, "SELECT count(*) FROM webhook_events"), 1);  // still its snapshot
+  reader.exec("COMMIT");
+  EXPECT_EQ(count(reader, "SELECT count(*) FROM webhook_events"), 50);
+}
+
+TEST(Report, SummarisesTheMirror) {
+  TempDir dir;
+  {
+    auto store = open_store(dir.file("rep.db"));
+    ASSERT_TRUE(store->begin().is_ok());
+    ASSERT_TRUE(store->apply_webhook(delivery(completed(1, 10, 1), 5000)).is_ok());
+    ASSERT_TRUE(store->apply_webhook(delivery(completed(1, 5, 1), 5001)).is_ok());
+    ASSERT_TRUE(store->commit().is_ok());
+  }
+  auto report = read_mirror_report(dir.file("rep.db"), 5100);
+  ASSERT_TRUE(report.is_ok()) << report.message();
+  EXPECT_EQ(report->runs_by_state.at("completed"), 1);
+  EXPECT_EQ(report->last_webhook_at, 5001);
+  EXPECT_EQ(report->webhook_results_last_hour.at("applied"), 1);
+  EXPECT_EQ(report->webhook_results_last_hour.at("stale"), 1);
+}
+
+}  // namespace
+}  // namespace runsync
