@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds runsync and runs `runsync serve` on its embedded defaults
+# (database ./runsync.db, webhooks on 127.0.0.1:8080, no polling).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+exec build/runsync serve "$@"
