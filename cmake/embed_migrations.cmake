@@ -1,5 +1,6 @@
 # Turns migrations/NNNN_name.sql into a C++ table the binary embeds.
-# Inputs: FILES (sorted list of .sql paths), OUT (the .cc to write).
+# Inputs: FILES (sorted .sql paths separated by '|'), OUT (the .cc to write).
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "// Generated from migrations/*.sql by cmake/embed_migrations.cmake.\n#include \"storage/migrations.h\"\n\nnamespace runsync {\nconst std::vector<Migration>& embedded_migrations() {\n  static const std::vector<Migration> kMigrations = {\n")
 foreach(f IN LISTS FILES)
   get_filename_component(name "${f}" NAME_WE)

@@ -7,9 +7,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
+#include "daemon/outbox_worker.h"
+#include "daemon/poller.h"
 #include "daemon/router.h"
 #include "daemon/sd_notify.h"
 #include "daemon/webhook_endpoint.h"
@@ -56,6 +59,11 @@ struct App::Impl {
   std::unique_ptr<Writer> writer;
   std::unique_ptr<WebhookEndpoint> endpoint;
   std::unique_ptr<Router> router;
+  std::unique_ptr<TestRailClient> client;
+  std::unique_ptr<Poller> poller;
+  std::thread poller_thread;
+  std::unique_ptr<OutboxWorker> outbox;
+  std::thread outbox_thread;
   std::unique_ptr<HttpServer> server;
   asio::signal_set signals{ioc};
   asio::steady_timer watchdog_timer{ioc};
@@ -121,6 +129,8 @@ struct App::Impl {
     signals.cancel();
     watchdog_timer.cancel();
     server->stop_accepting();
+    if (outbox) outbox->stop();
+    if (poller) poller->stop();  // cancels waits and the request in flight
     writer->stop();  // commits everything queued; answers are posted to this loop
     server->close_sessions();
     stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -189,8 +199,26 @@ struct App::Impl {
     sopts.host = hp->first;
     sopts.port = hp->second;
     sopts.max_body_bytes = config.webhook.max_body_bytes;
+    Router::ReadinessCheck readiness;
+    if (!config.testrail.url.empty()) {
+      TestRailClientOptions copts;
+      copts.base_url = config.testrail.url;
+      copts.user = config.testrail.user;
+      copts.api_key = config.testrail.api_key;
+      copts.request_timeout = config.testrail.request_timeout;
+      copts.max_requests_per_minute = config.testrail.max_requests_per_minute;
+      client = TestRailClient::create(copts, make_api_observer(metrics, logger));
+      PollerOptions popts;
+      popts.projects = config.projects;
+      popts.poll_interval = config.testrail.poll_interval;
+      popts.full_sync_interval = config.testrail.full_sync_interval;
+      poller = std::make_unique<Poller>(popts, *client, *writer, metrics, logger, unix_now);
+      readiness = [this] { return poller->not_ready_reason(); };
+      outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics,
+                                              logger, unix_now, OutboxWorker::Options{});
+    }
     router = std::make_unique<Router>(config.webhook.path, *endpoint, *writer, metrics, logger,
-                                      Router::ReadinessCheck{});
+                                      readiness);
     server = std::make_unique<HttpServer>(ioc, sopts, [this](ServerRequest&& req, Respond respond) {
       router->handle(std::move(req), std::move(respond));
     });
@@ -216,11 +244,23 @@ struct App::Impl {
                  latest_schema_version());
     if (config.testrail.url.empty()) {
       logger->info("no testrail.url configured: polling and write-back are off");
+    } else {
+      logger->info("polling {} every {} s (full sync every {} s) for {} project(s)",
+                   config.testrail.url,
+                   std::chrono::duration_cast<std::chrono::seconds>(config.testrail.poll_interval).count(),
+                   std::chrono::duration_cast<std::chrono::seconds>(config.testrail.full_sync_interval).count(),
+                   config.projects.size());
+      poller_thread = std::thread([this] { poller->run(); });
+      outbox_thread = std::thread([this] { outbox->run(); });
     }
     (void)notifier.ready();
     (void)notifier.status("serving webhooks");
 
     ioc.run();
+    if (outbox) outbox->stop();
+    if (poller) poller->stop();
+    if (outbox_thread.joinable()) outbox_thread.join();
+    if (poller_thread.joinable()) poller_thread.join();
     writer->stop();
     logger->info("stopped");
     return 0;

@@ -9,10 +9,14 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <openssl/opensslv.h>
+#include <thread>
 
 #include "daemon/app.h"
 #include "daemon/config.h"
 #include "daemon/logging.h"
+#include "daemon/poller.h"
+#include "storage/store.h"
+#include "storage/writer.h"
 #include "storage/database.h"
 #include "storage/report.h"
 
@@ -56,6 +60,170 @@ int cmd_migrate(const std::string& path) {
   }
   std::cout << config->storage.path << ": schema version " << schema_version(*db.value()) << "\n";
   return 0;
+}
+
+int cmd_sync(const std::string& path, bool full) {
+  auto config = load_or_report(path);
+  if (!config) return 2;
+  if (config->testrail.url.empty()) {
+    std::cerr << "runsync: sync needs testrail.url (and user, API key, [[project]]) in the config\n";
+    return 2;
+  }
+  Logger logger = make_logger(stderr_is_journal());
+  if (auto level = parse_log_level(config->log.level)) set_log_level(logger, *level);
+  OpenOptions open_options;
+  open_options.durability =
+      config->storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
+  auto store = Store::open(config->storage.path, open_options);
+  if (!store) {
+    std::cerr << "runsync: " << store.message() << "\n";
+    return 1;
+  }
+  Writer writer(std::move(store).value(), Writer::Options{});
+  Metrics metrics;
+  TestRailClientOptions copts;
+  copts.base_url = config->testrail.url;
+  copts.user = config->testrail.user;
+  copts.api_key = config->testrail.api_key;
+  copts.request_timeout = config->testrail.request_timeout;
+  copts.max_requests_per_minute = config->testrail.max_requests_per_minute;
+  auto client = TestRailClient::create(copts, make_api_observer(metrics, logger));
+  PollerOptions popts;
+  popts.projects = config->projects;
+  Poller poller(popts, *client, writer, metrics, logger, unix_now);
+  int failed = 0;
+  for (const auto& project : config->projects) {
+    const CycleOutcome out = poller.run_cycle(project, full ? PollKind::kFull : PollKind::kActive);
+    if (out.error) ++failed;
+  }
+  writer.stop();
+  return failed == 0 ? 0 : 1;
+}
+
+struct RunArgs {
+  std::int64_t project = 0;
+  std::int64_t suite = 0;
+  std::int64_t run = 0;
+  std::string name, description, refs;
+  std::int64_t milestone = 0, assignedto = 0;
+  std::vector<std::int64_t> cases, config_ids;
+  bool wait = false;
+  std::string timeout = "60s";
+};
+
+// Queues one write-back command; with --wait, waits for and prints its
+// outcome. Exit codes: 0 queued/done, 1 failed, 2 refused, 3 unknown
+// outcome, 4 still pending when the wait ended.
+int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::App& sub) {
+  auto config = load_or_report(path);
+  if (!config) return 2;
+  OutboxCommand c;
+  c.kind = kind;
+  auto given = [&](const char* opt) { return sub.count(opt) > 0; };
+  if (kind == CommandKind::kAddRun) {
+    c.target = a.project;
+    if (given("--suite")) c.body["suite_id"] = a.suite;
+    c.body["name"] = a.name;
+  } else {
+    c.target = a.run;
+    if (given("--name")) c.body["name"] = a.name;
+  }
+  if (given("--description")) c.body["description"] = a.description;
+  if (given("--milestone")) c.body["milestone_id"] = a.milestone;
+  if (given("--assignedto")) c.body["assignedto_id"] = a.assignedto;
+  if (given("--refs")) c.body["refs"] = a.refs;
+  if (given("--case")) {
+    c.body["include_all"] = false;
+    c.body["case_ids"] = a.cases;
+  }
+  if (given("--config-id")) c.body["config_ids"] = a.config_ids;
+  const auto timeout = parse_duration(a.timeout);
+  if (!timeout) {
+    std::cerr << "runsync: --timeout: invalid duration '" << a.timeout << "' (use e.g. 30s, 5m)\n";
+    return 2;
+  }
+  if (Status v = validate_command(c); !v.is_ok()) {
+    std::cerr << "runsync: " << v.message() << "; nothing queued\n";
+    return 2;
+  }
+  if (config->testrail.url.empty()) {
+    std::cerr << "runsync: write-back needs testrail.url in the config; nothing queued\n";
+    return 2;
+  }
+  if (kind == CommandKind::kAddRun &&
+      std::none_of(config->projects.begin(), config->projects.end(),
+                   [&](const ProjectConfig& p) { return p.id == a.project; })) {
+    std::cerr << "runsync: project " << a.project << " is not a configured [[project]]; nothing queued\n";
+    return 2;
+  }
+  auto store = Store::open(config->storage.path, OpenOptions{});
+  if (!store) {
+    std::cerr << "runsync: " << store.message() << "\n";
+    return 1;
+  }
+  if (kind != CommandKind::kAddRun) {
+    auto known = store.value()->load_run(a.run);
+    if (known && known.value()) {
+      const RunRecord& r = *known.value();
+      if (r.state() == RunState::kDeleted) {
+        std::cerr << "runsync: run " << a.run << " is deleted; nothing queued\n";
+        return 2;
+      }
+      if (const auto* plan = std::get_if<std::int64_t>(&r.get(Field::kPlanId))) {
+        std::cerr << "runsync: run " << a.run << " belongs to test plan " << *plan
+                  << "; TestRail changes plan runs through the plan's entries; nothing queued\n";
+        return 2;
+      }
+    }
+  }
+  std::int64_t id = 0;
+  Status queued = store.value()->begin();
+  if (queued.is_ok()) {
+    auto r = store.value()->queue_command(c, unix_now());
+    queued = r.is_ok() ? store.value()->commit() : r.status();
+    if (r.is_ok()) id = r.value();
+  }
+  if (!queued.is_ok()) {
+    store.value()->rollback();
+    std::cerr << "runsync: " << queued.message() << "; nothing queued\n";
+    return 1;
+  }
+  store.value().reset();
+  if (!a.wait) {
+    std::cout << "queued outbox #" << id << " (" << command_uri(c) << ")\n";
+    return 0;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + *timeout;
+  for (;;) {
+    auto row = read_command(config->storage.path, id);
+    if (!row) {
+      std::cerr << "runsync: " << row.message() << "\n";
+      return 1;
+    }
+    if (row.value()) {
+      const CommandStatus& st = *row.value();
+      if (st.state == "done") {
+        std::cout << st.result.value_or("{}") << "\n";
+        return 0;
+      }
+      if (st.state == "failed") {
+        std::cerr << "runsync: outbox #" << id << " " << command_uri(c)
+                  << " failed: " << st.last_error.value_or("(no error text)") << "\n";
+        return 1;
+      }
+      if (st.state == "unknown") {
+        std::cerr << "runsync: outbox #" << id << " " << command_uri(c)
+                  << ": outcome unknown: " << st.last_error.value_or("") << "\n";
+        return 3;
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::cerr << "runsync: outbox #" << id << " still pending after " << a.timeout
+                << " (is `runsync serve` running?); it stays queued\n";
+      return 4;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 int cmd_check_config(const std::string& path) {
@@ -183,6 +351,47 @@ int run_cli(int argc, char** argv) {
   add_config(status);
   bool as_json = false;
   status->add_flag("--json", as_json, "Print JSON");
+  auto* sync = app.add_subcommand("sync", "Run one poll cycle for every project, then exit");
+  add_config(sync);
+  bool full = false;
+  sync->add_flag("--full", full, "Fetch every run, completed ones too (default: active runs)");
+  auto* run = app.add_subcommand("run", "Queue a write-back command (add, update, close, delete a run)");
+  run->require_subcommand(1);
+  RunArgs ra;
+  auto common = [&](CLI::App* sub) {
+    add_config(sub);
+    sub->add_flag("--wait", ra.wait, "Wait for the outcome and print it");
+    sub->add_option("--timeout", ra.timeout, "How long --wait waits (default 60s)");
+  };
+  auto fields = [&](CLI::App* sub) {
+    sub->add_option("--description", ra.description, "Run description");
+    sub->add_option("--milestone", ra.milestone, "Milestone id")->check(CLI::PositiveNumber);
+    sub->add_option("--assignedto", ra.assignedto, "User id to assign the run to")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--case", ra.cases, "Case id to include (repeatable; default: all cases)")
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--refs", ra.refs, "Comma-separated references");
+  };
+  auto* run_add = run->add_subcommand("add", "Queue add_run");
+  common(run_add);
+  run_add->add_option("--project", ra.project, "TestRail project id")->required()->check(CLI::PositiveNumber);
+  run_add->add_option("--suite", ra.suite, "Test suite id")->check(CLI::PositiveNumber);
+  run_add->add_option("--name", ra.name, "Run name")->required();
+  run_add->add_option("--config-id", ra.config_ids, "Configuration id (repeatable)")
+      ->check(CLI::PositiveNumber);
+  fields(run_add);
+  auto* run_update = run->add_subcommand("update", "Queue update_run");
+  common(run_update);
+  run_update->add_option("RUN", ra.run, "Run id")->required()->check(CLI::PositiveNumber);
+  run_update->add_option("--name", ra.name, "New name");
+  fields(run_update);
+  auto* run_close = run->add_subcommand("close", "Queue close_run (irreversible)");
+  common(run_close);
+  run_close->add_option("RUN", ra.run, "Run id")->required()->check(CLI::PositiveNumber);
+  auto* run_delete = run->add_subcommand("delete", "Queue delete_run (irreversible)");
+  common(run_delete);
+  run_delete->add_option("RUN", ra.run, "Run id")->required()->check(CLI::PositiveNumber);
+
   auto* version = app.add_subcommand("version", "Print versions");
 
   try {
@@ -202,6 +411,11 @@ int run_cli(int argc, char** argv) {
   if (migrate->parsed()) return cmd_migrate(config_path);
   if (check->parsed()) return cmd_check_config(config_path);
   if (status->parsed()) return cmd_status(config_path, as_json);
+  if (sync->parsed()) return cmd_sync(config_path, full);
+  if (run_add->parsed()) return cmd_run(config_path, CommandKind::kAddRun, ra, *run_add);
+  if (run_update->parsed()) return cmd_run(config_path, CommandKind::kUpdateRun, ra, *run_update);
+  if (run_close->parsed()) return cmd_run(config_path, CommandKind::kCloseRun, ra, *run_close);
+  if (run_delete->parsed()) return cmd_run(config_path, CommandKind::kDeleteRun, ra, *run_delete);
   if (version->parsed()) return cmd_version();
   return 2;
 }

@@ -51,4 +51,57 @@ StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t 
   return r;
 }
 
+StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std::int64_t id) {
+  OpenOptions options;
+  options.read_only = true;
+  auto opened = open_database(path, options);
+  if (!opened) return opened.status();
+  try {
+    SQLite::Statement st(*opened.value(),
+                         "SELECT command, target, state, attempts, last_error, result FROM outbox "
+                         "WHERE id = ?");
+    st.bind(1, id);
+    if (!st.executeStep()) return std::optional<CommandStatus>{};
+    CommandStatus c;
+    c.command = st.getColumn(0).getString();
+    c.target = st.getColumn(1).getInt64();
+    c.state = st.getColumn(2).getString();
+    c.attempts = st.getColumn(3).getInt64();
+    if (!st.getColumn(4).isNull()) c.last_error = st.getColumn(4).getString();
+    if (!st.getColumn(5).isNull()) c.result = st.getColumn(5).getString();
+    return std::optional<CommandStatus>{std::move(c)};
+  } catch (const std::exception& e) {
+    return Status::error("reading outbox row " + std::to_string(id) + ": " + e.what());
+  }
+}
+
+struct ChangeWatcher::Impl {
+  std::unique_ptr<SQLite::Database> db;
+  std::optional<std::int64_t> last;
+};
+
+ChangeWatcher::ChangeWatcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ChangeWatcher::~ChangeWatcher() = default;
+
+StatusOr<std::unique_ptr<ChangeWatcher>> ChangeWatcher::open(const std::string& path) {
+  OpenOptions options;
+  options.read_only = true;
+  auto opened = open_database(path, options);
+  if (!opened) return opened.status();
+  auto impl = std::make_unique<Impl>();
+  impl->db = std::move(opened).value();
+  return std::unique_ptr<ChangeWatcher>(new ChangeWatcher(std::move(impl)));
+}
+
+bool ChangeWatcher::changed() {
+  try {
+    const std::int64_t v = impl_->db->execAndGet("PRAGMA data_version").getInt64();
+    const bool changed = !impl_->last || *impl_->last != v;
+    impl_->last = v;
+    return changed;
+  } catch (const std::exception&) {
+    return true;  // cannot tell: let the caller look
+  }
+}
+
 }  // namespace runsync

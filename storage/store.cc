@@ -261,6 +261,201 @@ StatusOr<WebhookResult> Store::apply_webhook(const WebhookDelivery& delivery) {
   return result;
 }
 
+StatusOr<std::vector<KnownRun>> Store::known_runs(std::int64_t project_id,
+                                                  const std::string& project_code) {
+  try {
+    SQLite::Statement st(*impl_->db,
+                         "SELECT run_id, state, last_polled_at IS NOT NULL FROM runs "
+                         "WHERE project_id = ? OR (project_id IS NULL AND project_code = ?)");
+    st.bind(1, project_id);
+    st.bind(2, project_code);
+    std::vector<KnownRun> out;
+    while (st.executeStep()) {
+      KnownRun r;
+      r.run_id = st.getColumn(0).getInt64();
+      r.state = parse_state(st.getColumn(1).getString()).value_or(RunState::kActive);
+      r.polled = st.getColumn(2).getInt() != 0;
+      out.push_back(r);
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return Status::error(std::string("listing known runs: ") + e.what());
+  }
+}
+
+StatusOr<std::int64_t> Store::begin_poll_cycle(std::int64_t project_id, PollKind kind,
+                                               std::int64_t started_at) {
+  try {
+    SQLite::Statement st(*impl_->db,
+                         "INSERT INTO poll_cycles (project_id, kind, started_at) VALUES (?, ?, ?)");
+    st.bind(1, project_id);
+    st.bind(2, poll_kind_name(kind));
+    st.bind(3, started_at);
+    st.exec();
+    return static_cast<std::int64_t>(impl_->db->getLastInsertRowid());
+  } catch (const std::exception& e) {
+    return Status::error(std::string("recording poll cycle: ") + e.what());
+  }
+}
+
+Status Store::finish_poll_cycle(std::int64_t id, const PollCycleStats& stats,
+                                const std::optional<std::string>& error,
+                                std::int64_t finished_at) {
+  try {
+    SQLite::Statement st(*impl_->db,
+                         "UPDATE poll_cycles SET finished_at = ?, pages = ?, requests = ?, "
+                         "runs_seen = ?, runs_changed = ?, runs_deleted = ?, error = ? "
+                         "WHERE id = ?");
+    st.bind(1, finished_at);
+    st.bind(2, stats.pages);
+    st.bind(3, stats.requests);
+    st.bind(4, stats.runs_seen);
+    st.bind(5, stats.runs_changed);
+    st.bind(6, stats.runs_deleted);
+    if (error) {
+      st.bind(7, *error);
+    } else {
+      st.bind(7);
+    }
+    st.bind(8, id);
+    st.exec();
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::error(std::string("recording poll cycle: ") + e.what());
+  }
+}
+
+StatusOr<std::int64_t> Store::queue_command(const OutboxCommand& c, std::int64_t now) {
+  try {
+    SQLite::Statement st(*impl_->db,
+                         "INSERT INTO outbox (command, target, body, created_at, updated_at) "
+                         "VALUES (?, ?, ?, ?, ?)");
+    st.bind(1, command_name(c.kind));
+    st.bind(2, c.target);
+    st.bind(3, c.body.dump());
+    st.bind(4, now);
+    st.bind(5, now);
+    st.exec();
+    return static_cast<std::int64_t>(impl_->db->getLastInsertRowid());
+  } catch (const std::exception& e) {
+    return Status::error(std::string("queueing command: ") + e.what());
+  }
+}
+
+StatusOr<std::optional<OutboxCommand>> Store::next_pending_command(std::int64_t now) {
+  try {
+    for (;;) {
+      SQLite::Statement st(*impl_->db,
+                           "SELECT id, command, target, body, created_at FROM outbox "
+                           "WHERE state = 'pending' ORDER BY id LIMIT 1");
+      if (!st.executeStep()) return std::optional<OutboxCommand>{};
+      OutboxCommand c;
+      c.id = st.getColumn(0).getInt64();
+      c.target = st.getColumn(2).getInt64();
+      c.created_at = st.getColumn(4).getInt64();
+      auto kind = parse_command_name(st.getColumn(1).getString());
+      c.body = nlohmann::json::parse(st.getColumn(3).getString(), nullptr, false);
+      Status valid = Status::ok();
+      if (!kind) {
+        valid = Status::error("unknown command '" + st.getColumn(1).getString() + "'");
+      } else if (c.body.is_discarded()) {
+        valid = Status::error(std::string(command_name(*kind)) + ": body is not valid JSON");
+      } else {
+        c.kind = *kind;
+        valid = validate_command(c);
+      }
+      st.reset();
+      if (valid.is_ok()) return std::optional<OutboxCommand>{std::move(c)};
+      Status marked = update_command(c.id, "failed", false, valid.message(), std::nullopt, now);
+      if (!marked.is_ok()) return marked;
+    }
+  } catch (const std::exception& e) {
+    return Status::error(std::string("reading the outbox: ") + e.what());
+  }
+}
+
+Status Store::update_command(std::int64_t id, std::string_view state, bool count_attempt,
+                             const std::optional<std::string>& error,
+                             const std::optional<std::string>& result, std::int64_t now) {
+  try {
+    SQLite::Statement st(*impl_->db,
+                         "UPDATE outbox SET state = ?, attempts = attempts + ?, last_error = ?, "
+                         "result = ?, updated_at = ? WHERE id = ?");
+    st.bind(1, std::string(state));
+    st.bind(2, count_attempt ? 1 : 0);
+    if (error) {
+      st.bind(3, *error);
+    } else {
+      st.bind(3);
+    }
+    if (result) {
+      st.bind(4, *result);
+    } else {
+      st.bind(4);
+    }
+    st.bind(5, now);
+    st.bind(6, id);
+    st.exec();
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::error(std::string("updating the outbox: ") + e.what());
+  }
+}
+
+StatusOr<int> Store::recover_sending_commands(std::int64_t now) {
+  try {
+    SQLite::Statement st(*impl_->db,
+                         "UPDATE outbox SET state = 'unknown', updated_at = ?, last_error = "
+                         "'runsync stopped while the request was in flight; outcome unknown' "
+                         "WHERE state = 'sending'");
+    st.bind(1, now);
+    return st.exec();
+  } catch (const std::exception& e) {
+    return Status::error(std::string("recovering the outbox: ") + e.what());
+  }
+}
+
+StatusOr<std::vector<OutboxCommand>> Store::unknown_add_runs() {
+  try {
+    SQLite::Statement st(*impl_->db,
+                         "SELECT id, target, body, created_at FROM outbox "
+                         "WHERE state = 'unknown' AND command = 'add_run' ORDER BY id");
+    std::vector<OutboxCommand> out;
+    while (st.executeStep()) {
+      OutboxCommand c;
+      c.id = st.getColumn(0).getInt64();
+      c.kind = CommandKind::kAddRun;
+      c.target = st.getColumn(1).getInt64();
+      c.body = nlohmann::json::parse(st.getColumn(2).getString(), nullptr, false);
+      c.created_at = st.getColumn(3).getInt64();
+      if (c.body.is_object()) out.push_back(std::move(c));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return Status::error(std::string("reading the outbox: ") + e.what());
+  }
+}
+
+StatusOr<std::optional<std::int64_t>> Store::find_added_run(std::int64_t project_id,
+                                                            const std::string& name,
+                                                            std::int64_t since) {
+  try {
+    SQLite::Statement st(
+        *impl_->db,
+        "SELECT run_id FROM runs WHERE project_id = ? AND name = ? AND created_on >= ? "
+        "AND run_id NOT IN (SELECT json_extract(result, '$.id') FROM outbox "
+        "WHERE command = 'add_run' AND state = 'done' AND result IS NOT NULL) "
+        "ORDER BY created_on, run_id LIMIT 1");
+    st.bind(1, project_id);
+    st.bind(2, name);
+    st.bind(3, since);
+    if (!st.executeStep()) return std::optional<std::int64_t>{};
+    return std::optional<std::int64_t>{st.getColumn(0).getInt64()};
+  } catch (const std::exception& e) {
+    return Status::error(std::string("looking for an added run: ") + e.what());
+  }
+}
+
 Status Store::checkpoint() {
   try {
     impl_->db->exec("PRAGMA wal_checkpoint(PASSIVE)");

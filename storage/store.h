@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include "core/outbox_command.h"
+#include "core/poll_plan.h"
 #include "core/reconciler.h"
 #include "core/status.h"
 #include "core/webhook_event.h"
@@ -27,6 +29,15 @@ struct WebhookDelivery {
   std::int64_t received_at = 0;
   WebhookEvent event;
   std::string body;  // raw bytes as received
+};
+
+// The counters of one poll cycle (a row of poll_cycles).
+struct PollCycleStats {
+  std::int64_t pages = 0;
+  std::int64_t requests = 0;
+  std::int64_t runs_seen = 0;
+  std::int64_t runs_changed = 0;
+  std::int64_t runs_deleted = 0;
 };
 
 // What applying one observation did.
@@ -65,6 +76,41 @@ class Store {
 
   // The stored row, or nullopt.
   StatusOr<std::optional<RunRecord>> load_run(std::int64_t run_id);
+
+  // The non-deleted and deleted runs of a project: those with this
+  // project_id, and those only known by a webhook's project_code.
+  StatusOr<std::vector<KnownRun>> known_runs(std::int64_t project_id,
+                                             const std::string& project_code);
+
+  // Starts a poll_cycles row; returns its id.
+  StatusOr<std::int64_t> begin_poll_cycle(std::int64_t project_id, PollKind kind,
+                                          std::int64_t started_at);
+  // Completes it; `error` nullopt when the cycle succeeded.
+  Status finish_poll_cycle(std::int64_t id, const PollCycleStats& stats,
+                           const std::optional<std::string>& error, std::int64_t finished_at);
+
+  // --- outbox (write-back commands) ---
+  // Queues a validated command; returns its id.
+  StatusOr<std::int64_t> queue_command(const OutboxCommand& command, std::int64_t now);
+  // The oldest pending command, or nullopt. A row whose command or body
+  // cannot be understood is marked failed on the way and skipped.
+  StatusOr<std::optional<OutboxCommand>> next_pending_command(std::int64_t now);
+  // Moves a command to `state` ("sending", "pending", "done", "failed",
+  // "unknown"); `count_attempt` adds one to attempts. A null `error` or
+  // `result` clears the column.
+  Status update_command(std::int64_t id, std::string_view state, bool count_attempt,
+                        const std::optional<std::string>& error,
+                        const std::optional<std::string>& result, std::int64_t now);
+  // Commands left "sending" by a daemon that stopped mid-request become
+  // "unknown": they are never sent again blindly. Returns how many.
+  StatusOr<int> recover_sending_commands(std::int64_t now);
+  // add_run commands whose outcome is unknown.
+  StatusOr<std::vector<OutboxCommand>> unknown_add_runs();
+  // A run of `project_id` named `name`, created at or after `since`, that no
+  // done add_run command already claims; the earliest such run, or nullopt.
+  StatusOr<std::optional<std::int64_t>> find_added_run(std::int64_t project_id,
+                                                       const std::string& name,
+                                                       std::int64_t since);
 
   // Checkpoints the WAL (PASSIVE: never waits for readers).
   Status checkpoint();

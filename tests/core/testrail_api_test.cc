@@ -92,9 +92,8 @@ TEST(ObservationFromApiRun, StateClaimFromIsCompleted) {
     StateClaim want;
   };
   const std::vector<Case> cases = {
-      {true, StateClaim::kEnded}, {false, StateClaim::kActive},
-      {1, StateClaim::kEnded},    {0, StateClaim::kActive},
-      {nullptr, StateClaim::kNone},
+      {true, StateClaim::kEnded}, {false, StateClaim::kActive}, {1, StateClaim::kEnded},
+      {0, StateClaim::kActive},   {nullptr, StateClaim::kNone},
   };
   for (const auto& c : cases) {
     json run = example_run();

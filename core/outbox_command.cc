@@ -1,0 +1,113 @@
+#include "core/outbox_command.h"
+
+#include "core/testrail_api.h"
+
+namespace runsync {
+namespace {
+
+bool positive_int(const nlohmann::json& v) {
+  return v.is_number_integer() && v.get<std::int64_t>() > 0;
+}
+
+}  // namespace
+
+const char* command_name(CommandKind kind) {
+  switch (kind) {
+    case CommandKind::kAddRun: return "add_run";
+    case CommandKind::kUpdateRun: return "update_run";
+    case CommandKind::kCloseRun: return "close_run";
+    case CommandKind::kDeleteRun: return "delete_run";
+  }
+  return "?";
+}
+
+std::optional<CommandKind> parse_command_name(std::string_view name) {
+  for (CommandKind k : {CommandKind::kAddRun, CommandKind::kUpdateRun, CommandKind::kCloseRun,
+                        CommandKind::kDeleteRun}) {
+    if (name == command_name(k)) return k;
+  }
+  return std::nullopt;
+}
+
+Status validate_command(const OutboxCommand& c) {
+  const std::string what = command_name(c.kind);
+  if (c.target <= 0) {
+    return Status::error(what + ": target must be a positive " +
+                         (c.kind == CommandKind::kAddRun ? "project id" : "run id"));
+  }
+  if (!c.body.is_object()) return Status::error(what + ": body must be a JSON object");
+  if (c.kind == CommandKind::kCloseRun || c.kind == CommandKind::kDeleteRun) {
+    if (!c.body.empty()) return Status::error(what + ": takes no fields");
+    return Status::ok();
+  }
+  static const char* kText[] = {"name", "description", "refs"};
+  static const char* kIds[] = {"suite_id", "milestone_id", "assignedto_id"};
+  for (const auto& [key, value] : c.body.items()) {
+    bool known = false;
+    for (const char* k : kText) {
+      if (key == k) {
+        known = true;
+        if (!value.is_string() && !(value.is_null() && key != "name")) {
+          return Status::error(what + ": " + key + " must be a string");
+        }
+      }
+    }
+    for (const char* k : kIds) {
+      if (key == k) {
+        known = true;
+        if (!positive_int(value) && !(value.is_null() && key != "suite_id")) {
+          return Status::error(what + ": " + key + " must be a positive integer");
+        }
+      }
+    }
+    if (key == "include_all") {
+      known = true;
+      if (!value.is_boolean()) return Status::error(what + ": include_all must be true or false");
+    }
+    if (key == "case_ids" || key == "config_ids") {
+      known = true;
+      if (!value.is_array()) return Status::error(what + ": " + key + " must be an array");
+      for (const auto& id : value) {
+        if (!positive_int(id)) return Status::error(what + ": " + key + " must hold positive integers");
+      }
+    }
+    if (key == "suite_id" && c.kind == CommandKind::kUpdateRun) known = false;
+    if (key == "config_ids" && c.kind == CommandKind::kUpdateRun) known = false;
+    if (!known) return Status::error(what + ": unknown field '" + key + "'");
+  }
+  if (c.kind == CommandKind::kAddRun) {
+    auto name = c.body.find("name");
+    if (name == c.body.end() || !name->is_string() || name->get<std::string>().empty()) {
+      return Status::error("add_run: name is required");
+    }
+  }
+  if (c.kind == CommandKind::kUpdateRun && c.body.empty()) {
+    return Status::error("update_run: nothing to update (give at least one field)");
+  }
+  if (c.body.contains("case_ids") && c.body.value("include_all", true)) {
+    return Status::error(what + ": case_ids needs include_all = false");
+  }
+  return Status::ok();
+}
+
+std::string command_uri(const OutboxCommand& c) {
+  return std::string(command_name(c.kind)) + "/" + std::to_string(c.target);
+}
+
+StatusOr<Observation> observe_command_result(const OutboxCommand& c, const nlohmann::json& answer,
+                                             std::int64_t observed_at) {
+  if (c.kind == CommandKind::kDeleteRun) {
+    Observation o;
+    o.run_id = c.target;
+    o.source = Source::kApi;
+    o.observed_at = observed_at;
+    o.state = StateClaim::kDeleted;
+    return o;
+  }
+  auto o = observation_from_api_run(answer, observed_at, Source::kApi);
+  if (!o) return Status::error(std::string(command_name(c.kind)) + " answered: " + o.message());
+  if (c.kind == CommandKind::kCloseRun) o->state = StateClaim::kCompleted;
+  return o;
+}
+
+}  // namespace runsync

@@ -1,0 +1,46 @@
+// Write-back commands (SPEC §7): what each one sends to the API and how its
+// answer is observed in the mirror. Pure.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/run.h"
+#include "core/status.h"
+
+namespace runsync {
+
+enum class CommandKind { kAddRun, kUpdateRun, kCloseRun, kDeleteRun };
+const char* command_name(CommandKind kind);
+std::optional<CommandKind> parse_command_name(std::string_view name);
+
+struct OutboxCommand {
+  std::int64_t id = 0;
+  CommandKind kind = CommandKind::kAddRun;
+  std::int64_t target = 0;  // project id for add_run, run id otherwise
+  nlohmann::json body = nlohmann::json::object();
+  std::int64_t created_at = 0;
+};
+
+// Checks a command before it is queued or sent: a positive target, a JSON
+// object body with the API's field types (name, description, refs strings;
+// suite_id, milestone_id, assignedto_id positive integers; include_all
+// boolean; case_ids, config_ids arrays of positive integers), name required
+// for add_run, at least one field for update_run, an empty body for
+// close_run and delete_run. The message names the offending field.
+Status validate_command(const OutboxCommand& command);
+
+// The API path, e.g. "add_run/1" or "close_run/42".
+std::string command_uri(const OutboxCommand& command);
+
+// How a successful answer is observed: the returned run (add, update,
+// close), or a tombstone for delete_run. Source kApi.
+StatusOr<Observation> observe_command_result(const OutboxCommand& command,
+                                             const nlohmann::json& answer,
+                                             std::int64_t observed_at);
+
+}  // namespace runsync

@@ -1,0 +1,23 @@
+#include "core/poll_plan.h"
+
+#include <algorithm>
+
+namespace runsync {
+
+const char* poll_kind_name(PollKind kind) { return kind == PollKind::kFull ? "full" : "active"; }
+
+std::vector<std::int64_t> runs_to_refresh(const std::vector<KnownRun>& known,
+                                          const std::unordered_set<std::int64_t>& listed,
+                                          PollKind kind) {
+  std::vector<std::int64_t> out;
+  for (const KnownRun& run : known) {
+    if (run.state == RunState::kDeleted || listed.count(run.run_id)) continue;
+    if (kind == PollKind::kFull || run.state == RunState::kActive || !run.polled) {
+      out.push_back(run.run_id);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace runsync

@@ -1,0 +1,36 @@
+// Which runs a poll cycle must look at one by one (SPEC §5, §6 rule 4):
+// runs the mirror knows that no complete listing of the cycle covered.
+// Pure.
+#pragma once
+
+#include <cstdint>
+#include <unordered_set>
+#include <vector>
+
+#include "core/field.h"
+
+namespace runsync {
+
+enum class PollKind { kActive, kFull };
+const char* poll_kind_name(PollKind kind);
+
+// What the mirror holds about a run, as far as polling cares.
+struct KnownRun {
+  std::int64_t run_id = 0;
+  RunState state = RunState::kActive;
+  bool polled = false;  // some poll has observed it (false: only webhooks told us)
+};
+
+// The runs to refresh with get_run after the cycle's listings all completed:
+// - never deleted runs (tombstones stay);
+// - a full cycle lists every run, so every other known run is refreshed —
+//   get_run then either returns it or says it does not exist (→ deleted);
+// - an active cycle lists active runs and the runs of active plans, so it
+//   refreshes the known runs it did not list that are still active (they
+//   ended or were deleted) or that no poll has seen yet (webhook-only).
+// Sorted by run id.
+std::vector<std::int64_t> runs_to_refresh(const std::vector<KnownRun>& known,
+                                          const std::unordered_set<std::int64_t>& listed,
+                                          PollKind kind);
+
+}  // namespace runsync

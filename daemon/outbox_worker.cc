@@ -1,0 +1,214 @@
+#include "daemon/outbox_worker.h"
+
+#include <spdlog/spdlog.h>
+
+#include "core/outbox_command.h"
+#include "core/testrail_api.h"
+#include "storage/report.h"
+
+namespace runsync {
+
+OutboxWorker::OutboxWorker(std::string database_path, TestRailClient& client, Writer& writer,
+                           Metrics& metrics, Logger logger, UnixClock clock, Options options)
+    : database_path_(std::move(database_path)),
+      client_(client),
+      writer_(writer),
+      metrics_(metrics),
+      logger_(std::move(logger)),
+      clock_(std::move(clock)),
+      options_(options) {}
+
+void OutboxWorker::count(const char* command, const char* outcome) {
+  metrics_
+      .counter("runsync_outbox_commands_total", "Write-back commands by command and outcome",
+               {{"command", command}, {"outcome", outcome}})
+      .inc();
+}
+
+void OutboxWorker::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+}
+
+void OutboxWorker::run() {
+  int recovered = 0;
+  Status s = writer_.run([&](Store& store) -> Status {
+    auto n = store.recover_sending_commands(clock_());
+    if (!n) return n.status();
+    recovered = n.value();
+    return Status::ok();
+  });
+  if (!s.is_ok()) {
+    logger_->error("outbox: cannot recover commands left in flight: {}; write-back is off", s.message());
+    return;
+  }
+  if (recovered > 0) {
+    logger_->warn("outbox: {} command(s) were being sent when runsync stopped; marked unknown, "
+                  "not repeated (check TestRail, then queue again if needed)", recovered);
+  }
+  auto watcher = ChangeWatcher::open(database_path_);
+  if (!watcher) {
+    logger_->warn("outbox: cannot watch the database for new commands ({}); checking every tick",
+                  watcher.message());
+  }
+  using Clock = std::chrono::steady_clock;
+  while (!stop_) {
+    const bool changed = !watcher || watcher.value()->changed();
+    const auto now = Clock::now();
+    const bool retry_due = retry_at_ != Clock::time_point{} && now >= retry_at_;
+    const bool backing_off = retry_at_ != Clock::time_point{} && now < retry_at_;
+    if (changed) resolve_unknown_add_runs();
+    if (!backing_off && (changed || retry_due)) {
+      retry_at_ = {};
+      while (!stop_ && execute_next() == Step::kContinue) {
+      }
+    }
+    std::unique_lock lock(mu_);
+    wake_.wait_for(lock, options_.tick, [&] { return stop_.load(); });
+  }
+}
+
+void OutboxWorker::resolve_unknown_add_runs() {
+  const std::int64_t now = clock_();
+  std::vector<std::pair<std::int64_t, std::int64_t>> resolved;  // command id, run id
+  Status s = writer_.run([&](Store& store) -> Status {
+    resolved.clear();
+    auto unknown = store.unknown_add_runs();
+    if (!unknown) return unknown.status();
+    for (const auto& c : unknown.value()) {
+      const std::string name = c.body.value("name", "");
+      // The server's clock may differ from ours: allow two minutes.
+      auto run = store.find_added_run(c.target, name, c.created_at - 120);
+      if (!run) return run.status();
+      if (!run.value()) continue;
+      const std::string result = nlohmann::json{{"id", *run.value()}}.dump();
+      Status u = store.update_command(c.id, "done", false, std::nullopt, result, now);
+      if (!u.is_ok()) return u;
+      resolved.emplace_back(c.id, *run.value());
+    }
+    return Status::ok();
+  });
+  if (!s.is_ok()) {
+    logger_->warn("outbox: cannot resolve unknown add_run commands: {}; will try again", s.message());
+    return;
+  }
+  for (auto [id, run] : resolved) {
+    count("add_run", "resolved");
+    logger_->info("outbox #{} add_run: outcome was unknown; run {} with its name appeared, marked done",
+                  id, run);
+  }
+}
+
+OutboxWorker::Step OutboxWorker::execute_next() {
+  std::optional<OutboxCommand> next;
+  Status s = writer_.run([&](Store& store) -> Status {
+    auto c = store.next_pending_command(clock_());
+    if (!c) return c.status();
+    next = std::move(c).value();
+    if (next) {
+      return store.update_command(next->id, "sending", true, std::nullopt, std::nullopt, clock_());
+    }
+    return Status::ok();
+  });
+  if (!s.is_ok()) {
+    logger_->error("outbox: cannot read the next command: {}; will try again", s.message());
+    return Step::kWait;
+  }
+  if (!next) return Step::kIdle;
+  const OutboxCommand& c = *next;
+  const char* name = command_name(c.kind);
+  const std::string uri = command_uri(c);
+
+  auto finish = [&](const char* state, const std::optional<std::string>& error,
+                    const std::optional<std::string>& result,
+                    const std::optional<Observation>& observation) {
+    const std::int64_t now = clock_();
+    Status w = writer_.run([&](Store& store) -> Status {
+      if (observation) {
+        auto applied = store.apply_observation(*observation, now);
+        if (!applied) return applied.status();
+      }
+      return store.update_command(c.id, state, false, error, result, now);
+    });
+    if (!w.is_ok()) {
+      logger_->error("outbox #{} {}: cannot record the outcome '{}': {}", c.id, uri, state, w.message());
+    }
+  };
+
+  auto answer = client_.post(uri, c.body);
+  if (answer) {
+    const std::string_view body = strip_legacy_prefix(answer->body);
+    nlohmann::json parsed = body.empty() ? nlohmann::json::object()
+                                         : nlohmann::json::parse(body, nullptr, false);
+    const std::int64_t at = answer->server_date.value_or(clock_());
+    std::optional<Observation> observation;
+    std::optional<std::string> note;
+    if (parsed.is_discarded()) {
+      note = "the API answered " + std::to_string(answer->http_status) +
+             " with a body that is not JSON; the next poll will bring the run";
+    } else {
+      auto o = observe_command_result(c, parsed, at);
+      if (o) {
+        observation = std::move(o).value();
+      } else {
+        note = o.message() + "; the next poll will bring the run";
+      }
+    }
+    finish("done", note, parsed.is_discarded() ? std::nullopt : std::optional(parsed.dump()),
+           observation);
+    count(name, "done");
+    logger_->info("outbox #{} {}: done{}", c.id, uri,
+                  observation ? " (run " + std::to_string(observation->run_id) + ")" : "");
+    return Step::kContinue;
+  }
+
+  const ApiError& e = answer.error();
+  switch (e.kind) {
+    case ApiErrorKind::kRejected:
+    case ApiErrorKind::kNotFound:
+    case ApiErrorKind::kBadResponse:
+      finish("failed", e.message, std::nullopt, std::nullopt);
+      count(name, "failed");
+      logger_->warn("outbox #{} {}: failed, the API refused it: {}", c.id, uri, e.describe());
+      return Step::kContinue;
+    case ApiErrorKind::kConfig:
+      if (e.http_status == 403) {
+        finish("failed", e.message, std::nullopt, std::nullopt);
+        count(name, "failed");
+        logger_->warn("outbox #{} {}: failed, no permission: {}", c.id, uri, e.describe());
+        return Step::kContinue;
+      }
+      finish("pending", e.message, std::nullopt, std::nullopt);
+      count(name, "retry");
+      logger_->error("outbox #{} {}: authentication failed ({}); check testrail.user and the API "
+                     "key; retrying in {} s", c.id, uri, e.describe(),
+                     std::chrono::duration_cast<std::chrono::seconds>(options_.config_retry).count());
+      retry_at_ = std::chrono::steady_clock::now() + options_.config_retry;
+      return Step::kWait;
+    case ApiErrorKind::kUnknownOutcome:
+      finish("unknown", e.message, std::nullopt, std::nullopt);
+      count(name, "unknown");
+      logger_->warn("outbox #{} {}: outcome unknown ({}); not repeated{}", c.id, uri, e.describe(),
+                    c.kind == CommandKind::kAddRun
+                        ? "; resolved when the run appears in a poll"
+                        : "; check TestRail and queue it again if needed");
+      return Step::kContinue;
+    case ApiErrorKind::kTransient:
+      finish("pending", e.message, std::nullopt, std::nullopt);
+      count(name, "retry");
+      logger_->warn("outbox #{} {}: not sent ({}); retrying in {} s, later commands wait", c.id, uri,
+                    e.describe(),
+                    std::chrono::duration_cast<std::chrono::seconds>(options_.transient_retry).count());
+      retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
+      return Step::kWait;
+    case ApiErrorKind::kStopped:
+      finish("pending", std::nullopt, std::nullopt, std::nullopt);
+      return Step::kWait;
+  }
+  return Step::kWait;
+}
+
+}  // namespace runsync

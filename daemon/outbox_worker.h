@@ -1,0 +1,75 @@
+// Executes queued write-back commands against the API (SPEC §7), in id
+// order, within the request budget it shares with the poller (one
+// TestRailClient).
+//
+// - A command is marked "sending" (durably) before its request goes out, so
+//   after a crash it becomes "unknown" and is never repeated blindly.
+// - Success: "done" with the API's answer, and the returned run (or a
+//   tombstone for delete_run) is applied to the mirror in the same
+//   transaction, with source "api".
+// - 400/403/404: "failed" with the API's error text. 401: left pending and
+//   retried slowly (credentials are a configuration problem).
+// - 429, 409, 503, timeouts before sending: the client retries; if it gives
+//   up the command stays "pending" and is tried again later, before any
+//   later command.
+// - Outcome unknown (the request may have been applied): "unknown". An
+//   unknown add_run becomes "done" when a run of that name, created after
+//   the command was queued, appears in the mirror (e.g. by the next poll).
+//
+// New rows are noticed through PRAGMA data_version, checked every 200 ms:
+// no scan of the table unless something was committed.
+//
+// Thread safety: run() on its own thread; stop() from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "daemon/logging.h"
+#include "daemon/metrics.h"
+#include "daemon/testrail_client.h"
+#include "storage/writer.h"
+
+namespace runsync {
+
+class OutboxWorker {
+ public:
+  using UnixClock = std::function<std::int64_t()>;
+  struct Options {
+    std::chrono::milliseconds tick{200};
+    std::chrono::milliseconds transient_retry{30'000};
+    std::chrono::milliseconds config_retry{300'000};
+  };
+
+  // `client`, `writer` and `metrics` must outlive the worker.
+  OutboxWorker(std::string database_path, TestRailClient& client, Writer& writer,
+               Metrics& metrics, Logger logger, UnixClock clock, Options options);
+
+  void run();
+  void stop();
+
+ private:
+  enum class Step { kIdle, kContinue, kWait };
+  Step execute_next();
+  void resolve_unknown_add_runs();
+  void count(const char* command, const char* outcome);
+
+  std::string database_path_;
+  TestRailClient& client_;
+  Writer& writer_;
+  Metrics& metrics_;
+  Logger logger_;
+  UnixClock clock_;
+  Options options_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::chrono::steady_clock::time_point retry_at_{};
+};
+
+}  // namespace runsync

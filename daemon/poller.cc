@@ -1,0 +1,372 @@
+#include "daemon/poller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "core/testrail_api.h"
+
+namespace runsync {
+namespace {
+
+constexpr int kMaxPages = 100000;  // a server whose next links never end
+
+std::string describe(const ApiError& e) { return e.describe(); }
+
+}  // namespace
+
+ApiObserver make_api_observer(Metrics& metrics, Logger logger) {
+  Histogram& latency = metrics.histogram("runsync_api_request_seconds",
+                                         "Latency of TestRail API requests");
+  return [&metrics, &latency, logger](const ApiEvent& e) {
+    switch (e.kind) {
+      case ApiEvent::Kind::kAnswer:
+        metrics
+            .counter("runsync_api_requests_total", "TestRail API requests by HTTP status",
+                     {{"status", std::to_string(e.http_status)}})
+            .inc();
+        latency.observe(std::chrono::duration<double>(e.latency).count());
+        logger->debug("api {} {} attempt {}: HTTP {} in {} ms", e.method, e.uri, e.attempt,
+                      e.http_status, e.latency.count());
+        break;
+      case ApiEvent::Kind::kTransportError:
+        metrics
+            .counter("runsync_api_requests_total", "TestRail API requests by HTTP status",
+                     {{"status", "error"}})
+            .inc();
+        latency.observe(std::chrono::duration<double>(e.latency).count());
+        logger->warn("api {} {} attempt {}: no answer: {}; will retry if attempts remain",
+                     e.method, e.uri, e.attempt, e.message);
+        break;
+      case ApiEvent::Kind::kWait:
+        metrics
+            .counter("runsync_api_waits_total", "Waits before API requests, by reason",
+                     {{"reason", e.reason}})
+            .inc();
+        if (e.reason == "rate limit") {
+          logger->debug("api: waiting {} ms to stay under max_requests_per_minute", e.wait.count());
+        } else {
+          logger->warn("api {} {}: waiting {} ms ({}) before attempt {}", e.method, e.uri,
+                       e.wait.count(), e.reason, e.attempt + 1);
+        }
+        break;
+      case ApiEvent::Kind::kFailure:
+        logger->debug("api {} {} failed: {}", e.method, e.uri,
+                      e.error ? e.error->describe() : std::string("unknown"));
+        break;
+    }
+  };
+}
+
+Poller::Poller(PollerOptions options, TestRailClient& client, Writer& writer, Metrics& metrics,
+               Logger logger, UnixClock clock)
+    : options_(std::move(options)),
+      client_(client),
+      writer_(writer),
+      metrics_(metrics),
+      logger_(std::move(logger)),
+      clock_(std::move(clock)) {
+  for (const auto& p : options_.projects) state_[p.id];
+}
+
+Status Poller::apply_page(const std::vector<Observation>& observations, CycleOutcome& out) {
+  std::int64_t changed = 0;
+  std::int64_t deleted = 0;
+  const std::int64_t now = clock_();
+  Status s = writer_.run([&](Store& store) -> Status {
+    changed = 0;
+    deleted = 0;
+    for (const Observation& o : observations) {
+      auto r = store.apply_observation(o, now);
+      if (!r) return r.status();
+      if (r->changed) {
+        ++changed;
+        if (o.state == StateClaim::kDeleted) ++deleted;
+      }
+    }
+    return Status::ok();
+  });
+  if (s.is_ok()) {
+    out.stats.runs_changed += changed;
+    out.stats.runs_deleted += deleted;
+  }
+  return s;
+}
+
+CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
+  const auto started = std::chrono::steady_clock::now();
+  CycleOutcome out;
+  out.project_id = project.id;
+  out.kind = kind;
+  std::int64_t cycle_id = 0;
+  const std::int64_t started_at = clock_();
+  Status begun = writer_.run([&](Store& store) -> Status {
+    auto id = store.begin_poll_cycle(project.id, kind, started_at);
+    if (!id) return id.status();
+    cycle_id = id.value();
+    return Status::ok();
+  });
+  if (!begun.is_ok()) {
+    out.error = "cannot record the cycle: " + begun.message();
+    record(out);
+    return out;
+  }
+
+  auto fail = [&](std::string message, const ApiError* api) {
+    if (!out.error) out.error = std::move(message);
+    if (api && api->kind == ApiErrorKind::kConfig) out.config_error = true;
+  };
+  auto observed_at = [&](const std::optional<std::int64_t>& date) {
+    return date.value_or(clock_());
+  };
+
+  std::unordered_set<std::int64_t> listed;
+  const std::string filter = kind == PollKind::kActive ? "&is_completed=0" : "";
+
+  // Runs that are not in plans.
+  std::optional<std::string> uri = "get_runs/" + std::to_string(project.id) + filter;
+  std::unordered_set<std::string> seen_uris;
+  while (uri && !out.error) {
+    if (!seen_uris.insert(*uri).second || out.stats.pages >= kMaxPages) {
+      fail("get_runs pagination does not end (next link " + *uri + " repeats)", nullptr);
+      break;
+    }
+    auto page = client_.get_runs_page(*uri);
+    if (!page) {
+      out.stats.requests += page.error().attempts;
+      fail("get_runs: " + describe(page.error()), &page.error());
+      break;
+    }
+    out.stats.requests += page->attempts;
+    ++out.stats.pages;
+    std::vector<Observation> observations;
+    observations.reserve(page->value.runs.size());
+    for (const auto& run : page->value.runs) {
+      auto o = observation_from_api_run(run, observed_at(page->server_date), Source::kPoll);
+      if (!o) {
+        fail("get_runs answered a run it cannot parse: " + o.message(), nullptr);
+        break;
+      }
+      listed.insert(o->run_id);
+      observations.push_back(std::move(o).value());
+    }
+    if (out.error) break;
+    out.stats.runs_seen += static_cast<std::int64_t>(observations.size());
+    if (Status s = apply_page(observations, out); !s.is_ok()) fail("storing runs: " + s.message(), nullptr);
+    uri = page->value.next ? std::optional(next_link_to_uri(*page->value.next)) : std::nullopt;
+  }
+
+  // Plans, then the runs of each.
+  std::vector<std::int64_t> plan_ids;
+  uri = "get_plans/" + std::to_string(project.id) + filter;
+  seen_uris.clear();
+  while (uri && !out.error) {
+    if (!seen_uris.insert(*uri).second || out.stats.pages >= kMaxPages) {
+      fail("get_plans pagination does not end (next link " + *uri + " repeats)", nullptr);
+      break;
+    }
+    auto page = client_.get_plans_page(*uri);
+    if (!page) {
+      out.stats.requests += page.error().attempts;
+      fail("get_plans: " + describe(page.error()), &page.error());
+      break;
+    }
+    out.stats.requests += page->attempts;
+    ++out.stats.pages;
+    for (const auto& plan : page->value.plans) {
+      auto id = plan.find("id");
+      if (id == plan.end() || !id->is_number_integer()) {
+        fail("get_plans answered a plan without an integer id", nullptr);
+        break;
+      }
+      plan_ids.push_back(id->get<std::int64_t>());
+    }
+    uri = page->value.next ? std::optional(next_link_to_uri(*page->value.next)) : std::nullopt;
+  }
+  for (std::int64_t plan_id : plan_ids) {
+    if (out.error || stop_) break;
+    auto plan = client_.get_plan(plan_id);
+    if (!plan) {
+      out.stats.requests += plan.error().attempts;
+      // A plan deleted since it was listed: its runs are refreshed below.
+      if (plan.error().kind == ApiErrorKind::kNotFound) continue;
+      fail("get_plan/" + std::to_string(plan_id) + ": " + describe(plan.error()), &plan.error());
+      break;
+    }
+    out.stats.requests += plan->attempts;
+    ++out.stats.pages;
+    std::vector<Observation> observations;
+    for (const auto& run : plan->value.runs) {
+      auto o = observation_from_plan_run(run, plan->value, observed_at(plan->server_date), Source::kPoll);
+      if (!o) {
+        fail("get_plan/" + std::to_string(plan_id) + " answered a run it cannot parse: " + o.message(),
+             nullptr);
+        break;
+      }
+      listed.insert(o->run_id);
+      observations.push_back(std::move(o).value());
+    }
+    if (out.error) break;
+    out.stats.runs_seen += static_cast<std::int64_t>(observations.size());
+    if (Status s = apply_page(observations, out); !s.is_ok()) fail("storing plan runs: " + s.message(), nullptr);
+  }
+
+  // Known runs no complete listing covered: ask for each (SPEC §6 rule 4).
+  if (!out.error && !stop_) {
+    std::vector<KnownRun> known;
+    Status s = writer_.run([&](Store& store) -> Status {
+      auto k = store.known_runs(project.id, project.code);
+      if (!k) return k.status();
+      known = std::move(k).value();
+      return Status::ok();
+    });
+    if (!s.is_ok()) fail("reading known runs: " + s.message(), nullptr);
+    for (std::int64_t run_id : runs_to_refresh(known, listed, kind)) {
+      if (out.error || stop_) break;
+      auto run = client_.get_run(run_id);
+      Observation o;
+      if (run) {
+        out.stats.requests += run->attempts;
+        auto parsed = observation_from_api_run(run->value, observed_at(run->server_date), Source::kPoll);
+        if (!parsed) {
+          fail("get_run/" + std::to_string(run_id) + " answered a run it cannot parse: " + parsed.message(),
+               nullptr);
+          break;
+        }
+        o = std::move(parsed).value();
+      } else if (run.error().kind == ApiErrorKind::kNotFound) {
+        out.stats.requests += run.error().attempts;
+        o.run_id = run_id;
+        o.source = Source::kPoll;
+        o.observed_at = clock_();
+        o.state = StateClaim::kDeleted;
+        logger_->info("run {} of project {}: get_run says it does not exist; marked deleted", run_id,
+                      project.id);
+      } else {
+        out.stats.requests += run.error().attempts;
+        fail("get_run/" + std::to_string(run_id) + ": " + describe(run.error()), &run.error());
+        break;
+      }
+      ++out.stats.runs_seen;
+      if (Status st = apply_page({o}, out); !st.is_ok()) fail("storing run: " + st.message(), nullptr);
+    }
+  }
+  if (stop_ && !out.error) out.error = "stopped before the cycle finished";
+
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::int64_t finished_at = clock_();
+  Status finished = writer_.run([&](Store& store) {
+    return store.finish_poll_cycle(cycle_id, out.stats, out.error, finished_at);
+  });
+  if (!finished.is_ok() && !out.error) out.error = "cannot record the cycle: " + finished.message();
+  record(out);
+  return out;
+}
+
+void Poller::record(const CycleOutcome& out) {
+  const std::string project = std::to_string(out.project_id);
+  const char* kind = poll_kind_name(out.kind);
+  const char* outcome = out.error ? (out.config_error ? "config_error" : "failed") : "ok";
+  metrics_
+      .counter("runsync_poll_cycles_total", "Poll cycles by project, kind and outcome",
+               {{"project", project}, {"kind", kind}, {"outcome", outcome}})
+      .inc();
+  metrics_.histogram("runsync_poll_duration_seconds", "Duration of poll cycles", {{"kind", kind}})
+      .observe(out.seconds);
+  metrics_.counter("runsync_poll_runs_changed_total", "Runs changed by polling", {{"project", project}})
+      .inc(static_cast<std::uint64_t>(out.stats.runs_changed));
+  {
+    std::lock_guard lock(mu_);
+    ProjectState& st = state_[out.project_id];
+    if (out.error) {
+      st.last_error = out.error;
+    } else {
+      st.last_error.reset();
+      st.last_success = std::chrono::steady_clock::now();
+    }
+  }
+  if (!out.error) {
+    metrics_
+        .gauge("runsync_last_successful_poll_timestamp_seconds",
+               "Unix time of the last successful poll cycle", {{"project", project}})
+        .set(static_cast<double>(clock_()));
+    logger_->info(
+        "poll project {} ({}): ok in {:.2f}s, {} pages, {} requests, {} runs seen, {} changed, "
+        "{} deleted",
+        out.project_id, kind, out.seconds, out.stats.pages, out.stats.requests, out.stats.runs_seen,
+        out.stats.runs_changed, out.stats.runs_deleted);
+  } else if (out.config_error) {
+    logger_->error(
+        "poll project {} ({}): FAILED, configuration error: {}; check testrail.user, the API key "
+        "and the user's access to the project; retrying slowly",
+        out.project_id, kind, *out.error);
+  } else {
+    logger_->warn(
+        "poll project {} ({}): FAILED after {:.2f}s, {} pages, {} requests, {} changed: {}; "
+        "nothing was deleted, next attempt at the next poll interval",
+        out.project_id, kind, out.seconds, out.stats.pages, out.stats.requests,
+        out.stats.runs_changed, *out.error);
+  }
+}
+
+void Poller::run() {
+  using Clock = std::chrono::steady_clock;
+  struct Due {
+    Clock::time_point next;
+    Clock::time_point next_full;
+  };
+  std::map<std::int64_t, Due> due;
+  const auto start = Clock::now();
+  for (const auto& p : options_.projects) due[p.id] = {start, start};
+  const auto slow = std::clamp(options_.poll_interval * 5,
+                               std::chrono::milliseconds(std::chrono::minutes(1)),
+                               std::chrono::milliseconds(std::chrono::minutes(15)));
+  while (!stop_) {
+    for (const auto& p : options_.projects) {
+      if (stop_) break;
+      Due& d = due[p.id];
+      const auto now = Clock::now();
+      if (now < d.next) continue;
+      const PollKind kind = now >= d.next_full ? PollKind::kFull : PollKind::kActive;
+      const CycleOutcome out = run_cycle(p, kind);
+      const auto after = Clock::now();
+      if (!out.error) {
+        d.next = after + options_.poll_interval;
+        if (kind == PollKind::kFull) d.next_full = after + options_.full_sync_interval;
+      } else {
+        d.next = after + (out.config_error ? slow : options_.poll_interval);
+      }
+    }
+    auto next = Clock::time_point::max();
+    for (const auto& [id, d] : due) next = std::min(next, d.next);
+    std::unique_lock lock(mu_);
+    wake_.wait_until(lock, next, [&] { return stop_.load(); });
+  }
+}
+
+void Poller::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  client_.stop();
+}
+
+std::optional<std::string> Poller::not_ready_reason() const {
+  const auto limit = options_.poll_interval * 3 + std::chrono::minutes(1);
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  for (const auto& [id, st] : state_) {
+    if (st.last_error) return "project " + std::to_string(id) + ": last poll failed: " + *st.last_error;
+    if (!st.last_success) return "project " + std::to_string(id) + ": no poll has succeeded yet";
+    if (now - *st.last_success > limit) {
+      return "project " + std::to_string(id) + ": no successful poll for over " +
+             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(limit).count()) + "s";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace runsync

@@ -1,0 +1,96 @@
+// Polls the TestRail API for every configured project and feeds what it
+// finds through the single writer (SPEC §5, §6 rules 4 and 6).
+//
+// A cycle lists runs (get_runs), then plans and their runs (get_plans,
+// get_plan), applying each page as it arrives; when every listing was
+// complete it refreshes, one get_run each, the known runs no listing
+// covered — which is the only way polling marks a run deleted. A failed
+// cycle is recorded as failed and deletes nothing.
+//
+// Thread safety: run() on its own thread; stop() and not_ready_reason()
+// from any thread. run_cycle() is for one-shot use (`runsync sync`), not
+// concurrently with run().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/poll_plan.h"
+#include "daemon/config.h"
+#include "daemon/logging.h"
+#include "daemon/metrics.h"
+#include "daemon/testrail_client.h"
+#include "storage/writer.h"
+
+namespace runsync {
+
+struct PollerOptions {
+  std::vector<ProjectConfig> projects;
+  std::chrono::milliseconds poll_interval{60'000};
+  std::chrono::milliseconds full_sync_interval{3'600'000};
+};
+
+struct CycleOutcome {
+  std::int64_t project_id = 0;
+  PollKind kind = PollKind::kActive;
+  PollCycleStats stats;
+  std::optional<std::string> error;  // nullopt: the cycle succeeded
+  bool config_error = false;         // 401/403: credentials or permissions
+  double seconds = 0;
+};
+
+// Counts API requests by status (runsync_api_requests_total), their
+// latency, waits and failures, and logs retries and failures.
+ApiObserver make_api_observer(Metrics& metrics, Logger logger);
+
+class Poller {
+ public:
+  using UnixClock = std::function<std::int64_t()>;
+
+  // `client`, `writer` and `metrics` must outlive the poller.
+  Poller(PollerOptions options, TestRailClient& client, Writer& writer, Metrics& metrics,
+         Logger logger, UnixClock clock);
+
+  // One cycle for one project, recorded in poll_cycles and logged.
+  CycleOutcome run_cycle(const ProjectConfig& project, PollKind kind);
+
+  // Polls on schedule until stop(): a full cycle first, then active cycles
+  // every poll_interval and full ones every full_sync_interval. After a
+  // configuration error (401/403) a project is retried slowly.
+  void run();
+  void stop();
+
+  // Why the mirror is not ready, or nullopt: every project's last cycle
+  // succeeded, within three poll intervals (plus a minute).
+  std::optional<std::string> not_ready_reason() const;
+
+ private:
+  struct ProjectState {
+    std::optional<std::chrono::steady_clock::time_point> last_success;
+    std::optional<std::string> last_error;
+  };
+
+  void record(const CycleOutcome& outcome);
+  Status apply_page(const std::vector<Observation>& observations, CycleOutcome& out);
+
+  PollerOptions options_;
+  TestRailClient& client_;
+  Writer& writer_;
+  Metrics& metrics_;
+  Logger logger_;
+  UnixClock clock_;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::map<std::int64_t, ProjectState> state_;
+};
+
+}  // namespace runsync

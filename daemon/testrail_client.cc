@@ -1,0 +1,353 @@
+#include "daemon/testrail_client.h"
+
+#include <algorithm>
+#include <cctype>
+#include <thread>
+
+namespace runsync {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr milliseconds kSleepSlice{50};
+constexpr auto kWindow = std::chrono::minutes(1);
+
+milliseconds to_ms(std::chrono::steady_clock::duration d) {
+  return std::chrono::ceil<milliseconds>(d);
+}
+
+bool is_not_valid_message(const std::string& message) {
+  std::string lower(message);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower.find("is not a valid") != std::string::npos;
+}
+
+}  // namespace
+
+ClientClock::TimePoint SteadyClientClock::now() { return std::chrono::steady_clock::now(); }
+
+bool SteadyClientClock::sleep_until(TimePoint deadline, const std::atomic<bool>& stop) {
+  for (;;) {
+    if (stop) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return true;
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(deadline - now, kSleepSlice));
+  }
+}
+
+RateLimiter::RateLimiter(std::uint32_t max_per_minute, ClientClock& clock)
+    : max_per_minute_(max_per_minute), clock_(clock) {}
+
+std::optional<ClientClock::TimePoint> RateLimiter::acquire(
+    const std::atomic<bool>& stop, const std::function<void(milliseconds)>& before_wait) {
+  if (stop) return std::nullopt;
+  if (max_per_minute_ == 0) return clock_.now();
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (stop) return std::nullopt;
+    const auto now = clock_.now();
+    while (!recent_.empty() && recent_.front() + kWindow <= now) recent_.pop_front();
+    if (recent_.size() < max_per_minute_) {
+      recent_.push_back(now);
+      return now;
+    }
+    const auto wake = recent_.front() + kWindow;
+    lock.unlock();
+    if (before_wait) before_wait(to_ms(wake - now));
+    const bool woke = clock_.sleep_until(wake, stop);
+    lock.lock();
+    if (!woke) return std::nullopt;
+  }
+}
+
+const char* error_kind_name(ApiErrorKind kind) {
+  switch (kind) {
+    case ApiErrorKind::kConfig:
+      return "config";
+    case ApiErrorKind::kNotFound:
+      return "not_found";
+    case ApiErrorKind::kRejected:
+      return "rejected";
+    case ApiErrorKind::kTransient:
+      return "transient";
+    case ApiErrorKind::kUnknownOutcome:
+      return "unknown_outcome";
+    case ApiErrorKind::kBadResponse:
+      return "bad_response";
+    case ApiErrorKind::kStopped:
+      return "stopped";
+  }
+  return "?";
+}
+
+std::string ApiError::describe() const {
+  std::string out;
+  if (http_status != 0) out = "HTTP " + std::to_string(http_status) + " ";
+  out += "(";
+  out += error_kind_name(kind);
+  out += "): " + message;
+  if (attempts > 1) out += " after " + std::to_string(attempts) + " attempts";
+  return out;
+}
+
+TestRailClient::TestRailClient(TestRailClientOptions options, HttpTransport& transport,
+                               ClientClock& clock, ApiObserver observer,
+                               RateLimiter* shared_limiter)
+    : options_(std::move(options)),
+      owned_limiter_(shared_limiter != nullptr
+                         ? nullptr
+                         : std::make_unique<RateLimiter>(options_.max_requests_per_minute, clock)),
+      transport_(transport),
+      clock_(clock),
+      limiter_(shared_limiter != nullptr ? *shared_limiter : *owned_limiter_),
+      observer_(std::move(observer)),
+      rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {}
+
+TestRailClient::TestRailClient(TestRailClientOptions options,
+                               std::unique_ptr<HttpTransport> transport,
+                               std::unique_ptr<ClientClock> clock, ApiObserver observer)
+    : options_(std::move(options)),
+      owned_transport_(std::move(transport)),
+      owned_clock_(std::move(clock)),
+      owned_limiter_(
+          std::make_unique<RateLimiter>(options_.max_requests_per_minute, *owned_clock_)),
+      transport_(*owned_transport_),
+      clock_(*owned_clock_),
+      limiter_(*owned_limiter_),
+      observer_(std::move(observer)),
+      rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {}
+
+std::unique_ptr<TestRailClient> TestRailClient::create(TestRailClientOptions options,
+                                                       ApiObserver observer) {
+  HttpClientOptions http;
+  http.timeout = options.request_timeout;
+  return std::unique_ptr<TestRailClient>(
+      new TestRailClient(std::move(options), std::make_unique<HttpClient>(std::move(http)),
+                         std::make_unique<SteadyClientClock>(), std::move(observer)));
+}
+
+TestRailClient::~TestRailClient() = default;
+
+void TestRailClient::stop() {
+  stop_ = true;
+  transport_.cancel();
+}
+
+void TestRailClient::emit(const ApiEvent& event) const {
+  if (observer_) observer_(event);
+}
+
+milliseconds TestRailClient::backoff(int retry_index) {
+  const auto cap = std::chrono::duration_cast<milliseconds>(options_.max_backoff);
+  milliseconds base = cap;
+  if (retry_index < 20) base = std::min(cap, milliseconds(1000LL << retry_index));
+  std::lock_guard lock(rng_mu_);
+  std::uniform_int_distribution<long long> dist(base.count() / 2, base.count());
+  return milliseconds(dist(rng_));
+}
+
+milliseconds TestRailClient::retry_after(const HttpResponse& response) const {
+  const auto cap = std::chrono::duration_cast<milliseconds>(options_.max_retry_after);
+  const auto fallback = std::min(cap, milliseconds(options_.default_retry_after));
+  const std::string& text = response.retry_after;
+  const auto first = text.find_first_not_of(" \t");
+  if (first == std::string::npos) return fallback;
+  const auto last = text.find_last_not_of(" \t");
+  const std::string value = text.substr(first, last - first + 1);
+  if (value.size() <= 9 &&
+      std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::min(cap, milliseconds(std::stoll(value) * 1000));
+  }
+  // An HTTP-date: the wait is measured against the server's own clock.
+  const auto until = parse_http_date(value);
+  const auto server_now = parse_http_date(response.date);
+  if (!until || !server_now) return fallback;
+  return std::clamp(milliseconds((*until - *server_now) * 1000), milliseconds(0), cap);
+}
+
+ApiError TestRailClient::bad_response(const std::string& uri, const ApiResponse& response,
+                                      std::string message) const {
+  ApiError error{ApiErrorKind::kBadResponse, response.http_status, std::move(message),
+                 response.attempts};
+  ApiEvent event;
+  event.kind = ApiEvent::Kind::kFailure;
+  event.uri = uri;
+  event.attempt = response.attempts;
+  event.http_status = response.http_status;
+  event.error = error;
+  emit(event);
+  return error;
+}
+
+ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view uri,
+                                            std::string body, bool entity_lookup) {
+  const bool write = std::string_view(method) == "POST";
+  const std::string path = api_path(uri);
+  std::string base = options_.base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+
+  HttpRequest request;
+  request.method = method;
+  request.url = base + "/index.php?/api/v2/" + path;
+  request.body = std::move(body);
+  request.basic_auth.emplace(options_.user, options_.api_key);
+  request.timeout = options_.request_timeout;
+
+  const int max_attempts =
+      std::max(1, write ? options_.max_write_attempts : options_.max_read_attempts);
+  ApiError last;
+  int retries = 0;
+  auto fail = [&](ApiError error) -> ApiResult<ApiResponse> {
+    ApiEvent event;
+    event.kind = ApiEvent::Kind::kFailure;
+    event.method = method;
+    event.uri = path;
+    event.attempt = error.attempts;
+    event.http_status = error.http_status;
+    event.error = error;
+    emit(event);
+    return error;
+  };
+  auto stopped_error = [&](int attempts) {
+    return ApiError{ApiErrorKind::kStopped, last.http_status, "stopped", attempts};
+  };
+
+  for (int attempt = 1;; ++attempt) {
+    ApiEvent event;
+    event.method = method;
+    event.uri = path;
+    event.attempt = attempt;
+    auto on_rate_limit = [&](milliseconds wait) {
+      ApiEvent w = event;
+      w.kind = ApiEvent::Kind::kWait;
+      w.wait = wait;
+      w.reason = "rate limit";
+      emit(w);
+    };
+    if (!limiter_.acquire(stop_, on_rate_limit) || stop_) {
+      return fail(stopped_error(attempt - 1));
+    }
+
+    const auto start = clock_.now();
+    HttpResult result;
+    {
+      std::unique_lock lock(transport_mu_);
+      if (stop_) {
+        lock.unlock();
+        return fail(stopped_error(attempt - 1));
+      }
+      result = transport_.send(request);
+    }
+    event.latency = to_ms(clock_.now() - start);
+
+    milliseconds wait{0};
+    const char* reason = "backoff";
+    if (!result.ok()) {
+      const HttpError& err = *result.error;
+      event.kind = ApiEvent::Kind::kTransportError;
+      event.message = err.message;
+      emit(event);
+      if (write && err.may_have_been_sent) {
+        return fail({ApiErrorKind::kUnknownOutcome, 0,
+                     err.message + " (the request may have been applied)", attempt});
+      }
+      if (err.cancelled || stop_) return fail(stopped_error(attempt));
+      last = {ApiErrorKind::kTransient, 0, err.message, attempt};
+      wait = backoff(retries++);
+    } else {
+      HttpResponse& response = result.response;
+      const int status = response.status;
+      event.kind = ApiEvent::Kind::kAnswer;
+      event.http_status = status;
+      emit(event);
+      if (status >= 200 && status < 300) {
+        ApiResponse ok;
+        ok.http_status = status;
+        ok.server_date = parse_http_date(response.date);
+        ok.body = std::move(response.body);
+        ok.attempts = attempt;
+        return ok;
+      }
+      const std::string message = api_error_message(response.body);
+      if (status == 401 || status == 403) {
+        return fail({ApiErrorKind::kConfig, status, message, attempt});
+      }
+      if (status == 429) {
+        last = {ApiErrorKind::kTransient, status, message, attempt};
+        wait = retry_after(response);
+        reason = "retry-after";
+      } else if (status == 409 || status >= 500) {
+        if (write && status != 409 && status != 503) {
+          return fail({ApiErrorKind::kUnknownOutcome, status,
+                       message + " (the request may have been applied)", attempt});
+        }
+        last = {ApiErrorKind::kTransient, status, message, attempt};
+        wait = backoff(retries++);
+      } else {
+        const bool missing = entity_lookup && status == 400 && is_not_valid_message(message);
+        return fail({missing ? ApiErrorKind::kNotFound : ApiErrorKind::kRejected, status, message,
+                     attempt});
+      }
+    }
+    if (attempt >= max_attempts) return fail(last);
+    ApiEvent w = event;
+    w.kind = ApiEvent::Kind::kWait;
+    w.wait = wait;
+    w.reason = reason;
+    emit(w);
+    if (!clock_.sleep_until(clock_.now() + wait, stop_)) return fail(stopped_error(attempt));
+  }
+}
+
+ApiResult<ApiResponse> TestRailClient::get(std::string_view uri) { return call("GET", uri, {}); }
+
+ApiResult<ApiResponse> TestRailClient::post(std::string_view uri, const nlohmann::json& body) {
+  return call("POST", uri, body.dump());
+}
+
+ApiResult<Fetched<nlohmann::json>> TestRailClient::get_run(std::int64_t run_id) {
+  auto response = call("GET", "get_run/" + std::to_string(run_id), {}, /*entity_lookup=*/true);
+  if (!response) return response.error();
+  auto doc = nlohmann::json::parse(strip_legacy_prefix(response->body), nullptr,
+                                   /*allow_exceptions=*/false);
+  if (!doc.is_object()) {
+    return bad_response("get_run/" + std::to_string(run_id), *response,
+                        "get_run answer is not a JSON object");
+  }
+  return Fetched<nlohmann::json>{std::move(doc), response->server_date, response->attempts};
+}
+
+ApiResult<Fetched<RunsPage>> TestRailClient::get_runs_page(std::string_view uri) {
+  auto response = get(uri);
+  if (!response) return response.error();
+  auto page = parse_runs_page(response->body);
+  if (!page) {
+    return bad_response(api_path(uri), *response, page.message());
+  }
+  return Fetched<RunsPage>{std::move(page).value(), response->server_date, response->attempts};
+}
+
+ApiResult<Fetched<PlansPage>> TestRailClient::get_plans_page(std::string_view uri) {
+  auto response = get(uri);
+  if (!response) return response.error();
+  auto page = parse_plans_page(response->body);
+  if (!page) {
+    return bad_response(api_path(uri), *response, page.message());
+  }
+  return Fetched<PlansPage>{std::move(page).value(), response->server_date, response->attempts};
+}
+
+ApiResult<Fetched<PlanRuns>> TestRailClient::get_plan(std::int64_t plan_id) {
+  auto response = call("GET", "get_plan/" + std::to_string(plan_id), {}, /*entity_lookup=*/true);
+  if (!response) return response.error();
+  auto plan = parse_plan(response->body);
+  if (!plan) {
+    return bad_response("get_plan/" + std::to_string(plan_id), *response, plan.message());
+  }
+  return Fetched<PlanRuns>{std::move(plan).value(), response->server_date, response->attempts};
+}
+
+}  // namespace runsync

@@ -1,0 +1,271 @@
+// The TestRail API v2 client (SPEC §5, reference/upstream-facts.md): builds
+// `{base}/index.php?/api/v2/{uri}` requests with Basic auth, keeps under the
+// configured request rate, retries what is worth retrying, and turns answers
+// into the core's parsed pages, runs and plans.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+#include "core/testrail_api.h"
+#include "daemon/http_client.h"
+
+namespace runsync {
+
+// Monotonic time and waiting, injected so tests need not wait for real.
+class ClientClock {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  virtual ~ClientClock() = default;
+  virtual TimePoint now() = 0;
+  // Blocks until `deadline` or until `stop` becomes true, whichever comes
+  // first; returns false when stopped. Implementations must notice `stop`
+  // within 100 ms. Thread-safe.
+  virtual bool sleep_until(TimePoint deadline, const std::atomic<bool>& stop) = 0;
+};
+
+// std::chrono::steady_clock and real sleeps (in slices, to notice `stop`).
+class SteadyClientClock final : public ClientClock {
+ public:
+  TimePoint now() override;
+  bool sleep_until(TimePoint deadline, const std::atomic<bool>& stop) override;
+};
+
+// A sliding-window limiter: at most `max_per_minute` acquisitions in any 60 s
+// window of `clock`. Thread-safe; share one between all clients that talk
+// to the same instance (the budget is per instance). `clock` must outlive it.
+class RateLimiter {
+ public:
+  // `max_per_minute` 0 means no limit.
+  RateLimiter(std::uint32_t max_per_minute, ClientClock& clock);
+
+  // Blocks until one more request fits, then counts it and returns the
+  // clock time it was counted at. Calls `before_wait(duration)` (when set)
+  // each time it is about to wait. Returns nullopt, counting nothing, when
+  // `stop` is or becomes true.
+  std::optional<ClientClock::TimePoint> acquire(
+      const std::atomic<bool>& stop,
+      const std::function<void(std::chrono::milliseconds)>& before_wait = {});
+
+ private:
+  const std::uint32_t max_per_minute_;
+  ClientClock& clock_;
+  std::mutex mu_;
+  std::deque<ClientClock::TimePoint> recent_;  // start times within the last minute
+};
+
+enum class ApiErrorKind {
+  // 401 or 403: credentials or permissions are wrong; retrying soon will
+  // not help (SPEC §5: log as a configuration error, retry slowly).
+  kConfig,
+  // get_run/get_plan answered 400 "... is not a valid ...": the entity does
+  // not exist (SPEC §6 rule 4).
+  kNotFound,
+  // Any other 4xx (400, 404, ...): the request itself is wrong.
+  kRejected,
+  // 429, 409, 5xx or transport errors (timeouts included) until the
+  // attempts ran out.
+  kTransient,
+  // A POST may have been applied: the request may have reached the server
+  // and no definite answer came back (timeout or lost connection after
+  // sending, or 500/502/504). Never repeat it blindly (SPEC §7).
+  kUnknownOutcome,
+  // A 2xx answer whose body is not what the endpoint returns.
+  kBadResponse,
+  // stop() was called.
+  kStopped,
+};
+const char* error_kind_name(ApiErrorKind kind);
+
+struct ApiError {
+  ApiErrorKind kind = ApiErrorKind::kTransient;
+  int http_status = 0;  // of the last answer; 0 when the last attempt got none
+  std::string message;  // the API's {"error"} text, or the transport/parse error
+  int attempts = 0;     // requests sent for this call
+  // One line for logs, e.g. "HTTP 401 (config): Authentication failed ...".
+  std::string describe() const;
+};
+
+// A value or an ApiError.
+template <typename T>
+class [[nodiscard]] ApiResult {
+ public:
+  ApiResult(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
+  ApiResult(ApiError error) : v_(std::move(error)) {}  // NOLINT
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  explicit operator bool() const { return ok(); }
+  T& value() & { return std::get<T>(v_); }
+  const T& value() const& { return std::get<T>(v_); }
+  T&& value() && { return std::get<T>(std::move(v_)); }
+  T* operator->() { return &std::get<T>(v_); }
+  const T* operator->() const { return &std::get<T>(v_); }
+  T& operator*() & { return std::get<T>(v_); }
+  const T& operator*() const& { return std::get<T>(v_); }
+  const ApiError& error() const { return std::get<ApiError>(v_); }
+
+ private:
+  std::variant<T, ApiError> v_;
+};
+
+// A 2xx answer.
+struct ApiResponse {
+  int http_status = 0;
+  std::string body;  // as received (legacy prefix included)
+  // The server's Date header in unix seconds; nullopt when absent or not an
+  // IMF-fixdate. Observations from this answer are made at this time.
+  std::optional<std::int64_t> server_date;
+  int attempts = 1;  // requests sent for this call, retries included
+};
+
+// A parsed answer with the server's Date (see ApiResponse::server_date).
+template <typename T>
+struct Fetched {
+  T value;
+  std::optional<std::int64_t> server_date;
+  int attempts = 1;  // requests sent for this call, retries included
+};
+
+// One attempt, wait or failure, for logs and metrics.
+struct ApiEvent {
+  enum class Kind {
+    kAnswer,          // an attempt got an HTTP answer: http_status, latency
+    kTransportError,  // an attempt got no answer: message, latency
+    kWait,            // about to wait: wait, reason ("rate limit", "retry-after", "backoff")
+    kFailure,         // the call failed for good: error
+  };
+  Kind kind = Kind::kAnswer;
+  const char* method = "GET";
+  std::string uri;  // the API path, e.g. "get_runs/1&is_completed=0&limit=250&offset=0"
+  int attempt = 0;  // 1-based
+  int http_status = 0;
+  std::chrono::milliseconds latency{0};
+  std::chrono::milliseconds wait{0};
+  std::string reason;             // kWait
+  std::string message;            // kTransportError
+  std::optional<ApiError> error;  // kFailure
+};
+// Called on the thread making the call; must be thread-safe when the client
+// is shared between threads. Must not call back into the client.
+using ApiObserver = std::function<void(const ApiEvent&)>;
+
+struct TestRailClientOptions {
+  std::string base_url;  // e.g. "https://example.testrail.io" (a trailing '/' is fine)
+  std::string user;      // Basic auth user (e-mail)
+  std::string api_key;   // Basic auth password or API key
+  std::chrono::milliseconds request_timeout{30'000};  // per attempt, all stages together
+  std::uint32_t max_requests_per_minute = 120;        // 0: no limit
+  int max_read_attempts = 5;                          // GET: attempts per call, retries included
+  int max_write_attempts = 5;                         // POST
+  std::chrono::seconds default_retry_after{60};       // 429 without a usable Retry-After
+  std::chrono::seconds max_retry_after{300};          // longer Retry-After values are capped
+  std::chrono::seconds max_backoff{30};               // backoff: min(2^i s, this), jittered
+  std::uint64_t jitter_seed = 0;                      // 0: seeded from std::random_device
+};
+
+// A TestRail API client.
+//
+// Requests go to `{base}/index.php?/api/v2/{uri}`; `uri` may also be given
+// as "index.php?/api/v2/..." or "/api/v2/..." (see api_path), so the result
+// of next_link_to_uri can be passed as is. Every request carries Basic auth
+// and `Content-Type: application/json`.
+//
+// Behaviour on answers, per attempt:
+// - 2xx: success.
+// - 429: waits Retry-After seconds (default_retry_after when missing,
+//   capped at max_retry_after), then retries. The server refused the
+//   request, so POSTs are retried too.
+// - 409 (maintenance), 503 and other 5xx, timeouts and transport errors:
+//   exponential backoff with jitter, uniformly in [b/2, b] with
+//   b = min(2^i s, max_backoff), i = 0, 1, …; at most max_*_attempts in all.
+//   For POST, 409 and 503 are retried (the server refused before doing
+//   anything), but 500, 502 and 504 fail with kUnknownOutcome: the server or
+//   the instance behind a proxy may have applied it. A POST whose transport
+//   failed after any byte was written also fails with kUnknownOutcome; one
+//   whose transport failed before anything was sent is retried.
+// - 401/403: fail at once with kConfig; other 4xx at once with kRejected.
+// Every request, retries included, first takes a slot from the rate
+// limiter. When attempts run out the call fails with kTransient carrying
+// the last status and message.
+//
+// Thread-safe: calls from several threads share the limiter and take turns
+// on the transport (one request at a time). stop() may be called from any
+// thread: waits end within 100 ms, the request in flight is cancelled
+// through HttpTransport::cancel(), and every call then fails with kStopped
+// (or kUnknownOutcome for a POST that may have been sent).
+class TestRailClient {
+ public:
+  // `transport` and `clock` (and `shared_limiter`, when given) must outlive
+  // the client. Without `shared_limiter` the client owns a limiter of
+  // options.max_requests_per_minute.
+  TestRailClient(TestRailClientOptions options, HttpTransport& transport, ClientClock& clock,
+                 ApiObserver observer = {}, RateLimiter* shared_limiter = nullptr);
+  // A client with its own HttpClient (request_timeout as its deadline) and
+  // a SteadyClientClock.
+  static std::unique_ptr<TestRailClient> create(TestRailClientOptions options,
+                                                ApiObserver observer = {});
+  ~TestRailClient();
+  TestRailClient(const TestRailClient&) = delete;
+  TestRailClient& operator=(const TestRailClient&) = delete;
+
+  // GET {uri}; the 2xx answer or the error.
+  ApiResult<ApiResponse> get(std::string_view uri);
+  // POST {uri} with `body` serialised; the 2xx answer (delete_run's is
+  // empty) or the error.
+  ApiResult<ApiResponse> post(std::string_view uri, const nlohmann::json& body);
+
+  // get_run/{run_id}: the run object. kNotFound when the run does not exist;
+  // kBadResponse when the answer is not a JSON object.
+  ApiResult<Fetched<nlohmann::json>> get_run(std::int64_t run_id);
+  // One page of get_runs, e.g. uri "get_runs/1&is_completed=0" or the
+  // next_link_to_uri of the previous page. kBadResponse when unparseable.
+  ApiResult<Fetched<RunsPage>> get_runs_page(std::string_view uri);
+  // One page of get_plans ("get_plans/1&is_completed=0", or a next link).
+  ApiResult<Fetched<PlansPage>> get_plans_page(std::string_view uri);
+  // get_plan/{plan_id} with its runs flattened. kNotFound when the plan does
+  // not exist.
+  ApiResult<Fetched<PlanRuns>> get_plan(std::int64_t plan_id);
+
+  void stop();
+  bool stopped() const { return stop_; }
+
+ private:
+  TestRailClient(TestRailClientOptions options, std::unique_ptr<HttpTransport> transport,
+                 std::unique_ptr<ClientClock> clock, ApiObserver observer);
+  // `entity_lookup`: get_run/get_plan, where a 400 saying the id "is not a
+  // valid" entity means kNotFound.
+  ApiResult<ApiResponse> call(const char* method, std::string_view uri, std::string body,
+                              bool entity_lookup = false);
+  std::chrono::milliseconds backoff(int retry_index);
+  std::chrono::milliseconds retry_after(const HttpResponse& response) const;
+  void emit(const ApiEvent& event) const;
+  // A kBadResponse error, reported to the observer.
+  ApiError bad_response(const std::string& uri, const ApiResponse& response,
+                        std::string message) const;
+
+  const TestRailClientOptions options_;
+  std::unique_ptr<HttpTransport> owned_transport_;
+  std::unique_ptr<ClientClock> owned_clock_;
+  std::unique_ptr<RateLimiter> owned_limiter_;
+  HttpTransport& transport_;
+  ClientClock& clock_;
+  RateLimiter& limiter_;
+  const ApiObserver observer_;
+  std::atomic<bool> stop_{false};
+  std::mutex transport_mu_;  // one request at a time on the transport
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace runsync

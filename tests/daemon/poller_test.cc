@@ -1,0 +1,281 @@
+// The poller against the fake TestRail server, with a real SQLite mirror.
+#include "daemon/poller.h"
+
+#include <gtest/gtest.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "core/webhook_event.h"
+#include "storage/store.h"
+#include "support/fake_testrail.h"
+#include "support/temp_dir.h"
+
+namespace runsync {
+namespace {
+
+using runsync::test::FakeTestRail;
+using runsync::testing::TempDir;
+
+class PollerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { fake_.add_project(1); }
+
+  void start(int max_read_attempts = 3) {
+    auto store = Store::open(dir_.file("mirror.db"), OpenOptions{});
+    ASSERT_TRUE(store.is_ok()) << store.message();
+    writer_ = std::make_unique<Writer>(std::move(store).value(), Writer::Options{});
+    TestRailClientOptions copts;
+    copts.base_url = fake_.base_url();
+    copts.user = "ci@example.com";
+    copts.api_key = "fake-api-key";
+    copts.request_timeout = std::chrono::seconds(5);
+    copts.max_requests_per_minute = 0;
+    copts.max_read_attempts = max_read_attempts;
+    copts.max_backoff = std::chrono::seconds(1);
+    copts.jitter_seed = 7;
+    client_ = TestRailClient::create(copts);
+    PollerOptions popts;
+    popts.projects = {{1, "ID"}};
+    poller_ = std::make_unique<Poller>(popts, *client_, *writer_, metrics_, null_logger(),
+                                       [this] { return fake_.now(); });
+  }
+
+  void TearDown() override {
+    if (writer_) writer_->stop();
+  }
+
+  CycleOutcome cycle(PollKind kind) { return poller_->run_cycle({1, "ID"}, kind); }
+
+  SQLite::Database reader() { return SQLite::Database(dir_.file("mirror.db"), SQLite::OPEN_READONLY); }
+  std::int64_t count(const std::string& sql) { return reader().execAndGet(sql).getInt64(); }
+  std::string text(const std::string& sql) { return reader().execAndGet(sql).getString(); }
+
+  void webhook(const std::string& body) {
+    auto ev = parse_webhook_event(body);
+    ASSERT_TRUE(ev.is_ok()) << ev.message();
+    WebhookDelivery d;
+    d.event = std::move(ev).value();
+    d.event.observation.set(Field::kProjectId, Value{std::int64_t{1}});
+    d.delivery_key = "test:" + d.event.canonical;
+    d.received_at = fake_.now();
+    d.body = body;
+    ASSERT_TRUE(writer_->run([&](Store& s) { return s.apply_webhook(d).status(); }).is_ok());
+  }
+
+  std::int64_t add_runs(int n, bool completed = false) {
+    std::int64_t first = 0;
+    for (int i = 0; i < n; ++i) {
+      auto r = fake_.add_run({{"project_id", 1}, {"name", "run " + std::to_string(i)},
+                              {"is_completed", completed}, {"passed_count", i}});
+      if (i == 0) first = r["id"].get<std::int64_t>();
+    }
+    return first;
+  }
+
+  TempDir dir_;
+  FakeTestRail fake_{[] {
+    FakeTestRail::Options o;
+    o.max_page_size = 3;
+    return o;
+  }()};
+  Metrics metrics_;
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<TestRailClient> client_;
+  std::unique_ptr<Poller> poller_;
+};
+
+TEST_F(PollerTest, FullCycleFollowsPaginationAndRecordsTheCycle) {
+  start();
+  add_runs(10);
+  add_runs(2, /*completed=*/true);
+  const CycleOutcome out = cycle(PollKind::kFull);
+  ASSERT_FALSE(out.error) << *out.error;
+  EXPECT_EQ(count("SELECT count(*) FROM runs"), 12);
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'completed'"), 2);
+  EXPECT_EQ(fake_.count("get_runs"), 4);  // 12 runs, 3 per page
+  EXPECT_EQ(count("SELECT count(*) FROM poll_cycles WHERE error IS NULL AND kind = 'full' "
+                  "AND pages = 5 AND runs_seen = 12 AND runs_changed = 12 AND finished_at IS NOT NULL"),
+            1);
+  EXPECT_EQ(out.stats.requests, static_cast<std::int64_t>(fake_.request_count()));
+  EXPECT_EQ(text("SELECT source FROM run_changes LIMIT 1"), "poll");
+}
+
+TEST_F(PollerTest, ActiveCycleListsOnlyActiveRuns) {
+  start();
+  add_runs(4);
+  add_runs(3, true);
+  ASSERT_FALSE(cycle(PollKind::kActive).error);
+  EXPECT_EQ(count("SELECT count(*) FROM runs"), 4);
+  for (const auto& r : fake_.requests()) {
+    if (r.endpoint == "get_runs" || r.endpoint == "get_plans") {
+      EXPECT_NE(r.uri.find("is_completed=0"), std::string::npos) << r.uri;
+    }
+  }
+}
+
+TEST_F(PollerTest, PlanRunsAreMirroredWithTheirPlan) {
+  start();
+  add_runs(1);
+  auto plan = fake_.add_plan(1, "Release 2.0", {{{"name", "Chrome"}}, {{"name", "Firefox"}}});
+  const CycleOutcome out = cycle(PollKind::kActive);
+  ASSERT_FALSE(out.error) << *out.error;
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE plan_id = " + plan["id"].dump() +
+                  " AND plan_name = 'Release 2.0'"),
+            2);
+  EXPECT_EQ(fake_.count("get_plan"), 1);
+}
+
+TEST_F(PollerTest, ARepollThatFindsNothingNewWritesNothing) {
+  start();
+  add_runs(7);
+  fake_.add_plan(1, "P", {{{"name", "x"}}});
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  const auto changes = count("SELECT count(*) FROM run_changes");
+  const auto seq = count("SELECT max(change_seq) FROM runs");
+  fake_.set_now(fake_.now() + 60);
+  const CycleOutcome again = cycle(PollKind::kFull);
+  ASSERT_FALSE(again.error);
+  EXPECT_EQ(again.stats.runs_changed, 0);
+  EXPECT_EQ(count("SELECT count(*) FROM run_changes"), changes);
+  EXPECT_EQ(count("SELECT max(change_seq) FROM runs"), seq);
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE updated_at > " + std::to_string(fake_.now() - 60)), 0);
+}
+
+TEST_F(PollerTest, ADeletedRunIsMarkedDeletedByGetRun) {
+  start();
+  const auto first = add_runs(5);
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  fake_.remove_run(first + 2);
+  const CycleOutcome out = cycle(PollKind::kActive);
+  ASSERT_FALSE(out.error) << *out.error;
+  EXPECT_EQ(out.stats.runs_deleted, 1);
+  EXPECT_EQ(text("SELECT state FROM runs WHERE run_id = " + std::to_string(first + 2)), "deleted");
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'active'"), 4);
+  EXPECT_EQ(count("SELECT runs_deleted FROM poll_cycles ORDER BY id DESC LIMIT 1"), 1);
+}
+
+TEST_F(PollerTest, AFailureInTheMiddleOfAListingDeletesNothing) {
+  start(/*max_read_attempts=*/1);
+  const auto first = add_runs(9);
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  fake_.remove_run(first);
+  fake_.remove_run(first + 8);
+  fake_.fail_next(500, 1, "", "offset=3");
+  const CycleOutcome out = cycle(PollKind::kFull);
+  ASSERT_TRUE(out.error.has_value());
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 0);
+  EXPECT_EQ(fake_.count("get_run"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM poll_cycles WHERE error IS NOT NULL"), 1);
+  EXPECT_NE(text("SELECT error FROM poll_cycles ORDER BY id DESC LIMIT 1").find("500"), std::string::npos);
+  // The next complete cycle does delete them.
+  const CycleOutcome next = cycle(PollKind::kFull);
+  ASSERT_FALSE(next.error) << *next.error;
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 2);
+}
+
+TEST_F(PollerTest, AFailedPlanFetchDeletesNothing) {
+  start(1);
+  add_runs(2);
+  fake_.add_plan(1, "P", {{{"name", "a"}}, {{"name", "b"}}});
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  const std::int64_t plan_run = fake_.run_count();  // ids are assigned in order
+  ASSERT_TRUE(fake_.run(plan_run).has_value());
+  fake_.remove_run(plan_run);
+  fake_.fail_next(502, 1, "", "get_plan/");
+  ASSERT_TRUE(cycle(PollKind::kFull).error.has_value());
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 0);
+}
+
+TEST_F(PollerTest, RetryAfterIsHonoured) {
+  start();
+  add_runs(2);
+  fake_.fail_next(429, 1, "1", "get_runs");
+  const CycleOutcome out = cycle(PollKind::kActive);
+  ASSERT_FALSE(out.error) << *out.error;
+  const auto reqs = fake_.requests();
+  ASSERT_GE(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].status, 429);
+  EXPECT_EQ(reqs[1].endpoint, "get_runs");
+  EXPECT_GE(reqs[1].at - reqs[0].at, std::chrono::milliseconds(900));
+  EXPECT_EQ(count("SELECT count(*) FROM runs"), 2);
+}
+
+TEST_F(PollerTest, AWebhookOnlyRunIsFilledByGetRun) {
+  start();
+  // A run inside a completed plan: no active listing covers it.
+  auto plan = fake_.add_plan(1, "Old plan", {{{"name", "Edge"}, {"passed_count", 4}}}, true);
+  const std::int64_t run_id = fake_.run_count();
+  webhook(R"({"event_name":"run.report_changed","timestamp":)" + std::to_string(fake_.now() - 10) +
+          R"(,"payload":{"id":)" + std::to_string(run_id) + R"(,"visible":true},"project_code":"ID"})");
+  ASSERT_FALSE(cycle(PollKind::kActive).error);
+  EXPECT_EQ(fake_.count("get_run"), 1);
+  EXPECT_EQ(text("SELECT name FROM runs WHERE run_id = " + std::to_string(run_id)), "Edge");
+  EXPECT_EQ(count("SELECT plan_id FROM runs WHERE run_id = " + std::to_string(run_id)), plan["id"].get<std::int64_t>());
+  EXPECT_EQ(count("SELECT report_visible FROM runs WHERE run_id = " + std::to_string(run_id)), 1);
+  // Now polled: the next active cycle does not ask again.
+  ASSERT_FALSE(cycle(PollKind::kActive).error);
+  EXPECT_EQ(fake_.count("get_run"), 1);
+}
+
+TEST_F(PollerTest, WebhookNewerThanThePollWins) {
+  start();
+  const auto id = add_runs(1);
+  fake_.update_run(id, {{"passed_count", 2}});
+  webhook(R"({"event_name":"run.completed","timestamp":)" + std::to_string(fake_.now() + 100) +
+          R"(,"payload":{"id":)" + std::to_string(id) + R"(,"passed":5},"project_code":"ID"})");
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  EXPECT_EQ(count("SELECT passed_count FROM runs WHERE run_id = " + std::to_string(id)), 5);
+  EXPECT_EQ(text("SELECT state FROM runs WHERE run_id = " + std::to_string(id)), "completed");
+}
+
+TEST_F(PollerTest, PollNewerThanTheWebhookWins) {
+  start();
+  const auto id = add_runs(1);
+  fake_.update_run(id, {{"passed_count", 2}});
+  webhook(R"({"event_name":"run.completed","timestamp":)" + std::to_string(fake_.now() - 100) +
+          R"(,"payload":{"id":)" + std::to_string(id) + R"(,"passed":5},"project_code":"ID"})");
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  EXPECT_EQ(count("SELECT passed_count FROM runs WHERE run_id = " + std::to_string(id)), 2);
+  // The poll said is_completed = false, but state never moves back.
+  EXPECT_EQ(text("SELECT state FROM runs WHERE run_id = " + std::to_string(id)), "completed");
+}
+
+TEST_F(PollerTest, BareArraysAndTheLegacyPrefix) {
+  start();
+  fake_.set_bare_arrays(true);
+  fake_.set_legacy_prefix(true);
+  add_runs(8);
+  fake_.add_plan(1, "P", {{{"name", "x"}}});
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  EXPECT_EQ(count("SELECT count(*) FROM runs"), 9);
+}
+
+TEST_F(PollerTest, WrongCredentialsAreAConfigurationError) {
+  start();
+  client_.reset();
+  TestRailClientOptions copts;
+  copts.base_url = fake_.base_url();
+  copts.user = "ci@example.com";
+  copts.api_key = "wrong";
+  client_ = TestRailClient::create(copts);
+  poller_ = std::make_unique<Poller>(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_,
+                                     null_logger(), [this] { return fake_.now(); });
+  const CycleOutcome out = cycle(PollKind::kActive);
+  ASSERT_TRUE(out.error.has_value());
+  EXPECT_TRUE(out.config_error);
+  EXPECT_NE(metrics_.render().find(R"(outcome="config_error")"), std::string::npos);
+}
+
+TEST(PollPlan, RunsToRefresh) {
+  const std::vector<KnownRun> known = {
+      {1, RunState::kActive, true},    {2, RunState::kCompleted, true},
+      {3, RunState::kCompleted, false}, {4, RunState::kDeleted, false},
+      {5, RunState::kActive, true},    {6, RunState::kAborted, true},
+  };
+  const std::unordered_set<std::int64_t> listed = {5};
+  EXPECT_EQ(runs_to_refresh(known, listed, PollKind::kActive), (std::vector<std::int64_t>{1, 3}));
+  EXPECT_EQ(runs_to_refresh(known, listed, PollKind::kFull), (std::vector<std::int64_t>{1, 2, 3, 6}));
+}
+
+}  // namespace
+}  // namespace runsync

@@ -1,0 +1,956 @@
+#include "daemon/testrail_client.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/http_client.h"
+#include "support/fake_testrail.h"
+
+namespace runsync {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using test::FakeTestRail;
+
+// --- collaborators ---------------------------------------------------------
+
+// A clock whose sleeps return at once, moving its time forward.
+class FakeClock final : public ClientClock {
+ public:
+  TimePoint now() override {
+    std::lock_guard lock(mu_);
+    return now_;
+  }
+  bool sleep_until(TimePoint deadline, const std::atomic<bool>& stop) override {
+    std::lock_guard lock(mu_);
+    if (stop) return false;
+    sleeps_.push_back(std::chrono::duration_cast<milliseconds>(deadline - now_));
+    now_ = std::max(now_, deadline);
+    return true;
+  }
+  void advance(milliseconds d) {
+    std::lock_guard lock(mu_);
+    now_ += d;
+  }
+  std::vector<milliseconds> sleeps() {
+    std::lock_guard lock(mu_);
+    return sleeps_;
+  }
+  milliseconds since_start(TimePoint t) const {
+    return std::chrono::duration_cast<milliseconds>(t - kStart);
+  }
+
+  static constexpr TimePoint kStart = TimePoint(std::chrono::hours(1000));
+
+ private:
+  std::mutex mu_;
+  TimePoint now_ = kStart;
+  std::vector<milliseconds> sleeps_;
+};
+
+// Answers from a script; records each request and the clock time it was sent.
+class ScriptedTransport final : public HttpTransport {
+ public:
+  explicit ScriptedTransport(ClientClock& clock) : clock_(clock) {}
+
+  HttpResult send(const HttpRequest& request) override {
+    std::lock_guard lock(mu_);
+    requests_.push_back(request);
+    times_.push_back(clock_.now());
+    if (script_.empty()) return answer(200, "{}");
+    HttpResult r = std::move(script_.front());
+    script_.pop_front();
+    return r;
+  }
+
+  static HttpResult answer(int status, std::string body, std::string retry_after = "",
+                           std::string date = "") {
+    HttpResult r;
+    r.response.status = status;
+    r.response.body = std::move(body);
+    r.response.retry_after = std::move(retry_after);
+    r.response.date = std::move(date);
+    return r;
+  }
+  static HttpResult transport_error(bool sent, bool timed_out = false) {
+    HttpResult r;
+    HttpError e;
+    e.stage = sent ? HttpStage::kRead : HttpStage::kConnect;
+    e.may_have_been_sent = sent;
+    e.timed_out = timed_out;
+    e.message = sent ? "read: timed out" : "connect: connection refused";
+    r.error = e;
+    return r;
+  }
+
+  void push(HttpResult r) {
+    std::lock_guard lock(mu_);
+    script_.push_back(std::move(r));
+  }
+  std::vector<HttpRequest> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+  std::vector<ClientClock::TimePoint> times() {
+    std::lock_guard lock(mu_);
+    return times_;
+  }
+
+ private:
+  ClientClock& clock_;
+  std::mutex mu_;
+  std::deque<HttpResult> script_;
+  std::vector<HttpRequest> requests_;
+  std::vector<ClientClock::TimePoint> times_;
+};
+
+// Collects observer events; thread-safe.
+class EventLog {
+ public:
+  ApiObserver observer() {
+    return [this](const ApiEvent& e) {
+      std::lock_guard lock(mu_);
+      events_.push_back(e);
+    };
+  }
+  std::vector<ApiEvent> events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+  int count(ApiEvent::Kind kind, const std::string& reason = "") {
+    std::lock_guard lock(mu_);
+    return static_cast<int>(std::count_if(events_.begin(), events_.end(), [&](const ApiEvent& e) {
+      return e.kind == kind && (reason.empty() || e.reason == reason);
+    }));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<ApiEvent> events_;
+};
+
+template <typename Pred>
+bool wait_until(Pred pred, milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
+TestRailClientOptions scripted_options() {
+  TestRailClientOptions o;
+  o.base_url = "https://example.testrail.io/";
+  o.user = "ci@example.com";
+  o.api_key = "key";
+  o.max_requests_per_minute = 0;
+  o.jitter_seed = 42;
+  return o;
+}
+
+// --- HTTP dates and URLs -----------------------------------------------------
+
+TEST(HttpDate, ParsesImfFixdate) {
+  EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
+  EXPECT_EQ(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
+  EXPECT_EQ(parse_http_date(" Tue, 14 Nov 2023 22:13:20 GMT "), 1700000000);
+  EXPECT_EQ(parse_http_date("Thu, 29 Feb 2024 12:00:00 GMT"), 1709208000);
+}
+
+TEST(HttpDate, RejectsOtherForms) {
+  for (const char* bad :
+       {"", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
+        "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Foo 1994 08:49:37 GMT",
+        "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT", "1700000000"}) {
+    EXPECT_FALSE(parse_http_date(bad).has_value()) << bad;
+  }
+}
+
+TEST(HttpDate, FormatRoundTrips) {
+  EXPECT_EQ(format_http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+  for (std::int64_t t : {0LL, 951782400LL, 1700000000LL, 1709208000LL, 4102444799LL}) {
+    EXPECT_EQ(parse_http_date(format_http_date(t)), t) << format_http_date(t);
+  }
+}
+
+TEST(ParseUrl, Forms) {
+  auto u = parse_url("https://example.testrail.io/index.php?/api/v2/get_run/1");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->host, "example.testrail.io");
+  EXPECT_EQ(u->port, "443");
+  EXPECT_EQ(u->target, "/index.php?/api/v2/get_run/1");
+
+  u = parse_url("HTTP://127.0.0.1:8081");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_FALSE(u->tls);
+  EXPECT_EQ(u->port, "8081");
+  EXPECT_EQ(u->target, "/");
+
+  u = parse_url("http://[::1]:9000?/x");
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->target, "/?/x");
+
+  for (const char* bad : {"ftp://x/", "http://", "http://:80/", "http://h:0/", "http://h:99999/",
+                          "http://u@h/", "example.com"}) {
+    EXPECT_FALSE(parse_url(bad).has_value()) << bad;
+  }
+}
+
+// --- rate limiter ------------------------------------------------------------
+
+// True when no 60 s window holds more than `budget` of `times`.
+bool within_budget(std::vector<ClientClock::TimePoint> times, std::size_t budget) {
+  std::sort(times.begin(), times.end());
+  for (std::size_t i = 0; i + budget < times.size(); ++i) {
+    if (times[i + budget] - times[i] < std::chrono::minutes(1)) return false;
+  }
+  return true;
+}
+
+TEST(RateLimiter, NeverExceedsItsBudget) {
+  FakeClock clock;
+  RateLimiter limiter(10, clock);
+  std::atomic<bool> stop{false};
+  std::vector<ClientClock::TimePoint> times;
+  for (int i = 0; i < 35; ++i) {
+    auto at = limiter.acquire(stop);
+    ASSERT_TRUE(at.has_value());
+    EXPECT_EQ(*at, clock.now());
+    times.push_back(*at);
+    clock.advance(milliseconds(500));  // requests take time too
+  }
+  EXPECT_TRUE(within_budget(times, 10));
+  // Budget used fully: the 11th request starts exactly when the 1st leaves the window.
+  EXPECT_EQ(times[10] - times[0], std::chrono::minutes(1));
+  // 35 requests at 10/min need at least 3 full minutes.
+  EXPECT_GE(times.back() - times.front(), std::chrono::minutes(3));
+}
+
+TEST(RateLimiter, SharedByThreads) {
+  FakeClock clock;
+  RateLimiter limiter(5, clock);
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<ClientClock::TimePoint> times;
+  auto worker = [&] {
+    for (int i = 0; i < 8; ++i) {
+      // The time the limiter counted (another thread's sleep may move the
+      // fake clock on before this thread could read it).
+      auto at = limiter.acquire(stop);
+      ASSERT_TRUE(at.has_value());
+      std::lock_guard lock(mu);
+      times.push_back(*at);
+    }
+  };
+  std::thread a(worker);
+  std::thread b(worker);
+  a.join();
+  b.join();
+  EXPECT_EQ(times.size(), 16u);
+  EXPECT_TRUE(within_budget(times, 5));
+}
+
+TEST(RateLimiter, StopEndsTheWait) {
+  SteadyClientClock clock;
+  RateLimiter limiter(1, clock);
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(limiter.acquire(stop).has_value());
+  std::atomic<bool> waiting{false};
+  std::thread t([&] {
+    EXPECT_FALSE(limiter.acquire(stop, [&](milliseconds) { waiting = true; }).has_value());
+  });
+  ASSERT_TRUE(wait_until([&] { return waiting.load(); }, seconds(5)));
+  const auto start = std::chrono::steady_clock::now();
+  stop = true;
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(1));
+}
+
+TEST(TestRailClient, RequestsStayWithinMaxRequestsPerMinute) {
+  FakeClock clock;
+  ScriptedTransport transport(clock);
+  EventLog log;
+  auto options = scripted_options();
+  options.max_requests_per_minute = 6;
+  TestRailClient client(options, transport, clock, log.observer());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(client.get("get_run/1").ok());
+    clock.advance(milliseconds(100));
+  }
+  EXPECT_TRUE(within_budget(transport.times(), 6));
+  EXPECT_GT(log.count(ApiEvent::Kind::kWait, "rate limit"), 0);
+}
+
+TEST(TestRailClient, RetriesCountAgainstTheBudget) {
+  FakeClock clock;
+  ScriptedTransport transport(clock);
+  auto options = scripted_options();
+  options.max_requests_per_minute = 2;
+  options.max_read_attempts = 5;
+  TestRailClient client(options, transport, clock);
+  for (int i = 0; i < 4; ++i) transport.push(ScriptedTransport::answer(503, "{}"));
+  ASSERT_TRUE(client.get("get_run/1").ok());
+  EXPECT_EQ(transport.requests().size(), 5u);
+  EXPECT_TRUE(within_budget(transport.times(), 2));
+}
+
+// --- request shape and answers (scripted) --------------------------------------
+
+TEST(TestRailClient, BuildsTheRequest) {
+  FakeClock clock;
+  ScriptedTransport transport(clock);
+  TestRailClient client(scripted_options(), transport, clock);
+  ASSERT_TRUE(client.get("get_runs/1&is_completed=0").ok());
+  ASSERT_TRUE(client.get("index.php?/api/v2/get_runs/1&limit=250&offset=250").ok());
+  ASSERT_TRUE(client.post("close_run/5", json::object()).ok());
+  const auto reqs = transport.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[0].method, "GET");
+  EXPECT_EQ(reqs[0].url, "https://example.testrail.io/index.php?/api/v2/get_runs/1&is_completed=0");
+  EXPECT_EQ(reqs[1].url,
+            "https://example.testrail.io/index.php?/api/v2/get_runs/1&limit=250&offset=250");
+  EXPECT_EQ(reqs[2].method, "POST");
+  EXPECT_EQ(reqs[2].body, "{}");
+  ASSERT_TRUE(reqs[0].basic_auth.has_value());
+  EXPECT_EQ(reqs[0].basic_auth->first, "ci@example.com");
+  EXPECT_EQ(reqs[0].basic_auth->second, "key");
+  EXPECT_EQ(reqs[0].timeout, milliseconds(30'000));
+}
+
+TEST(TestRailClient, ServerDateIsParsed) {
+  FakeClock clock;
+  ScriptedTransport transport(clock);
+  TestRailClient client(scripted_options(), transport, clock);
+  transport.push(ScriptedTransport::answer(200, "{}", "", "Tue, 14 Nov 2023 22:13:20 GMT"));
+  transport.push(ScriptedTransport::answer(200, "{}", "", "yesterday"));
+  auto a = client.get("get_run/1");
+  auto b = client.get("get_run/1");
+  auto c = client.get("get_run/1");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->server_date, 1700000000);
+  EXPECT_FALSE(b->server_date.has_value());
+  EXPECT_FALSE(c->server_date.has_value());
+}
+
+TEST(TestRailClient, ErrorsThatAreNotRetried) {
+  struct Case {
+    int status;
+    ApiErrorKind kind;
+  };
+  for (const Case& c : {Case{401, ApiErrorKind::kConfig}, Case{403, ApiErrorKind::kConfig},
+                        Case{400, ApiErrorKind::kRejected}, Case{404, ApiErrorKind::kRejected},
+                        Case{422, ApiErrorKind::kRejected}}) {
+    FakeClock clock;
+    ScriptedTransport transport(clock);
+    TestRailClient client(scripted_options(), transport, clock);
+    transport.push(ScriptedTransport::answer(c.status, R"({"error":"nope"})"));
+    auto r = client.get("get_runs/1");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().kind, c.kind) << c.status;
+    EXPECT_EQ(r.error().http_status, c.status);
+    EXPECT_EQ(r.error().message, "nope");
+    EXPECT_EQ(r.error().attempts, 1);
+    EXPECT_EQ(transport.requests().size(), 1u);
+    EXPECT_TRUE(clock.sleeps().empty());
+  }
+}
+
+TEST(TestRailClient, BackoffIsExponentialJitteredAndCapped) {
+  FakeClock clock;
+  ScriptedTransport transport(clock);
+  EventLog log;
+  auto options = scripted_options();
+  options.max_read_attempts = 8;
+  options.max_backoff = seconds(5);
+  TestRailClient client(options, transport, clock, log.observer());
+  for (int i = 0; i < 8; ++i) transport.push(ScriptedTransport::answer(500, "{}"));
+  auto r = client.get("get_runs/1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ApiErrorKind::kTransient);
+  EXPECT_EQ(r.error().http_status, 500);
+  EXPECT_EQ(r.error().attempts, 8);
+  const auto sleeps = clock.sleeps();
+  ASSERT_EQ(sleeps.size(), 7u);
+  for (std::size_t i = 0; i < sleeps.size(); ++i) {
+    const milliseconds base = std::min(milliseconds(1000LL << i), milliseconds(5000));
+    EXPECT_GE(sleeps[i], base / 2) << i;
+    EXPECT_LE(sleeps[i], base) << i;
+  }
+  EXPECT_EQ(log.count(ApiEvent::Kind::kWait, "backoff"), 7);
+  EXPECT_EQ(log.count(ApiEvent::Kind::kFailure), 1);
+  EXPECT_EQ(log.count(ApiEvent::Kind::kAnswer), 8);
+}
+
+TEST(TestRailClient, RetriesTransientAnswersAndErrors) {
+  FakeClock clock;
+  ScriptedTransport transport(clock);
+  TestRailClient client(scripted_options(), transport, clock);
+  transport.push(ScriptedTransport::answer(409, R"({"error":"maintenance"})"));
+  transport.push(ScriptedTransport::transport_error(/*sent=*/true, /*timed_out=*/true));
+  transport.push(ScriptedTransport::answer(502, "<html>bad gateway</html>"));
+  transport.push(ScriptedTransport::transport_error(/*sent=*/false));
+  auto r = client.get("get_run/3");
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(transport.requests().size(), 5u);
+  EXPECT_EQ(r->attempts, 5);
+}
+
+TEST(TestRailClient, TooManyRequestsWaitsRetryAfter) {
+  struct Case {
+    std::string retry_after;
+    std::string date;
+    milliseconds want;
+  };
+  const std::vector<Case> cases = {
+      {"7", "", seconds(7)},
+      {"", "", seconds(60)},         // default
+      {"soon", "", seconds(60)},     // unusable
+      {"100000", "", seconds(300)},  // capped
+      {"Tue, 14 Nov 2023 22:13:50 GMT", "Tue, 14 Nov 2023 22:13:20 GMT", seconds(30)},
+  };
+  for (const auto& c : cases) {
+    FakeClock clock;
+    ScriptedTransport transport(clock);
+    TestRailClient client(scripted_options(), transport, clock);
+    transport.push(ScriptedTransport::answer(429, "{}", c.retry_after, c.date));
+    ASSERT_TRUE(client.get("get_runs/1").ok());
+    const auto sleeps = clock.sleeps();
+    ASSERT_EQ(sleeps.size(), 1u) << c.retry_after;
+    EXPECT_EQ(sleeps[0], c.want) << c.retry_after;
+  }
+}
+
+TEST(TestRailClient, PostRetryPolicy) {
+  struct Case {
+    const char* name;
+    HttpResult first;
+    bool retried;
+    ApiErrorKind kind_if_not;
+  };
+  const std::vector<Case> cases = {
+      {"429 is a refusal", ScriptedTransport::answer(429, "{}", "1"), true, {}},
+      {"503 is a refusal", ScriptedTransport::answer(503, "{}"), true, {}},
+      {"409 is a refusal", ScriptedTransport::answer(409, "{}"), true, {}},
+      {"not sent", ScriptedTransport::transport_error(false), true, {}},
+      {"500 may be applied", ScriptedTransport::answer(500, "{}"), false,
+       ApiErrorKind::kUnknownOutcome},
+      {"502 may be applied", ScriptedTransport::answer(502, "{}"), false,
+       ApiErrorKind::kUnknownOutcome},
+      {"504 may be applied", ScriptedTransport::answer(504, "{}"), false,
+       ApiErrorKind::kUnknownOutcome},
+      {"timeout after sending", ScriptedTransport::transport_error(true, true), false,
+       ApiErrorKind::kUnknownOutcome},
+      {"400", ScriptedTransport::answer(400, R"({"error":"Field :name is required."})"), false,
+       ApiErrorKind::kRejected},
+  };
+  for (const auto& c : cases) {
+    FakeClock clock;
+    ScriptedTransport transport(clock);
+    TestRailClient client(scripted_options(), transport, clock);
+    transport.push(c.first);
+    auto r = client.post("add_run/1", json{{"name", "x"}});
+    if (c.retried) {
+      EXPECT_TRUE(r.ok()) << c.name;
+      EXPECT_EQ(transport.requests().size(), 2u) << c.name;
+    } else {
+      ASSERT_FALSE(r.ok()) << c.name;
+      EXPECT_EQ(r.error().kind, c.kind_if_not) << c.name;
+      EXPECT_EQ(transport.requests().size(), 1u) << c.name;
+    }
+  }
+}
+
+TEST(TestRailClient, StopEndsARetryAfterWait) {
+  SteadyClientClock clock;
+  ScriptedTransport transport(clock);
+  EventLog log;
+  TestRailClient client(scripted_options(), transport, clock, log.observer());
+  transport.push(ScriptedTransport::answer(429, "{}", "300"));
+  std::optional<ApiResult<ApiResponse>> result;
+  std::thread t([&] { result.emplace(client.get("get_runs/1")); });
+  ASSERT_TRUE(wait_until([&] { return log.count(ApiEvent::Kind::kWait) > 0; }, seconds(5)));
+  const auto start = std::chrono::steady_clock::now();
+  client.stop();
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(1));
+  ASSERT_TRUE(result.has_value());
+  ASSERT_FALSE(result->ok());
+  EXPECT_EQ(result->error().kind, ApiErrorKind::kStopped);
+  // Later calls fail at once.
+  auto again = client.get("get_runs/1");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().kind, ApiErrorKind::kStopped);
+  EXPECT_EQ(transport.requests().size(), 1u);
+}
+
+TEST(TestRailClient, BadResponseBodies) {
+  FakeClock clock;
+  ScriptedTransport transport(clock);
+  TestRailClient client(scripted_options(), transport, clock);
+  transport.push(ScriptedTransport::answer(200, "<html>login</html>"));
+  auto page = client.get_runs_page("get_runs/1");
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.error().kind, ApiErrorKind::kBadResponse);
+  transport.push(ScriptedTransport::answer(200, "[1,2]"));
+  auto run = client.get_run(1);
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.error().kind, ApiErrorKind::kBadResponse);
+}
+
+// --- against the fake server ----------------------------------------------------
+
+class FakeServerTest : public ::testing::Test {
+ protected:
+  TestRailClientOptions options_for(const FakeTestRail& fake) {
+    TestRailClientOptions o;
+    o.base_url = fake.base_url();
+    o.user = fake.options().user;
+    o.api_key = fake.options().api_key;
+    o.request_timeout = seconds(5);
+    o.max_requests_per_minute = 0;
+    o.jitter_seed = 7;
+    return o;
+  }
+
+  FakeClock clock_;  // backoff waits pass at once
+  EventLog log_;
+};
+
+TEST_F(FakeServerTest, FollowsPaginationAcrossPages) {
+  FakeTestRail::Options fo;
+  fo.max_page_size = 2;
+  FakeTestRail fake(fo);
+  for (int i = 0; i < 5; ++i) fake.add_run({{"project_id", 1}});
+  fake.add_run({{"project_id", 1}, {"is_completed", true}});  // filtered out
+  fake.add_run({{"project_id", 2}});                          // other project
+  fake.add_plan(1, "Release", {json::object()});              // plan runs are not listed
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_);
+
+  std::vector<std::int64_t> ids;
+  std::string uri = "get_runs/1&is_completed=0";
+  int pages = 0;
+  for (;;) {
+    auto page = client.get_runs_page(uri);
+    ASSERT_TRUE(page.ok()) << page.error().describe();
+    EXPECT_EQ(page->server_date, fake.now());
+    ++pages;
+    for (const auto& run : page->value.runs) ids.push_back(run["id"].get<std::int64_t>());
+    if (!page->value.next) break;
+    uri = next_link_to_uri(*page->value.next);
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(fake.count("get_runs"), 3);
+  const auto reqs = fake.requests();
+  EXPECT_EQ(reqs[1].target, "/index.php?/api/v2/get_runs/1&is_completed=0&limit=2&offset=2");
+  for (const auto& r : reqs) {
+    EXPECT_EQ(r.content_type, "application/json");
+    EXPECT_EQ(r.authorization.rfind("Basic ", 0), 0u);
+  }
+  // One keep-alive connection served every page.
+  EXPECT_EQ(fake.connections_accepted(), 1u);
+  EXPECT_EQ(http.connections_opened(), 1u);
+}
+
+TEST_F(FakeServerTest, NextLinkWithLimitZeroIsRewritten) {
+  FakeTestRail::Options fo;
+  fo.max_page_size = 2;
+  FakeTestRail fake(fo);
+  fake.set_next_limit_zero(true);
+  for (int i = 0; i < 3; ++i) fake.add_run({{"project_id", 1}});
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_);
+  auto first = client.get_runs_page("get_runs/1");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(first->value.next.has_value());
+  EXPECT_NE(first->value.next->find("limit=0"), std::string::npos);
+  // Followed unchanged, the server refuses it.
+  auto raw = client.get(*first->value.next);
+  ASSERT_FALSE(raw.ok());
+  EXPECT_EQ(raw.error().http_status, 400);
+  auto second = client.get_runs_page(next_link_to_uri(*first->value.next));
+  ASSERT_TRUE(second.ok()) << second.error().describe();
+  EXPECT_EQ(second->value.runs.size(), 1u);
+}
+
+TEST_F(FakeServerTest, BareArrayAndLegacyPrefix) {
+  FakeTestRail fake;
+  fake.set_bare_arrays(true);
+  fake.set_legacy_prefix(true);
+  for (int i = 0; i < 3; ++i) fake.add_run({{"project_id", 1}});
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_);
+  auto page = client.get_runs_page("get_runs/1");
+  ASSERT_TRUE(page.ok()) << page.error().describe();
+  EXPECT_EQ(page->value.runs.size(), 3u);
+  EXPECT_FALSE(page->value.next.has_value());
+  auto run = client.get_run(2);
+  ASSERT_TRUE(run.ok()) << run.error().describe();
+  EXPECT_EQ(run->value["id"], 2);
+}
+
+TEST_F(FakeServerTest, PlansAndTheirRuns) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}});
+  const json plan = fake.add_plan(1, "Release 2.0", {{{"name", "Chrome"}}, {{"name", "Firefox"}}});
+  fake.add_plan(1, "Old", {json::object()}, /*is_completed=*/true);
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_);
+
+  auto plans = client.get_plans_page("get_plans/1&is_completed=0");
+  ASSERT_TRUE(plans.ok()) << plans.error().describe();
+  ASSERT_EQ(plans->value.plans.size(), 1u);
+  EXPECT_FALSE(plans->value.plans[0].contains("entries"));
+  const auto plan_id = plans->value.plans[0]["id"].get<std::int64_t>();
+  EXPECT_EQ(plan_id, plan["id"].get<std::int64_t>());
+
+  auto detail = client.get_plan(plan_id);
+  ASSERT_TRUE(detail.ok()) << detail.error().describe();
+  EXPECT_EQ(detail->value.plan_name, "Release 2.0");
+  ASSERT_EQ(detail->value.runs.size(), 2u);
+  auto obs = observation_from_plan_run(detail->value.runs[1], detail->value, *detail->server_date,
+                                       Source::kPoll);
+  ASSERT_TRUE(obs.is_ok()) << obs.message();
+  EXPECT_EQ(*obs->get(Field::kName), Value{std::string("Firefox")});
+  EXPECT_EQ(*obs->get(Field::kPlanName), Value{std::string("Release 2.0")});
+  EXPECT_EQ(*obs->get(Field::kPlanId), Value{plan_id});
+
+  auto runs = client.get_runs_page("get_runs/1");
+  ASSERT_TRUE(runs.ok());
+  EXPECT_EQ(runs->value.runs.size(), 1u);  // get_runs leaves plan runs out
+
+  auto missing = client.get_plan(999);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().kind, ApiErrorKind::kNotFound);
+}
+
+TEST_F(FakeServerTest, UnknownRunIsNotFound) {
+  FakeTestRail fake;
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_);
+  auto r = client.get_run(12345);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ApiErrorKind::kNotFound);
+  EXPECT_EQ(r.error().http_status, 400);
+  EXPECT_EQ(r.error().message, "Field :run_id is not a valid test run.");
+  EXPECT_EQ(fake.count("get_run"), 1);
+}
+
+TEST_F(FakeServerTest, WrongCredentialsAreAConfigurationError) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}});
+  HttpClient http;
+  auto options = options_for(fake);
+  options.api_key = "wrong";
+  TestRailClient client(options, http, clock_, log_.observer());
+  auto r = client.get_runs_page("get_runs/1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ApiErrorKind::kConfig);
+  EXPECT_EQ(r.error().http_status, 401);
+  EXPECT_NE(r.error().message.find("Authentication failed"), std::string::npos);
+  EXPECT_EQ(fake.request_count(), 1u);  // not retried
+  EXPECT_EQ(log_.count(ApiEvent::Kind::kFailure), 1);
+}
+
+TEST_F(FakeServerTest, TooManyRequestsHonoursRetryAfter) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}});
+  fake.fail_next(429, 1, "1");
+  HttpClient http;
+  SteadyClientClock real_clock;
+  TestRailClient client(options_for(fake), http, real_clock, log_.observer());
+  auto r = client.get_run(1);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  const auto reqs = fake.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].status, 429);
+  EXPECT_EQ(reqs[1].status, 200);
+  // The retry came after the wait (slack for timer granularity).
+  EXPECT_GE(reqs[1].at - reqs[0].at, milliseconds(900));
+  EXPECT_EQ(log_.count(ApiEvent::Kind::kWait, "retry-after"), 1);
+}
+
+TEST_F(FakeServerTest, ServerErrorThenSuccess) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}});
+  fake.fail_next(500);
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_, log_.observer());
+  auto r = client.get_run(1);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->attempts, 2);
+  EXPECT_EQ(fake.count("get_run"), 2);
+  ASSERT_EQ(clock_.sleeps().size(), 1u);
+  EXPECT_GE(clock_.sleeps()[0], milliseconds(500));
+  EXPECT_LE(clock_.sleeps()[0], milliseconds(1000));
+}
+
+TEST_F(FakeServerTest, TruncatedBodyIsAnErrorThenRetried) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}, {"description", std::string(4000, 'd')}});
+  fake.truncate_next();
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_, log_.observer());
+  auto r = client.get_run(1);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->value["description"].get<std::string>().size(), 4000u);
+  EXPECT_EQ(fake.count("get_run"), 2);
+  const auto events = log_.events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0].kind, ApiEvent::Kind::kTransportError);
+  EXPECT_EQ(events[0].message.rfind("read", 0), 0u) << events[0].message;
+}
+
+TEST_F(FakeServerTest, TimeoutOnADelayedAnswer) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}});
+  fake.delay_next(seconds(3));
+  HttpClient http;
+  auto options = options_for(fake);
+  options.request_timeout = milliseconds(300);
+  options.max_read_attempts = 1;
+  TestRailClient client(options, http, clock_, log_.observer());
+  const auto start = std::chrono::steady_clock::now();
+  auto r = client.get_run(1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(2));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ApiErrorKind::kTransient);
+  EXPECT_NE(r.error().message.find("timed out"), std::string::npos) << r.error().message;
+
+  // With a second attempt the call succeeds (the delay applied only once).
+  fake.delay_next(seconds(3));
+  options.max_read_attempts = 2;
+  TestRailClient retrying(options, http, clock_);
+  auto ok = retrying.get_run(1);
+  ASSERT_TRUE(ok.ok()) << ok.error().describe();
+}
+
+TEST_F(FakeServerTest, LostAnswerToAPostIsUnknownOutcomeAndNotRepeated) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}});
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_);
+  ASSERT_TRUE(client.get_run(1).ok());  // a keep-alive connection now exists
+  fake.drop_next("close_run");
+  auto r = client.post("close_run/1", json::object());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ApiErrorKind::kUnknownOutcome);
+  EXPECT_EQ(fake.count("close_run"), 1);
+  // The server did apply it: exactly why it must not be repeated blindly.
+  EXPECT_TRUE(fake.run(1).value()["is_completed"].get<bool>());
+}
+
+TEST_F(FakeServerTest, LostAnswerToAGetOnAReusedConnectionIsResentOnce) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}});
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_, log_.observer());
+  ASSERT_TRUE(client.get_run(1).ok());
+  fake.drop_next();
+  auto r = client.get_run(1);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(fake.count("get_run"), 3);
+  EXPECT_EQ(http.connections_opened(), 2u);
+  EXPECT_EQ(log_.count(ApiEvent::Kind::kTransportError), 0);  // handled inside the transport
+}
+
+TEST_F(FakeServerTest, StaleKeepAliveConnectionIsReplaced) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}});
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_, log_.observer());
+  ASSERT_TRUE(client.get_run(1).ok());
+  fake.close_idle_connections();
+  auto r = client.post("update_run/1", json{{"name", "renamed"}});
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(fake.count("update_run"), 1);
+  EXPECT_EQ(fake.connections_accepted(), 2u);
+  EXPECT_EQ(log_.count(ApiEvent::Kind::kTransportError), 0);
+}
+
+TEST_F(FakeServerTest, ConnectionCloseFromServerIsHonoured) {
+  FakeTestRail fake;
+  fake.set_keep_alive(false);
+  fake.add_run({{"project_id", 1}});
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_, log_.observer());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client.get_run(1).ok());
+  EXPECT_EQ(fake.connections_accepted(), 3u);
+  EXPECT_EQ(log_.count(ApiEvent::Kind::kTransportError), 0);
+}
+
+TEST_F(FakeServerTest, WriteBackLifecycle) {
+  FakeTestRail fake;
+  fake.add_project(1);
+  fake.set_now(1'700'000'100);
+  HttpClient http;
+  TestRailClient client(options_for(fake), http, clock_);
+  auto added = client.post(
+      "add_run/1",
+      json{{"name", "Nightly"}, {"suite_id", 3}, {"include_all", false}, {"case_ids", {1, 2, 3}}});
+  ASSERT_TRUE(added.ok()) << added.error().describe();
+  const json run = json::parse(added->body);
+  const auto id = run["id"].get<std::int64_t>();
+  EXPECT_EQ(run["untested_count"], 3);
+  EXPECT_EQ(added->server_date, 1'700'000'100);
+
+  auto bad = client.post("add_run/1", json{{"suite_id", 3}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().kind, ApiErrorKind::kRejected);
+  EXPECT_EQ(bad.error().message, "Field :name is a required field.");
+
+  auto closed = client.post("close_run/" + std::to_string(id), json::object());
+  ASSERT_TRUE(closed.ok());
+  auto obs =
+      observation_from_api_run(json::parse(closed->body), *closed->server_date, Source::kApi);
+  ASSERT_TRUE(obs.is_ok());
+  EXPECT_EQ(obs->state, StateClaim::kEnded);
+  EXPECT_EQ(*obs->get(Field::kCompletedOn), Value{std::int64_t{1'700'000'100}});
+
+  auto deleted = client.post("delete_run/" + std::to_string(id), json::object());
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_TRUE(deleted->body.empty());
+  auto gone = client.get_run(id);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().kind, ApiErrorKind::kNotFound);
+}
+
+TEST_F(FakeServerTest, StopCancelsTheRequestInFlight) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}});
+  fake.delay_next(seconds(20));
+  HttpClient http;
+  auto options = options_for(fake);
+  options.request_timeout = seconds(30);
+  TestRailClient client(options, http, clock_);
+  std::optional<ApiResult<Fetched<json>>> result;
+  std::thread t([&] { result.emplace(client.get_run(1)); });
+  ASSERT_TRUE(fake.wait_for_requests(1, seconds(5)));
+  const auto start = std::chrono::steady_clock::now();
+  client.stop();
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(1));
+  ASSERT_TRUE(result.has_value());
+  ASSERT_FALSE(result->ok());
+  EXPECT_EQ(result->error().kind, ApiErrorKind::kStopped);
+}
+
+// --- HTTPS ---------------------------------------------------------------------
+
+HttpRequest get_request(const std::string& url, const FakeTestRail& fake) {
+  HttpRequest req;
+  req.url = url + "/index.php?/api/v2/get_run/1";
+  req.basic_auth.emplace(fake.options().user, fake.options().api_key);
+  req.timeout = seconds(5);
+  return req;
+}
+
+TEST(HttpClientTls, HttpsToAPlainHttpServerFailsCleanly) {
+  FakeTestRail fake;
+  HttpClient http;
+  const auto start = std::chrono::steady_clock::now();
+  auto r = http.send(get_request("https://127.0.0.1:" + std::to_string(fake.port()), fake));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(3));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->stage, HttpStage::kTlsHandshake) << r.error->message;
+  EXPECT_FALSE(r.error->may_have_been_sent);
+  EXPECT_FALSE(r.error->timed_out);
+}
+
+TEST(HttpClientTls, SelfSignedCertificateFailsVerification) {
+  FakeTestRail::Options fo;
+  fo.tls = true;
+  FakeTestRail fake(fo);
+  HttpClient http;
+  auto r = http.send(get_request(fake.base_url(), fake));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->stage, HttpStage::kTlsHandshake);
+  EXPECT_NE(r.error->message.find("certificate verify failed"), std::string::npos)
+      << r.error->message;
+  EXPECT_FALSE(r.error->may_have_been_sent);
+  EXPECT_EQ(fake.request_count(), 0u);
+}
+
+TEST(HttpClientTls, TrustedCertificateWorksAndHostNameIsChecked) {
+  FakeTestRail::Options fo;
+  fo.tls = true;
+  fo.cert_hosts = {"127.0.0.1", "localhost"};
+  FakeTestRail fake(fo);
+  fake.add_run({{"project_id", 1}});
+  HttpClientOptions ho;
+  ho.extra_ca_pem = fake.certificate_pem();
+  HttpClient http(ho);
+  auto r = http.send(get_request(fake.base_url(), fake));
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.response.status, 200);
+  EXPECT_FALSE(r.response.date.empty());
+  auto again = http.send(get_request(fake.base_url(), fake));
+  ASSERT_TRUE(again.ok()) << again.error->message;
+  EXPECT_EQ(http.connections_opened(), 1u);  // TLS keep-alive reused
+
+  // The same certificate presented for another name is refused.
+  FakeTestRail::Options other;
+  other.tls = true;
+  other.cert_hosts = {"testrail.example"};
+  FakeTestRail wrong_name(other);
+  HttpClientOptions ho2;
+  ho2.extra_ca_pem = wrong_name.certificate_pem();
+  HttpClient http2(ho2);
+  auto refused = http2.send(get_request(wrong_name.base_url(), wrong_name));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error->stage, HttpStage::kTlsHandshake) << refused.error->message;
+  EXPECT_EQ(wrong_name.request_count(), 0u);
+}
+
+TEST(HttpClient, ConnectionRefusedIsAConnectError) {
+  std::uint16_t port = 0;
+  {
+    FakeTestRail fake;  // take a port, then free it
+    port = fake.port();
+  }
+  HttpClient http;
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  auto r = http.send(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->stage, HttpStage::kConnect);
+  EXPECT_FALSE(r.error->may_have_been_sent);
+}
+
+TEST(HttpClient, BodyLimitIsEnforced) {
+  FakeTestRail fake;
+  fake.add_run({{"project_id", 1}, {"description", std::string(5000, 'x')}});
+  HttpClientOptions ho;
+  ho.body_limit = 1000;
+  HttpClient http(ho);
+  auto r = http.send(get_request(fake.base_url(), fake));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->stage, HttpStage::kRead);
+}
+
+TEST(HttpClient, BadUrl) {
+  HttpClient http;
+  HttpRequest req;
+  req.url = "ftp://example.com/";
+  auto r = http.send(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error->stage, HttpStage::kUrl);
+}
+
+}  // namespace
+}  // namespace runsync
