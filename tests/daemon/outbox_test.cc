@@ -1,0 +1,228 @@
+// Write-back commands executed against the fake TestRail server.
+#include "daemon/outbox_worker.h"
+
+#include <gtest/gtest.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <thread>
+
+#include "daemon/poller.h"
+#include "storage/report.h"
+#include "storage/store.h"
+#include "support/fake_testrail.h"
+#include "support/temp_dir.h"
+
+namespace runsync {
+namespace {
+
+using namespace std::chrono_literals;
+using runsync::test::FakeTestRail;
+using runsync::testing::TempDir;
+using runsync::testing::wait_until;
+
+class OutboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fake_.add_project(1);
+    auto store = Store::open(dir_.file("mirror.db"), OpenOptions{});
+    ASSERT_TRUE(store.is_ok()) << store.message();
+    writer_ = std::make_unique<Writer>(std::move(store).value(), Writer::Options{});
+    TestRailClientOptions copts;
+    copts.base_url = fake_.base_url();
+    copts.user = "ci@example.com";
+    copts.api_key = "fake-api-key";
+    copts.request_timeout = 2s;
+    copts.max_requests_per_minute = 0;
+    copts.max_backoff = 1s;
+    copts.jitter_seed = 3;
+    client_ = TestRailClient::create(copts);
+  }
+
+  void start_worker() {
+    OutboxWorker::Options options;
+    options.tick = 20ms;
+    options.transient_retry = 200ms;
+    worker_ = std::make_unique<OutboxWorker>(dir_.file("mirror.db"), *client_, *writer_, metrics_,
+                                             null_logger(), [this] { return fake_.now(); }, options);
+    thread_ = std::thread([this] { worker_->run(); });
+  }
+
+  void TearDown() override {
+    if (worker_) worker_->stop();
+    if (thread_.joinable()) thread_.join();
+    if (writer_) writer_->stop();
+  }
+
+  std::int64_t queue(CommandKind kind, std::int64_t target, nlohmann::json body = nlohmann::json::object()) {
+    OutboxCommand c;
+    c.kind = kind;
+    c.target = target;
+    c.body = std::move(body);
+    std::int64_t id = 0;
+    EXPECT_TRUE(writer_->run([&](Store& s) -> Status {
+      auto r = s.queue_command(c, fake_.now());
+      if (!r) return r.status();
+      id = r.value();
+      return Status::ok();
+    }).is_ok());
+    return id;
+  }
+
+  CommandStatus wait_final(std::int64_t id) {
+    CommandStatus last;
+    wait_until([&] {
+      auto row = read_command(dir_.file("mirror.db"), id);
+      if (!row || !row.value()) return false;
+      last = *row.value();
+      return last.state == "done" || last.state == "failed" || last.state == "unknown";
+    }, 15s);
+    return last;
+  }
+
+  std::int64_t count(const std::string& sql) {
+    SQLite::Database db(dir_.file("mirror.db"), SQLite::OPEN_READONLY);
+    return db.execAndGet(sql).getInt64();
+  }
+
+  TempDir dir_;
+  FakeTestRail fake_;
+  Metrics metrics_;
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<TestRailClient> client_;
+  std::unique_ptr<OutboxWorker> worker_;
+  std::thread thread_;
+};
+
+TEST_F(OutboxTest, EachCommandEndToEndIsAppliedToTheMirror) {
+  start_worker();
+  const auto add = queue(CommandKind::kAddRun, 1, {{"name", "Nightly"}, {"suite_id", 3}});
+  const CommandStatus added = wait_final(add);
+  ASSERT_EQ(added.state, "done") << added.last_error.value_or("");
+  const auto run_id = nlohmann::json::parse(*added.result)["id"].get<std::int64_t>();
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE run_id = " + std::to_string(run_id) +
+                  " AND name = 'Nightly' AND state = 'active'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM run_changes WHERE source = 'api'"), 1);
+
+  EXPECT_EQ(wait_final(queue(CommandKind::kUpdateRun, run_id, {{"name", "Nightly 2"}})).state, "done");
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE name = 'Nightly 2'"), 1);
+  EXPECT_EQ(wait_final(queue(CommandKind::kCloseRun, run_id)).state, "done");
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'completed' AND is_completed = 1"), 1);
+  EXPECT_EQ(wait_final(queue(CommandKind::kDeleteRun, run_id)).state, "done");
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 1);
+  EXPECT_FALSE(fake_.run(run_id).has_value());
+  EXPECT_EQ(count("SELECT count(*) FROM run_changes WHERE source = 'api'"), 4);
+}
+
+TEST_F(OutboxTest, ABadRequestFailsWithTheApisErrorVerbatim) {
+  start_worker();
+  const CommandStatus st = wait_final(queue(CommandKind::kUpdateRun, 4242, {{"name", "x"}}));
+  EXPECT_EQ(st.state, "failed");
+  EXPECT_EQ(st.last_error.value_or(""), "Field :run_id is not a valid test run.");
+  EXPECT_EQ(fake_.count("update_run"), 1);
+}
+
+TEST_F(OutboxTest, RateLimitedThenSucceeds) {
+  fake_.fail_next(429, 1, "1", "add_run");
+  start_worker();
+  const CommandStatus st = wait_final(queue(CommandKind::kAddRun, 1, {{"name", "After 429"}}));
+  EXPECT_EQ(st.state, "done") << st.last_error.value_or("");
+  EXPECT_EQ(fake_.count("add_run"), 2);
+  EXPECT_EQ(fake_.run_count(), 1u);
+}
+
+TEST_F(OutboxTest, ALostAnswerEndsUnknownAndIsNotRepeated) {
+  fake_.add_run({{"project_id", 1}, {"name", "existing"}});
+  fake_.drop_next("close_run");
+  start_worker();
+  const CommandStatus st = wait_final(queue(CommandKind::kCloseRun, 1));
+  EXPECT_EQ(st.state, "unknown");
+  // Later commands still run, the unknown one is not sent again.
+  EXPECT_EQ(wait_final(queue(CommandKind::kAddRun, 1, {{"name", "next"}})).state, "done");
+  EXPECT_EQ(fake_.count("close_run"), 1);
+  EXPECT_EQ(count("SELECT attempts FROM outbox WHERE command = 'close_run'"), 1);
+}
+
+TEST_F(OutboxTest, AnUnknownAddRunIsResolvedByTheNextPoll) {
+  fake_.drop_next("add_run");
+  start_worker();
+  const auto id = queue(CommandKind::kAddRun, 1, {{"name", "Lost answer"}});
+  ASSERT_EQ(wait_final(id).state, "unknown");
+  ASSERT_EQ(fake_.run_count(), 1u);  // the server did create it
+  Poller poller(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_, null_logger(),
+                [this] { return fake_.now(); });
+  ASSERT_FALSE(poller.run_cycle({1, "ID"}, PollKind::kActive).error);
+  CommandStatus st;
+  ASSERT_TRUE(wait_until([&] {
+    st = *read_command(dir_.file("mirror.db"), id).value();
+    return st.state == "done";
+  }, 10s)) << st.state;
+  EXPECT_EQ(nlohmann::json::parse(*st.result)["id"], fake_.run(1).value()["id"]);
+  EXPECT_EQ(fake_.count("add_run"), 1);
+}
+
+TEST_F(OutboxTest, CommandsRunInOrderAndATransientFailureHoldsTheLine) {
+  fake_.fail_next(503, 5, "", "add_run");  // the client gives up; the worker retries later
+  const auto a = queue(CommandKind::kAddRun, 1, {{"name", "first"}});
+  const auto b = queue(CommandKind::kAddRun, 1, {{"name", "second"}});
+  const auto c = queue(CommandKind::kAddRun, 1, {{"name", "third"}});
+  start_worker();
+  EXPECT_EQ(wait_final(c).state, "done");
+  EXPECT_EQ(wait_final(a).state, "done");
+  EXPECT_EQ(wait_final(b).state, "done");
+  std::vector<std::string> names;
+  for (const auto& r : fake_.requests()) {
+    if (r.endpoint == "add_run" && r.status == 200) names.push_back(nlohmann::json::parse(r.body)["name"]);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"first", "second", "third"}));
+}
+
+TEST_F(OutboxTest, RowsInsertedWithPlainSqlAreValidated) {
+  {
+    SQLite::Database db(dir_.file("mirror.db"), SQLite::OPEN_READWRITE);
+    db.exec("INSERT INTO outbox (command, target, body) VALUES ('add_run', 1, '{\"name\": 5}')");
+    db.exec("INSERT INTO outbox (command, target, body) VALUES ('close_run', 1, 'not json')");
+    db.exec("INSERT INTO outbox (command, target) VALUES ('add_run', 1)");
+  }
+  fake_.add_run({{"project_id", 1}, {"name", "r"}});
+  start_worker();
+  EXPECT_EQ(wait_final(1).state, "failed");
+  EXPECT_EQ(wait_final(2).state, "failed");
+  EXPECT_EQ(wait_final(3).state, "failed");
+  EXPECT_EQ(fake_.request_count(), 0u);
+  EXPECT_NE(read_command(dir_.file("mirror.db"), 1).value()->last_error->find("name"), std::string::npos);
+}
+
+TEST_F(OutboxTest, ACommandLeftSendingBecomesUnknownAtStart) {
+  const auto id = queue(CommandKind::kCloseRun, 7);
+  ASSERT_TRUE(writer_->run([&](Store& s) {
+    return s.update_command(id, "sending", true, std::nullopt, std::nullopt, 1);
+  }).is_ok());
+  start_worker();
+  EXPECT_EQ(wait_final(id).state, "unknown");
+  EXPECT_EQ(fake_.request_count(), 0u);
+}
+
+TEST(OutboxCommand, Validation) {
+  auto check = [](CommandKind kind, std::int64_t target, nlohmann::json body) {
+    OutboxCommand c;
+    c.kind = kind;
+    c.target = target;
+    c.body = std::move(body);
+    return validate_command(c);
+  };
+  EXPECT_TRUE(check(CommandKind::kAddRun, 1, {{"name", "n"}, {"suite_id", 2}}).is_ok());
+  EXPECT_TRUE(check(CommandKind::kAddRun, 1, {{"name", "n"}, {"include_all", false}, {"case_ids", {1, 2}}}).is_ok());
+  EXPECT_FALSE(check(CommandKind::kAddRun, 1, {{"suite_id", 2}}).is_ok());
+  EXPECT_FALSE(check(CommandKind::kAddRun, 0, {{"name", "n"}}).is_ok());
+  EXPECT_FALSE(check(CommandKind::kAddRun, 1, {{"name", "n"}, {"case_ids", {1}}}).is_ok());
+  EXPECT_FALSE(check(CommandKind::kAddRun, 1, {{"name", "n"}, {"bogus", 1}}).is_ok());
+  EXPECT_FALSE(check(CommandKind::kUpdateRun, 5, nlohmann::json::object()).is_ok());
+  EXPECT_FALSE(check(CommandKind::kUpdateRun, 5, {{"suite_id", 1}}).is_ok());
+  EXPECT_TRUE(check(CommandKind::kCloseRun, 5, nlohmann::json::object()).is_ok());
+  EXPECT_FALSE(check(CommandKind::kCloseRun, 5, {{"name", "x"}}).is_ok());
+  EXPECT_FALSE(check(CommandKind::kDeleteRun, -1, nlohmann::json::object()).is_ok());
+}
+
+}  // namespace
+}  // namespace runsync
