@@ -119,7 +119,10 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
   if (!config) return 2;
   OutboxCommand c;
   c.kind = kind;
-  auto given = [&](const char* opt) { return sub.count(opt) > 0; };
+  auto given = [&](const char* opt) {
+    const CLI::Option* o = sub.get_option_no_throw(opt);
+    return o != nullptr && o->count() > 0;
+  };
   if (kind == CommandKind::kAddRun) {
     c.target = a.project;
     if (given("--suite")) c.body["suite_id"] = a.suite;
