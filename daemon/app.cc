@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "daemon/http_server.h"
@@ -68,6 +69,8 @@ struct App::Impl {
   asio::signal_set signals{ioc};
   asio::steady_timer watchdog_timer{ioc};
   asio::steady_timer shutdown_timer{ioc};
+  asio::steady_timer summary_timer{ioc};
+  std::map<std::string, std::uint64_t> last_summary;
   bool stopping = false;
   std::chrono::steady_clock::time_point stop_deadline;
 
@@ -83,6 +86,47 @@ struct App::Impl {
       (void)notifier.watchdog();
       arm_watchdog();
     });
+  }
+
+  // One line a minute: what happened since the last one. Also the
+  // service's STATUS= line.
+  void arm_summary() {
+    summary_timer.expires_after(std::chrono::seconds(60));
+    summary_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      log_summary();
+      arm_summary();
+    });
+  }
+
+  void log_summary() {
+    auto delta = [&](const std::string& key, std::uint64_t now_value) {
+      const std::uint64_t d = now_value - last_summary[key];
+      last_summary[key] = now_value;
+      return d;
+    };
+    const char* kEvents = "runsync_webhook_events_total";
+    const auto applied = delta("applied", metrics.counter_sum(kEvents, {{"result", "applied"}}));
+    const auto duplicate = delta("duplicate", metrics.counter_sum(kEvents, {{"result", "duplicate"}}));
+    const auto stale = delta("stale", metrics.counter_sum(kEvents, {{"result", "stale"}}));
+    const auto ignored = delta("ignored", metrics.counter_sum(kEvents, {{"result", "ignored"}}));
+    const auto all = delta("all", metrics.counter_sum(kEvents));
+    const auto refused = all - applied - duplicate - stale - ignored;
+    const char* kPolls = "runsync_poll_cycles_total";
+    const auto polls_ok = delta("polls_ok", metrics.counter_sum(kPolls, {{"outcome", "ok"}}));
+    const auto polls_all = delta("polls_all", metrics.counter_sum(kPolls));
+    const auto outbox_done = delta("outbox_done", metrics.counter_sum("runsync_outbox_commands_total", {{"outcome", "done"}}));
+    logger->info(
+        "summary (last 60s): webhooks applied={} duplicate={} stale={} ignored={} refused={}; "
+        "polls ok={} failed={}; outbox done={}; queue depth {}",
+        applied, duplicate, stale, ignored, refused, polls_ok, polls_all - polls_ok, outbox_done,
+        writer->depth());
+    std::string status = "webhooks/min " + std::to_string(all);
+    if (poller) {
+      const auto reason = poller->not_ready_reason();
+      status += reason ? "; polling: " + *reason : "; polling ok";
+    }
+    (void)notifier.status(status);
   }
 
   void wait_signals() {
@@ -128,6 +172,7 @@ struct App::Impl {
     (void)notifier.stopping();
     signals.cancel();
     watchdog_timer.cancel();
+    summary_timer.cancel();
     server->stop_accepting();
     if (outbox) outbox->stop();
     if (poller) poller->stop();  // cancels waits and the request in flight
@@ -238,6 +283,7 @@ struct App::Impl {
     signals.add(SIGHUP);
     wait_signals();
     arm_watchdog();
+    arm_summary();
 
     logger->info("runsync {} serving webhooks on {}:{}{} (database {}, schema {})", RUNSYNC_VERSION,
                  sopts.host, server->port(), config.webhook.path, config.storage.path,

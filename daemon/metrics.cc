@@ -125,6 +125,22 @@ void Metrics::gauge_callback(const std::string& name, const std::string& help,
   family(name, help, Type::kGauge).series[render_labels(labels)].read = std::move(read);
 }
 
+std::uint64_t Metrics::counter_sum(const std::string& name, const Labels& match) const {
+  std::lock_guard lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return 0;
+  std::uint64_t total = 0;
+  for (const auto& [labels, series] : it->second.series) {
+    if (!series.counter) continue;
+    bool all = true;
+    for (const auto& [k, v] : match) {
+      if (labels.find(k + "=\"" + escape_label(v) + "\"") == std::string::npos) all = false;
+    }
+    if (all) total += series.counter->value();
+  }
+  return total;
+}
+
 std::string Metrics::render() const {
   std::lock_guard lock(mu_);
   std::string out;

@@ -68,6 +68,10 @@ class Metrics {
   void gauge_callback(const std::string& name, const std::string& help, const Labels& labels,
                       std::function<double()> read);
 
+  // The sum of a counter family's series whose labels include `match`
+  // (all series when empty); 0 for an unknown family.
+  std::uint64_t counter_sum(const std::string& name, const Labels& match = {}) const;
+
   // The whole registry in text format 0.0.4.
   std::string render() const;
 

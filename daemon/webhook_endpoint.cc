@@ -121,8 +121,16 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
   };
   if (!writer_.try_submit(std::move(job), std::move(done))) {
     events_counter(metrics_, label, "busy").inc();
-    logger_->warn("ingest queue full ({} waiting): answered 503 with Retry-After: 1; the sender "
-                  "should retry", writer_.depth());
+    // One warning per 10 s at most: a flood of 503s would flood the log.
+    const auto now_steady = std::chrono::steady_clock::now();
+    if (now_steady - last_busy_warning_ >= std::chrono::seconds(10)) {
+      last_busy_warning_ = now_steady;
+      logger_->warn("ingest queue full ({} waiting): answered 503 with Retry-After: 1; the sender "
+                    "should retry (further 503s in the next 10 s are logged at debug)",
+                    writer_.depth());
+    } else {
+      logger_->debug("ingest queue full: answered 503");
+    }
     ServerResponse busy = ServerResponse::error(503, "ingest queue is full, retry later");
     busy.headers.emplace_back("Retry-After", "1");
     respond(std::move(busy));

@@ -6,6 +6,7 @@
 // from any thread (SIGHUP reload).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -52,6 +53,7 @@ class WebhookEndpoint {
   Logger logger_;
   UnixClock clock_;
   Histogram& ack_latency_;
+  std::chrono::steady_clock::time_point last_busy_warning_{};
 };
 
 }  // namespace runsync
