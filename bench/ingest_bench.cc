@@ -1,0 +1,1201 @@
+// Ingest benchmark: starts the real `runsync serve` binary on a fresh
+// database, POSTs realistic webhook events to it over keep-alive
+// connections (closed loop: each connection sends its next request as soon
+// as the previous answer arrives), and prints events/s, latency percentiles,
+// the daemon's CPU time and peak RSS. Every figure is compared against a
+// baseline run in the same invocation: the naive design, one write
+// transaction per event (storage.max_batch = 1).
+//
+// After each run it stops the daemon with SIGTERM (which must exit 0) and
+// checks with sqlite3 that the journal holds exactly one row per event
+// answered 200 (minus answers "duplicate", which are not journaled).
+//
+// Performance is reported, never asserted: the exit status is non-zero
+// only when something was wrong (an unexpected answer, a lost event, a
+// daemon that did not start or stop cleanly).
+//
+// One more row runs the group-commit daemon with its database on tmpfs,
+// where a flush costs nothing: the daemon's CPU ceiling on this machine.
+//
+// Usage: runsync_ingest_bench [--quick] [--connections 32,1] [--seconds 10]
+//          [--warmup 2] [--runs 10000] [--events-per-run 6]
+//          [--baseline-connections 32] [--no-normal] [--dir DIR]
+//          [--tmpfs-dir /dev/shm | --no-tmpfs] [--queue-capacity N]
+//          [--binary PATH] [--keep]
+// See bench/README.md.
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifndef RUNSYNC_BINARY
+#define RUNSYNC_BINARY "runsync"
+#endif
+#ifndef RUNSYNC_BUILD_TYPE
+#define RUNSYNC_BUILD_TYPE "unknown"
+#endif
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace fs = std::filesystem;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+// --- options -----------------------------------------------------------
+
+struct Options {
+  std::vector<int> connections{32, 1};
+  std::vector<int> baseline_connections{32};
+  double seconds = 10;
+  double warmup = 2;
+  int runs = 10000;
+  int events_per_run = 6;
+  bool normal_baseline = true;
+  std::string tmpfs_dir = "/dev/shm";  // empty: no CPU-ceiling row
+  bool quick = false;
+  bool keep = false;
+  std::uint64_t queue_capacity = 0;  // 0: the daemon's default
+  std::string dir;
+  std::string binary = RUNSYNC_BINARY;
+};
+
+[[noreturn]] void usage(const char* argv0, const std::string& error) {
+  if (!error.empty()) std::fprintf(stderr, "error: %s\n\n", error.c_str());
+  std::fprintf(stderr,
+               "usage: %s [options]\n"
+               "  --connections LIST          group-commit runs, e.g. 32,1 (default 32,1)\n"
+               "  --baseline-connections LIST naive (max_batch = 1) runs (default 32)\n"
+               "  --seconds S                 measured seconds per run (default 10)\n"
+               "  --warmup S                  warm-up seconds before measuring (default 2)\n"
+               "  --runs N                    distinct run ids in flight (default 10000)\n"
+               "  --events-per-run N          events per run: started, updated..., "
+               "report_changed, completed/aborted (default 6)\n"
+               "  --no-normal                 skip the synchronous = normal naive baseline\n"
+               "  --tmpfs-dir DIR             also run group commit at the first connection count\n"
+               "                              with the database on this tmpfs, where a flush\n"
+               "                              costs nothing: the daemon's CPU ceiling\n"
+               "                              (default /dev/shm)\n"
+               "  --no-tmpfs                  skip that row\n"
+               "  --queue-capacity N          webhook.queue_capacity (default: daemon's)\n"
+               "  --dir DIR                   where the temporary databases go "
+               "(default $TMPDIR or /tmp)\n"
+               "  --binary PATH               runsync binary (default the built one)\n"
+               "  --keep                      keep the temporary directories\n"
+               "  --quick                     ~10 s smoke run (2 s per row, no normal or tmpfs row)\n",
+               argv0);
+  std::exit(error.empty() ? 0 : 2);
+}
+
+std::vector<int> parse_list(const char* argv0, const std::string& text) {
+  std::vector<int> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    char* end = nullptr;
+    long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 1 || v > 10000) {
+      usage(argv0, "bad connection count '" + item + "'");
+    }
+    out.push_back(static_cast<int>(v));
+  }
+  return out;
+}
+
+double parse_number(const char* argv0, const std::string& name, const std::string& text,
+                    double min) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(v >= min)) usage(argv0, "bad value for " + name);
+  return v;
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  bool seconds_set = false, warmup_set = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(argv[0], a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      usage(argv[0], "");
+    } else if (a == "--connections") {
+      o.connections = parse_list(argv[0], value());
+    } else if (a == "--baseline-connections") {
+      std::string v = value();
+      o.baseline_connections = v == "none" ? std::vector<int>{} : parse_list(argv[0], v);
+    } else if (a == "--seconds") {
+      o.seconds = parse_number(argv[0], a, value(), 0.1);
+      seconds_set = true;
+    } else if (a == "--warmup") {
+      o.warmup = parse_number(argv[0], a, value(), 0);
+      warmup_set = true;
+    } else if (a == "--runs") {
+      o.runs = static_cast<int>(parse_number(argv[0], a, value(), 1));
+    } else if (a == "--events-per-run") {
+      o.events_per_run = static_cast<int>(parse_number(argv[0], a, value(), 1));
+    } else if (a == "--no-tmpfs") {
+      o.tmpfs_dir.clear();
+    } else if (a == "--tmpfs-dir") {
+      o.tmpfs_dir = value();
+    } else if (a == "--no-normal") {
+      o.normal_baseline = false;
+    } else if (a == "--queue-capacity") {
+      o.queue_capacity = static_cast<std::uint64_t>(parse_number(argv[0], a, value(), 1));
+    } else if (a == "--dir") {
+      o.dir = value();
+    } else if (a == "--binary") {
+      o.binary = value();
+    } else if (a == "--keep") {
+      o.keep = true;
+    } else if (a == "--quick") {
+      o.quick = true;
+    } else {
+      usage(argv[0], "unknown option " + a);
+    }
+  }
+  if (o.quick) {
+    if (!seconds_set) o.seconds = 2;
+    if (!warmup_set) o.warmup = 0.5;
+    o.normal_baseline = false;
+    o.tmpfs_dir.clear();
+  }
+  if (o.dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    o.dir = tmp && *tmp ? tmp : "/tmp";
+  }
+  return o;
+}
+
+// --- realistic events ----------------------------------------------------
+
+// A deterministic stream of webhook bodies. `runs` runs are in flight at a
+// time; event k goes to run (k mod runs) of the current generation, so one
+// run's events are `runs` events apart (as from many CI pipelines at once)
+// and its timestamps rise. A run gets `events_per_run` events: started,
+// updated..., report_changed, then completed (1 in 8: aborted). Then the
+// next generation of runs (new ids) begins. Every body is unique (run id and
+// phase differ), so none is deduplicated.
+class EventStream {
+ public:
+  EventStream(int runs, int events_per_run, std::int64_t base_ts)
+      : runs_(runs), per_run_(events_per_run), base_ts_(base_ts) {}
+
+  // Appends the next body to `out` (which is cleared first).
+  void next(std::string& out) {
+    const std::uint64_t k = k_++;
+    const std::uint64_t slot = k % runs_;
+    const std::uint64_t generation = k / (static_cast<std::uint64_t>(runs_) * per_run_);
+    const int phase = static_cast<int>((k / runs_) % per_run_);
+    const std::int64_t run_id = 1 + static_cast<std::int64_t>(slot + generation * runs_);
+    const std::int64_t ts = base_ts_ + static_cast<std::int64_t>(k / 64);
+    const std::uint64_t h = mix(static_cast<std::uint64_t>(run_id));
+    const std::uint64_t hk = mix(k + 0x9e3779b97f4a7c15ULL);
+    static const char* const kProjects[] = {"WEB", "API", "MOB", "ID"};
+    static const char* const kEnvs[] = {"\"staging\"", "\"production\"", "null", "\"qa-eu\""};
+    const char* project = kProjects[h % 4];
+    const int member = static_cast<int>(10 + h % 90);
+    const int cases = static_cast<int>(20 + h % 480);
+    char buf[768];
+    int n = 0;
+    if (phase == 0) {
+      char plan[96];
+      if (h % 3 == 0) {
+        std::snprintf(plan, sizeof plan, "null");
+      } else {
+        std::snprintf(plan, sizeof plan, "{\"id\":%d,\"title\":\"Release 4.%d\"}",
+                      static_cast<int>(100 + h % 50), static_cast<int>(h % 50));
+      }
+      n = std::snprintf(
+          buf, sizeof buf,
+          "{\"event_name\":\"run.started\",\"timestamp\":%" PRId64
+          ",\"payload\":{\"id\":%" PRId64
+          ",\"title\":\"Nightly regression %" PRId64 " (build %d)\","
+          "\"description\":\"Automated run started by CI pipeline #%d on branch main\","
+          "\"plan\":%s,\"cases_count\":%d,\"environment\":%s},"
+          "\"team_member_id\":%d,\"project_code\":\"%s\"}",
+          ts, run_id, run_id, static_cast<int>(h % 100000), static_cast<int>(hk % 1000000), plan,
+          cases, kEnvs[(h >> 8) % 4], member, project);
+    } else if (phase == per_run_ - 1) {
+      const bool aborted = h % 8 == 0;
+      const int passed = static_cast<int>(hk % (cases + 1));
+      const int failed = static_cast<int>((hk >> 16) % (cases - passed + 1));
+      const int blocked = static_cast<int>((hk >> 32) % (cases - passed - failed + 1));
+      const int untested = cases - passed - failed - blocked;
+      n = std::snprintf(buf, sizeof buf,
+                        "{\"event_name\":\"%s\",\"timestamp\":%" PRId64
+                        ",\"payload\":{\"id\":%" PRId64
+                        ",\"cases\":%d,\"passed\":%d,\"failed\":%d,\"blocked\":%d,"
+                        "\"untested\":%d,\"skipped\":0,\"duration\":%d},"
+                        "\"team_member_id\":%d,\"project_code\":\"%s\"}",
+                        aborted ? "run.aborted" : "run.completed", ts, run_id, cases, passed,
+                        failed, blocked, untested, static_cast<int>(hk % 3600000), member,
+                        project);
+    } else if (phase == per_run_ - 2 && per_run_ >= 4) {
+      n = std::snprintf(buf, sizeof buf,
+                        "{\"event_name\":\"run.report_changed\",\"timestamp\":%" PRId64
+                        ",\"payload\":{\"id\":%" PRId64 ",\"visible\":%s},"
+                        "\"team_member_id\":%d,\"project_code\":\"%s\"}",
+                        ts, run_id, hk % 4 ? "true" : "false", member, project);
+    } else {
+      n = std::snprintf(buf, sizeof buf,
+                        "{\"event_name\":\"run.updated\",\"timestamp\":%" PRId64
+                        ",\"payload\":{\"id\":%" PRId64 ",\"cases_count\":%d},"
+                        "\"team_member_id\":%d,\"project_code\":\"%s\"}",
+                        ts, run_id, cases + phase * static_cast<int>(hk % 7), member, project);
+    }
+    out.assign(buf, static_cast<std::size_t>(n));
+  }
+
+ private:
+  static std::uint64_t mix(std::uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+  }
+
+  std::uint64_t runs_;
+  int per_run_;
+  std::int64_t base_ts_;
+  std::uint64_t k_ = 0;
+};
+
+// --- the daemon as a child process --------------------------------------
+
+struct ProcCpu {
+  double user = 0, sys = 0;
+  double total() const { return user + sys; }
+};
+
+// utime and stime (fields 14 and 15) of /proc/.../stat.
+std::optional<ProcCpu> read_cpu(const std::string& stat_path) {
+  std::ifstream in(stat_path);
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  std::vector<std::string> f;
+  while (rest >> field) f.push_back(field);
+  if (f.size() < 13) return std::nullopt;  // f[0] is field 3 (state)
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return ProcCpu{std::stod(f[11]) / tick, std::stod(f[12]) / tick};
+}
+
+// CPU of the main thread (the daemon's I/O loop) and of the others (the
+// writer thread), so that a run shows which side is busy.
+struct ThreadCpu {
+  ProcCpu main, others;
+  int threads = 0;
+};
+
+ThreadCpu read_thread_cpu(pid_t pid) {
+  ThreadCpu out;
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(task, ec)) {
+    auto cpu = read_cpu(e.path().string() + "/stat");
+    if (!cpu) continue;
+    ++out.threads;
+    ProcCpu& into = e.path().filename() == std::to_string(pid) ? out.main : out.others;
+    into.user += cpu->user;
+    into.sys += cpu->sys;
+  }
+  return out;
+}
+
+// "VmHWM:    12345 kB" → MB.
+double read_status_mb(pid_t pid, const char* key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  const std::string prefix = std::string(key) + ":";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(prefix.size())) / 1024.0;
+  }
+  return -1;
+}
+
+// write_bytes (what reached the storage layer) and syscw from /proc/PID/io.
+struct ProcIo {
+  double write_bytes = 0;
+  double write_calls = 0;
+};
+
+ProcIo read_io(pid_t pid) {
+  ProcIo out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/io");
+  std::string key;
+  double value = 0;
+  while (in >> key >> value) {
+    if (key == "write_bytes:") out.write_bytes = value;
+    if (key == "syscw:") out.write_calls = value;
+  }
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string last_lines(const std::string& text, int n) {
+  std::size_t pos = text.size();
+  while (n-- > 0 && pos > 0) {
+    pos = text.rfind('\n', pos > 1 ? pos - 2 : 0);
+    if (pos == std::string::npos) return text;
+    ++pos;
+  }
+  return text.substr(pos);
+}
+
+class Daemon {
+ public:
+  ~Daemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+
+  // Starts `binary serve --config config`, output to `log`; waits for the
+  // listening line. Returns an error message, empty on success.
+  std::string start(const std::string& binary, const std::string& config, const std::string& log) {
+    log_ = log;
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) return std::string("fork: ") + std::strerror(errno);
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      FILE* f = std::freopen(log.c_str(), "w", stderr);
+      if (f == nullptr) ::_exit(126);
+      ::dup2(STDERR_FILENO, STDOUT_FILENO);
+      ::unsetenv("NOTIFY_SOCKET");
+      ::unsetenv("WATCHDOG_USEC");
+      ::execl(binary.c_str(), binary.c_str(), "serve", "--config", config.c_str(),
+              static_cast<char*>(nullptr));
+      std::fprintf(stderr, "exec %s: %s\n", binary.c_str(), std::strerror(errno));
+      ::_exit(127);
+    }
+    const std::regex listening(R"(serving webhooks on [^ ]*:([0-9]+)/)");
+    const auto deadline = Clock::now() + std::chrono::seconds(15);
+    while (Clock::now() < deadline) {
+      std::smatch m;
+      const std::string text = read_file(log);
+      if (std::regex_search(text, m, listening)) {
+        port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
+        return "";
+      }
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return "the daemon exited before listening: " + last_lines(read_file(log), 3);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return "the daemon did not report listening within 15 s";
+  }
+
+  // SIGTERM, then waits up to 10 s. Returns the exit code (or -signal,
+  // or -1000 on timeout) and the time it took.
+  std::pair<int, double> stop() {
+    if (pid_ <= 0) return {-1000, 0};
+    const auto t0 = Clock::now();
+    ::kill(pid_, SIGTERM);
+    const auto deadline = t0 + std::chrono::seconds(10);
+    while (Clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (WIFEXITED(status)) return {WEXITSTATUS(status), took};
+        return {-WTERMSIG(status), took};
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return {-1000, 10.0};
+  }
+
+  pid_t pid() const { return pid_; }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+  std::string log_;
+};
+
+// --- the load generator ---------------------------------------------------
+
+struct LoadResult {
+  double measured_seconds = 0;
+  std::uint64_t measured_ok = 0;  // 200 answers received inside the window
+  std::vector<std::uint32_t> latency_us;  // of those
+  // Over the whole run (warm-up included): for checking the database.
+  std::uint64_t sent = 0;
+  std::uint64_t ok = 0;
+  std::uint64_t busy = 0;  // 503
+  std::map<int, std::uint64_t> other_status;
+  std::map<std::string, std::uint64_t> results;  // applied, duplicate, stale, ignored
+  std::uint64_t transport_errors = 0;
+  std::string first_error;
+  double client_cpu_seconds = 0;  // this process, inside the window
+};
+
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+class LoadGenerator {
+ public:
+  LoadGenerator(std::uint16_t port, int connections, EventStream& events, double warmup,
+                double seconds, std::function<void()> on_window_start,
+                std::function<void()> on_window_end)
+      : port_(port),
+        connections_(connections),
+        events_(events),
+        warmup_(warmup),
+        seconds_(seconds),
+        on_window_start_(std::move(on_window_start)),
+        on_window_end_(std::move(on_window_end)),
+        phase_timer_(ioc_),
+        watchdog_(ioc_) {
+    header_prefix_ = "POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                     "\r\nUser-Agent: runsync-ingest-bench\r\nContent-Type: application/json\r\n"
+                     "Content-Length: ";
+  }
+
+  LoadResult run() {
+    const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port_);
+    for (int i = 0; i < connections_; ++i) {
+      auto c = std::make_unique<Conn>(ioc_);
+      beast::error_code ec;
+      c->socket.connect(ep, ec);
+      if (!ec) c->socket.set_option(tcp::no_delay(true), ec);
+      if (ec) {
+        note_error("connect: " + ec.message());
+        continue;
+      }
+      conns_.push_back(std::move(c));
+    }
+    result_.latency_us.reserve(static_cast<std::size_t>(seconds_ * 60000) + 1024);
+    for (auto& c : conns_) send_next(*c);
+    phase_timer_.expires_after(to_duration(warmup_));
+    phase_timer_.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      start_window();
+    });
+    // Safety net: nothing should take this long.
+    watchdog_.expires_after(to_duration(warmup_ + seconds_ + 30));
+    watchdog_.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      note_error("timed out waiting for answers");
+      for (auto& c : conns_) {
+        beast::error_code ignored;
+        c->socket.close(ignored);
+      }
+    });
+    ioc_.run();
+    return std::move(result_);
+  }
+
+ private:
+  struct Conn {
+    explicit Conn(asio::io_context& ioc) : socket(ioc) {}
+    tcp::socket socket;
+    beast::flat_buffer buffer;
+    std::string request;
+    std::string body;
+    std::optional<http::response_parser<http::string_body>> parser;
+    Clock::time_point sent_at;
+  };
+
+  static Clock::duration to_duration(double s) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  }
+
+  void start_window() {
+    if (on_window_start_) on_window_start_();
+    window_open_ = true;
+    window_start_ = Clock::now();
+    cpu_start_ = process_cpu_seconds();
+    phase_timer_.expires_after(to_duration(seconds_));
+    phase_timer_.async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      window_open_ = false;
+      result_.measured_seconds = std::chrono::duration<double>(Clock::now() - window_start_).count();
+      result_.client_cpu_seconds = process_cpu_seconds() - cpu_start_;
+      stopping_ = true;
+      if (on_window_end_) on_window_end_();
+      maybe_finish();
+    });
+  }
+
+  void note_error(const std::string& what) {
+    ++result_.transport_errors;
+    if (result_.first_error.empty()) result_.first_error = what;
+  }
+
+  void send_next(Conn& c) {
+    if (stopping_) {
+      finish(c);
+      return;
+    }
+    events_.next(c.body);
+    c.request = header_prefix_;
+    c.request += std::to_string(c.body.size());
+    c.request += "\r\n\r\n";
+    c.request += c.body;
+    c.parser.emplace();
+    c.parser->body_limit(64 * 1024);
+    ++in_flight_;
+    ++result_.sent;
+    c.sent_at = Clock::now();
+    asio::async_write(c.socket, asio::buffer(c.request),
+                      [this, &c](beast::error_code ec, std::size_t) {
+                        if (ec) return fail(c, "write: " + ec.message());
+                        http::async_read(c.socket, c.buffer, *c.parser,
+                                         [this, &c](beast::error_code ec2, std::size_t) {
+                                           on_response(c, ec2);
+                                         });
+                      });
+  }
+
+  void fail(Conn& c, const std::string& what) {
+    --in_flight_;
+    note_error(what);
+    finish(c);
+  }
+
+  void on_response(Conn& c, beast::error_code ec) {
+    if (ec) return fail(c, "read: " + ec.message());
+    const auto now = Clock::now();
+    --in_flight_;
+    const auto& res = c.parser->get();
+    const int status = static_cast<int>(res.result_int());
+    if (status == 200) {
+      ++result_.ok;
+      const std::string& body = res.body();
+      const auto p = body.find("\"result\":\"");
+      if (p != std::string::npos) {
+        const auto q = body.find('"', p + 10);
+        ++result_.results[body.substr(p + 10, q - p - 10)];
+      } else {
+        ++result_.results["(no result)"];
+      }
+      if (window_open_) {
+        ++result_.measured_ok;
+        const auto us =
+            std::chrono::duration_cast<std::chrono::microseconds>(now - c.sent_at).count();
+        result_.latency_us.push_back(static_cast<std::uint32_t>(us));
+      }
+    } else if (status == 503) {
+      ++result_.busy;
+    } else {
+      ++result_.other_status[status];
+      if (result_.first_error.empty()) {
+        result_.first_error = "HTTP " + std::to_string(status) + ": " + res.body();
+      }
+    }
+    if (!res.keep_alive()) {
+      note_error("the daemon closed a connection");
+      return finish(c);
+    }
+    send_next(c);
+  }
+
+  void finish(Conn& c) {
+    beast::error_code ignored;
+    c.socket.shutdown(tcp::socket::shutdown_both, ignored);
+    c.socket.close(ignored);
+    ++finished_;
+    maybe_finish();
+  }
+
+  void maybe_finish() {
+    if (finished_ == conns_.size()) {
+      phase_timer_.cancel();
+      watchdog_.cancel();
+      if (window_open_) {  // every connection failed before the window ended
+        window_open_ = false;
+        result_.measured_seconds =
+            std::chrono::duration<double>(Clock::now() - window_start_).count();
+      }
+    }
+  }
+
+  asio::io_context ioc_{1};
+  std::uint16_t port_;
+  int connections_;
+  EventStream& events_;
+  double warmup_, seconds_;
+  std::function<void()> on_window_start_, on_window_end_;
+  asio::steady_timer phase_timer_, watchdog_;
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::string header_prefix_;
+  std::size_t finished_ = 0;
+  std::uint64_t in_flight_ = 0;
+  bool window_open_ = false;
+  bool stopping_ = false;
+  Clock::time_point window_start_;
+  double cpu_start_ = 0;
+  LoadResult result_;
+};
+
+// GET path over a fresh connection; empty on error.
+std::string http_get(std::uint16_t port, const std::string& target) {
+  try {
+    asio::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.keep_alive(false);
+    http::write(s, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(s, buf, res);
+    return res.body();
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+// Value of an unlabelled Prometheus series, or -1.
+double metric(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+// --- the database check ----------------------------------------------------
+
+struct DbCheck {
+  std::int64_t rows = -1;
+  std::string integrity;
+  std::string error;
+};
+
+DbCheck check_database(const std::string& path) {
+  DbCheck out;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    out.error = std::string("open: ") + (db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return out;
+  }
+  auto one = [&](const char* sql, std::string& text, std::int64_t& number) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) {
+      out.error = sqlite3_errmsg(db);
+      return;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      number = sqlite3_column_int64(st, 0);
+      const unsigned char* t = sqlite3_column_text(st, 0);
+      text = t ? reinterpret_cast<const char*>(t) : "";
+    } else {
+      out.error = sqlite3_errmsg(db);
+    }
+    sqlite3_finalize(st);
+  };
+  std::string ignored_text;
+  std::int64_t ignored_number = 0;
+  one("SELECT count(*) FROM webhook_events", ignored_text, out.rows);
+  one("PRAGMA quick_check", out.integrity, ignored_number);
+  sqlite3_close(db);
+  return out;
+}
+
+std::pair<double, double> probe_fsync(const fs::path& dir, int iterations, double max_seconds);
+
+// --- scenarios -----------------------------------------------------------
+
+struct Scenario {
+  std::string name;
+  std::string synchronous;  // full | normal
+  int max_batch = 0;        // 0: the daemon's default (group commit)
+  int connections = 0;
+  bool baseline = false;
+  bool tmpfs = false;  // database on tmpfs: no flush cost, shows the CPU ceiling
+};
+
+struct Outcome {
+  Scenario scenario;
+  bool skipped = false;
+  std::string note;
+  LoadResult load;
+  double events_per_s = 0;
+  double p50 = 0, p90 = 0, p99 = 0, max = 0;  // ms
+  ThreadCpu cpu;                              // daemon, inside the window
+  ProcIo io;                                  // daemon, inside the window
+  double rss_peak_mb = -1;
+  double fsync_before = -1, fsync_after = -1;  // ms (p50), probed next to this row
+  double avg_batch = -1;
+  double avg_commit_ms = -1;
+  int exit_code = 0;
+  double stop_seconds = 0;
+  DbCheck db;
+  std::int64_t expected_rows = 0;
+  bool ok = true;
+  std::vector<std::string> problems;
+};
+
+double percentile(const std::vector<std::uint32_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  auto idx = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(idx, sorted.size() - 1)] / 1000.0;
+}
+
+ProcCpu minus(const ProcCpu& a, const ProcCpu& b) { return {a.user - b.user, a.sys - b.sys}; }
+
+Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& root,
+                     const fs::path& tmpfs_root, int index) {
+  Outcome out;
+  out.scenario = sc;
+  const fs::path dir = (sc.tmpfs ? tmpfs_root : root) / ("run" + std::to_string(index));
+  fs::create_directories(dir);
+  const std::string db = (dir / "runsync.db").string();
+  const std::string config = (dir / "runsync.toml").string();
+  {
+    std::ofstream f(config);
+    f << "[storage]\npath = \"" << db << "\"\nsynchronous = \"" << sc.synchronous << "\"\n";
+    if (sc.max_batch > 0) f << "max_batch = " << sc.max_batch << "\n";
+    f << "\n[webhook]\nlisten = \"127.0.0.1:0\"\npath = \"/webhook\"\n";
+    if (opt.queue_capacity > 0) f << "queue_capacity = " << opt.queue_capacity << "\n";
+    f << "\n[log]\nlevel = \"info\"\n";  // the listening line is info
+  }
+
+  // The disk's flush latency can drift (virtual disks especially): probe
+  // it next to every row so rows can be compared.
+  out.fsync_before = probe_fsync(dir, 50, 0.3).first;
+
+  Daemon daemon;
+  const std::string err = daemon.start(opt.binary, config, (dir / "daemon.log").string());
+  if (!err.empty()) {
+    out.skipped = true;
+    out.note = err;
+    // A binary without storage.max_batch cannot run the naive baseline:
+    // report that, but it is not a failure of the benchmark.
+    if (sc.max_batch > 0 && err.find("max_batch") != std::string::npos) {
+      out.note = "this runsync does not know storage.max_batch yet; baseline skipped";
+    } else {
+      out.ok = false;
+      out.problems.push_back(err);
+    }
+    return out;
+  }
+
+  const pid_t pid = daemon.pid();
+  ThreadCpu cpu_start, cpu_end;
+  ProcIo io_start, io_end;
+  EventStream events(opt.runs, opt.events_per_run,
+                     std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                             .count() -
+                         86400);
+  LoadGenerator load(
+      daemon.port(), sc.connections, events, opt.warmup, opt.seconds,
+      [&] {
+        cpu_start = read_thread_cpu(pid);
+        io_start = read_io(pid);
+      },
+      [&] {
+        cpu_end = read_thread_cpu(pid);
+        io_end = read_io(pid);
+      });
+  out.load = load.run();
+  out.cpu.main = minus(cpu_end.main, cpu_start.main);
+  out.cpu.others = minus(cpu_end.others, cpu_start.others);
+  out.cpu.threads = cpu_end.threads;
+  out.io.write_bytes = io_end.write_bytes - io_start.write_bytes;
+  out.io.write_calls = io_end.write_calls - io_start.write_calls;
+  out.rss_peak_mb = read_status_mb(pid, "VmHWM");
+  const std::string metrics = http_get(daemon.port(), "/metrics");
+  const double commits = metric(metrics, "runsync_db_commits_total");
+  const double jobs = metric(metrics, "runsync_db_committed_jobs_total");
+  const double commit_sum = metric(metrics, "runsync_db_commit_seconds_sum");
+  if (commits > 0 && jobs >= 0) out.avg_batch = jobs / commits;
+  if (commits > 0 && commit_sum >= 0) out.avg_commit_ms = commit_sum / commits * 1000.0;
+
+  std::tie(out.exit_code, out.stop_seconds) = daemon.stop();
+  out.fsync_after = probe_fsync(dir, 50, 0.3).first;
+
+  auto& L = out.load;
+  std::sort(L.latency_us.begin(), L.latency_us.end());
+  out.events_per_s = L.measured_seconds > 0 ? L.measured_ok / L.measured_seconds : 0;
+  out.p50 = percentile(L.latency_us, 0.50);
+  out.p90 = percentile(L.latency_us, 0.90);
+  out.p99 = percentile(L.latency_us, 0.99);
+  out.max = L.latency_us.empty() ? 0 : L.latency_us.back() / 1000.0;
+
+  out.db = check_database(db);
+  const std::uint64_t duplicates = L.results.count("duplicate") ? L.results.at("duplicate") : 0;
+  out.expected_rows = static_cast<std::int64_t>(L.ok - duplicates);
+
+  auto problem = [&](const std::string& p) {
+    out.ok = false;
+    out.problems.push_back(p);
+  };
+  if (L.transport_errors > 0) {
+    problem(std::to_string(L.transport_errors) + " transport errors (first: " + L.first_error +
+            ")");
+  }
+  for (const auto& [status, n] : L.other_status) {
+    problem(std::to_string(n) + " answers with HTTP " + std::to_string(status) +
+            (L.first_error.empty() ? "" : " (first: " + L.first_error + ")"));
+  }
+  if (out.exit_code != 0) {
+    problem(out.exit_code == -1000 ? "the daemon did not exit within 10 s of SIGTERM"
+                                   : "the daemon exited with " + std::to_string(out.exit_code) +
+                                         " after SIGTERM");
+  }
+  if (!out.db.error.empty()) problem("database check: " + out.db.error);
+  if (out.db.rows != out.expected_rows) {
+    problem("webhook_events holds " + std::to_string(out.db.rows) + " rows, expected " +
+            std::to_string(out.expected_rows) + " (200 answers minus duplicates)");
+  }
+  if (out.db.integrity != "ok") problem("PRAGMA quick_check: " + out.db.integrity);
+  if (duplicates > 0) {
+    out.note = std::to_string(duplicates) + " answered duplicate (bodies should be unique)";
+  }
+  if (!opt.keep) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  return out;
+}
+
+// --- report --------------------------------------------------------------
+
+std::string filesystem_of(const fs::path& p) {
+  // The longest mount point that is a prefix of the canonical path.
+  std::error_code ec;
+  const std::string path = fs::canonical(p, ec).string();
+  std::ifstream in("/proc/mounts");
+  std::string dev, mnt, type, rest, best_dev, best_mnt, best_type;
+  while (in >> dev >> mnt >> type && std::getline(in, rest)) {
+    const bool prefix = path.rfind(mnt, 0) == 0 &&
+                        (mnt == "/" || path.size() == mnt.size() || path[mnt.size()] == '/');
+    if (prefix && mnt.size() >= best_mnt.size()) {
+      best_dev = dev;
+      best_mnt = mnt;
+      best_type = type;
+    }
+  }
+  if (best_type.empty()) return "unknown filesystem";
+  return best_type + " on " + best_dev + " mounted at " + best_mnt;
+}
+
+// How long the database's filesystem takes to make a 4 KiB append durable
+// (pwrite + fdatasync, as a WAL commit does), p50 and p99 in ms.
+std::pair<double, double> probe_fsync(const fs::path& dir, int iterations,
+                                      double max_seconds) {
+  const std::string path = (dir / "fsync-probe").string();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return {-1, -1};
+  std::vector<double> ms;
+  std::string page(4096, 'x');
+  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(max_seconds));
+  for (int i = 0; i < iterations && Clock::now() < until; ++i) {
+    const auto t0 = Clock::now();
+    if (::pwrite(fd, page.data(), page.size(), static_cast<off_t>(i) * 4096) < 0) break;
+    if (::fdatasync(fd) != 0) break;
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (ms.empty()) return {-1, -1};
+  std::sort(ms.begin(), ms.end());
+  return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)]};
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto c = line.find(':');
+      return c == std::string::npos ? line : line.substr(c + 2);
+    }
+  }
+  return "unknown CPU";
+}
+
+std::string now_text() {
+  char buf[64];
+  std::time_t t = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&t));
+  return buf;
+}
+
+std::string join(const std::vector<int>& v) {
+  std::string s;
+  for (int x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+  return s.empty() ? "none" : s;
+}
+
+const Outcome* find(const std::vector<Outcome>& all, bool baseline, const std::string& sync,
+                    int connections) {
+  for (const auto& o : all) {
+    if (!o.skipped && !o.scenario.tmpfs && o.scenario.baseline == baseline && o.scenario.synchronous == sync &&
+        o.scenario.connections == connections) {
+      return &o;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opt = parse_options(argc, argv);
+  std::signal(SIGPIPE, SIG_IGN);
+  if (::access(opt.binary.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "error: runsync binary %s is not executable (use --binary)\n",
+                 opt.binary.c_str());
+    return 2;
+  }
+
+  std::vector<Scenario> scenarios;
+  for (int c : opt.connections) {
+    scenarios.push_back({"group commit, sync=full", "full", 0, c, false});
+  }
+  for (int c : opt.baseline_connections) {
+    scenarios.push_back({"baseline: naive (max_batch=1), sync=full", "full", 1, c, true});
+  }
+  if (opt.normal_baseline) {
+    for (int c : opt.baseline_connections) {
+      scenarios.push_back({"baseline: naive (max_batch=1), sync=normal", "normal", 1, c, true});
+    }
+  }
+  fs::path tmpfs_root;
+  if (!opt.tmpfs_dir.empty() && !opt.connections.empty()) {
+    struct statfs sf {};
+    constexpr long kTmpfsMagic = 0x01021994;
+    std::string t = (fs::path(opt.tmpfs_dir) / "runsync-bench-XXXXXX").string();
+    if (::statfs(opt.tmpfs_dir.c_str(), &sf) == 0 && sf.f_type == kTmpfsMagic &&
+        ::mkdtemp(t.data()) != nullptr) {
+      tmpfs_root = t;
+      scenarios.push_back({"group commit, sync=full, DB on tmpfs (CPU)", "full", 0,
+                           opt.connections.front(), false, true});
+    } else {
+      std::fprintf(stderr, "note: %s is not a writable tmpfs; no CPU-ceiling row\n",
+                   opt.tmpfs_dir.c_str());
+    }
+  }
+
+  std::string tmpl = (fs::path(opt.dir) / "runsync-bench-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) {
+    std::fprintf(stderr, "error: cannot create a directory in %s: %s\n", opt.dir.c_str(),
+                 std::strerror(errno));
+    return 2;
+  }
+  const fs::path root = tmpl;
+
+  utsname un{};
+  ::uname(&un);
+  std::printf("runsync ingest benchmark\n");
+  std::printf("  date        %s\n", now_text().c_str());
+  std::printf("  machine     %s, %u CPUs (nproc), %s %s\n", cpu_model().c_str(),
+              std::thread::hardware_concurrency(), un.sysname, un.release);
+  {
+    double load[3] = {0, 0, 0};
+    ::getloadavg(load, 3);
+    std::printf("  load avg    %.2f %.2f %.2f before the run%s\n", load[0], load[1], load[2],
+                load[0] > 0.5 * std::thread::hardware_concurrency()
+                    ? " -- the machine is busy: figures will be low and noisy"
+                    : "");
+  }
+  std::printf("  binary      %s (bench built %s)\n", opt.binary.c_str(), RUNSYNC_BUILD_TYPE);
+  std::printf("  database    %s (%s), a fresh database and daemon per row\n", root.c_str(),
+              filesystem_of(root).c_str());
+  const auto [fsync_p50, fsync_p99] = probe_fsync(root, 200, 2);
+  std::printf("  fsync       4 KiB pwrite+fdatasync there: p50 %.3f ms, p99 %.3f ms", fsync_p50,
+              fsync_p99);
+  if (fsync_p50 > 0) {
+    // Little's law: C requests in flight, each waiting for at least one
+    // fsync, cannot complete faster than C per fsync.
+    std::printf(" -> ceiling with one fsync per answer: %.0f events/s per connection",
+                1000.0 / fsync_p50);
+  }
+  std::printf("\n");
+  std::printf("  load        closed loop from this process (1 thread, Beast, keep-alive), "
+              "same machine; %.1f s warm-up + %.1f s measured per row\n",
+              opt.warmup, opt.seconds);
+  std::printf("  rows        group commit (daemon default batch) at %s connections; naive "
+              "baseline (storage.max_batch = 1) at %s, sync=full%s\n",
+              join(opt.connections).c_str(), join(opt.baseline_connections).c_str(),
+              opt.normal_baseline ? " and sync=normal" : "");
+  std::printf("  events      %d runs in flight, %d events per run (started, updated, "
+              "report_changed, completed/aborted), unique bodies\n",
+              opt.runs, opt.events_per_run);
+  std::printf("  command     ");
+  for (int i = 0; i < argc; ++i) std::printf("%s%s", i ? " " : "", argv[i]);
+  std::printf("\n\n");
+  std::fflush(stdout);
+
+  std::vector<Outcome> outcomes;
+  int index = 0;
+  for (const auto& sc : scenarios) {
+    std::fprintf(stderr, "running: %s, %d connection%s...\n", sc.name.c_str(), sc.connections,
+                 sc.connections == 1 ? "" : "s");
+    outcomes.push_back(run_scenario(opt, sc, root, tmpfs_root, index++));
+  }
+
+  std::printf("%-44s %5s %8s %7s %7s %7s %7s %10s %6s %4s %6s %6s %9s\n", "scenario", "conns",
+              "events/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "daemon", "RSS MB", "503",
+              "batch", "commit", "fsync ms");
+  std::printf("%-44s %5s %8s %7s %7s %7s %7s %10s %6s %4s %6s %6s %9s\n", "", "", "", "", "",
+              "", "", "CPU s", "peak", "", "avg", "avg ms", "bef/aft");
+  for (const auto& o : outcomes) {
+    if (o.skipped) {
+      std::printf("%-44s %5d   skipped: %s\n", o.scenario.name.c_str(), o.scenario.connections,
+                  o.note.c_str());
+      continue;
+    }
+    char cpu[32];
+    std::snprintf(cpu, sizeof cpu, "%.1f+%.1f", o.cpu.main.total(), o.cpu.others.total());
+    char batch[16] = "-";
+    if (o.avg_batch > 0) std::snprintf(batch, sizeof batch, "%.1f", o.avg_batch);
+    char commit[16] = "-";
+    if (o.avg_commit_ms >= 0) std::snprintf(commit, sizeof commit, "%.2f", o.avg_commit_ms);
+    char fsync[32];
+    std::snprintf(fsync, sizeof fsync, "%.2f/%.2f", o.fsync_before, o.fsync_after);
+    std::printf("%-44s %5d %8.0f %7.3f %7.3f %7.3f %7.2f %10s %6.1f %4" PRIu64
+                " %6s %6s %9s\n",
+                o.scenario.name.c_str(), o.scenario.connections, o.events_per_s, o.p50, o.p90,
+                o.p99, o.max, cpu, o.rss_peak_mb, o.load.busy, batch, commit, fsync);
+  }
+
+  std::printf("\ndaemon CPU s = io thread + writer thread, over the measured window; batch = "
+              "events per write transaction; commit = time to COMMIT one batch (WAL write + "
+              "fsync); fsync = 4 KiB pwrite+fdatasync p50 probed before and after the row\n");
+  std::printf("\ndetails per row:\n");
+  for (const auto& o : outcomes) {
+    if (o.skipped) continue;
+    const auto& L = o.load;
+    const double cpu_total = o.cpu.main.total() + o.cpu.others.total();
+    std::string results;
+    for (const auto& [k, n] : L.results) {
+      results += (results.empty() ? "" : ", ") + k + " " + std::to_string(n);
+    }
+    std::printf(
+        "  %s @%d: %" PRIu64 " events in %.2f s; daemon io thread %.2f user + %.2f sys, "
+        "others (%d threads) %.2f user + %.2f sys = %.1f us CPU/event; bench client %.2f s CPU; "
+        "avg commit %.2f ms; storage writes %.1f KiB/event, %.1f write calls/event; answers: %s; 503 %" PRIu64 "; journal rows %" PRId64
+        " (expected %" PRId64 "); SIGTERM exit %d in %.2f s%s%s\n",
+        o.scenario.name.c_str(), o.scenario.connections, L.measured_ok, L.measured_seconds,
+        o.cpu.main.user, o.cpu.main.sys, o.cpu.threads - 1, o.cpu.others.user, o.cpu.others.sys,
+        L.measured_ok ? cpu_total / static_cast<double>(L.measured_ok) * 1e6 : 0.0,
+        L.client_cpu_seconds, o.avg_commit_ms,
+        L.measured_ok ? o.io.write_bytes / 1024.0 / static_cast<double>(L.measured_ok) : 0.0,
+        L.measured_ok ? o.io.write_calls / static_cast<double>(L.measured_ok) : 0.0,
+        results.c_str(), L.busy, o.db.rows,
+        o.expected_rows, o.exit_code, o.stop_seconds, o.note.empty() ? "" : "; ",
+        o.note.c_str());
+  }
+
+  // Comparison with the baseline, and the issue's targets (informational).
+  std::printf("\ncomparison:\n");
+  for (int c : opt.connections) {
+    const Outcome* gc = find(outcomes, false, "full", c);
+    const Outcome* naive = find(outcomes, true, "full", c);
+    const Outcome* normal = find(outcomes, true, "normal", c);
+    if (gc && naive) {
+      std::printf("  @%d: group commit %.0f events/s vs naive sync=full %.0f (x%.1f), "
+                  "p99 %.3f vs %.3f ms\n",
+                  c, gc->events_per_s, naive->events_per_s,
+                  naive->events_per_s > 0 ? gc->events_per_s / naive->events_per_s : 0.0,
+                  gc->p99, naive->p99);
+    }
+    if (gc && normal) {
+      std::printf("  @%d: group commit (sync=full) %.0f events/s vs naive sync=normal %.0f "
+                  "(x%.1f)\n",
+                  c, gc->events_per_s, normal->events_per_s,
+                  normal->events_per_s > 0 ? gc->events_per_s / normal->events_per_s : 0.0);
+    }
+  }
+  auto verdict = [](bool met) { return met ? "met" : "MISSED"; };
+  if (const Outcome* o = find(outcomes, false, "full", 32)) {
+    std::printf("  target @32: >= 30000 events/s: %.0f %s; p99 <= 5 ms: %.3f %s; "
+                "peak RSS <= 50 MB: %.1f %s; 503s: %" PRIu64 "\n",
+                o->events_per_s, verdict(o->events_per_s >= 30000), o->p99,
+                verdict(o->p99 <= 5.0), o->rss_peak_mb, verdict(o->rss_peak_mb <= 50.0),
+                o->load.busy);
+  }
+  if (const Outcome* o = find(outcomes, false, "full", 1)) {
+    std::printf("  target @1: p50 <= 0.3 ms: %.3f %s\n", o->p50, verdict(o->p50 <= 0.3));
+  }
+
+  bool all_ok = true;
+  for (const auto& o : outcomes) {
+    for (const auto& p : o.problems) {
+      std::printf("PROBLEM: %s @%d: %s\n", o.scenario.name.c_str(), o.scenario.connections,
+                  p.c_str());
+    }
+    all_ok = all_ok && o.ok;
+  }
+  std::error_code ec;
+  if (opt.keep) {
+    std::printf("\nkept %s %s\n", root.c_str(), tmpfs_root.c_str());
+  } else {
+    fs::remove_all(root, ec);
+    if (!tmpfs_root.empty()) fs::remove_all(tmpfs_root, ec);
+  }
+  std::printf("\n%s\n", all_ok ? "correctness: every 200 answer is in the journal; daemons "
+                                 "exited 0 on SIGTERM"
+                               : "correctness: PROBLEMS (see above)");
+  return all_ok ? 0 : 1;
+}
