@@ -202,7 +202,6 @@ StatusOr<WebhookEvent> parse_webhook_event(std::string_view body) {
                          : (id != payload.end() && id->is_number_unsigned() &&
                             id->get<std::uint64_t>() > 0 && id->get<std::uint64_t>() <= INT64_MAX);
   if (id_ok) ev.run_id = id->get<std::int64_t>();
-  ev.canonical = doc.dump();
   if (!ev.known) return ev;  // journaled as ignored; its payload is not interpreted
   if (!id_ok) return Status::error("payload.id must be a positive integer");
 

@@ -25,9 +25,6 @@ struct WebhookEvent {
   std::optional<std::int64_t> run_id;  // payload.id; always set for known events
   bool known = false;                  // one of the six run.* events
   Observation observation;             // meaningful only when `known`
-  // The body re-serialised with sorted keys and no white space: equal for
-  // deliveries of the same event however the sender formatted them.
-  std::string canonical;
 };
 
 // Parses one delivery. On error the message says what is wrong, e.g.

@@ -17,6 +17,7 @@
 #include "daemon/router.h"
 #include "daemon/sd_notify.h"
 #include "daemon/webhook_endpoint.h"
+#include "storage/checkpointer.h"
 #include "storage/database.h"
 #include "storage/writer.h"
 
@@ -58,6 +59,7 @@ struct App::Impl {
   SdNotifier notifier = SdNotifier::from_process();
   asio::io_context ioc{1};
   std::unique_ptr<Writer> writer;
+  std::unique_ptr<Checkpointer> checkpointer;
   std::unique_ptr<WebhookEndpoint> endpoint;
   std::unique_ptr<Router> router;
   std::unique_ptr<TestRailClient> client;
@@ -195,11 +197,18 @@ struct App::Impl {
     OpenOptions open_options;
     open_options.durability =
         config.storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
+    open_options.auto_checkpoint = false;  // the Checkpointer does it, off the writer's path
     auto store = Store::open(config.storage.path, open_options);
     if (!store) {
       logger->critical("{}; not starting", store.message());
       return 1;
     }
+    auto checkpoints = Checkpointer::start(config.storage.path, std::chrono::milliseconds(250));
+    if (!checkpoints) {
+      logger->critical("{}; not starting", checkpoints.message());
+      return 1;
+    }
+    checkpointer = std::move(checkpoints).value();
     auto auth = auth_from(config);
     if (!auth) {
       logger->critical("webhook.signing_secret: {}; not starting", auth.message());

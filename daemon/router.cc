@@ -13,9 +13,16 @@ Router::Router(std::string webhook_path, WebhookEndpoint& webhook, Writer& write
       writer_(writer),
       metrics_(metrics),
       logger_(std::move(logger)),
-      readiness_(std::move(readiness)) {}
+      readiness_(std::move(readiness)) {
+  for (int code : {200, 400, 401, 404, 405, 413, 500, 503}) {
+    responses_[code] = &metrics_.counter("runsync_http_responses_total",
+                                         "HTTP responses by status code",
+                                         {{"code", std::to_string(code)}});
+  }
+}
 
 void Router::count_response(int status) {
+  if (auto it = responses_.find(status); it != responses_.end()) return it->second->inc();
   metrics_
       .counter("runsync_http_responses_total", "HTTP responses by status code",
                {{"code", std::to_string(status)}})

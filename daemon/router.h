@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -39,6 +40,7 @@ class Router {
   Metrics& metrics_;
   Logger logger_;
   ReadinessCheck readiness_;
+  std::map<int, Counter*> responses_;  // common codes, looked up once; read-only after construction
 };
 
 }  // namespace runsync

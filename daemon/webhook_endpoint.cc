@@ -14,12 +14,15 @@ constexpr const char* kKnownEvents[] = {"run.started", "run.updated",  "run.comp
                                         "run.aborted", "run.deleted",  "run.report_changed"};
 
 // Event names come from the sender: keep label values to a known set.
-std::string event_label(const std::string& name) {
-  for (const char* k : kKnownEvents) {
-    if (name == k) return name;
+// Index 6 is "other".
+std::size_t event_index(const std::string& name) {
+  for (std::size_t i = 0; i < 6; ++i) {
+    if (name == kKnownEvents[i]) return i;
   }
-  return "other";
+  return 6;
 }
+
+constexpr const char* kResults[] = {"applied", "duplicate", "stale", "ignored", "error", "busy"};
 
 Counter& events_counter(Metrics& m, const std::string& event, const std::string& result) {
   return m.counter("runsync_webhook_events_total",
@@ -37,7 +40,24 @@ WebhookEndpoint::WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::in
       logger_(std::move(logger)),
       clock_(std::move(clock)),
       ack_latency_(metrics.histogram("runsync_webhook_ack_seconds",
-                                     "Time from a webhook request to its durable answer")) {}
+                                     "Time from a webhook request to its durable answer")) {
+  for (std::size_t e = 0; e < 7; ++e) {
+    for (std::size_t r = 0; r < 6; ++r) {
+      events_[e][r] = &events_counter(metrics_, e < 6 ? kKnownEvents[e] : "other", kResults[r]);
+    }
+  }
+}
+
+Counter& WebhookEndpoint::events(const std::string& event_name, const char* result) {
+  for (std::size_t r = 0; r < 6; ++r) {
+    if (std::string_view(result) == kResults[r]) return *events_[event_index(event_name)][r];
+  }
+  return events_counter(metrics_, "other", result);
+}
+
+Counter& WebhookEndpoint::events(const std::string& event_name, WebhookResult result) {
+  return events(event_name, webhook_result_name(result));
+}
 
 void WebhookEndpoint::set_auth(WebhookAuth auth) {
   auto next = std::make_shared<const WebhookAuth>(std::move(auth));
@@ -86,7 +106,7 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
   auto delivery = std::make_shared<WebhookDelivery>();
   delivery->event = std::move(parsed).value();
   const std::string_view webhook_id = request.header("webhook-id");
-  delivery->delivery_key = webhook_id.empty() ? "sha256:" + sha256_hex(delivery->event.canonical)
+  delivery->delivery_key = webhook_id.empty() ? "sha256:" + sha256_hex(request.body)
                                               : "id:" + std::string(webhook_id);
   delivery->received_at = now;
   delivery->body = std::move(request.body);
@@ -96,23 +116,22 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
   }
 
   auto result = std::make_shared<WebhookResult>(WebhookResult::kIgnored);
-  const std::string label = event_label(delivery->event.event_name);
   auto job = [delivery, result](Store& store) -> Status {
     auto r = store.apply_webhook(*delivery);
     if (!r) return r.status();
     *result = r.value();
     return Status::ok();
   };
-  auto done = [this, delivery, result, respond, label, started](const Status& s) {
+  auto done = [this, delivery, result, respond, started](const Status& s) {
     if (!s.is_ok()) {
       logger_->error("webhook {} for run {} not stored: {}; answered 500, the sender may retry",
                      delivery->event.event_name, delivery->event.run_id.value_or(0), s.message());
-      events_counter(metrics_, label, "error").inc();
+      events(delivery->event.event_name, "error").inc();
       respond(ServerResponse::error(500, "not stored: " + s.message()));
       return;
     }
     const char* name = webhook_result_name(*result);
-    events_counter(metrics_, label, name).inc();
+    events(delivery->event.event_name, *result).inc();
     ack_latency_.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     logger_->debug("webhook {} run {} at {}: {}", delivery->event.event_name,
@@ -120,7 +139,7 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
     respond(ServerResponse::json(200, std::string("{\"result\":\"") + name + "\"}"));
   };
   if (!writer_.try_submit(std::move(job), std::move(done))) {
-    events_counter(metrics_, label, "busy").inc();
+    events(delivery->event.event_name, "busy").inc();
     // One warning per 10 s at most: a flood of 503s would flood the log.
     const auto now_steady = std::chrono::steady_clock::now();
     if (now_steady - last_busy_warning_ >= std::chrono::seconds(10)) {

@@ -6,6 +6,7 @@
 // from any thread (SIGHUP reload).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -41,7 +42,8 @@ class WebhookEndpoint {
   void set_auth(WebhookAuth auth);
 
  private:
-  struct Counters;
+  Counter& events(const std::string& event_name, WebhookResult result);
+  Counter& events(const std::string& event_name, const char* result);
   void reject(const ServerRequest& request, const Respond& respond, int status,
               const std::string& reason, const char* result_label);
 
@@ -54,6 +56,8 @@ class WebhookEndpoint {
   UnixClock clock_;
   Histogram& ack_latency_;
   std::chrono::steady_clock::time_point last_busy_warning_{};
+  // runsync_webhook_events_total series, looked up once: [event][result].
+  std::array<std::array<Counter*, 6>, 7> events_{};
 };
 
 }  // namespace runsync

@@ -1,4 +1,6 @@
 -- The mirror of TestRail runs (SPEC §6).
+-- CHECKs use OR chains rather than IN lists: SQLite 3.40 builds a temporary
+-- b-tree for every constant IN list of three or more items on each insert.
 CREATE TABLE runs (
   run_id               INTEGER PRIMARY KEY,
   project_id           INTEGER,
@@ -18,8 +20,9 @@ CREATE TABLE runs (
   created_by           INTEGER,
   completed_on         INTEGER,
   state                TEXT NOT NULL DEFAULT 'active'
-                       CHECK (state IN ('active', 'completed', 'aborted', 'deleted')),
-  is_completed         INTEGER NOT NULL DEFAULT 0 CHECK (is_completed IN (0, 1)),
+                       CHECK (state = 'active' OR state = 'completed' OR state = 'aborted'
+                              OR state = 'deleted'),
+  is_completed         INTEGER NOT NULL DEFAULT 0 CHECK (is_completed = 0 OR is_completed = 1),
   cases_count          INTEGER,
   passed_count         INTEGER,
   failed_count         INTEGER,
@@ -35,7 +38,7 @@ CREATE TABLE runs (
   custom_status6_count INTEGER,
   custom_status7_count INTEGER,
   duration_ms          INTEGER,
-  report_visible       INTEGER CHECK (report_visible IN (0, 1)),
+  report_visible       INTEGER CHECK (report_visible = 0 OR report_visible = 1),
   last_event_at        INTEGER,
   last_polled_at       INTEGER,
   updated_at           INTEGER NOT NULL,
@@ -55,7 +58,7 @@ CREATE TABLE run_changes (
   seq        INTEGER PRIMARY KEY,
   run_id     INTEGER NOT NULL,
   changed_at INTEGER NOT NULL,
-  source     TEXT NOT NULL CHECK (source IN ('webhook', 'poll', 'api')),
+  source     TEXT NOT NULL CHECK (source = 'webhook' OR source = 'poll' OR source = 'api'),
   changes    TEXT NOT NULL
 );
 CREATE INDEX run_changes_by_run ON run_changes (run_id, seq);
@@ -70,7 +73,7 @@ CREATE TABLE webhook_events (
   run_id       INTEGER,
   event_ts     INTEGER,
   body         TEXT NOT NULL,
-  result       TEXT NOT NULL CHECK (result IN ('applied', 'stale', 'ignored'))
+  result       TEXT NOT NULL CHECK (result = 'applied' OR result = 'stale' OR result = 'ignored')
 );
 CREATE INDEX webhook_events_by_received ON webhook_events (received_at);
 
@@ -78,7 +81,7 @@ CREATE INDEX webhook_events_by_received ON webhook_events (received_at);
 CREATE TABLE poll_cycles (
   id           INTEGER PRIMARY KEY,
   project_id   INTEGER NOT NULL,
-  kind         TEXT NOT NULL CHECK (kind IN ('active', 'full')),
+  kind         TEXT NOT NULL CHECK (kind = 'active' OR kind = 'full'),
   started_at   INTEGER NOT NULL,
   finished_at  INTEGER,
   pages        INTEGER NOT NULL DEFAULT 0,

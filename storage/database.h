@@ -20,6 +20,9 @@ struct OpenOptions {
   int busy_timeout_ms = 5000;
   bool create = true;      // create the file when missing
   bool read_only = false;  // for `status`: never writes, never migrates
+  // false: this connection never checkpoints the WAL by itself (its commits
+  // stay short); a Checkpointer must then run beside it.
+  bool auto_checkpoint = true;
 };
 
 // The schema version this binary creates (the highest embedded migration).

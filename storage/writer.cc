@@ -63,10 +63,15 @@ void Writer::stop() {
 
 void Writer::loop() {
   std::deque<Item> batch;
+  std::size_t last_batch = 0;
   for (;;) {
     {
       std::unique_lock lock(mu_);
       has_work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (last_batch > 1 && queue_.size() < last_batch && options_.gather_wait.count() > 0) {
+        has_work_.wait_for(lock, options_.gather_wait,
+                           [&] { return stopping_ || queue_.size() >= last_batch; });
+      }
       if (queue_.empty()) return;  // stopping and drained
       const std::size_t n = std::min(queue_.size(), options_.max_batch);
       for (std::size_t i = 0; i < n; ++i) {
@@ -75,6 +80,7 @@ void Writer::loop() {
       }
     }
     has_room_.notify_all();
+    last_batch = batch.size();
     run_batch(batch);
     batch.clear();
   }

@@ -8,6 +8,7 @@
 // (e.g. post the answer to another executor).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,12 @@ class Writer {
   struct Options {
     std::size_t queue_capacity = 8192;  // try_submit refuses beyond this
     std::size_t max_batch = 4096;       // jobs per transaction at most
+    // After a batch of n > 1 jobs, wait up to this long for n jobs to be
+    // queued again before the next batch: the clients just answered come
+    // back within it, and one commit then serves them all instead of
+    // splitting them into groups that take turns. Never waits after a
+    // batch of one, so a lone client is not delayed.
+    std::chrono::microseconds gather_wait{500};
   };
 
   Writer(std::unique_ptr<Store> store, Options options);

@@ -56,7 +56,7 @@ class PollerTest : public ::testing::Test {
     WebhookDelivery d;
     d.event = std::move(ev).value();
     d.event.observation.set(Field::kProjectId, Value{std::int64_t{1}});
-    d.delivery_key = "test:" + d.event.canonical;
+    d.delivery_key = "test:" + body;
     d.received_at = fake_.now();
     d.body = body;
     ASSERT_TRUE(writer_->run([&](Store& s) { return s.apply_webhook(d).status(); }).is_ok());

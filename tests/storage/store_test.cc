@@ -31,7 +31,7 @@ WebhookDelivery delivery(const std::string& body, std::int64_t received_at = 100
   EXPECT_TRUE(ev.is_ok()) << ev.message();
   WebhookDelivery d;
   d.event = std::move(ev).value();
-  d.delivery_key = "sha256:" + d.event.canonical;
+  d.delivery_key = "sha256:" + body;
   d.received_at = received_at;
   d.body = body;
   return d;
