@@ -1,6 +1,7 @@
 #include "core/reconciler.h"
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
+#include <string_view>
 
 namespace runsync {
 namespace {
@@ -141,17 +142,71 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
   return d;
 }
 
-std::string changes_to_json(const std::vector<FieldChange>& changes) {
-  auto to_json = [](const Value& v) -> nlohmann::json {
-    if (const auto* i = std::get_if<std::int64_t>(&v)) return *i;
-    if (const auto* s = std::get_if<std::string>(&v)) return *s;
-    return nullptr;
-  };
-  nlohmann::json out = nlohmann::json::object();
-  for (const auto& c : changes) {
-    out[field_info(c.field).column] = nlohmann::json::array({to_json(c.old_value), to_json(c.new_value)});
+namespace {
+
+// JSON by hand: this runs for every change written, and building a
+// nlohmann object (a std::map) cost more than the SQL around it.
+void append_json_string(std::string& out, const std::string& text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
   }
-  return out.dump();
+  out += '"';
+}
+
+void append_json_value(std::string& out, const Value& v) {
+  if (const auto* i = std::get_if<std::int64_t>(&v)) {
+    out += std::to_string(*i);
+  } else if (const auto* t = std::get_if<std::string>(&v)) {
+    append_json_string(out, *t);
+  } else {
+    out += "null";
+  }
+}
+
+}  // namespace
+
+std::string changes_to_json(const std::vector<FieldChange>& changes) {
+  // Keys sorted, as the nlohmann object this replaced wrote them; a field
+  // changed twice keeps its last change.
+  std::vector<const FieldChange*> sorted;
+  sorted.reserve(changes.size());
+  for (const auto& c : changes) sorted.push_back(&c);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const FieldChange* a, const FieldChange* b) {
+    return std::string_view(field_info(a->field).column) <
+           std::string_view(field_info(b->field).column);
+  });
+  std::string out = "{";
+  bool first = true;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    if (i + 1 < sorted.size() && sorted[i + 1]->field == sorted[i]->field) continue;
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    out += field_info(sorted[i]->field).column;
+    out += "\":[";
+    append_json_value(out, sorted[i]->old_value);
+    out += ',';
+    append_json_value(out, sorted[i]->new_value);
+    out += ']';
+  }
+  out += '}';
+  return out;
 }
 
 }  // namespace runsync

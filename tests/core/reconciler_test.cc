@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <optional>
 #include <string>
@@ -205,6 +207,16 @@ TEST(Reconciler, OrderOfTwoObservationsDoesNotMatterForTheResult) {
 TEST(Reconciler, ChangesJsonListsOldAndNew) {
   std::vector<FieldChange> changes = {{Field::kName, kNull, S("x")}, {Field::kPassedCount, I(1), I(2)}};
   EXPECT_EQ(changes_to_json(changes), R"({"name":[null,"x"],"passed_count":[1,2]})");
+}
+
+TEST(Reconciler, ChangesJsonEscapesLikeAJsonLibrary) {
+  const std::string tricky = "quote \" backslash \\ newline \n tab \t bell \x07 caf\xc3\xa9";
+  std::vector<FieldChange> changes = {{Field::kRefs, I(-3), S("x")}, {Field::kName, kNull, Value{tricky}}};
+  const std::string text = changes_to_json(changes);
+  const auto parsed = nlohmann::json::parse(text);
+  EXPECT_EQ(parsed["name"][1].get<std::string>(), tricky);
+  EXPECT_EQ(parsed["refs"][0].get<std::int64_t>(), -3);
+  EXPECT_EQ(text, parsed.dump());  // sorted keys, no white space
 }
 
 TEST(Reconciler, LastEventAndPollTimesTrackSources) {
