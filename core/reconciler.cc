@@ -1,6 +1,8 @@
 #include "core/reconciler.h"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <string_view>
 
 namespace runsync {
@@ -13,11 +15,13 @@ bool group_present(const Observation& obs, FieldGroup g) {
   return false;
 }
 
-void set_value(RunRecord& next, Field f, Value v, std::vector<FieldChange>& changes) {
+// Copies `v` only when it differs: a re-poll compares every field.
+void set_value(RunRecord& next, Field f, const Value& v, std::vector<FieldChange>& changes) {
   Value& slot = next.at(f);
   if (slot == v) return;
-  changes.push_back({f, slot, v});
-  slot = std::move(v);
+  if (changes.empty()) changes.reserve(kFieldCount);
+  changes.push_back({f, std::move(slot), v});
+  slot = v;
 }
 
 // The state an observation's claim moves `current` to, or nullopt when the
@@ -145,25 +149,35 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
 namespace {
 
 // JSON by hand: this runs for every change written, and building a
-// nlohmann object (a std::map) cost more than the SQL around it.
-void append_json_string(std::string& out, const std::string& text) {
+// nlohmann object (a std::map) cost more than the SQL around it. The text
+// is what nlohmann's dump() wrote.
+void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (unsigned char c : text) {
+  while (!text.empty()) {
+    std::size_t plain = 0;
+    while (plain < text.size()) {
+      const auto c = static_cast<unsigned char>(text[plain]);
+      if (c < 0x20 || c == '"' || c == '\\') break;
+      ++plain;
+    }
+    out.append(text.substr(0, plain));
+    text.remove_prefix(plain);
+    if (text.empty()) break;
+    const auto c = static_cast<unsigned char>(text.front());
+    text.remove_prefix(1);
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
       case '\n': out += "\\n"; break;
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
     }
   }
   out += '"';
@@ -171,7 +185,8 @@ void append_json_string(std::string& out, const std::string& text) {
 
 void append_json_value(std::string& out, const Value& v) {
   if (const auto* i = std::get_if<std::int64_t>(&v)) {
-    out += std::to_string(*i);
+    char digits[24];
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, *i).ptr);
   } else if (const auto* t = std::get_if<std::string>(&v)) {
     append_json_string(out, *t);
   } else {
@@ -179,30 +194,47 @@ void append_json_value(std::string& out, const Value& v) {
   }
 }
 
+// One key of the change log and the text that opens its entry.
+struct ChangeKey {
+  Field field;
+  std::string opening;  // "column":[
+};
+
+// Every field, ordered by column name: the key order of the change log.
+const std::array<ChangeKey, kFieldCount>& change_keys() {
+  static const std::array<ChangeKey, kFieldCount> keys = [] {
+    std::array<ChangeKey, kFieldCount> k{};
+    for (int i = 0; i < kFieldCount; ++i) {
+      const Field f = static_cast<Field>(i);
+      k[i] = {f, std::string("\"") + field_info(f).column + "\":["};
+    }
+    std::sort(k.begin(), k.end(),
+              [](const ChangeKey& a, const ChangeKey& b) { return a.opening < b.opening; });
+    return k;
+  }();
+  return keys;
+}
+
 }  // namespace
 
 std::string changes_to_json(const std::vector<FieldChange>& changes) {
   // Keys sorted, as the nlohmann object this replaced wrote them; a field
   // changed twice keeps its last change.
-  std::vector<const FieldChange*> sorted;
-  sorted.reserve(changes.size());
-  for (const auto& c : changes) sorted.push_back(&c);
-  std::stable_sort(sorted.begin(), sorted.end(), [](const FieldChange* a, const FieldChange* b) {
-    return std::string_view(field_info(a->field).column) <
-           std::string_view(field_info(b->field).column);
-  });
-  std::string out = "{";
+  std::array<const FieldChange*, kFieldCount> last{};
+  for (const auto& c : changes) last[static_cast<int>(c.field)] = &c;
+  std::string out;
+  out.reserve(64 * changes.size() + 2);
+  out += '{';
   bool first = true;
-  for (std::size_t i = 0; i < sorted.size(); ++i) {
-    if (i + 1 < sorted.size() && sorted[i + 1]->field == sorted[i]->field) continue;
+  for (const ChangeKey& key : change_keys()) {
+    const FieldChange* c = last[static_cast<int>(key.field)];
+    if (c == nullptr) continue;
     if (!first) out += ',';
     first = false;
-    out += '"';
-    out += field_info(sorted[i]->field).column;
-    out += "\":[";
-    append_json_value(out, sorted[i]->old_value);
+    out += key.opening;
+    append_json_value(out, c->old_value);
     out += ',';
-    append_json_value(out, sorted[i]->new_value);
+    append_json_value(out, c->new_value);
     out += ']';
   }
   out += '}';

@@ -1,5 +1,9 @@
 #include "core/testrail_api.h"
 
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -153,6 +157,153 @@ StatusOr<ListPage> parse_list_page(std::string_view body, const char* key) {
     page.items.push_back(std::move((*items)[i]));
   }
   return page;
+}
+
+// --- the fast path of RunsPageParser ---------------------------------------
+// Every run key observation_from_api_run reads, ordered by length then
+// text, so that a lookup compares only with the keys of the same length.
+enum class KeyKind : std::uint8_t { kId, kInt, kText, kIsCompleted };
+struct RunKey {
+  std::string_view key;
+  KeyKind kind;
+  Field field;
+};
+constexpr std::size_t kRunKeyCount = std::size(kIntKeys) + std::size(kTextKeys) + 2;
+constexpr std::size_t kLongestRunKey = 20;  // custom_status1_count
+
+constexpr std::array<RunKey, kRunKeyCount> sorted_run_keys() {
+  std::array<RunKey, kRunKeyCount> keys{};
+  std::size_t n = 0;
+  keys[n++] = {"id", KeyKind::kId, Field::kCount};
+  keys[n++] = {"is_completed", KeyKind::kIsCompleted, Field::kCount};
+  for (const auto& k : kIntKeys) keys[n++] = {k.key, KeyKind::kInt, k.field};
+  for (const auto& k : kTextKeys) keys[n++] = {k.key, KeyKind::kText, k.field};
+  std::sort(keys.begin(), keys.end(), [](const RunKey& a, const RunKey& b) {
+    return a.key.size() != b.key.size() ? a.key.size() < b.key.size() : a.key < b.key;
+  });
+  return keys;
+}
+constexpr std::array<RunKey, kRunKeyCount> kRunKeys = sorted_run_keys();
+static_assert(kRunKeys.back().key.size() == kLongestRunKey);
+
+// first[n]: the index in kRunKeys of the first key at least n bytes long.
+constexpr std::array<std::uint8_t, kLongestRunKey + 2> first_key_of_length() {
+  std::array<std::uint8_t, kLongestRunKey + 2> first{};
+  for (std::size_t n = 0; n < first.size(); ++n) {
+    std::size_t i = 0;
+    while (i < kRunKeyCount && kRunKeys[i].key.size() < n) ++i;
+    first[n] = static_cast<std::uint8_t>(i);
+  }
+  return first;
+}
+constexpr std::array<std::uint8_t, kLongestRunKey + 2> kFirstKeyOfLength = first_key_of_length();
+
+const RunKey* find_run_key(std::string_view key) {
+  if (key.empty() || key.size() > kLongestRunKey) return nullptr;
+  for (std::size_t i = kFirstKeyOfLength[key.size()]; i < kFirstKeyOfLength[key.size() + 1]; ++i) {
+    const std::string_view candidate = kRunKeys[i].key;
+    if (candidate[0] == key[0] && candidate == key) return &kRunKeys[i];
+  }
+  return nullptr;
+}
+
+namespace dom = simdjson::dom;
+
+// observation_from_api_run on a simdjson element. Returns false, leaving
+// `obs` unspecified, wherever that function would fail, and also for inputs
+// it leaves to the reference path; otherwise `obs` is what it gives. Keys
+// are read in order and the last occurrence of a key wins, as in nlohmann.
+bool fast_observation(dom::element element, std::int64_t observed_at, Source source,
+                      Observation& obs) {
+  dom::object run;
+  if (element.get_object().get(run) != simdjson::SUCCESS) return false;
+  obs.source = source;
+  obs.observed_at = observed_at;
+  bool have_id = false;
+  for (const dom::key_value_pair field : run) {
+    const RunKey* key = find_run_key(field.key);
+    if (key == nullptr) continue;
+    const dom::element v = field.value;
+    switch (key->kind) {
+      case KeyKind::kId: {
+        std::int64_t id = 0;
+        if (v.get_int64().get(id) != simdjson::SUCCESS || id <= 0) return false;
+        obs.run_id = id;
+        have_id = true;
+        break;
+      }
+      case KeyKind::kInt: {
+        std::int64_t i = 0;
+        if (v.is_null()) {
+          obs.set(key->field, Value{});
+        } else if (v.get_int64().get(i) == simdjson::SUCCESS) {
+          obs.set(key->field, Value{i});
+        } else {
+          return false;
+        }
+        break;
+      }
+      case KeyKind::kText: {
+        std::string_view text;
+        if (v.is_null()) {
+          obs.set(key->field, Value{});
+        } else if (v.get_string().get(text) == simdjson::SUCCESS) {
+          obs.set(key->field, Value{std::string(text)});
+        } else {
+          return false;
+        }
+        break;
+      }
+      case KeyKind::kIsCompleted: {
+        bool done = false;
+        std::int64_t i = 0;
+        if (v.is_null()) {
+          obs.state = StateClaim::kNone;
+          break;
+        }
+        if (v.get_bool().get(done) != simdjson::SUCCESS) {
+          if (v.get_int64().get(i) != simdjson::SUCCESS || (i != 0 && i != 1)) return false;
+          done = i == 1;
+        }
+        obs.state = done ? StateClaim::kEnded : StateClaim::kActive;
+        break;
+      }
+    }
+  }
+  if (!have_id) return false;
+  if (const auto& plan = obs.get(Field::kPlanId); plan && is_null(*plan)) {
+    obs.set(Field::kPlanName, Value{});
+  }
+  return true;
+}
+
+// The last value of `key` in `object` (nlohmann keeps the last duplicate).
+std::optional<dom::element> last_value(dom::object object, std::string_view key) {
+  std::optional<dom::element> found;
+  for (const dom::key_value_pair field : object) {
+    if (field.key == key) found = field.value;
+  }
+  return found;
+}
+
+// parse_runs_page plus observation_from_api_run for each run, with the
+// nlohmann-based functions: the reference the fast path must agree with.
+StatusOr<ObservedRunsPage> reference_runs_page(std::string_view body, std::int64_t observed_at,
+                                               Source source) {
+  auto page = parse_runs_page(body);
+  if (!page) return page.status();
+  ObservedRunsPage out;
+  out.next = std::move(page->next);
+  out.observations.reserve(page->runs.size());
+  for (const auto& run : page->runs) {
+    auto obs = observation_from_api_run(run, observed_at, source);
+    if (!obs) {
+      out.run_error = obs.message();
+      break;
+    }
+    out.observations.push_back(std::move(obs).value());
+  }
+  return out;
 }
 
 }  // namespace
@@ -313,6 +464,63 @@ std::string next_link_to_uri(const std::string& next) {
     start = end + 1;
   }
   return out;
+}
+
+struct RunsPageParser::Impl {
+  dom::parser parser;
+
+  // The page the fast path accepts, into `out`; false when it leaves the
+  // body to the reference path.
+  bool parse(std::string_view body, std::int64_t observed_at, Source source,
+             ObservedRunsPage& out) {
+    body = strip_legacy_prefix(body);
+    if (parser.max_depth() != static_cast<std::size_t>(kMaxJsonDepth) &&
+        parser.allocate(std::max<std::size_t>(body.size(), 1 << 16), kMaxJsonDepth) !=
+            simdjson::SUCCESS) {
+      return false;
+    }
+    dom::element root;
+    if (parser.parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(root) !=
+        simdjson::SUCCESS) {
+      return false;
+    }
+    dom::array runs;
+    dom::object page;
+    if (root.get_array().get(runs) == simdjson::SUCCESS) {
+      // A bare array of older servers: the whole list, no next link.
+    } else if (root.get_object().get(page) == simdjson::SUCCESS) {
+      auto listed = last_value(page, "runs");
+      if (!listed || listed->get_array().get(runs) != simdjson::SUCCESS) return false;
+      if (auto links = last_value(page, "_links"); links && !links->is_null()) {
+        dom::object links_object;
+        if (links->get_object().get(links_object) != simdjson::SUCCESS) return false;
+        if (auto next = last_value(links_object, "next"); next && !next->is_null()) {
+          std::string_view link;
+          if (next->get_string().get(link) != simdjson::SUCCESS) return false;
+          out.next = std::string(link);
+        }
+      }
+    } else {
+      return false;
+    }
+    out.observations.resize(runs.size());
+    std::size_t i = 0;
+    for (const dom::element run : runs) {
+      if (!fast_observation(run, observed_at, source, out.observations[i++])) return false;
+    }
+    return true;
+  }
+};
+
+RunsPageParser::RunsPageParser() : impl_(std::make_unique<Impl>()) {}
+RunsPageParser::~RunsPageParser() = default;
+
+StatusOr<ObservedRunsPage> RunsPageParser::parse(std::string_view body, std::int64_t observed_at,
+                                                 Source source) {
+  ObservedRunsPage page;
+  if (impl_->parse(body, observed_at, source, page)) return page;
+  ++fallbacks_;
+  return reference_runs_page(body, observed_at, source);
 }
 
 }  // namespace runsync

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -68,6 +69,48 @@ struct PlansPage {
 // neither shape, an element that is not an object, `_links.next` neither a
 // string nor null, or an {"error": ...} object) the message says which.
 StatusOr<RunsPage> parse_runs_page(std::string_view body);
+
+// A get_runs page mapped straight to observations (see RunsPageParser).
+struct ObservedRunsPage {
+  std::vector<Observation> observations;  // in page order
+  std::optional<std::string> next;        // as RunsPage::next
+  // Set when the page itself is well formed but a run in it is not: the
+  // message observation_from_api_run gives for the first such run.
+  // `observations` then holds only the runs before it.
+  std::optional<std::string> run_error;
+};
+
+// Parses get_runs answers into observations without building a JSON
+// document per run (the poll's hot path). The result is exactly that of
+// parse_runs_page(body) followed by observation_from_api_run(run,
+// observed_at, source) for each run in order: on a page error the Status
+// carries parse_runs_page's message, on a run error `run_error` is set.
+//
+// Pages that are well formed take a fast path (simdjson, which also
+// enforces kMaxJsonDepth); anything it does not accept, errors included,
+// is handed to the nlohmann-based functions above, so messages and corner
+// cases (duplicate keys, numbers out of range, the legacy prefix) behave
+// the same either way.
+//
+// Keeps its buffers from page to page. Not thread-safe: use one per thread.
+class RunsPageParser {
+ public:
+  RunsPageParser();
+  ~RunsPageParser();
+  RunsPageParser(const RunsPageParser&) = delete;
+  RunsPageParser& operator=(const RunsPageParser&) = delete;
+
+  StatusOr<ObservedRunsPage> parse(std::string_view body, std::int64_t observed_at,
+                                   Source source);
+
+  // Pages handed to the nlohmann-based path so far (for tests).
+  std::uint64_t fallbacks() const { return fallbacks_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::uint64_t fallbacks_ = 0;
+};
 
 // The same for get_plans (key `plans`).
 StatusOr<PlansPage> parse_plans_page(std::string_view body);

@@ -70,19 +70,19 @@ Poller::Poller(PollerOptions options, TestRailClient& client, Writer& writer, Me
   for (const auto& p : options_.projects) state_[p.id];
 }
 
-Status Poller::apply_page(const std::vector<Observation>& observations, CycleOutcome& out) {
+Status Poller::apply_page(std::span<const Observation> observations, CycleOutcome& out) {
   std::int64_t changed = 0;
   std::int64_t deleted = 0;
   const std::int64_t now = clock_();
   Status s = writer_.run([&](Store& store) -> Status {
     changed = 0;
     deleted = 0;
-    for (const Observation& o : observations) {
-      auto r = store.apply_observation(o, now);
-      if (!r) return r.status();
-      if (r->changed) {
+    auto results = store.apply_observations(observations, now);
+    if (!results) return results.status();
+    for (std::size_t i = 0; i < observations.size(); ++i) {
+      if ((*results)[i].changed) {
         ++changed;
-        if (o.state == StateClaim::kDeleted) ++deleted;
+        if (observations[i].state == StateClaim::kDeleted) ++deleted;
       }
     }
     return Status::ok();
@@ -132,29 +132,31 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
       fail("get_runs pagination does not end (next link " + *uri + " repeats)", nullptr);
       break;
     }
-    auto page = client_.get_runs_page(*uri);
-    if (!page) {
-      out.stats.requests += page.error().attempts;
-      fail("get_runs: " + describe(page.error()), &page.error());
+    // The body is parsed here rather than by get_runs_page: straight into
+    // observations, without a JSON document per run (issue 3).
+    auto response = client_.get(*uri);
+    if (!response) {
+      out.stats.requests += response.error().attempts;
+      fail("get_runs: " + describe(response.error()), &response.error());
       break;
     }
-    out.stats.requests += page->attempts;
-    ++out.stats.pages;
-    std::vector<Observation> observations;
-    observations.reserve(page->value.runs.size());
-    for (const auto& run : page->value.runs) {
-      auto o = observation_from_api_run(run, observed_at(page->server_date), Source::kPoll);
-      if (!o) {
-        fail("get_runs answered a run it cannot parse: " + o.message(), nullptr);
-        break;
-      }
-      listed.insert(o->run_id);
-      observations.push_back(std::move(o).value());
+    out.stats.requests += response->attempts;
+    auto page = runs_parser_.parse(response->body, observed_at(response->server_date), Source::kPoll);
+    if (!page) {
+      const ApiError bad{ApiErrorKind::kBadResponse, response->http_status, page.message(),
+                         response->attempts};
+      fail("get_runs: " + describe(bad), &bad);
+      break;
     }
-    if (out.error) break;
-    out.stats.runs_seen += static_cast<std::int64_t>(observations.size());
-    if (Status s = apply_page(observations, out); !s.is_ok()) fail("storing runs: " + s.message(), nullptr);
-    uri = page->value.next ? std::optional(next_link_to_uri(*page->value.next)) : std::nullopt;
+    ++out.stats.pages;
+    if (page->run_error) {
+      fail("get_runs answered a run it cannot parse: " + *page->run_error, nullptr);
+      break;
+    }
+    for (const Observation& o : page->observations) listed.insert(o.run_id);
+    out.stats.runs_seen += static_cast<std::int64_t>(page->observations.size());
+    if (Status s = apply_page(page->observations, out); !s.is_ok()) fail("storing runs: " + s.message(), nullptr);
+    uri = page->next ? std::optional(next_link_to_uri(*page->next)) : std::nullopt;
   }
 
   // Plans, then the runs of each.
@@ -249,7 +251,7 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
         break;
       }
       ++out.stats.runs_seen;
-      if (Status st = apply_page({o}, out); !st.is_ok()) fail("storing run: " + st.message(), nullptr);
+      if (Status st = apply_page({&o, 1}, out); !st.is_ok()) fail("storing run: " + st.message(), nullptr);
     }
   }
   if (stop_ && !out.error) out.error = "stopped before the cycle finished";

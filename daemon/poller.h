@@ -20,10 +20,12 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "core/poll_plan.h"
+#include "core/testrail_api.h"
 #include "daemon/config.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
@@ -79,7 +81,7 @@ class Poller {
   };
 
   void record(const CycleOutcome& outcome);
-  Status apply_page(const std::vector<Observation>& observations, CycleOutcome& out);
+  Status apply_page(std::span<const Observation> observations, CycleOutcome& out);
 
   PollerOptions options_;
   TestRailClient& client_;
@@ -87,6 +89,7 @@ class Poller {
   Metrics& metrics_;
   Logger logger_;
   UnixClock clock_;
+  RunsPageParser runs_parser_;  // used by run_cycle only
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;
   std::condition_variable wake_;

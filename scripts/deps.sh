@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libboost1.81-dev libssl-dev libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev
+  libboost1.81-dev libssl-dev libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev libsimdjson-dev
   libspdlog-dev libtomlplusplus-dev libcli11-dev googletest libgtest-dev libgmock-dev
   libbenchmark-dev sqlite3 systemd
 )

@@ -3,8 +3,10 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <unordered_map>
 
 namespace runsync {
 namespace {
@@ -28,6 +30,15 @@ std::string run_columns() {
 
 constexpr int kRunColumnCount = 1 + kFieldCount + kGroupCount + 4;
 
+// Stored rows read per query by apply_observations: a page of get_runs.
+constexpr int kLoadChunk = 250;
+
+std::string select_runs_sql() {
+  std::string sql = "SELECT " + run_columns() + " FROM runs WHERE run_id IN (";
+  for (int i = 0; i < kLoadChunk; ++i) sql += i ? ", ?" : "?";
+  return sql + ")";
+}
+
 std::string upsert_sql() {
   std::string sql = "INSERT INTO runs (" + run_columns() + ") VALUES (";
   for (int i = 0; i < kRunColumnCount; ++i) sql += i ? ", ?" : "?";
@@ -48,11 +59,13 @@ std::string upsert_sql() {
   return sql;
 }
 
+// Text is bound without a copy: `v` must outlive the statement's next step
+// (every statement here is re-bound in full before each step).
 void bind_value(SQLite::Statement& st, int index, const Value& v) {
   if (const auto* i = std::get_if<std::int64_t>(&v)) {
     st.bind(index, static_cast<std::int64_t>(*i));
   } else if (const auto* s = std::get_if<std::string>(&v)) {
-    st.bind(index, *s);
+    st.bindNoCopy(index, *s);
   } else {
     st.bind(index);
   }
@@ -66,10 +79,55 @@ void bind_time_or_null(SQLite::Statement& st, int index, std::int64_t t) {
   }
 }
 
-Value column_value(const SQLite::Column& c) {
-  if (c.isNull()) return Value{};
-  if (c.isInteger()) return Value{static_cast<std::int64_t>(c.getInt64())};
-  return Value{c.getString()};
+// The hot reads use the C API directly: SQLiteCpp's Column objects (a
+// shared_ptr copy each) cost more than the read itself at ~50 columns a row.
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* st) const { sqlite3_finalize(st); }
+};
+using RawStatement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+
+RawStatement prepare_raw(SQLite::Database& db, const std::string& sql) {
+  sqlite3_stmt* st = nullptr;
+  const int rc = sqlite3_prepare_v3(db.getHandle(), sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT,
+                                    &st, nullptr);
+  if (rc != SQLITE_OK) throw SQLite::Exception(db.getHandle(), rc);
+  return RawStatement(st);
+}
+
+// Steps `st`: true on a row, false when done; throws on an error.
+bool step_raw(sqlite3_stmt* st) {
+  const int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  throw SQLite::Exception(sqlite3_db_handle(st), rc);
+}
+
+// A column as a Value: NULL, INTEGER, or else the bytes of its text (through
+// the blob API, as SQLiteCpp's getString reads it).
+Value raw_value(sqlite3_stmt* st, int i) {
+  switch (sqlite3_column_type(st, i)) {
+    case SQLITE_NULL: return Value{};
+    case SQLITE_INTEGER: return Value{static_cast<std::int64_t>(sqlite3_column_int64(st, i))};
+    default: {
+      const auto* data = static_cast<const char*>(sqlite3_column_blob(st, i));
+      const auto size = static_cast<std::size_t>(sqlite3_column_bytes(st, i));
+      return Value{std::string(data ? data : "", size)};
+    }
+  }
+}
+
+// The row `st` is on, its columns in run_columns() order.
+RunRecord read_run(sqlite3_stmt* st) {
+  RunRecord r;
+  int col = 0;
+  r.run_id = sqlite3_column_int64(st, col++);
+  for (int i = 0; i < kFieldCount; ++i) r.values[i] = raw_value(st, col++);
+  for (int g = 0; g < kGroupCount; ++g) r.group_at[g] = sqlite3_column_int64(st, col++);
+  r.last_event_at = sqlite3_column_int64(st, col++);
+  r.last_polled_at = sqlite3_column_int64(st, col++);
+  r.updated_at = sqlite3_column_int64(st, col++);
+  r.change_seq = sqlite3_column_int64(st, col++);
+  return r;
 }
 
 }  // namespace
@@ -87,7 +145,8 @@ const char* webhook_result_name(WebhookResult r) {
 struct Store::Impl {
   std::unique_ptr<SQLite::Database> db;
   SQLite::Statement begin, commit, rollback, savepoint, release, rollback_to;
-  SQLite::Statement select_run, upsert_run, insert_change, find_delivery, insert_delivery;
+  SQLite::Statement upsert_run, insert_change, find_delivery, insert_delivery;
+  RawStatement select_run, select_runs;
 
   explicit Impl(std::unique_ptr<SQLite::Database> d)
       : db(std::move(d)),
@@ -97,7 +156,6 @@ struct Store::Impl {
         savepoint(*db, "SAVEPOINT job"),
         release(*db, "RELEASE job"),
         rollback_to(*db, "ROLLBACK TO job"),
-        select_run(*db, "SELECT " + run_columns() + " FROM runs WHERE run_id = ?"),
         upsert_run(*db, upsert_sql()),
         insert_change(*db,
                       "INSERT INTO run_changes (run_id, changed_at, source, changes) "
@@ -106,7 +164,9 @@ struct Store::Impl {
         insert_delivery(*db,
                         "INSERT INTO webhook_events (received_at, delivery_key, event_name, "
                         "project_code, run_id, event_ts, body, result) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)") {}
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+        select_run(prepare_raw(*db, "SELECT " + run_columns() + " FROM runs WHERE run_id = ?")),
+        select_runs(prepare_raw(*db, select_runs_sql())) {}
 
   static Status run(SQLite::Statement& st, const char* what) {
     try {
@@ -123,25 +183,65 @@ struct Store::Impl {
   }
 
   StatusOr<std::optional<RunRecord>> load(std::int64_t run_id) {
+    sqlite3_stmt* st = select_run.get();
     try {
-      select_run.reset();
-      select_run.clearBindings();
-      select_run.bind(1, static_cast<std::int64_t>(run_id));
-      if (!select_run.executeStep()) return std::optional<RunRecord>{};
-      RunRecord r;
-      int col = 0;
-      r.run_id = select_run.getColumn(col++).getInt64();
-      for (int i = 0; i < kFieldCount; ++i) r.values[i] = column_value(select_run.getColumn(col++));
-      for (int g = 0; g < kGroupCount; ++g) r.group_at[g] = select_run.getColumn(col++).getInt64();
-      r.last_event_at = select_run.getColumn(col++).getInt64();
-      r.last_polled_at = select_run.getColumn(col++).getInt64();
-      r.updated_at = select_run.getColumn(col++).getInt64();
-      r.change_seq = select_run.getColumn(col++).getInt64();
-      select_run.reset();
-      return std::optional<RunRecord>{std::move(r)};
+      sqlite3_reset(st);
+      sqlite3_bind_int64(st, 1, run_id);
+      std::optional<RunRecord> row;
+      if (step_raw(st)) row = read_run(st);
+      sqlite3_reset(st);
+      return row;
     } catch (const std::exception& e) {
+      sqlite3_reset(st);
       return Status::error(std::string("reading run: ") + e.what());
     }
+  }
+
+  // Reads the stored rows of `ids` into `rows` (keyed by run id), kLoadChunk
+  // per query; ids without a row are left as they are.
+  Status load_many(std::span<const std::int64_t> ids,
+                   std::unordered_map<std::int64_t, std::optional<RunRecord>>& rows) {
+    sqlite3_stmt* st = select_runs.get();
+    try {
+      for (std::size_t start = 0; start < ids.size(); start += kLoadChunk) {
+        const std::size_t n = std::min<std::size_t>(kLoadChunk, ids.size() - start);
+        sqlite3_reset(st);
+        for (std::size_t i = 0; i < kLoadChunk; ++i) {
+          // NULL never matches: the unused places of the last chunk.
+          if (i < n) {
+            sqlite3_bind_int64(st, static_cast<int>(i + 1), ids[start + i]);
+          } else {
+            sqlite3_bind_null(st, static_cast<int>(i + 1));
+          }
+        }
+        while (step_raw(st)) {
+          RunRecord r = read_run(st);
+          const std::int64_t id = r.run_id;
+          rows[id] = std::move(r);
+        }
+      }
+      sqlite3_reset(st);
+      return Status::ok();
+    } catch (const std::exception& e) {
+      sqlite3_reset(st);
+      return Status::error(std::string("reading runs: ") + e.what());
+    }
+  }
+
+  // Reconciles `obs` with `current` (the stored row or nullopt), writes what
+  // the Reconciler decides and leaves `current` as the row now stored.
+  StatusOr<ApplyResult> apply(std::optional<RunRecord>& current, const Observation& obs,
+                              std::int64_t now) {
+    Decision d = Reconciler::apply(current, obs, now);
+    ApplyResult result;
+    result.outcome = d.outcome;
+    result.created = d.created && d.write;
+    if (!d.write) return result;
+    if (Status s = write(d.next, d, obs.source, now); !s.is_ok()) return s;
+    result.written = true;
+    result.changed = !d.changes.empty();
+    current = std::move(d.next);
+    return result;
   }
 
   Status write(RunRecord& r, const Decision& d, Source source, std::int64_t now) {
@@ -150,8 +250,9 @@ struct Store::Impl {
         insert_change.reset();
         insert_change.bind(1, static_cast<std::int64_t>(r.run_id));
         insert_change.bind(2, static_cast<std::int64_t>(now));
-        insert_change.bind(3, source_name(source));
-        insert_change.bind(4, changes_to_json(d.changes));
+        insert_change.bindNoCopy(3, source_name(source));
+        const std::string changes = changes_to_json(d.changes);
+        insert_change.bindNoCopy(4, changes);
         insert_change.exec();
         r.change_seq = db->getLastInsertRowid();
       }
@@ -208,15 +309,27 @@ StatusOr<std::optional<RunRecord>> Store::load_run(std::int64_t run_id) {
 StatusOr<ApplyResult> Store::apply_observation(const Observation& obs, std::int64_t now) {
   auto current = impl_->load(obs.run_id);
   if (!current) return current.status();
-  Decision d = Reconciler::apply(current.value(), obs, now);
-  ApplyResult result;
-  result.outcome = d.outcome;
-  result.created = d.created && d.write;
-  if (!d.write) return result;
-  if (Status s = impl_->write(d.next, d, obs.source, now); !s.is_ok()) return s;
-  result.written = true;
-  result.changed = !d.changes.empty();
-  return result;
+  return impl_->apply(current.value(), obs, now);
+}
+
+StatusOr<std::vector<ApplyResult>> Store::apply_observations(
+    std::span<const Observation> observations, std::int64_t now) {
+  std::unordered_map<std::int64_t, std::optional<RunRecord>> rows;
+  rows.reserve(observations.size());
+  std::vector<std::int64_t> ids;
+  ids.reserve(observations.size());
+  for (const Observation& o : observations) {
+    if (rows.try_emplace(o.run_id).second) ids.push_back(o.run_id);
+  }
+  if (Status s = impl_->load_many(ids, rows); !s.is_ok()) return s;
+  std::vector<ApplyResult> results;
+  results.reserve(observations.size());
+  for (const Observation& o : observations) {
+    auto r = impl_->apply(rows[o.run_id], o, now);
+    if (!r) return r.status();
+    results.push_back(r.value());
+  }
+  return results;
 }
 
 StatusOr<WebhookResult> Store::apply_webhook(const WebhookDelivery& delivery) {
@@ -264,17 +377,20 @@ StatusOr<WebhookResult> Store::apply_webhook(const WebhookDelivery& delivery) {
 StatusOr<std::vector<KnownRun>> Store::known_runs(std::int64_t project_id,
                                                   const std::string& project_code) {
   try {
-    SQLite::Statement st(*impl_->db,
-                         "SELECT run_id, state, last_polled_at IS NOT NULL FROM runs "
-                         "WHERE project_id = ? OR (project_id IS NULL AND project_code = ?)");
-    st.bind(1, project_id);
-    st.bind(2, project_code);
+    // One row per run of the project, so the C API (see prepare_raw).
+    RawStatement st = prepare_raw(*impl_->db,
+                                  "SELECT run_id, state, last_polled_at IS NOT NULL FROM runs "
+                                  "WHERE project_id = ? OR (project_id IS NULL AND project_code = ?)");
+    sqlite3_bind_int64(st.get(), 1, project_id);
+    sqlite3_bind_text(st.get(), 2, project_code.data(), static_cast<int>(project_code.size()),
+                      SQLITE_STATIC);
     std::vector<KnownRun> out;
-    while (st.executeStep()) {
+    while (step_raw(st.get())) {
       KnownRun r;
-      r.run_id = st.getColumn(0).getInt64();
-      r.state = parse_state(st.getColumn(1).getString()).value_or(RunState::kActive);
-      r.polled = st.getColumn(2).getInt() != 0;
+      r.run_id = sqlite3_column_int64(st.get(), 0);
+      const auto* state = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1));
+      r.state = parse_state(state ? state : "").value_or(RunState::kActive);
+      r.polled = sqlite3_column_int(st.get(), 2) != 0;
       out.push_back(r);
     }
     return out;

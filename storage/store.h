@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "core/outbox_command.h"
 #include "core/poll_plan.h"
@@ -73,6 +75,15 @@ class Store {
   // Applies one observation through the Reconciler and writes what it
   // decides (row, change log). Must run inside a transaction.
   StatusOr<ApplyResult> apply_observation(const Observation& obs, std::int64_t now);
+
+  // apply_observation for each of `observations`, in order, with the same
+  // outcome (an observation sees what the ones before it wrote, also for the
+  // same run), but the stored rows are read a few hundred per query. Returns
+  // one ApplyResult per observation, in order. On error nothing is rolled
+  // back here: the caller rolls back (to its savepoint) what the batch wrote.
+  // Must run inside a transaction.
+  StatusOr<std::vector<ApplyResult>> apply_observations(std::span<const Observation> observations,
+                                                        std::int64_t now);
 
   // The stored row, or nullopt.
   StatusOr<std::optional<RunRecord>> load_run(std::int64_t run_id);

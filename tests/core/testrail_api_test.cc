@@ -364,5 +364,179 @@ TEST(ApiPath, AcceptsEveryForm) {
   EXPECT_EQ(api_path("http://h/index.php?/api/v2/get_plan/3"), "get_plan/3");
 }
 
+// --- RunsPageParser: the same answers as parse_runs_page followed by
+// observation_from_api_run, without a JSON document per run. -----------------
+
+void expect_same_observation(const Observation& got, const Observation& want,
+                             const std::string& where) {
+  EXPECT_EQ(got.run_id, want.run_id) << where;
+  EXPECT_EQ(got.source, want.source) << where;
+  EXPECT_EQ(got.observed_at, want.observed_at) << where;
+  EXPECT_EQ(got.state, want.state) << where;
+  EXPECT_EQ(got.cases_added, want.cases_added) << where;
+  for (const auto& info : all_fields()) {
+    EXPECT_EQ(got.get(info.field), want.get(info.field)) << where << ": " << info.column;
+  }
+}
+
+// What the parser must answer: the DOM functions, composed as the poller
+// used them.
+StatusOr<ObservedRunsPage> reference(std::string_view body, std::int64_t at, Source source) {
+  auto page = parse_runs_page(body);
+  if (!page) return page.status();
+  ObservedRunsPage out;
+  out.next = page->next;
+  for (const auto& run : page->runs) {
+    auto obs = observation_from_api_run(run, at, source);
+    if (!obs) {
+      out.run_error = obs.message();
+      break;
+    }
+    out.observations.push_back(std::move(obs).value());
+  }
+  return out;
+}
+
+void expect_same_page(RunsPageParser& parser, const std::string& body,
+                      Source source = Source::kPoll) {
+  auto got = parser.parse(body, 77, source);
+  auto want = reference(body, 77, source);
+  ASSERT_EQ(got.is_ok(), want.is_ok()) << body << " → " << got.message() << want.message();
+  if (!want.is_ok()) {
+    EXPECT_EQ(got.message(), want.message()) << body;
+    return;
+  }
+  EXPECT_EQ(got->next, want->next) << body;
+  EXPECT_EQ(got->run_error, want->run_error) << body;
+  ASSERT_EQ(got->observations.size(), want->observations.size()) << body;
+  for (std::size_t i = 0; i < want->observations.size(); ++i) {
+    expect_same_observation(got->observations[i], want->observations[i],
+                            body.substr(0, 80) + " run " + std::to_string(i));
+  }
+}
+
+std::string nested(int depth) {
+  return std::string(static_cast<std::size_t>(depth), '[') +
+         std::string(static_cast<std::size_t>(depth), ']');
+}
+
+TEST(RunsPageParser, WellFormedPagesTakeTheFastPathWithTheSameResult) {
+  json other = example_run();
+  other["id"] = 82;
+  other["plan_id"] = 12;
+  other["is_completed"] = 1;
+  other["name"] = "caf\u00e9 \"quoted\" \\ \n tab\t \u2603";
+  other["refs"] = nullptr;
+  other["passed_count"] = -4;
+  other["created_on"] = 9223372036854775807LL;
+  json sparse = {{"id", 3}, {"is_completed", nullptr}};
+  json zero = {{"id", 4}, {"is_completed", 0}, {"milestone_id", nullptr}};
+  const json runs = json::array({example_run(), other, sparse, zero});
+  const std::vector<std::string> bodies = {
+      json{{"offset", 0}, {"limit", 250}, {"size", 4}, {"runs", runs},
+           {"_links", {{"next", "/api/v2/get_runs/1&limit=250&offset=250"}, {"prev", nullptr}}}}
+          .dump(),
+      json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump(2),
+      json{{"runs", runs}, {"_links", nullptr}}.dump(),
+      json{{"runs", runs}}.dump(),
+      runs.dump(),
+      "[]",
+      R"({"runs":[]})",
+      std::string(kLegacyAuthPrefix) + runs.dump(),
+      std::string(kLegacyAuthPrefix) + R"({"runs":[{"id":5}],"_links":{"next":null}})",
+      // Escaped keys, and the last of duplicate keys winning (as in nlohmann).
+      R"([{"id":6,"na\u006de":"escaped key","name":"first","name":"last","plan_id":1,"plan_id":null}])",
+      R"({"runs":[{"id":7}],"runs":[{"id":8}],"_links":{"next":"a","next":"b"}})",
+      // Unknown keys of any type and depth are skipped.
+      R"([{"id":9,"x":{"y":[1,2.5,-0,1e300,"s",true,null,{"z":{}}]},"config_ids":[2,6]}])",
+      R"([{"id":10,"big_unknown":18446744073709551615}])",
+      R"({"runs":[{"id":11}],"error":"ignored when runs are there"})",
+      // As deep as kMaxJsonDepth allows.
+      R"([{"id":12,"x":)" + nested(30) + "}]",
+  };
+  RunsPageParser parser;
+  for (const auto& body : bodies) {
+    expect_same_page(parser, body);
+    EXPECT_EQ(parser.fallbacks(), 0u) << body;
+  }
+  expect_same_page(parser, runs.dump(), Source::kApi);
+}
+
+TEST(RunsPageParser, PageErrorsHaveTheDomParsersMessages) {
+  const std::vector<std::string> bodies = {
+      "",
+      "   \n",
+      std::string(kLegacyAuthPrefix),
+      "not json",
+      "42",
+      R"("runs")",
+      R"({"plans":[]})",
+      R"({"runs":{}})",
+      R"({"runs":[1]})",
+      R"([{"id":1}, "x"])",
+      R"({"runs":[],"_links":{"next":5}})",
+      R"({"runs":[],"_links":[]})",
+      R"({"error":"Field :project_id is not a valid or accessible project."})",
+      R"([{"id":1}] trailing)",
+      R"([{"id":1},])",
+      "[\"\\ud800\"]",
+      "[\"\xff\"]",
+      "[" + nested(30) + "]",
+      R"([{"id":12,"x":)" + nested(31) + "}]",
+      nested(40),
+      "\xEF\xBB\xBF[{\"id\":1}]",  // a byte order mark: nlohmann skips it
+  };
+  RunsPageParser parser;
+  for (const auto& body : bodies) expect_same_page(parser, body);
+  auto deep = parser.parse(R"([{"id":12,"x":)" + nested(31) + "}]", 1, Source::kPoll);
+  ASSERT_FALSE(deep.is_ok());
+  EXPECT_NE(deep.message().find("nests deeper than 32"), std::string::npos) << deep.message();
+}
+
+TEST(RunsPageParser, RunErrorsHaveTheMappersMessages) {
+  const std::vector<std::string> bodies = {
+      R"([{"name":"no id"}])",
+      R"([{"id":"81"}])",
+      R"([{"id":0}])",
+      R"([{"id":-3}])",
+      R"([{"id":1.5}])",
+      R"([{"id":9223372036854775808}])",
+      R"([{"id":1,"name":3}])",
+      R"([{"id":1,"passed_count":"2"}])",
+      R"([{"id":1,"passed_count":2.0}])",
+      R"([{"id":1,"passed_count":18446744073709551615}])",
+      R"([{"id":1,"created_on":true}])",
+      R"([{"id":1,"is_completed":"yes"}])",
+      R"([{"id":1,"is_completed":2}])",
+      R"({"runs":[{"id":1},{"id":2,"url":5},{"id":3}]})",
+      // The first occurrence is wrong, the last (the one nlohmann keeps) is not.
+      R"([{"id":"x","id":5,"name":1,"name":"ok"}])",
+  };
+  RunsPageParser parser;
+  for (const auto& body : bodies) expect_same_page(parser, body);
+
+  auto page = parser.parse(R"({"runs":[{"id":1},{"id":2,"url":5},{"id":3}]})", 1, Source::kPoll);
+  ASSERT_TRUE(page.is_ok()) << page.message();
+  ASSERT_TRUE(page->run_error.has_value());
+  EXPECT_NE(page->run_error->find("run.url"), std::string::npos) << *page->run_error;
+  ASSERT_EQ(page->observations.size(), 1u);
+  EXPECT_EQ(page->observations[0].run_id, 1);
+}
+
+TEST(RunsPageParser, ReusesItselfAcrossPagesOfAnySize) {
+  RunsPageParser parser;
+  for (int n : {1, 300, 2, 1000, 0}) {
+    json runs = json::array();
+    for (int i = 0; i < n; ++i) {
+      json r = example_run();
+      r["id"] = i + 1;
+      r["description"] = std::string(static_cast<std::size_t>(i % 200), 'd');
+      runs.push_back(std::move(r));
+    }
+    expect_same_page(parser, json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump());
+  }
+  EXPECT_EQ(parser.fallbacks(), 0u);
+}
+
 }  // namespace
 }  // namespace runsync

@@ -173,6 +173,41 @@ TEST_F(PollerTest, AFailureInTheMiddleOfAListingDeletesNothing) {
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 2);
 }
 
+TEST_F(PollerTest, AnUnreadableRunFailsTheCycleAndDeletesNothing) {
+  start();
+  const auto first = add_runs(5);
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  fake_.remove_run(first);
+  fake_.update_run(first + 4, {{"name", 5}});  // on the second page
+  const auto changes = count("SELECT count(*) FROM run_changes");
+  const CycleOutcome out = cycle(PollKind::kFull);
+  ASSERT_TRUE(out.error.has_value());
+  EXPECT_NE(out.error->find("get_runs answered a run it cannot parse: run.name must be a string"),
+            std::string::npos)
+      << *out.error;
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM run_changes"), changes);
+  EXPECT_EQ(fake_.count("get_run"), 0);
+}
+
+TEST_F(PollerTest, AnUnreadablePageFailsTheCycleAsABadResponse) {
+  start(/*max_read_attempts=*/1);
+  add_runs(4);
+  FakeTestRail::Fault fault;
+  fault.status = 200;
+  fault.body = R"({"runs":[{"id":1}],"_links":{"next":7}})";
+  fault.uri_contains = "offset=3";
+  fake_.push_fault(fault);
+  const CycleOutcome out = cycle(PollKind::kFull);
+  ASSERT_TRUE(out.error.has_value());
+  EXPECT_NE(out.error->find("get_runs: HTTP 200 (bad_response): `_links.next` must be a string"),
+            std::string::npos)
+      << *out.error;
+  EXPECT_EQ(out.stats.pages, 1);
+  EXPECT_EQ(out.stats.requests, 2);
+  EXPECT_EQ(count("SELECT count(*) FROM runs"), 3);  // the first page was applied
+}
+
 TEST_F(PollerTest, AFailedPlanFetchDeletesNothing) {
   start(1);
   add_runs(2);

@@ -207,6 +207,142 @@ TEST(Store, RoundTripsEveryField) {
   EXPECT_EQ(r.observed_at(FieldGroup::kCounts), 50);
 }
 
+// A poll observation of run `id`, its fields derived from `version`.
+Observation polled(std::int64_t id, std::int64_t at, int version, bool completed = false) {
+  Observation o;
+  o.run_id = id;
+  o.source = Source::kPoll;
+  o.observed_at = at;
+  o.state = completed ? StateClaim::kEnded : StateClaim::kActive;
+  o.set(Field::kProjectId, Value{std::int64_t{1}});
+  o.set(Field::kName, Value{"Run " + std::to_string(id) + " v" + std::to_string(version)});
+  o.set(Field::kDescription, version % 2 ? Value{} : Value{std::string(40, 'd')});
+  o.set(Field::kPassedCount, Value{std::int64_t{version}});
+  o.set(Field::kPlanId, Value{});
+  o.set(Field::kPlanName, Value{});
+  return o;
+}
+
+// Every row of `runs` and `run_changes`, as text, in key order.
+std::vector<std::string> dump(SQLite::Database& db) {
+  std::vector<std::string> out;
+  for (const char* sql :
+       {"SELECT * FROM runs ORDER BY run_id", "SELECT * FROM run_changes ORDER BY seq"}) {
+    SQLite::Statement st(db, sql);
+    while (st.executeStep()) {
+      std::string row;
+      for (int i = 0; i < st.getColumnCount(); ++i) {
+        row += st.getColumn(i).isNull() ? "NULL" : st.getColumn(i).getString();
+        row += '|';
+      }
+      out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+TEST(Store, ApplyObservationsDoesWhatApplyingEachInTurnDoes) {
+  // Known runs (some deleted, some only from a webhook) and a batch larger
+  // than one query's worth of ids, with the same run more than once: newer
+  // after older, older after newer, and a deletion in the middle.
+  std::vector<Observation> setup;
+  for (std::int64_t id = 1; id <= 400; id += 2) setup.push_back(polled(id, 100, 1, id % 3 == 0));
+  Observation deleted;
+  deleted.run_id = 5;
+  deleted.source = Source::kPoll;
+  deleted.observed_at = 100;
+  deleted.state = StateClaim::kDeleted;
+  setup.push_back(deleted);
+  Observation hooked;
+  hooked.run_id = 7;
+  hooked.source = Source::kWebhook;
+  hooked.observed_at = 300;
+  hooked.state = StateClaim::kAborted;
+  hooked.set(Field::kSkippedCount, Value{std::int64_t{2}});
+  setup.push_back(hooked);
+
+  std::vector<Observation> batch;
+  for (std::int64_t id = 1; id <= 700; ++id) batch.push_back(polled(id, 200, id % 4 == 0 ? 1 : 2));
+  batch.push_back(polled(9, 250, 3, true));
+  batch.push_back(polled(9, 150, 4));
+  batch.push_back(polled(650, 260, 5));
+  Observation gone = deleted;
+  gone.run_id = 11;
+  gone.observed_at = 270;
+  batch.push_back(gone);
+  batch.push_back(polled(11, 280, 6));
+  batch.push_back(polled(1, 200, 2));  // the same again: nothing new
+
+  TempDir dir;
+  auto one = open_store(dir.file("one.db"));
+  auto all = open_store(dir.file("all.db"));
+  for (Store* s : {one.get(), all.get()}) {
+    ASSERT_TRUE(s->begin().is_ok());
+    for (const auto& o : setup) ASSERT_TRUE(s->apply_observation(o, 10).is_ok());
+    ASSERT_TRUE(s->commit().is_ok());
+  }
+
+  std::vector<ApplyResult> want;
+  ASSERT_TRUE(one->begin().is_ok());
+  for (const auto& o : batch) {
+    auto r = one->apply_observation(o, 20);
+    ASSERT_TRUE(r.is_ok()) << r.message();
+    want.push_back(r.value());
+  }
+  ASSERT_TRUE(one->commit().is_ok());
+
+  ASSERT_TRUE(all->begin().is_ok());
+  auto got = all->apply_observations(batch, 20);
+  ASSERT_TRUE(all->commit().is_ok());
+  ASSERT_TRUE(got.is_ok()) << got.message();
+  ASSERT_EQ(got->size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ((*got)[i].outcome, want[i].outcome) << i;
+    EXPECT_EQ((*got)[i].created, want[i].created) << i;
+    EXPECT_EQ((*got)[i].changed, want[i].changed) << i;
+    EXPECT_EQ((*got)[i].written, want[i].written) << i;
+  }
+  EXPECT_TRUE((*got)[0].written);     // run 1 was known at version 1
+  EXPECT_FALSE(got->back().written);  // run 1 again
+  EXPECT_EQ(dump(all->db()), dump(one->db()));
+  EXPECT_EQ(all->db().execAndGet("SELECT state FROM runs WHERE run_id = 11").getString(), "deleted");
+  EXPECT_EQ(all->db().execAndGet("SELECT state FROM runs WHERE run_id = 7").getString(), "aborted");
+}
+
+TEST(Store, ApplyObservationsTwiceWritesNothingTheSecondTime) {
+  TempDir dir;
+  auto store = open_store(dir.file("s.db"));
+  std::vector<Observation> batch;
+  for (std::int64_t id = 1; id <= 600; ++id) batch.push_back(polled(id, 100, 1, id % 2 == 0));
+  ASSERT_TRUE(store->begin().is_ok());
+  auto first = store->apply_observations(batch, 1);
+  ASSERT_TRUE(store->commit().is_ok());
+  ASSERT_TRUE(first.is_ok()) << first.message();
+  for (const auto& r : *first) EXPECT_TRUE(r.created && r.changed && r.written);
+  const std::vector<std::string> before = dump(store->db());
+  const int changes = store->db().getTotalChanges();
+
+  for (auto& o : batch) o.observed_at = 200;  // a later poll that finds nothing new
+  ASSERT_TRUE(store->begin().is_ok());
+  auto second = store->apply_observations(batch, 2);
+  ASSERT_TRUE(store->commit().is_ok());
+  ASSERT_TRUE(second.is_ok()) << second.message();
+  for (const auto& r : *second) EXPECT_FALSE(r.written || r.changed || r.created);
+  EXPECT_EQ(store->db().getTotalChanges(), changes);
+  EXPECT_EQ(dump(store->db()), before);
+  EXPECT_EQ(count(store->db(), "SELECT count(*) FROM run_changes"), 600);
+}
+
+TEST(Store, ApplyObservationsOfNothingIsFine) {
+  TempDir dir;
+  auto store = open_store(dir.file("s.db"));
+  ASSERT_TRUE(store->begin().is_ok());
+  auto r = store->apply_observations({}, 1);
+  ASSERT_TRUE(store->commit().is_ok());
+  ASSERT_TRUE(r.is_ok()) << r.message();
+  EXPECT_TRUE(r->empty());
+}
+
 TEST(Writer, CommitsBatchesAndIsolatesAFailingJob) {
   TempDir dir;
   Writer writer(open_store(dir.file("w.db")), Writer::Options{});
