@@ -151,16 +151,19 @@ namespace {
 // JSON by hand: this runs for every change written, and building a
 // nlohmann object (a std::map) cost more than the SQL around it. The text
 // is what nlohmann's dump() wrote.
+constexpr std::array<bool, 256> kEscaped = [] {
+  std::array<bool, 256> escaped{};
+  for (int c = 0; c < 0x20; ++c) escaped[c] = true;
+  escaped['"'] = escaped['\\'] = true;
+  return escaped;
+}();
+
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   while (!text.empty()) {
     std::size_t plain = 0;
-    while (plain < text.size()) {
-      const auto c = static_cast<unsigned char>(text[plain]);
-      if (c < 0x20 || c == '"' || c == '\\') break;
-      ++plain;
-    }
+    while (plain < text.size() && !kEscaped[static_cast<unsigned char>(text[plain])]) ++plain;
     out.append(text.substr(0, plain));
     text.remove_prefix(plain);
     if (text.empty()) break;

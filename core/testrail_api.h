@@ -100,8 +100,7 @@ class RunsPageParser {
   RunsPageParser(const RunsPageParser&) = delete;
   RunsPageParser& operator=(const RunsPageParser&) = delete;
 
-  StatusOr<ObservedRunsPage> parse(std::string_view body, std::int64_t observed_at,
-                                   Source source);
+  StatusOr<ObservedRunsPage> parse(std::string_view body, std::int64_t observed_at, Source source);
 
   // Pages handed to the nlohmann-based path so far (for tests).
   std::uint64_t fallbacks() const { return fallbacks_; }

@@ -141,7 +141,8 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
       break;
     }
     out.stats.requests += response->attempts;
-    auto page = runs_parser_.parse(response->body, observed_at(response->server_date), Source::kPoll);
+    auto page =
+        runs_parser_.parse(response->body, observed_at(response->server_date), Source::kPoll);
     if (!page) {
       const ApiError bad{ApiErrorKind::kBadResponse, response->http_status, page.message(),
                          response->attempts};
@@ -155,7 +156,9 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
     }
     for (const Observation& o : page->observations) listed.insert(o.run_id);
     out.stats.runs_seen += static_cast<std::int64_t>(page->observations.size());
-    if (Status s = apply_page(page->observations, out); !s.is_ok()) fail("storing runs: " + s.message(), nullptr);
+    if (Status s = apply_page(page->observations, out); !s.is_ok()) {
+      fail("storing runs: " + s.message(), nullptr);
+    }
     uri = page->next ? std::optional(next_link_to_uri(*page->next)) : std::nullopt;
   }
 
@@ -251,7 +254,9 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
         break;
       }
       ++out.stats.runs_seen;
-      if (Status st = apply_page({&o, 1}, out); !st.is_ok()) fail("storing run: " + st.message(), nullptr);
+      if (Status st = apply_page({&o, 1}, out); !st.is_ok()) {
+        fail("storing run: " + st.message(), nullptr);
+      }
     }
   }
   if (stop_ && !out.error) out.error = "stopped before the cycle finished";

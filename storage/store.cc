@@ -88,8 +88,8 @@ using RawStatement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 
 RawStatement prepare_raw(SQLite::Database& db, const std::string& sql) {
   sqlite3_stmt* st = nullptr;
-  const int rc = sqlite3_prepare_v3(db.getHandle(), sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT,
-                                    &st, nullptr);
+  const int rc =
+      sqlite3_prepare_v3(db.getHandle(), sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr);
   if (rc != SQLITE_OK) throw SQLite::Exception(db.getHandle(), rc);
   return RawStatement(st);
 }
@@ -197,10 +197,12 @@ struct Store::Impl {
     }
   }
 
-  // Reads the stored rows of `ids` into `rows` (keyed by run id), kLoadChunk
-  // per query; ids without a row are left as they are.
+  // Reads the stored rows of `ids` into `rows`, at the places `index` gives
+  // for their run ids, kLoadChunk per query; ids without a row are left as
+  // they are.
   Status load_many(std::span<const std::int64_t> ids,
-                   std::unordered_map<std::int64_t, std::optional<RunRecord>>& rows) {
+                   const std::unordered_map<std::int64_t, std::size_t>& index,
+                   std::vector<std::optional<RunRecord>>& rows) {
     sqlite3_stmt* st = select_runs.get();
     try {
       for (std::size_t start = 0; start < ids.size(); start += kLoadChunk) {
@@ -214,11 +216,7 @@ struct Store::Impl {
             sqlite3_bind_null(st, static_cast<int>(i + 1));
           }
         }
-        while (step_raw(st)) {
-          RunRecord r = read_run(st);
-          const std::int64_t id = r.run_id;
-          rows[id] = std::move(r);
-        }
+        while (step_raw(st)) rows[index.at(sqlite3_column_int64(st, 0))] = read_run(st);
       }
       sqlite3_reset(st);
       return Status::ok();
@@ -228,10 +226,11 @@ struct Store::Impl {
     }
   }
 
-  // Reconciles `obs` with `current` (the stored row or nullopt), writes what
-  // the Reconciler decides and leaves `current` as the row now stored.
+  // Reconciles `obs` with `current` (the stored row or nullopt) and writes
+  // what the Reconciler decides. With `keep`, leaves `current` as the row
+  // now stored (for a later observation of the same run).
   StatusOr<ApplyResult> apply(std::optional<RunRecord>& current, const Observation& obs,
-                              std::int64_t now) {
+                              std::int64_t now, bool keep) {
     Decision d = Reconciler::apply(current, obs, now);
     ApplyResult result;
     result.outcome = d.outcome;
@@ -240,7 +239,7 @@ struct Store::Impl {
     if (Status s = write(d.next, d, obs.source, now); !s.is_ok()) return s;
     result.written = true;
     result.changed = !d.changes.empty();
-    current = std::move(d.next);
+    if (keep) current = std::move(d.next);
     return result;
   }
 
@@ -309,23 +308,36 @@ StatusOr<std::optional<RunRecord>> Store::load_run(std::int64_t run_id) {
 StatusOr<ApplyResult> Store::apply_observation(const Observation& obs, std::int64_t now) {
   auto current = impl_->load(obs.run_id);
   if (!current) return current.status();
-  return impl_->apply(current.value(), obs, now);
+  return impl_->apply(current.value(), obs, now, /*keep=*/false);
 }
 
 StatusOr<std::vector<ApplyResult>> Store::apply_observations(
     std::span<const Observation> observations, std::int64_t now) {
-  std::unordered_map<std::int64_t, std::optional<RunRecord>> rows;
-  rows.reserve(observations.size());
+  // slot[i]: where observation i's run lives in `rows`; `uses` counts the
+  // observations of each run still to apply.
+  std::unordered_map<std::int64_t, std::size_t> index;
+  index.reserve(observations.size());
   std::vector<std::int64_t> ids;
+  std::vector<std::size_t> slot;
+  std::vector<int> uses;
   ids.reserve(observations.size());
+  slot.reserve(observations.size());
   for (const Observation& o : observations) {
-    if (rows.try_emplace(o.run_id).second) ids.push_back(o.run_id);
+    auto [it, added] = index.try_emplace(o.run_id, ids.size());
+    if (added) {
+      ids.push_back(o.run_id);
+      uses.push_back(0);
+    }
+    slot.push_back(it->second);
+    ++uses[it->second];
   }
-  if (Status s = impl_->load_many(ids, rows); !s.is_ok()) return s;
+  std::vector<std::optional<RunRecord>> rows(ids.size());
+  if (Status s = impl_->load_many(ids, index, rows); !s.is_ok()) return s;
   std::vector<ApplyResult> results;
   results.reserve(observations.size());
-  for (const Observation& o : observations) {
-    auto r = impl_->apply(rows[o.run_id], o, now);
+  for (std::size_t i = 0; i < observations.size(); ++i) {
+    const std::size_t at = slot[i];
+    auto r = impl_->apply(rows[at], observations[i], now, /*keep=*/--uses[at] > 0);
     if (!r) return r.status();
     results.push_back(r.value());
   }
@@ -378,9 +390,10 @@ StatusOr<std::vector<KnownRun>> Store::known_runs(std::int64_t project_id,
                                                   const std::string& project_code) {
   try {
     // One row per run of the project, so the C API (see prepare_raw).
-    RawStatement st = prepare_raw(*impl_->db,
-                                  "SELECT run_id, state, last_polled_at IS NOT NULL FROM runs "
-                                  "WHERE project_id = ? OR (project_id IS NULL AND project_code = ?)");
+    RawStatement st =
+        prepare_raw(*impl_->db,
+                    "SELECT run_id, state, last_polled_at IS NOT NULL FROM runs "
+                    "WHERE project_id = ? OR (project_id IS NULL AND project_code = ?)");
     sqlite3_bind_int64(st.get(), 1, project_id);
     sqlite3_bind_text(st.get(), 2, project_code.data(), static_cast<int>(project_code.size()),
                       SQLITE_STATIC);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -217,6 +218,29 @@ TEST(Reconciler, ChangesJsonEscapesLikeAJsonLibrary) {
   EXPECT_EQ(parsed["name"][1].get<std::string>(), tricky);
   EXPECT_EQ(parsed["refs"][0].get<std::int64_t>(), -3);
   EXPECT_EQ(text, parsed.dump());  // sorted keys, no white space
+}
+
+TEST(Reconciler, ChangesJsonIsWhatAJsonLibraryDumps) {
+  std::string every_byte;
+  for (int c = 1; c < 0x80; ++c) every_byte.push_back(static_cast<char>(c));
+  std::vector<FieldChange> changes;
+  for (const auto& info : all_fields()) {  // every key, in enum order (not sorted)
+    const Value v = info.kind == ValueKind::kText ? Value{every_byte} : I(-7);
+    changes.push_back({info.field, kNull, v});
+  }
+  changes.push_back({Field::kName, S("caf\xc3\xa9 \xe2\x98\x83"), S("")});  // twice: the last wins
+  changes.push_back({Field::kPassedCount, I(INT64_MIN), I(INT64_MAX)});
+  nlohmann::json want = nlohmann::json::object();
+  auto to_json = [](const Value& v) -> nlohmann::json {
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return *i;
+    if (const auto* t = std::get_if<std::string>(&v)) return *t;
+    return nullptr;
+  };
+  for (const auto& c : changes) {
+    want[field_info(c.field).column] = {to_json(c.old_value), to_json(c.new_value)};
+  }
+  EXPECT_EQ(changes_to_json(changes), want.dump());
+  EXPECT_EQ(changes_to_json({}), "{}");
 }
 
 TEST(Reconciler, LastEventAndPollTimesTrackSources) {

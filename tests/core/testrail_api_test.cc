@@ -433,7 +433,10 @@ TEST(RunsPageParser, WellFormedPagesTakeTheFastPathWithTheSameResult) {
   json zero = {{"id", 4}, {"is_completed", 0}, {"milestone_id", nullptr}};
   const json runs = json::array({example_run(), other, sparse, zero});
   const std::vector<std::string> bodies = {
-      json{{"offset", 0}, {"limit", 250}, {"size", 4}, {"runs", runs},
+      json{{"offset", 0},
+           {"limit", 250},
+           {"size", 4},
+           {"runs", runs},
            {"_links", {{"next", "/api/v2/get_runs/1&limit=250&offset=250"}, {"prev", nullptr}}}}
           .dump(),
       json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump(2),

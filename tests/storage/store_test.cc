@@ -305,7 +305,8 @@ TEST(Store, ApplyObservationsDoesWhatApplyingEachInTurnDoes) {
   EXPECT_TRUE((*got)[0].written);     // run 1 was known at version 1
   EXPECT_FALSE(got->back().written);  // run 1 again
   EXPECT_EQ(dump(all->db()), dump(one->db()));
-  EXPECT_EQ(all->db().execAndGet("SELECT state FROM runs WHERE run_id = 11").getString(), "deleted");
+  EXPECT_EQ(all->db().execAndGet("SELECT state FROM runs WHERE run_id = 11").getString(),
+            "deleted");
   EXPECT_EQ(all->db().execAndGet("SELECT state FROM runs WHERE run_id = 7").getString(), "aborted");
 }
 
