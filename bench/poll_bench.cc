@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -53,13 +54,22 @@ ChildStats run_child(const std::vector<std::string>& args, const std::string& lo
   const auto t0 = std::chrono::steady_clock::now();
   ChildStats st;
   if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0) return st;
+  // Peak RSS from /proc while the child runs: rusage's ru_maxrss would also
+  // count this process's memory, which posix_spawn's child shares until exec.
   int status = 0;
   rusage ru{};
-  wait4(pid, &status, 0, &ru);
+  const std::string proc_status = "/proc/" + std::to_string(pid) + "/status";
+  while (wait4(pid, &status, WNOHANG, &ru) == 0) {
+    std::ifstream in(proc_status);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("VmHWM:", 0) == 0) st.max_rss_kb = std::max(st.max_rss_kb, std::atol(line.c_str() + 6));
+    }
+    usleep(20000);  // sampling interval, not a wait for a condition
+  }
   st.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   st.cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-  st.max_rss_kb = ru.ru_maxrss;
   st.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   posix_spawn_file_actions_destroy(&fa);
   return st;
