@@ -466,6 +466,9 @@ std::string next_link_to_uri(const std::string& next) {
   return out;
 }
 
+// Parser buffers kept between pages at most (a page of 250 runs is ~200 KB).
+constexpr std::size_t kRetainedCapacity = 8u << 20;
+
 struct RunsPageParser::Impl {
   dom::parser parser;
 
@@ -518,7 +521,11 @@ RunsPageParser::~RunsPageParser() = default;
 StatusOr<ObservedRunsPage> RunsPageParser::parse(std::string_view body, std::int64_t observed_at,
                                                  Source source) {
   ObservedRunsPage page;
-  if (impl_->parse(body, observed_at, source, page)) return page;
+  const bool fast = impl_->parse(body, observed_at, source, page);
+  // The buffers grow to the largest body seen; a bare array of an older
+  // server holds the whole list, so do not keep that much for good.
+  if (impl_->parser.capacity() > kRetainedCapacity) impl_ = std::make_unique<Impl>();
+  if (fast) return page;
   ++fallbacks_;
   return reference_runs_page(body, observed_at, source);
 }

@@ -538,6 +538,11 @@ TEST(RunsPageParser, ReusesItselfAcrossPagesOfAnySize) {
     }
     expect_same_page(parser, json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump());
   }
+  // A body larger than the buffers it keeps, then small ones again.
+  json huge = example_run();
+  huge["description"] = std::string(9u << 20, 'h');
+  expect_same_page(parser, json::array({huge}).dump());
+  expect_same_page(parser, json::array({example_run()}).dump());
   EXPECT_EQ(parser.fallbacks(), 0u);
 }
 
