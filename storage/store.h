@@ -27,7 +27,7 @@ enum class WebhookResult { kApplied, kDuplicate, kStale, kIgnored };
 const char* webhook_result_name(WebhookResult r);
 
 struct WebhookDelivery {
-  std::string delivery_key;  // "id:<webhook-id>" or "sha256:<hex of canonical body>"
+  std::string delivery_key;  // "id:<webhook-id>" or "sha256:<hex SHA-256 of the body bytes>"
   std::int64_t received_at = 0;
   WebhookEvent event;
   std::string body;  // raw bytes as received
