@@ -14,6 +14,7 @@
 
 #include "daemon/http_client.h"
 #include "support/fake_testrail.h"
+#include "support/temp_dir.h"
 
 namespace runsync {
 namespace {
@@ -140,15 +141,7 @@ class EventLog {
   std::vector<ApiEvent> events_;
 };
 
-template <typename Pred>
-bool wait_until(Pred pred, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
+using runsync::testing::wait_until;
 
 TestRailClientOptions scripted_options() {
   TestRailClientOptions o;
