@@ -1,0 +1,233 @@
+// The writer's cost per webhook event, without HTTP: realistic deliveries
+// applied through Store as the Writer does (one transaction per batch), on
+// a real database file, with the
+// Checkpointer beside it as in `runsync serve`.
+//
+// Prints CPU microseconds per event of the writing thread (and of the
+// checkpointer) and events per second.
+// The baseline in the same invocation is batch = 1 (one transaction per
+// event). Deterministic input, so it also runs under
+// `valgrind --tool=callgrind` for instruction counts (--events small).
+#include <sys/resource.h>
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/webhook_event.h"
+#include "event_stream.h"
+#include "storage/checkpointer.h"
+#include "storage/store.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using runsync::Status;
+
+struct Options {
+  int events = 200000;
+  int warmup = 20000;
+  int runs = 10000;
+  int events_per_run = 6;
+  std::vector<int> batches{20, 1};
+  std::string dir = "/dev/shm";
+  std::string sync = "full";
+};
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+// A delivery key shaped like the daemon's ("sha256:" + 64 hex digits) and
+// as random, so the unique index sees the same spread.
+std::string delivery_key(std::uint64_t k) {
+  static const char* const kHex = "0123456789abcdef";
+  std::string key = "sha256:";
+  std::uint64_t x = k * 0x9e3779b97f4a7c15ULL + 1;
+  for (int i = 0; i < 64; ++i) {
+    if (i % 16 == 0) {
+      x ^= x >> 31;
+      x *= 0xbf58476d1ce4e5b9ULL;
+      x ^= x >> 29;
+    }
+    key += kHex[(x >> ((i % 16) * 4)) & 15];
+  }
+  return key;
+}
+
+std::vector<runsync::WebhookDelivery> make_deliveries(const Options& opt, int count) {
+  runsync::bench::EventStream stream(opt.runs, opt.events_per_run, 1'760'000'000);
+  std::vector<runsync::WebhookDelivery> out;
+  out.reserve(static_cast<std::size_t>(count));
+  std::string body;
+  for (int k = 0; k < count; ++k) {
+    stream.next(body);
+    auto parsed = runsync::parse_webhook_event(body);
+    if (!parsed) {
+      std::fprintf(stderr, "store_bench: generated body does not parse: %s\n",
+                   parsed.message().c_str());
+      std::exit(2);
+    }
+    runsync::WebhookDelivery d;
+    d.delivery_key = delivery_key(static_cast<std::uint64_t>(k));
+    d.received_at = 1'760'000'000 + k / 1000;
+    d.event = std::move(parsed).value();
+    d.body = body;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+struct Result {
+  double cpu_us_per_event = 0;   // the writing thread
+  double ckpt_us_per_event = 0;  // everything else in the process (checkpointer)
+  double events_per_s = 0;
+};
+
+// Applies deliveries [from, to) in batches as Writer::run_batch does when
+// no job fails (no savepoints).
+void apply(runsync::Store& store, const std::vector<runsync::WebhookDelivery>& all, int from,
+           int to, int batch) {
+  for (int i = from; i < to; i += batch) {
+    const int end = std::min(to, i + batch);
+    if (Status s = store.begin(); !s.is_ok()) {
+      std::fprintf(stderr, "store_bench: %s\n", s.message().c_str());
+      std::exit(2);
+    }
+    for (int j = i; j < end; ++j) {
+      auto r = store.apply_webhook(all[static_cast<std::size_t>(j)]);
+      const Status s = r ? Status::ok() : r.status();
+      if (!s.is_ok()) {
+        std::fprintf(stderr, "store_bench: delivery %d: %s\n", j, s.message().c_str());
+        std::exit(2);
+      }
+    }
+    if (Status s = store.commit(); !s.is_ok()) {
+      std::fprintf(stderr, "store_bench: commit: %s\n", s.message().c_str());
+      std::exit(2);
+    }
+  }
+}
+
+Result run(const Options& opt, const std::vector<runsync::WebhookDelivery>& all, int batch) {
+  const fs::path dir = fs::path(opt.dir) / ("runsync-store-bench-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path db = dir / "runsync.db";
+  runsync::OpenOptions oo;
+  oo.durability =
+      opt.sync == "normal" ? runsync::Durability::kNormal : runsync::Durability::kFull;
+  oo.auto_checkpoint = false;
+  auto store = runsync::Store::open(db.string(), oo);
+  if (!store) {
+    std::fprintf(stderr, "store_bench: %s\n", store.message().c_str());
+    std::exit(2);
+  }
+  auto ckpt = runsync::Checkpointer::start(db.string(), std::chrono::milliseconds(250));
+  if (!ckpt) {
+    std::fprintf(stderr, "store_bench: %s\n", ckpt.message().c_str());
+    std::exit(2);
+  }
+  apply(**store, all, 0, opt.warmup, batch);
+  const double t0 = thread_cpu_seconds();
+  const double p0 = process_cpu_seconds();
+  const auto w0 = std::chrono::steady_clock::now();
+  apply(**store, all, opt.warmup, opt.warmup + opt.events, batch);
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+  const double cpu = thread_cpu_seconds() - t0;
+  const double other = process_cpu_seconds() - p0 - cpu;
+  Result r;
+  r.cpu_us_per_event = cpu * 1e6 / opt.events;
+  r.ckpt_us_per_event = other * 1e6 / opt.events;
+  r.events_per_s = opt.events / wall;
+  ckpt->reset();
+  store->reset();
+  fs::remove_all(dir);
+  return r;
+}
+
+void usage(const char* argv0) {
+  std::printf(
+      "usage: %s [--events N] [--warmup N] [--runs N] [--batches 20,1] [--dir DIR]\n"
+      "          [--sync full|normal]\n"
+      "  applies N realistic webhook deliveries through Store in batches, on a\n"
+      "  database under DIR (default /dev/shm: the CPU cost, no flush waits)\n",
+      argv0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        usage(argv[0]);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--events") {
+      opt.events = std::atoi(value().c_str());
+    } else if (a == "--warmup") {
+      opt.warmup = std::atoi(value().c_str());
+    } else if (a == "--runs") {
+      opt.runs = std::atoi(value().c_str());
+    } else if (a == "--batches") {
+      opt.batches.clear();
+      const std::string list = value();
+      for (std::size_t p = 0; p < list.size();) {
+        const std::size_t c = list.find(',', p);
+        opt.batches.push_back(std::atoi(list.substr(p, c - p).c_str()));
+        p = c == std::string::npos ? list.size() : c + 1;
+      }
+    } else if (a == "--dir") {
+      opt.dir = value();
+    } else if (a == "--sync") {
+      opt.sync = value();
+    } else {
+      usage(argv[0]);
+      return a == "--help" || a == "-h" ? 0 : 2;
+    }
+  }
+  if (opt.events <= 0 || opt.warmup < 0 || opt.runs <= 0 || opt.batches.empty()) {
+    usage(argv[0]);
+    return 2;
+  }
+  for (int b : opt.batches) {
+    if (b <= 0) {
+      usage(argv[0]);
+      return 2;
+    }
+  }
+  const auto all = make_deliveries(opt, opt.warmup + opt.events);
+  std::printf("store bench: %d events after %d warm-up, %d runs in flight, %d events per run,\n"
+              "  database under %s, synchronous=%s, checkpointer every 250 ms (as serve)\n\n",
+              opt.events, opt.warmup, opt.runs, opt.events_per_run, opt.dir.c_str(),
+              opt.sync.c_str());
+  std::printf("%-28s %10s %14s %14s\n", "scenario", "events/s", "writer us/ev", "ckpt us/ev");
+  for (int b : opt.batches) {
+    const Result r = run(opt, all, b);
+    const std::string name =
+        b == 1 ? "baseline: batch 1" : "batch " + std::to_string(b) + " (group commit)";
+    std::printf("%-28s %10.0f %14.2f %14.2f\n", name.c_str(), r.events_per_s,
+                r.cpu_us_per_event, r.ckpt_us_per_event);
+    std::fflush(stdout);
+  }
+  return 0;
+}
