@@ -39,44 +39,56 @@ std::string select_runs_sql() {
   return sql + ")";
 }
 
-std::string upsert_sql() {
+std::string insert_run_sql() {
   std::string sql = "INSERT INTO runs (" + run_columns() + ") VALUES (";
   for (int i = 0; i < kRunColumnCount; ++i) sql += i ? ", ?" : "?";
-  sql += ") ON CONFLICT (run_id) DO UPDATE SET ";
+  return sql + ")";
+}
+
+// The name of column `col` of run_columns().
+std::string run_column_name(int col) {
   const std::string cols = run_columns();
-  bool first = true;
   std::size_t pos = 0;
-  while (pos < cols.size()) {
-    std::size_t end = cols.find(", ", pos);
-    if (end == std::string::npos) end = cols.size();
-    const std::string col = cols.substr(pos, end - pos);
-    pos = end + 2;
-    if (col == "run_id") continue;
-    if (!first) sql += ", ";
-    first = false;
-    sql += col + " = excluded." + col;
-  }
-  return sql;
+  for (int i = 0; i < col; ++i) pos = cols.find(", ", pos) + 2;
+  const std::size_t end = cols.find(", ", pos);
+  return cols.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
 }
 
-// Text is bound without a copy: `v` must outlive the statement's next step
-// (every statement here is re-bound in full before each step).
-void bind_value(SQLite::Statement& st, int index, const Value& v) {
-  if (const auto* i = std::get_if<std::int64_t>(&v)) {
-    st.bind(index, static_cast<std::int64_t>(*i));
-  } else if (const auto* s = std::get_if<std::string>(&v)) {
-    st.bindNoCopy(index, *s);
-  } else {
-    st.bind(index);
+// Bit c set: column c of run_columns() is written.
+using ColumnMask = std::uint64_t;
+static_assert(kRunColumnCount <= 64, "ColumnMask holds one bit per column");
+
+// "UPDATE runs SET a = ?1, b = ?2 WHERE run_id = ?3" for the columns of
+// `mask` in run_columns() order.
+std::string update_run_sql(ColumnMask mask) {
+  std::string sql = "UPDATE runs SET ";
+  int n = 0;
+  for (int c = 1; c < kRunColumnCount; ++c) {
+    if (!(mask & (ColumnMask{1} << c))) continue;
+    if (n++) sql += ", ";
+    sql += run_column_name(c) + " = ?";
   }
+  return sql + " WHERE run_id = ?";
 }
 
-void bind_time_or_null(SQLite::Statement& st, int index, std::int64_t t) {
-  if (t == 0) {
-    st.bind(index);
-  } else {
-    st.bind(index, static_cast<std::int64_t>(t));
+// The columns whose stored value differs between `before` and `after`.
+ColumnMask changed_columns(const RunRecord& before, const RunRecord& after) {
+  ColumnMask mask = 0;
+  int c = 1;
+  for (int i = 0; i < kFieldCount; ++i, ++c) {
+    if (before.values[i] != after.values[i]) mask |= ColumnMask{1} << c;
   }
+  for (int g = 0; g < kGroupCount; ++g, ++c) {
+    if (before.group_at[g] != after.group_at[g]) mask |= ColumnMask{1} << c;
+  }
+  if (before.last_event_at != after.last_event_at) mask |= ColumnMask{1} << c;
+  ++c;
+  if (before.last_polled_at != after.last_polled_at) mask |= ColumnMask{1} << c;
+  ++c;
+  if (before.updated_at != after.updated_at) mask |= ColumnMask{1} << c;
+  ++c;
+  if (before.change_seq != after.change_seq) mask |= ColumnMask{1} << c;
+  return mask;
 }
 
 // The hot reads use the C API directly: SQLiteCpp's Column objects (a
@@ -100,6 +112,50 @@ bool step_raw(sqlite3_stmt* st) {
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   throw SQLite::Exception(sqlite3_db_handle(st), rc);
+}
+
+// Binds column `col` of run_columns() from `r` to parameter `index`. Text
+// is bound without a copy: `r` must outlive the statement's next step.
+// A zero time of last_event_at / last_polled_at is stored as NULL.
+void bind_run_column(sqlite3_stmt* st, int index, const RunRecord& r, int col) {
+  auto bind_int = [&](std::int64_t v) { sqlite3_bind_int64(st, index, v); };
+  auto bind_time = [&](std::int64_t t) {
+    if (t == 0) {
+      sqlite3_bind_null(st, index);
+    } else {
+      sqlite3_bind_int64(st, index, t);
+    }
+  };
+  if (col == 0) return bind_int(r.run_id);
+  if (col <= kFieldCount) {
+    const Value& v = r.values[col - 1];
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return bind_int(*i);
+    if (const auto* t = std::get_if<std::string>(&v)) {
+      sqlite3_bind_text(st, index, t->data(), static_cast<int>(t->size()), SQLITE_STATIC);
+      return;
+    }
+    sqlite3_bind_null(st, index);
+    return;
+  }
+  col -= 1 + kFieldCount;
+  if (col < kGroupCount) return bind_int(r.group_at[col]);
+  switch (col - kGroupCount) {
+    case 0: return bind_time(r.last_event_at);
+    case 1: return bind_time(r.last_polled_at);
+    case 2: return bind_int(r.updated_at);
+    default: return bind_int(r.change_seq);
+  }
+}
+
+// Steps a statement that returns no rows; throws on an error.
+void exec_raw(sqlite3_stmt* st) {
+  sqlite3_reset(st);
+  const int rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    throw SQLite::Exception(sqlite3_db_handle(st), rc);
+  }
+  sqlite3_reset(st);
 }
 
 // A column as a Value: NULL, INTEGER, or else the bytes of its text (through
@@ -145,8 +201,12 @@ const char* webhook_result_name(WebhookResult r) {
 struct Store::Impl {
   std::unique_ptr<SQLite::Database> db;
   SQLite::Statement begin, commit, rollback, savepoint, release, rollback_to;
-  SQLite::Statement upsert_run, insert_change, find_delivery, insert_delivery;
-  RawStatement select_run, select_runs;
+  SQLite::Statement insert_change;
+  RawStatement insert_delivery, insert_run, select_run, select_runs;
+  // UPDATE statements by the set of columns they write, prepared on first
+  // use: a write touches only what changed, so SQLite checks only the
+  // constraints and rewrites only the index entries of those columns.
+  std::unordered_map<ColumnMask, RawStatement> update_run;
 
   explicit Impl(std::unique_ptr<SQLite::Database> d)
       : db(std::move(d)),
@@ -156,15 +216,17 @@ struct Store::Impl {
         savepoint(*db, "SAVEPOINT job"),
         release(*db, "RELEASE job"),
         rollback_to(*db, "ROLLBACK TO job"),
-        upsert_run(*db, upsert_sql()),
         insert_change(*db,
                       "INSERT INTO run_changes (run_id, changed_at, source, changes) "
                       "VALUES (?, ?, ?, ?)"),
-        find_delivery(*db, "SELECT 1 FROM webhook_events WHERE delivery_key = ?"),
-        insert_delivery(*db,
-                        "INSERT INTO webhook_events (received_at, delivery_key, event_name, "
-                        "project_code, run_id, event_ts, body, result) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+        // A delivery key seen before inserts nothing: the duplicate check
+        // and the journal row are one statement.
+        insert_delivery(prepare_raw(*db,
+                                    "INSERT INTO webhook_events (received_at, delivery_key, "
+                                    "event_name, project_code, run_id, event_ts, body, result) "
+                                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                                    "ON CONFLICT (delivery_key) DO NOTHING")),
+        insert_run(prepare_raw(*db, insert_run_sql())),
         select_run(prepare_raw(*db, "SELECT " + run_columns() + " FROM runs WHERE run_id = ?")),
         select_runs(prepare_raw(*db, select_runs_sql())) {}
 
@@ -232,18 +294,27 @@ struct Store::Impl {
   StatusOr<ApplyResult> apply(std::optional<RunRecord>& current, const Observation& obs,
                               std::int64_t now, bool keep) {
     Decision d = Reconciler::apply(current, obs, now);
+    return write_decision(current, d, obs.source, now, keep);
+  }
+
+  // Writes what `d` (decided on `current`) says, if anything.
+  StatusOr<ApplyResult> write_decision(std::optional<RunRecord>& current, Decision& d,
+                                       Source source, std::int64_t now, bool keep) {
     ApplyResult result;
     result.outcome = d.outcome;
     result.created = d.created && d.write;
     if (!d.write) return result;
-    if (Status s = write(d.next, d, obs.source, now); !s.is_ok()) return s;
+    if (Status s = write(current, d.next, d, source, now); !s.is_ok()) return s;
     result.written = true;
     result.changed = !d.changes.empty();
     if (keep) current = std::move(d.next);
     return result;
   }
 
-  Status write(RunRecord& r, const Decision& d, Source source, std::int64_t now) {
+  // Stores `r`: an INSERT of every column when there is no row yet
+  // (`before` is nullopt), else an UPDATE of the columns that differ.
+  Status write(const std::optional<RunRecord>& before, RunRecord& r, const Decision& d,
+               Source source, std::int64_t now) {
     try {
       if (!d.changes.empty()) {
         insert_change.reset();
@@ -255,16 +326,30 @@ struct Store::Impl {
         insert_change.exec();
         r.change_seq = db->getLastInsertRowid();
       }
-      upsert_run.reset();
-      int i = 1;
-      upsert_run.bind(i++, static_cast<std::int64_t>(r.run_id));
-      for (const auto& v : r.values) bind_value(upsert_run, i++, v);
-      for (auto t : r.group_at) upsert_run.bind(i++, static_cast<std::int64_t>(t));
-      bind_time_or_null(upsert_run, i++, r.last_event_at);
-      bind_time_or_null(upsert_run, i++, r.last_polled_at);
-      upsert_run.bind(i++, static_cast<std::int64_t>(r.updated_at));
-      upsert_run.bind(i++, static_cast<std::int64_t>(r.change_seq));
-      upsert_run.exec();
+      if (!before) {
+        sqlite3_stmt* st = insert_run.get();
+        for (int c = 0; c < kRunColumnCount; ++c) bind_run_column(st, c + 1, r, c);
+        exec_raw(st);
+        return Status::ok();
+      }
+      const ColumnMask mask = changed_columns(*before, r);
+      if (mask == 0) return Status::ok();
+      auto it = update_run.find(mask);
+      if (it == update_run.end()) {
+        // Masks seen in practice are a few dozen; this only bounds the odd case.
+        if (update_run.size() >= 512) update_run.clear();
+        it = update_run.emplace(mask, prepare_raw(*db, update_run_sql(mask))).first;
+      }
+      sqlite3_stmt* st = it->second.get();
+      int index = 1;
+      for (int c = 1; c < kRunColumnCount; ++c) {
+        if (mask & (ColumnMask{1} << c)) bind_run_column(st, index++, r, c);
+      }
+      sqlite3_bind_int64(st, index, r.run_id);
+      exec_raw(st);
+      if (sqlite3_changes(db->getHandle()) != 1) {
+        return Status::error("writing run " + std::to_string(r.run_id) + ": the row is gone");
+      }
       return Status::ok();
     } catch (const std::exception& e) {
       return Status::error(std::string("writing run: ") + e.what());
@@ -346,42 +431,47 @@ StatusOr<std::vector<ApplyResult>> Store::apply_observations(
 
 StatusOr<WebhookResult> Store::apply_webhook(const WebhookDelivery& delivery) {
   Impl& m = *impl_;
-  try {
-    m.find_delivery.reset();
-    m.find_delivery.bind(1, delivery.delivery_key);
-    const bool seen = m.find_delivery.executeStep();
-    m.find_delivery.reset();
-    if (seen) return WebhookResult::kDuplicate;
-  } catch (const std::exception& e) {
-    return Status::error(std::string("checking delivery: ") + e.what());
-  }
-
-  WebhookResult result = WebhookResult::kIgnored;
   const WebhookEvent& ev = delivery.event;
+  // Decide first (pure), then journal: the journal row carries the result,
+  // and its INSERT is also the duplicate check. Nothing else is written for
+  // a duplicate.
+  std::optional<RunRecord> current;
+  Decision decision;
+  WebhookResult result = WebhookResult::kIgnored;
   if (ev.known) {
-    auto applied = apply_observation(ev.observation, delivery.received_at);
-    if (!applied) return applied.status();
-    result = applied->outcome == Decision::Outcome::kApplied ? WebhookResult::kApplied
+    auto loaded = m.load(ev.observation.run_id);
+    if (!loaded) return loaded.status();
+    current = std::move(loaded).value();
+    decision = Reconciler::apply(current, ev.observation, delivery.received_at);
+    result = decision.outcome == Decision::Outcome::kApplied ? WebhookResult::kApplied
                                                              : WebhookResult::kStale;
   }
+  sqlite3_stmt* st = m.insert_delivery.get();
   try {
-    SQLite::Statement& st = m.insert_delivery;
-    st.reset();
-    st.bind(1, static_cast<std::int64_t>(delivery.received_at));
-    st.bind(2, delivery.delivery_key);
-    st.bind(3, ev.event_name);
-    st.bind(4, ev.project_code);
+    auto bind_text = [st](int index, std::string_view text) {
+      sqlite3_bind_text(st, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+    };
+    sqlite3_bind_int64(st, 1, delivery.received_at);
+    bind_text(2, delivery.delivery_key);
+    bind_text(3, ev.event_name);
+    bind_text(4, ev.project_code);
     if (ev.run_id) {
-      st.bind(5, static_cast<std::int64_t>(*ev.run_id));
+      sqlite3_bind_int64(st, 5, *ev.run_id);
     } else {
-      st.bind(5);
+      sqlite3_bind_null(st, 5);
     }
-    st.bind(6, static_cast<std::int64_t>(ev.timestamp));
-    st.bind(7, delivery.body);
-    st.bind(8, webhook_result_name(result));
-    st.exec();
+    sqlite3_bind_int64(st, 6, ev.timestamp);
+    bind_text(7, delivery.body);
+    bind_text(8, webhook_result_name(result));
+    exec_raw(st);
   } catch (const std::exception& e) {
     return Status::error(std::string("journaling delivery: ") + e.what());
+  }
+  if (sqlite3_changes(m.db->getHandle()) == 0) return WebhookResult::kDuplicate;
+  if (ev.known) {
+    auto written = m.write_decision(current, decision, ev.observation.source,
+                                    delivery.received_at, /*keep=*/false);
+    if (!written) return written.status();
   }
   return result;
 }
