@@ -25,8 +25,11 @@ namespace runsync {
 
 class Writer {
  public:
-  // Runs inside the batch transaction, within its own savepoint: a job
-  // that returns an error has its writes undone and the batch goes on.
+  // Runs inside the batch transaction. A job that returns an error has its
+  // writes undone and the batch goes on: the batch is rolled back and run
+  // again with a savepoint per job. So a job may run twice; it must set,
+  // not accumulate, whatever it reports outside the Store, and touch
+  // nothing else.
   using Job = std::function<Status(Store&)>;
   // Called once per job after the batch commits (with the job's status) or
   // fails to commit (with that error).

@@ -371,6 +371,48 @@ TEST(Writer, CommitsBatchesAndIsolatesAFailingJob) {
   EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM runs WHERE run_id = 100"), 0);
 }
 
+// A batch runs without savepoints; when a job fails, the batch is rolled
+// back and run again with a savepoint per job: the others' writes land
+// once, the failing job's not at all.
+TEST(Writer, RerunsABatchWithAFailingJobAndKeepsTheOthers) {
+  TempDir dir;
+  Writer writer(open_store(dir.file("w.db")), Writer::Options{});
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::atomic<bool> blocked{false};
+  ASSERT_TRUE(writer.submit([&, gate](Store&) { blocked = true; gate.wait(); return Status::ok(); },
+                            [](const Status&) {}));
+  ASSERT_TRUE(runsync::testing::wait_until([&] { return blocked.load(); }));
+  // Queued while the writer is busy: the next batch holds all three.
+  std::atomic<int> runs_of_first{0};
+  std::vector<std::future<Status>> results;
+  for (int i = 1; i <= 3; ++i) {
+    auto p = std::make_shared<std::promise<Status>>();
+    results.push_back(p->get_future());
+    ASSERT_TRUE(writer.submit(
+        [i, &runs_of_first](Store& s) -> Status {
+          if (i == 1) ++runs_of_first;
+          auto r = s.apply_webhook(delivery(completed(i, 100, i)));
+          if (!r.is_ok()) return r.status();
+          if (r.value() != WebhookResult::kApplied) return Status::error("not applied");
+          return i == 2 ? Status::error("job failed on purpose") : Status::ok();
+        },
+        [p](const Status& s) { p->set_value(s); }));
+  }
+  release.set_value();
+  EXPECT_TRUE(results[0].get().is_ok());
+  EXPECT_EQ(results[1].get().message(), "job failed on purpose");
+  EXPECT_TRUE(results[2].get().is_ok());
+  writer.stop();
+  EXPECT_EQ(runs_of_first.load(), 2);  // the batch ran again
+  auto db = open_database(dir.file("w.db"), OpenOptions{});
+  ASSERT_TRUE(db.is_ok());
+  EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM webhook_events"), 2);
+  EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM runs WHERE run_id IN (1, 3)"), 2);
+  EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM runs WHERE run_id = 2"), 0);
+  EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM run_changes"), 2);
+}
+
 TEST(Writer, RefusesWhenTheQueueIsFullAndDrainsOnStop) {
   TempDir dir;
   Writer::Options options;
