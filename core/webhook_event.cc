@@ -1,51 +1,76 @@
 #include "core/webhook_event.h"
 
-#include <nlohmann/json.hpp>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+
+// Parsing runs on simdjson's DOM, once per delivery on the I/O thread. The
+// rules (and their messages) are those of the former nlohmann-based parser,
+// which also fixes what counts as JSON here:
+//  - the last of duplicate keys wins;
+//  - a UTF-8 byte order mark at the very start is skipped, and a NUL byte
+//    ends the input (nlohmann's lexer reads it as end of input);
+//  - integers beyond 64 bits are valid JSON, read as non-integers (so a
+//    "must be an integer" error when the field is known, ignored when not).
+// simdjson refuses all three shapes, so when it refuses a body, the body is
+// normalized (see normalized_body) and parsed once more: the rare cost is
+// paid by odd or invalid bodies only.
 
 namespace runsync {
 namespace {
 
-using nlohmann::json;
+namespace dom = simdjson::dom;
+using simdjson::SUCCESS;
+using Type = dom::element_type;
 
-Status type_error(const std::string& path, const char* want) {
-  return Status::error(path + " must be " + want);
+// Parser buffers kept between deliveries at most; a larger body (up to the
+// listener's max_body_bytes) is parsed, then its buffers are released.
+constexpr std::size_t kInitialCapacity = 4096;
+constexpr std::size_t kRetainedCapacity = 64u << 10;
+
+using Slot = std::optional<dom::element>;
+
+Status type_error(std::string_view path, std::string_view key, const char* want) {
+  std::string message;
+  message.reserve(path.size() + key.size() + 16);
+  message.append(path).append(key).append(" must be ").append(want);
+  return Status::error(std::move(message));
 }
 
-// Reads an optional integer field; absent → nullopt, null → null Value.
-StatusOr<std::optional<Value>> opt_int(const json& obj, const char* key, const std::string& path) {
-  auto it = obj.find(key);
-  if (it == obj.end()) return std::optional<Value>{};
-  if (it->is_null()) return std::optional<Value>{Value{}};
-  if (it->is_number_integer()) {
-    if (it->is_number_unsigned() && it->get<std::uint64_t>() > INT64_MAX) {
-      return type_error(path + key, "an integer within 64 bits");
-    }
-    return std::optional<Value>{Value{it->get<std::int64_t>()}};
+// Accessors for an element whose type was checked.
+std::int64_t as_int64(dom::element e) { return e.get_int64().value_unsafe(); }
+std::uint64_t as_uint64(dom::element e) { return e.get_uint64().value_unsafe(); }
+dom::object as_object(dom::element e) { return e.get_object().value_unsafe(); }
+std::string_view as_string(dom::element e) { return e.get_string().value_unsafe(); }
+
+// Copies an optional integer field into the observation: absent → unset,
+// null → null Value. simdjson types an integer UINT64 only above INT64_MAX.
+Status take_int(const Slot& v, std::string_view path, std::string_view key, Field f,
+                Observation& obs) {
+  if (!v) return Status::ok();
+  switch (v->type()) {
+    case Type::NULL_VALUE: obs.set(f, Value{}); return Status::ok();
+    case Type::INT64: obs.set(f, Value{as_int64(*v)}); return Status::ok();
+    case Type::UINT64: return type_error(path, key, "an integer within 64 bits");
+    default: return type_error(path, key, "an integer or null");
   }
-  return type_error(path + key, "an integer or null");
 }
 
-StatusOr<std::optional<Value>> opt_text(const json& obj, const char* key, const std::string& path) {
-  auto it = obj.find(key);
-  if (it == obj.end()) return std::optional<Value>{};
-  if (it->is_null()) return std::optional<Value>{Value{}};
-  if (it->is_string()) return std::optional<Value>{Value{it->get<std::string>()}};
-  return type_error(path + key, "a string or null");
-}
-
-// Copies payload[key] (integer) into the observation's field, if present.
-Status take_int(const json& payload, const char* key, Field f, Observation& obs) {
-  auto v = opt_int(payload, key, "payload.");
-  if (!v) return v.status();
-  if (v.value()) obs.set(f, *v.value());
-  return Status::ok();
-}
-
-Status take_text(const json& payload, const char* key, Field f, Observation& obs) {
-  auto v = opt_text(payload, key, "payload.");
-  if (!v) return v.status();
-  if (v.value()) obs.set(f, *v.value());
-  return Status::ok();
+Status take_text(const Slot& v, std::string_view path, std::string_view key, Field f,
+                 Observation& obs) {
+  if (!v) return Status::ok();
+  switch (v->type()) {
+    case Type::NULL_VALUE: obs.set(f, Value{}); return Status::ok();
+    case Type::STRING: obs.set(f, Value{std::string(as_string(*v))}); return Status::ok();
+    default: return type_error(path, key, "a string or null");
+  }
 }
 
 #define RUNSYNC_TRY(expr)              \
@@ -54,24 +79,108 @@ Status take_text(const json& payload, const char* key, Field f, Observation& obs
     if (!s_.is_ok()) return s_;        \
   } while (0)
 
-Status parse_started(const json& p, Observation& obs) {
-  RUNSYNC_TRY(take_text(p, "title", Field::kName, obs));
-  RUNSYNC_TRY(take_text(p, "description", Field::kDescription, obs));
-  RUNSYNC_TRY(take_int(p, "cases_count", Field::kCasesCount, obs));
-  RUNSYNC_TRY(take_text(p, "environment", Field::kEnvironment, obs));
-  if (auto it = p.find("plan"); it != p.end()) {
-    if (it->is_null()) {
+// The payload keys any known event reads; the last occurrence of each.
+enum PayloadKey : int {
+  kId,
+  kTitle,
+  kDescription,
+  kCasesCount,
+  kEnvironment,
+  kPlan,
+  kCases,
+  kPassed,
+  kFailed,
+  kBlocked,
+  kUntested,
+  kRetest,
+  kSkiped,
+  kSkipped,
+  kDuration,
+  kCasesAdded,
+  kVisible,
+  kPayloadKeyCount
+};
+constexpr std::array<std::string_view, kPayloadKeyCount> kPayloadKeyNames = {
+    "id",       "title",   "description", "cases_count", "environment", "plan",
+    "cases",    "passed",  "failed",      "blocked",     "untested",    "retest",
+    "skiped",   "skipped", "duration",    "cases_added", "visible"};
+
+struct Payload {
+  std::array<Slot, kPayloadKeyCount> slots{};
+  const Slot& operator[](PayloadKey k) const { return slots[k]; }
+};
+
+// The PayloadKey named `key`, or kPayloadKeyCount.
+PayloadKey payload_key(std::string_view key) {
+  const auto is = [key](PayloadKey k) { return key == kPayloadKeyNames[k]; };
+  switch (key.size()) {
+    case 2: return is(kId) ? kId : kPayloadKeyCount;
+    case 4: return is(kPlan) ? kPlan : kPayloadKeyCount;
+    case 5: return is(kTitle) ? kTitle : is(kCases) ? kCases : kPayloadKeyCount;
+    case 6:
+      return is(kPassed)   ? kPassed
+             : is(kFailed) ? kFailed
+             : is(kSkiped) ? kSkiped
+             : is(kRetest) ? kRetest
+                           : kPayloadKeyCount;
+    case 7:
+      return is(kBlocked)   ? kBlocked
+             : is(kSkipped) ? kSkipped
+             : is(kVisible) ? kVisible
+                            : kPayloadKeyCount;
+    case 8: return is(kUntested) ? kUntested : is(kDuration) ? kDuration : kPayloadKeyCount;
+    case 11:
+      return is(kCasesCount)    ? kCasesCount
+             : is(kCasesAdded)  ? kCasesAdded
+             : is(kDescription) ? kDescription
+             : is(kEnvironment) ? kEnvironment
+                                : kPayloadKeyCount;
+    default: return kPayloadKeyCount;
+  }
+}
+
+void collect_payload(dom::object object, Payload& p) {
+  for (const dom::key_value_pair field : object) {
+    const PayloadKey k = payload_key(field.key);
+    if (k != kPayloadKeyCount) p.slots[k] = field.value;
+  }
+}
+
+constexpr std::string_view kP = "payload.";
+
+Status take_int(const Payload& p, PayloadKey k, Field f, Observation& obs) {
+  return take_int(p[k], kP, kPayloadKeyNames[k], f, obs);
+}
+Status take_text(const Payload& p, PayloadKey k, Field f, Observation& obs) {
+  return take_text(p[k], kP, kPayloadKeyNames[k], f, obs);
+}
+
+Status parse_started(const Payload& p, Observation& obs) {
+  RUNSYNC_TRY(take_text(p, kTitle, Field::kName, obs));
+  RUNSYNC_TRY(take_text(p, kDescription, Field::kDescription, obs));
+  RUNSYNC_TRY(take_int(p, kCasesCount, Field::kCasesCount, obs));
+  RUNSYNC_TRY(take_text(p, kEnvironment, Field::kEnvironment, obs));
+  if (const Slot& plan = p[kPlan]) {
+    if (plan->is_null()) {
       obs.set(Field::kPlanId, Value{});
       obs.set(Field::kPlanName, Value{});
-    } else if (it->is_object()) {
-      RUNSYNC_TRY(take_int(*it, "id", Field::kPlanId, obs).is_ok()
-                      ? Status::ok()
-                      : Status::error("payload.plan.id must be an integer or null"));
-      RUNSYNC_TRY(take_text(*it, "title", Field::kPlanName, obs).is_ok()
-                      ? Status::ok()
-                      : Status::error("payload.plan.title must be a string or null"));
+    } else if (plan->type() == Type::OBJECT) {
+      Slot id, title;
+      for (const dom::key_value_pair field : as_object(*plan)) {
+        if (field.key == "id") {
+          id = field.value;
+        } else if (field.key == "title") {
+          title = field.value;
+        }
+      }
+      if (!take_int(id, kP, "plan.id", Field::kPlanId, obs).is_ok()) {
+        return Status::error("payload.plan.id must be an integer or null");
+      }
+      if (!take_text(title, kP, "plan.title", Field::kPlanName, obs).is_ok()) {
+        return Status::error("payload.plan.title must be a string or null");
+      }
     } else {
-      return type_error("payload.plan", "an object or null");
+      return type_error(kP, "plan", "an object or null");
     }
   }
   obs.state = StateClaim::kActive;
@@ -80,44 +189,260 @@ Status parse_started(const json& p, Observation& obs) {
 
 // run.completed and run.aborted carry the same counters; senders spell
 // "skipped" both ways.
-Status parse_ended(const json& p, Observation& obs, std::int64_t ts, StateClaim claim) {
-  RUNSYNC_TRY(take_int(p, "cases", Field::kCasesCount, obs));
-  RUNSYNC_TRY(take_int(p, "passed", Field::kPassedCount, obs));
-  RUNSYNC_TRY(take_int(p, "failed", Field::kFailedCount, obs));
-  RUNSYNC_TRY(take_int(p, "blocked", Field::kBlockedCount, obs));
-  RUNSYNC_TRY(take_int(p, "untested", Field::kUntestedCount, obs));
-  RUNSYNC_TRY(take_int(p, "retest", Field::kRetestCount, obs));
-  RUNSYNC_TRY(take_int(p, "skiped", Field::kSkippedCount, obs));
-  RUNSYNC_TRY(take_int(p, "skipped", Field::kSkippedCount, obs));
-  RUNSYNC_TRY(take_int(p, "duration", Field::kDurationMs, obs));
+Status parse_ended(const Payload& p, Observation& obs, std::int64_t ts, StateClaim claim) {
+  RUNSYNC_TRY(take_int(p, kCases, Field::kCasesCount, obs));
+  RUNSYNC_TRY(take_int(p, kPassed, Field::kPassedCount, obs));
+  RUNSYNC_TRY(take_int(p, kFailed, Field::kFailedCount, obs));
+  RUNSYNC_TRY(take_int(p, kBlocked, Field::kBlockedCount, obs));
+  RUNSYNC_TRY(take_int(p, kUntested, Field::kUntestedCount, obs));
+  RUNSYNC_TRY(take_int(p, kRetest, Field::kRetestCount, obs));
+  RUNSYNC_TRY(take_int(p, kSkiped, Field::kSkippedCount, obs));
+  RUNSYNC_TRY(take_int(p, kSkipped, Field::kSkippedCount, obs));
+  RUNSYNC_TRY(take_int(p, kDuration, Field::kDurationMs, obs));
   obs.set(Field::kCompletedOn, Value{ts});
   obs.state = claim;
   return Status::ok();
 }
 
-Status parse_updated(const json& p, Observation& obs) {
-  RUNSYNC_TRY(take_int(p, "cases_count", Field::kCasesCount, obs));
+Status parse_updated(const Payload& p, Observation& obs) {
+  RUNSYNC_TRY(take_int(p, kCasesCount, Field::kCasesCount, obs));
   if (!obs.get(Field::kCasesCount)) {
-    auto added = opt_int(p, "cases_added", "payload.");
-    if (!added) return added.status();
-    if (added.value()) {
-      if (const auto* n = std::get_if<std::int64_t>(&*added.value())) obs.cases_added = *n;
+    // cases_added: an integer or null; only an integer is kept.
+    if (const Slot& added = p[kCasesAdded]) {
+      switch (added->type()) {
+        case Type::NULL_VALUE: break;
+        case Type::INT64: obs.cases_added = as_int64(*added); break;
+        case Type::UINT64: return type_error(kP, "cases_added", "an integer within 64 bits");
+        default: return type_error(kP, "cases_added", "an integer or null");
+      }
     }
   }
   return Status::ok();
 }
 
-Status parse_report_changed(const json& p, Observation& obs) {
-  auto it = p.find("visible");
-  if (it == p.end()) return Status::error("payload.visible is missing");
-  if (it->is_boolean()) {
-    obs.set(Field::kReportVisible, Value{std::int64_t{it->get<bool>() ? 1 : 0}});
-  } else if (it->is_number_integer() && (it->get<std::int64_t>() == 0 || it->get<std::int64_t>() == 1)) {
-    obs.set(Field::kReportVisible, Value{it->get<std::int64_t>()});
+Status parse_report_changed(const Payload& p, Observation& obs) {
+  const Slot& v = p[kVisible];
+  if (!v) return Status::error("payload.visible is missing");
+  bool b = false;
+  if (v->get_bool().get(b) == SUCCESS) {
+    obs.set(Field::kReportVisible, Value{std::int64_t{b ? 1 : 0}});
+  } else if (v->type() == Type::INT64 && (as_int64(*v) == 0 || as_int64(*v) == 1)) {
+    obs.set(Field::kReportVisible, Value{as_int64(*v)});
   } else {
-    return type_error("payload.visible", "a boolean");
+    return type_error(kP, "visible", "a boolean");
   }
   return Status::ok();
+}
+
+enum class Kind { kUnknown, kStarted, kUpdated, kCompleted, kAborted, kDeleted, kReportChanged };
+
+Kind kind_of(std::string_view name) {
+  if (name == "run.started") return Kind::kStarted;
+  if (name == "run.updated") return Kind::kUpdated;
+  if (name == "run.completed") return Kind::kCompleted;
+  if (name == "run.aborted") return Kind::kAborted;
+  if (name == "run.deleted") return Kind::kDeleted;
+  if (name == "run.report_changed") return Kind::kReportChanged;
+  return Kind::kUnknown;
+}
+
+// The event in a parsed document, into `ev` (which starts empty).
+Status fill_event(dom::element root, WebhookEvent& ev) {
+  dom::object doc;
+  if (root.get_object().get(doc) != SUCCESS) return Status::error("body must be a JSON object");
+
+  Slot name, ts, code, team_member, payload_value;
+  for (const dom::key_value_pair field : doc) {
+    const std::string_view key = field.key;
+    if (key == "event_name") {
+      name = field.value;
+    } else if (key == "timestamp") {
+      ts = field.value;
+    } else if (key == "project_code") {
+      code = field.value;
+    } else if (key == "team_member_id") {
+      team_member = field.value;
+    } else if (key == "payload") {
+      payload_value = field.value;
+    }
+  }
+
+  if (!name || name->type() != Type::STRING || as_string(*name).empty()) {
+    return Status::error("event_name must be a non-empty string");
+  }
+  ev.event_name = std::string(as_string(*name));
+
+  if (!ts || (ts->type() != Type::INT64 && ts->type() != Type::UINT64)) {
+    return Status::error("timestamp must be an integer (unix seconds)");
+  }
+  if (ts->type() == Type::UINT64 || as_int64(*ts) < 0) {
+    return Status::error("timestamp must be a non-negative integer (unix seconds)");
+  }
+  ev.timestamp = as_int64(*ts);
+
+  if (!code || code->type() != Type::STRING) return Status::error("project_code must be a string");
+  ev.project_code = std::string(as_string(*code));
+
+  if (team_member && !team_member->is_null()) {
+    if (team_member->type() == Type::INT64) {
+      ev.team_member_id = as_int64(*team_member);
+    } else if (team_member->type() == Type::UINT64) {
+      // As nlohmann's get<std::int64_t>() did: the bits, wrapped.
+      ev.team_member_id = static_cast<std::int64_t>(as_uint64(*team_member));
+    } else {
+      return type_error("", "team_member_id", "an integer or null");
+    }
+  }
+
+  if (!payload_value || payload_value->type() != Type::OBJECT) {
+    return Status::error("payload must be an object");
+  }
+  const Kind kind = kind_of(ev.event_name);
+  ev.known = kind != Kind::kUnknown;
+
+  Payload p;
+  if (ev.known) {
+    collect_payload(as_object(*payload_value), p);
+  } else {
+    for (const dom::key_value_pair field : as_object(*payload_value)) {
+      if (field.key == "id") p.slots[kId] = field.value;
+    }
+  }
+  // UINT64 is above INT64_MAX: not a run id.
+  const Slot& id = p[kId];
+  const bool id_ok = id && id->type() == Type::INT64 && as_int64(*id) > 0;
+  if (id_ok) ev.run_id = as_int64(*id);
+  if (!ev.known) return Status::ok();  // journaled as ignored; its payload is not interpreted
+  if (!id_ok) return Status::error("payload.id must be a positive integer");
+
+  Observation& obs = ev.observation;
+  obs.run_id = *ev.run_id;
+  obs.source = Source::kWebhook;
+  obs.observed_at = ev.timestamp;
+  obs.set(Field::kProjectCode, Value{ev.project_code});
+
+  Status s;
+  switch (kind) {
+    case Kind::kStarted: s = parse_started(p, obs); break;
+    case Kind::kUpdated: s = parse_updated(p, obs); break;
+    case Kind::kCompleted: s = parse_ended(p, obs, ev.timestamp, StateClaim::kCompleted); break;
+    case Kind::kAborted: s = parse_ended(p, obs, ev.timestamp, StateClaim::kAborted); break;
+    case Kind::kDeleted: obs.state = StateClaim::kDeleted; break;
+    case Kind::kReportChanged: s = parse_report_changed(p, obs); break;
+    case Kind::kUnknown: break;
+  }
+  return s;
+}
+
+// Filled in place: an Observation is costly to move.
+StatusOr<WebhookEvent> event_from(dom::element root) {
+  StatusOr<WebhookEvent> out{WebhookEvent{}};
+  Status s = fill_event(root, *out);
+  if (!s.is_ok()) return s;
+  return out;
+}
+
+// simdjson's max_depth counts nesting so that a parser allocated with
+// max_depth = kMaxJsonDepth accepts only bodies json_depth_within accepts,
+// but not all of them: it refuses a body whose innermost non-empty array or
+// object is at level kMaxJsonDepth. One with kMaxJsonDepth + 1 accepts every
+// body json_depth_within accepts, and some deeper.
+constexpr std::size_t kHotMaxDepth = kMaxJsonDepth;
+constexpr std::size_t kColdMaxDepth = kMaxJsonDepth + 1;
+
+// One parser per thread, its buffers reused between deliveries. The input
+// is copied into the parser's padded buffer (realloc_if_needed).
+dom::parser& thread_parser() {
+  thread_local dom::parser parser;
+  return parser;
+}
+
+simdjson::error_code parse_document(dom::parser& parser, std::size_t max_depth,
+                                    std::string_view text, dom::element& root) {
+  if (parser.capacity() < text.size() || parser.max_depth() != max_depth) {
+    if (auto err = parser.allocate(std::max(text.size(), kInitialCapacity), max_depth)) {
+      return err;
+    }
+  }
+  return parser.parse(text.data(), text.size(), /*realloc_if_needed=*/true).get(root);
+}
+
+// Releases the thread's parser buffers when a large body grew them; on
+// destruction, so after the returned event was built.
+struct ReleaseLargeBuffers {
+  ReleaseLargeBuffers() = default;
+  ReleaseLargeBuffers(const ReleaseLargeBuffers&) = delete;
+  ReleaseLargeBuffers& operator=(const ReleaseLargeBuffers&) = delete;
+  ~ReleaseLargeBuffers() {
+    dom::parser& parser = thread_parser();
+    if (parser.capacity() > kRetainedCapacity) parser = dom::parser{};
+  }
+};
+
+// `body` as nlohmann would have read it, in a form simdjson reads the same
+// way: without a leading byte order mark, cut at the first NUL byte, and
+// with every integer literal beyond 64 bits (that nlohmann reads as a finite
+// double) replaced by a double literal of the same length. Every rule treats
+// all doubles alike, so the value does not matter. nullopt when nothing
+// changes.
+std::optional<std::string> normalized_body(std::string_view body) {
+  std::string_view text = body;
+  if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  if (const void* nul = std::memchr(text.data(), '\0', text.size())) {
+    text = text.substr(0, static_cast<std::size_t>(static_cast<const char*>(nul) - text.data()));
+  }
+  const auto is_number_char = [](char ch) {
+    return (ch >= '0' && ch <= '9') || ch == '-' || ch == '+' || ch == '.' || ch == 'e' ||
+           ch == 'E';
+  };
+  bool changed = text.size() != body.size();
+  std::string out(text);
+  bool in_string = false;
+  bool escaped = false;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char c = out[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if (c != '-' && (c < '0' || c > '9')) continue;
+    // A number token: the longest run of characters a number can hold.
+    std::size_t end = i;
+    while (end < out.size() && is_number_char(out[end])) ++end;
+    const std::string token = out.substr(i, end - i);
+    const std::size_t digits = token[0] == '-' ? 1 : 0;
+    const bool integer =
+        token.size() > digits &&
+        token.find_first_not_of("0123456789", digits) == std::string::npos &&
+        (token[digits] != '0' || token.size() == digits + 1);
+    if (integer) {
+      // nlohmann: strtoll / strtoull, then strtod when out of range; a
+      // non-finite double is an error.
+      errno = 0;
+      if (digits != 0) {
+        (void)std::strtoll(token.c_str(), nullptr, 10);
+      } else {
+        (void)std::strtoull(token.c_str(), nullptr, 10);
+      }
+      if (errno == ERANGE && std::isfinite(std::strtod(token.c_str(), nullptr))) {
+        out.replace(i, token.size(), "0." + std::string(token.size() - 2, '0'));
+        changed = true;
+      }
+    }
+    i = end - 1;
+  }
+  if (!changed) return std::nullopt;
+  return out;
 }
 
 }  // namespace
@@ -152,81 +477,26 @@ bool json_depth_within(std::string_view body, int max_depth) {
 }
 
 StatusOr<WebhookEvent> parse_webhook_event(std::string_view body) {
+  const ReleaseLargeBuffers release_large_buffers;
+  dom::element root;
+  const simdjson::error_code error = parse_document(thread_parser(), kHotMaxDepth, body, root);
+  // Accepted: so it is JSON that json_depth_within accepts, and that
+  // normalized_body leaves as it is; what nlohmann accepted.
+  if (error == SUCCESS) return event_from(root);
+
+  // Refused: too deep, invalid, or one of the shapes normalized_body
+  // rewrites. Rare, so a parser of its own, one level deeper.
   if (!json_depth_within(body, kMaxJsonDepth)) {
     return Status::error("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
-  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return Status::error("body is not valid JSON");
-  if (!doc.is_object()) return Status::error("body must be a JSON object");
-
-  WebhookEvent ev;
-  auto name = doc.find("event_name");
-  if (name == doc.end() || !name->is_string() || name->get_ref<const std::string&>().empty()) {
-    return Status::error("event_name must be a non-empty string");
+  const auto normalized = normalized_body(body);
+  if (!normalized && error != simdjson::DEPTH_ERROR) return Status::error("body is not valid JSON");
+  const std::string_view text = normalized ? std::string_view(*normalized) : body;
+  dom::parser parser;
+  if (parse_document(parser, kColdMaxDepth, text, root) != SUCCESS) {
+    return Status::error("body is not valid JSON");
   }
-  ev.event_name = name->get<std::string>();
-
-  auto ts = doc.find("timestamp");
-  if (ts == doc.end() || !ts->is_number_integer()) {
-    return Status::error("timestamp must be an integer (unix seconds)");
-  }
-  if (ts->is_number_unsigned() ? ts->get<std::uint64_t>() > INT64_MAX : ts->get<std::int64_t>() < 0) {
-    return Status::error("timestamp must be a non-negative integer (unix seconds)");
-  }
-  ev.timestamp = ts->get<std::int64_t>();
-
-  auto code = doc.find("project_code");
-  if (code == doc.end() || !code->is_string()) {
-    return Status::error("project_code must be a string");
-  }
-  ev.project_code = code->get<std::string>();
-
-  if (auto tm = doc.find("team_member_id"); tm != doc.end() && !tm->is_null()) {
-    if (!tm->is_number_integer()) return type_error("team_member_id", "an integer or null");
-    ev.team_member_id = tm->get<std::int64_t>();
-  }
-
-  auto payload_it = doc.find("payload");
-  if (payload_it == doc.end() || !payload_it->is_object()) {
-    return Status::error("payload must be an object");
-  }
-  const json& payload = *payload_it;
-
-  static constexpr std::string_view kKnown[] = {"run.started",   "run.updated", "run.completed",
-                                                "run.aborted",   "run.deleted", "run.report_changed"};
-  for (auto k : kKnown) ev.known = ev.known || ev.event_name == k;
-
-  auto id = payload.find("id");
-  const bool id_ok = id != payload.end() && id->is_number_integer() && !id->is_number_unsigned()
-                         ? id->get<std::int64_t>() > 0
-                         : (id != payload.end() && id->is_number_unsigned() &&
-                            id->get<std::uint64_t>() > 0 && id->get<std::uint64_t>() <= INT64_MAX);
-  if (id_ok) ev.run_id = id->get<std::int64_t>();
-  if (!ev.known) return ev;  // journaled as ignored; its payload is not interpreted
-  if (!id_ok) return Status::error("payload.id must be a positive integer");
-
-  Observation& obs = ev.observation;
-  obs.run_id = *ev.run_id;
-  obs.source = Source::kWebhook;
-  obs.observed_at = ev.timestamp;
-  obs.set(Field::kProjectCode, Value{ev.project_code});
-
-  Status s;
-  if (ev.event_name == "run.started") {
-    s = parse_started(payload, obs);
-  } else if (ev.event_name == "run.updated") {
-    s = parse_updated(payload, obs);
-  } else if (ev.event_name == "run.completed") {
-    s = parse_ended(payload, obs, ev.timestamp, StateClaim::kCompleted);
-  } else if (ev.event_name == "run.aborted") {
-    s = parse_ended(payload, obs, ev.timestamp, StateClaim::kAborted);
-  } else if (ev.event_name == "run.deleted") {
-    obs.state = StateClaim::kDeleted;
-  } else {
-    s = parse_report_changed(payload, obs);
-  }
-  if (!s.is_ok()) return s;
-  return ev;
+  return event_from(root);
 }
 
 }  // namespace runsync

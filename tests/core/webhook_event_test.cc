@@ -98,6 +98,160 @@ TEST(WebhookEvent, UnknownEventsParseButAreNotInterpreted) {
   EXPECT_FALSE(ev->run_id.has_value());
 }
 
+TEST(WebhookEvent, TheLastOfDuplicateKeysWins) {
+  auto ev = parse_webhook_event(
+      R"({"event_name":"case.created","event_name":"run.started","timestamp":1,"payload":{"id":1,)"
+      R"("title":"first","id":7,"title":"last"},"project_code":"ID"})");
+  const Observation& o = ok_obs(ev);
+  EXPECT_EQ(ev->run_id, 7);
+  EXPECT_EQ(o.get(Field::kName), Value{std::string("last")});
+}
+
+TEST(WebhookEvent, EscapedKeysAreTheirText) {
+  auto ev = parse_webhook_event(envelope("run.started", R"({"i\u0064":3,"titl\u0065":"x\u00e9"})"));
+  const Observation& o = ok_obs(ev);
+  EXPECT_EQ(ev->run_id, 3);
+  EXPECT_EQ(o.get(Field::kName), Value{std::string("x\xC3\xA9")});
+}
+
+TEST(WebhookEvent, IntegersBeyond64BitsAreNotIntegers) {
+  // Ignored where the field is unknown, an error naming the path where not.
+  auto ok = parse_webhook_event(
+      envelope("run.completed",
+               R"({"id":2,"shiny":123456789012345678901234567890,"dull":-9223372036854775809})"));
+  EXPECT_TRUE(ok.is_ok()) << ok.message();
+  auto beyond = parse_webhook_event(
+      envelope("run.completed", R"({"id":2,"passed":123456789012345678901234567890})"));
+  ASSERT_FALSE(beyond.is_ok());
+  EXPECT_EQ(beyond.message(), "payload.passed must be an integer or null");
+  auto unsigned_only =
+      parse_webhook_event(envelope("run.completed", R"({"id":2,"failed":9223372036854775808})"));
+  ASSERT_FALSE(unsigned_only.is_ok());
+  EXPECT_EQ(unsigned_only.message(), "payload.failed must be an integer within 64 bits");
+  auto ts = parse_webhook_event(
+      R"({"event_name":"run.deleted","timestamp":9223372036854775808,"payload":{"id":1},"project_code":"ID"})");
+  ASSERT_FALSE(ts.is_ok());
+  EXPECT_EQ(ts.message(), "timestamp must be a non-negative integer (unix seconds)");
+  auto negative_zero = parse_webhook_event(envelope("run.completed", R"({"id":2,"passed":-0})"));
+  EXPECT_EQ(ok_obs(negative_zero).get(Field::kPassedCount), Value{std::int64_t{0}});
+  auto real = parse_webhook_event(envelope("run.completed", R"({"id":2,"passed":1.0})"));
+  ASSERT_FALSE(real.is_ok());
+  EXPECT_EQ(real.message(), "payload.passed must be an integer or null");
+}
+
+TEST(WebhookEvent, ByteOrderMarkAndNulAreReadAsNlohmannDid) {
+  const std::string body = envelope("run.deleted", R"({"id":4})");
+  auto bom = parse_webhook_event("\xEF\xBB\xBF" + body);
+  EXPECT_EQ(ok_obs(bom).state, StateClaim::kDeleted);
+  // A NUL byte ends the input: what follows it is not read (but still
+  // counts for the depth limit).
+  auto nul = parse_webhook_event(body + std::string(1, '\0') + "trailing garbage");
+  EXPECT_EQ(ok_obs(nul).run_id, 4);
+  auto nul_deep = parse_webhook_event(body + std::string(1, '\0') + std::string(40, '['));
+  ASSERT_FALSE(nul_deep.is_ok());
+  EXPECT_NE(nul_deep.message().find("nests deeper"), std::string::npos);
+  auto cut = parse_webhook_event(body.substr(0, 20) + std::string(1, '\0') + body.substr(20));
+  ASSERT_FALSE(cut.is_ok());
+  EXPECT_EQ(cut.message(), "body is not valid JSON");
+}
+
+TEST(WebhookEvent, NestingUpToTheLimitIsAccepted) {
+  // The envelope and payload are two levels; the rest in an unknown field.
+  auto nested = [](int levels, const char* innermost) {
+    std::string s;
+    for (int i = 0; i < levels; ++i) s += i % 2 ? R"({"k":)" : "[";
+    s += innermost;
+    for (int i = levels - 1; i >= 0; --i) s += i % 2 ? "}" : "]";
+    return s;
+  };
+  for (const char* innermost : {"1", "[]", "{}"}) {
+    const int inner = kMaxJsonDepth - 2 - (std::string(innermost) == "1" ? 0 : 1);
+    auto at_limit = parse_webhook_event(
+        envelope("run.deleted", R"({"id":1,"x":)" + nested(inner, innermost) + "}"));
+    EXPECT_TRUE(at_limit.is_ok()) << innermost << ": " << at_limit.message();
+    auto beyond = parse_webhook_event(
+        envelope("run.deleted", R"({"id":1,"x":)" + nested(inner + 1, innermost) + "}"));
+    ASSERT_FALSE(beyond.is_ok()) << innermost;
+    EXPECT_EQ(beyond.message(), "body nests deeper than 32 levels");
+  }
+}
+
+TEST(WebhookEvent, CasesCountWinsOverCasesAdded) {
+  auto both =
+      parse_webhook_event(envelope("run.updated", R"({"id":1,"cases_added":3,"cases_count":20})"));
+  EXPECT_EQ(ok_obs(both).get(Field::kCasesCount), Value{std::int64_t{20}});
+  EXPECT_FALSE(ok_obs(both).cases_added.has_value());
+  auto null_count = parse_webhook_event(
+      envelope("run.updated", R"({"id":1,"cases_count":null,"cases_added":3})"));
+  EXPECT_EQ(ok_obs(null_count).get(Field::kCasesCount), Value{});
+  EXPECT_FALSE(ok_obs(null_count).cases_added.has_value());
+  auto null_added = parse_webhook_event(envelope("run.updated", R"({"id":1,"cases_added":null})"));
+  EXPECT_FALSE(ok_obs(null_added).cases_added.has_value());
+  auto bad_added = parse_webhook_event(envelope("run.updated", R"({"id":1,"cases_added":"3"})"));
+  ASSERT_FALSE(bad_added.is_ok());
+  EXPECT_EQ(bad_added.message(), "payload.cases_added must be an integer or null");
+}
+
+TEST(WebhookEvent, EnvelopeDetails) {
+  auto no_member = parse_webhook_event(
+      R"({"event_name":"run.deleted","timestamp":0,"payload":{"id":1},"project_code":"","team_member_id":null})");
+  ASSERT_TRUE(no_member.is_ok()) << no_member.message();
+  EXPECT_FALSE(no_member->team_member_id.has_value());
+  EXPECT_EQ(no_member->project_code, "");
+  auto bad_member = parse_webhook_event(
+      R"({"event_name":"run.deleted","timestamp":1,"payload":{"id":1},"project_code":"ID","team_member_id":"40"})");
+  ASSERT_FALSE(bad_member.is_ok());
+  EXPECT_EQ(bad_member.message(), "team_member_id must be an integer or null");
+  auto empty_name = parse_webhook_event(envelope("", R"({"id":1})"));
+  ASSERT_FALSE(empty_name.is_ok());
+  EXPECT_EQ(empty_name.message(), "event_name must be a non-empty string");
+  // An unknown event still needs an object payload; a good id is kept.
+  auto unknown = parse_webhook_event(envelope("case.created", R"({"id":5,"title":7})"));
+  ASSERT_TRUE(unknown.is_ok());
+  EXPECT_EQ(unknown->run_id, 5);
+  auto unknown_array = parse_webhook_event(envelope("case.created", "[]"));
+  ASSERT_FALSE(unknown_array.is_ok());
+  EXPECT_EQ(unknown_array.message(), "payload must be an object");
+}
+
+TEST(WebhookEvent, PlanAndVisibleDetails) {
+  auto plan_id =
+      parse_webhook_event(envelope("run.started", R"({"id":1,"plan":{"id":"3","title":"d"}})"));
+  ASSERT_FALSE(plan_id.is_ok());
+  EXPECT_EQ(plan_id.message(), "payload.plan.id must be an integer or null");
+  auto plan_title =
+      parse_webhook_event(envelope("run.started", R"({"id":1,"plan":{"id":3,"title":false}})"));
+  ASSERT_FALSE(plan_title.is_ok());
+  EXPECT_EQ(plan_title.message(), "payload.plan.title must be a string or null");
+  auto plan_empty = parse_webhook_event(envelope("run.started", R"({"id":1,"plan":{}})"));
+  EXPECT_FALSE(ok_obs(plan_empty).get(Field::kPlanId).has_value());
+  // The first bad field in reading order is the one reported.
+  auto two_bad =
+      parse_webhook_event(envelope("run.completed", R"({"id":1,"failed":"x","passed":"y"})"));
+  ASSERT_FALSE(two_bad.is_ok());
+  EXPECT_EQ(two_bad.message(), "payload.passed must be an integer or null");
+  for (const char* v : {"0", "1"}) {
+    auto ev = parse_webhook_event(
+        envelope("run.report_changed", std::string(R"({"id":1,"visible":)") + v + "}"));
+    EXPECT_EQ(ok_obs(ev).get(Field::kReportVisible), Value{std::int64_t{v[0] == '1'}});
+  }
+  for (const char* v : {"2", "null", "1.0"}) {
+    auto ev = parse_webhook_event(
+        envelope("run.report_changed", std::string(R"({"id":1,"visible":)") + v + "}"));
+    ASSERT_FALSE(ev.is_ok()) << v;
+    EXPECT_EQ(ev.message(), "payload.visible must be a boolean");
+  }
+}
+
+TEST(WebhookEvent, ALargeBodyThenASmallOne) {
+  const std::string title(200000, 'x');
+  auto large =
+      parse_webhook_event(envelope("run.started", R"({"id":1,"title":")" + title + R"("})"));
+  EXPECT_EQ(ok_obs(large).get(Field::kName), Value{title});
+  auto small = parse_webhook_event(envelope("run.deleted", R"({"id":2})"));
+  EXPECT_EQ(ok_obs(small).run_id, 2);
+}
+
 struct Bad {
   const char* name;
   std::string body;
