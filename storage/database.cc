@@ -64,7 +64,7 @@ StatusOr<std::unique_ptr<SQLite::Database>> open_database(const std::string& pat
     db->exec(options.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
                                                      : "PRAGMA synchronous = NORMAL");
     db->exec("PRAGMA foreign_keys = ON");
-    db->exec("PRAGMA cache_size = -16384");  // 16 MiB: fewer re-reads of index pages
+    db->exec("PRAGMA cache_size = -2000");  // 16 MiB: fewer re-reads of index pages
     if (!options.auto_checkpoint) db->exec("PRAGMA wal_autocheckpoint = 0");
     // Keep the -wal and -shm files after close so that readers without
     // write access to the directory can still open the database.

@@ -64,12 +64,14 @@ void Writer::stop() {
 void Writer::loop() {
   std::deque<Item> batch;
   std::size_t last_batch = 0;
+  std::chrono::microseconds last_commit{0};
   for (;;) {
     {
       std::unique_lock lock(mu_);
       has_work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (last_batch > 1 && queue_.size() < last_batch && options_.gather_wait.count() > 0) {
-        has_work_.wait_for(lock, options_.gather_wait,
+      const auto gather = std::min(options_.gather_wait, last_commit);
+      if (last_batch > 1 && queue_.size() < last_batch && gather.count() > 0) {
+        has_work_.wait_for(lock, gather,
                            [&] { return stopping_ || queue_.size() >= last_batch; });
       }
       if (queue_.empty()) return;  // stopping and drained
@@ -81,17 +83,17 @@ void Writer::loop() {
     }
     has_room_.notify_all();
     last_batch = batch.size();
-    run_batch(batch);
+    last_commit = run_batch(batch);
     batch.clear();
   }
 }
 
-void Writer::run_batch(std::deque<Item>& batch) {
+std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
   std::vector<Status> results(batch.size(), Status::ok());
   Status begun = store_->begin();
   if (!begun.is_ok()) {
     for (auto& item : batch) item.done(begun);
-    return;
+    return {};
   }
   // Every job in one transaction, no savepoints: a savepoint per job costs
   // about a tenth of a webhook's write (pages already dirty in the batch are
@@ -108,12 +110,12 @@ void Writer::run_batch(std::deque<Item>& batch) {
     store_->rollback();
     if (batch.size() == 1) {
       batch[0].done(results[0]);
-      return;
+      return {};
     }
     begun = store_->begin();
     if (!begun.is_ok()) {
       for (auto& item : batch) item.done(begun);
-      return;
+      return {};
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       Status s = store_->savepoint();
@@ -130,8 +132,8 @@ void Writer::run_batch(std::deque<Item>& batch) {
   }
   const auto t0 = std::chrono::steady_clock::now();
   Status committed = store_->commit();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  const double seconds = std::chrono::duration<double>(took).count();
   if (!committed.is_ok()) store_->rollback();
   BatchObserver observer;
   {
@@ -142,6 +144,7 @@ void Writer::run_batch(std::deque<Item>& batch) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     batch[i].done(committed.is_ok() ? results[i] : committed);
   }
+  return std::chrono::duration_cast<std::chrono::microseconds>(took);
 }
 
 }  // namespace runsync

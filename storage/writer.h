@@ -40,11 +40,14 @@ class Writer {
   struct Options {
     std::size_t queue_capacity = 8192;  // try_submit refuses beyond this
     std::size_t max_batch = 4096;       // jobs per transaction at most
-    // After a batch of n > 1 jobs, wait up to this long for n jobs to be
-    // queued again before the next batch: the clients just answered come
-    // back within it, and one commit then serves them all instead of
-    // splitting them into groups that take turns. Never waits after a
-    // batch of one, so a lone client is not delayed.
+    // After a batch of n > 1 jobs, wait for n jobs to be queued again
+    // before the next batch, up to this long and never longer than the last
+    // COMMIT took: when a commit waits for a slow flush, the clients just
+    // answered come back within the wait and one commit serves them all
+    // instead of splitting them into groups that take turns; when commits
+    // are cheap, taking turns lets one group's requests be parsed while the
+    // other's are written, and waiting would only idle the writer. Never
+    // waits after a batch of one, so a lone client is not delayed.
     std::chrono::microseconds gather_wait{500};
   };
 
@@ -75,7 +78,8 @@ class Writer {
     Done done;
   };
   void loop();
-  void run_batch(std::deque<Item>& batch);
+  // Runs the batch; returns how long its COMMIT took.
+  std::chrono::microseconds run_batch(std::deque<Item>& batch);
 
   std::unique_ptr<Store> store_;
   Options options_;
