@@ -4,6 +4,8 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <mutex>
+
 #include "storage/migrations.h"
 
 namespace runsync {
@@ -43,8 +45,22 @@ Status migrate(SQLite::Database& db, int* applied) {
   return Status::ok();
 }
 
+namespace {
+
+// Process-wide SQLite settings, before the library initializes: no memory
+// statistics, so sqlite3_malloc does not take a global mutex on every call
+// (~1-2% of a write). Harmless if SQLite was initialized already: the
+// setting is then refused and the default stays.
+void configure_sqlite_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<SQLite::Database>> open_database(const std::string& path,
                                                           const OpenOptions& options) {
+  configure_sqlite_once();
   try {
     int flags = options.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE;
     if (!options.read_only && options.create) flags |= SQLite::OPEN_CREATE;
