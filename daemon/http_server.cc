@@ -118,6 +118,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void do_read() {
+    // Beast reads at most the buffer's free capacity (512 bytes when it
+    // starts empty): with room for a typical request it takes one recv.
+    if (buffer_.capacity() < kReadBufferBytes) buffer_.reserve(kReadBufferBytes);
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(16 * 1024);
@@ -203,6 +206,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void notify_reject(int status, const std::string& reason) {
     if (reject_ && *reject_) (*reject_)(status, reason, remote_);
   }
+
+  static constexpr std::size_t kReadBufferBytes = 8 * 1024;
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
