@@ -217,7 +217,7 @@ class FakeTestRail::Impl final : public SessionHost {
   std::pair<int, std::string> route(const std::string& method, const std::string& uri,
                                     const std::string& body);
   std::pair<int, std::string> paginate(
-      const std::vector<json>& items, const char* key, const std::string& path,
+      const std::vector<const json*>& items, const char* key, const std::string& path,
       const std::vector<std::pair<std::string, std::string>>& params);
   json plan_with_entries_locked(const Plan& plan) const;
 };
@@ -450,7 +450,7 @@ json FakeTestRail::Impl::plan_with_entries_locked(const Plan& plan) const {
 }
 
 std::pair<int, std::string> FakeTestRail::Impl::paginate(
-    const std::vector<json>& items, const char* key, const std::string& path,
+    const std::vector<const json*>& items, const char* key, const std::string& path,
     const std::vector<std::pair<std::string, std::string>>& params) {
   std::int64_t limit = options_.max_page_size;
   std::int64_t offset = 0;
@@ -470,10 +470,15 @@ std::pair<int, std::string> FakeTestRail::Impl::paginate(
       filters += "&" + k + "=" + v;
     }
   }
-  if (bare_arrays_) return {200, json(items).dump()};
+  if (bare_arrays_) {
+    json all = json::array();
+    for (const json* item : items) all.push_back(*item);
+    return {200, all.dump()};
+  }
+  // Items are pointers: a listing of 100,000 runs copies one page, not all.
   json page = json::array();
   const auto size = static_cast<std::int64_t>(items.size());
-  for (std::int64_t i = offset; i < std::min(size, offset + limit); ++i) page.push_back(items[i]);
+  for (std::int64_t i = offset; i < std::min(size, offset + limit); ++i) page.push_back(*items[i]);
   const std::string link_limit = next_limit_zero_ ? "0" : std::to_string(limit);
   json next = nullptr;
   if (offset + limit < size) {
@@ -543,19 +548,19 @@ std::pair<int, std::string> FakeTestRail::Impl::route(const std::string& method,
       return {400, error_body("Field :project_id is not a valid or accessible project.")};
     }
     const auto completed = is_completed_filter();
-    std::vector<json> items;
+    std::vector<const json*> items;
     if (endpoint == "get_runs") {
       for (const auto& [rid, run] : runs_) {
         if (run["project_id"] != *id || !run["plan_id"].is_null()) continue;
         if (completed && run["is_completed"].get<bool>() != *completed) continue;
-        items.push_back(run);
+        items.push_back(&run);
       }
       return paginate(items, "runs", path, params);
     }
     for (const auto& [pid, plan] : plans_) {
       if (plan.summary["project_id"] != *id) continue;
       if (completed && plan.summary["is_completed"].get<bool>() != *completed) continue;
-      items.push_back(plan.summary);
+      items.push_back(&plan.summary);
     }
     return paginate(items, "plans", path, params);
   }
