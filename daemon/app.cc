@@ -19,7 +19,6 @@
 #include "daemon/webhook_endpoint.h"
 #include "storage/checkpointer.h"
 #include "storage/database.h"
-#include "storage/wal_sync.h"
 #include "storage/writer.h"
 
 namespace runsync {
@@ -196,14 +195,8 @@ struct App::Impl {
 
   int serve() {
     OpenOptions open_options;
-    // synchronous = "full": the writer's connection commits at NORMAL and
-    // the Writer syncs the WAL (WalSync) before any job of a batch
-    // completes, on a thread of its own while it applies the next batch: as
-    // durable, without the writer waiting for the disk. max_batch = 1 turns
-    // every kind of grouping off: one transaction and one sync per write.
-    const bool full = config.storage.synchronous != "normal";
-    const bool deferred_sync = full && config.storage.max_batch > 1;
-    open_options.durability = full && !deferred_sync ? Durability::kFull : Durability::kNormal;
+    open_options.durability =
+        config.storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
     open_options.auto_checkpoint = false;  // the Checkpointer does it, off the writer's path
     auto store = Store::open(config.storage.path, open_options);
     if (!store) {
@@ -224,10 +217,6 @@ struct App::Impl {
     Writer::Options wopts;
     wopts.queue_capacity = config.webhook.queue_capacity;
     wopts.max_batch = config.storage.max_batch;
-    if (deferred_sync) {
-      auto wal = std::make_shared<WalSync>(config.storage.path);
-      wopts.flush = [wal] { return wal->sync(); };
-    }
     writer = std::make_unique<Writer>(std::move(store).value(), wopts);
     Histogram& commit_latency = metrics.histogram("runsync_db_commit_seconds",
                                                   "Time to commit one batch of writes");
@@ -239,9 +228,6 @@ struct App::Impl {
       batches.inc();
       batched_jobs.inc(jobs);
     });
-    Histogram& flush_latency = metrics.histogram(
-        "runsync_db_flush_seconds", "Time to sync the write-ahead log after commits (synchronous = full)");
-    writer->set_flush_observer([&](double seconds) { flush_latency.observe(seconds); });
     metrics.gauge_callback("runsync_ingest_queue_depth", "Writes waiting for the writer", {},
                            [this] { return static_cast<double>(writer->depth()); });
     const std::string db_path = config.storage.path;

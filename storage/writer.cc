@@ -6,10 +6,7 @@
 namespace runsync {
 
 Writer::Writer(std::unique_ptr<Store> store, Options options)
-    : store_(std::move(store)), options_(std::move(options)) {
-  if (options_.flush) flusher_ = std::thread([this] { flush_loop(); });
-  thread_ = std::thread([this] { loop(); });
-}
+    : store_(std::move(store)), options_(options), thread_([this] { loop(); }) {}
 
 Writer::~Writer() { stop(); }
 
@@ -53,67 +50,6 @@ void Writer::set_batch_observer(BatchObserver observer) {
   observer_ = std::move(observer);
 }
 
-void Writer::set_flush_observer(FlushObserver observer) {
-  std::lock_guard lock(mu_);
-  flush_observer_ = std::move(observer);
-}
-
-void Writer::complete(std::vector<Completion> completions) {
-  if (!options_.flush) {
-    for (auto& c : completions) c.done(c.status);
-    return;
-  }
-  bool inline_flush = false;
-  {
-    std::scoped_lock lock(mu_, flush_mu_);
-    // Nothing else to do and the flusher idle (a lone client): flushing
-    // here saves the hand-over to the flusher thread and back.
-    inline_flush = queue_.empty() && unflushed_.empty() && !flushing_;
-    if (!inline_flush) {
-      for (auto& c : completions) unflushed_.push_back(std::move(c));
-    }
-  }
-  if (!inline_flush) {
-    flush_wake_.notify_one();
-    return;
-  }
-  const Status flushed = timed_flush();
-  for (auto& c : completions) c.done(c.status.is_ok() ? flushed : c.status);
-}
-
-Status Writer::timed_flush() {
-  const auto t0 = std::chrono::steady_clock::now();
-  const Status flushed = options_.flush();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  FlushObserver observer;
-  {
-    std::lock_guard lock(mu_);
-    observer = flush_observer_;
-  }
-  if (flushed.is_ok() && observer) observer(seconds);
-  return flushed;
-}
-
-void Writer::flush_loop() {
-  std::vector<Completion> covered;
-  for (;;) {
-    {
-      std::unique_lock lock(flush_mu_);
-      flush_wake_.wait(lock, [&] { return flush_stopping_ || !unflushed_.empty(); });
-      if (unflushed_.empty()) return;  // stopping and drained
-      covered.swap(unflushed_);
-      flushing_ = true;
-    }
-    // Everything in `covered` was committed before this call began.
-    const Status flushed = timed_flush();
-    for (auto& c : covered) c.done(c.status.is_ok() ? flushed : c.status);
-    covered.clear();
-    std::lock_guard lock(flush_mu_);
-    flushing_ = false;
-  }
-}
-
 void Writer::stop() {
   {
     std::lock_guard lock(mu_);
@@ -123,12 +59,6 @@ void Writer::stop() {
   has_work_.notify_all();
   has_room_.notify_all();
   if (thread_.joinable()) thread_.join();
-  {
-    std::lock_guard lock(flush_mu_);
-    flush_stopping_ = true;
-  }
-  flush_wake_.notify_all();
-  if (flusher_.joinable()) flusher_.join();
 }
 
 void Writer::loop() {
@@ -211,15 +141,8 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
     observer = observer_;
   }
   if (committed.is_ok() && observer) observer(batch.size(), seconds);
-  if (!committed.is_ok()) {
-    for (auto& item : batch) item.done(committed);
-  } else {
-    std::vector<Completion> completions;
-    completions.reserve(batch.size());
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      completions.push_back({std::move(batch[i].done), std::move(results[i])});
-    }
-    complete(std::move(completions));
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    batch[i].done(committed.is_ok() ? results[i] : committed);
   }
   return std::chrono::duration_cast<std::chrono::microseconds>(took);
 }

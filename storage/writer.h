@@ -17,7 +17,6 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 #include "core/status.h"
 #include "storage/store.h"
@@ -37,10 +36,6 @@ class Writer {
   using Done = std::function<void(const Status&)>;
   // Observes each committed batch: job count and seconds the commit took.
   using BatchObserver = std::function<void(std::size_t jobs, double commit_seconds)>;
-  // Makes committed batches durable (see Options::flush).
-  using Flush = std::function<Status()>;
-  // Observes each flush: seconds it took.
-  using FlushObserver = std::function<void(double flush_seconds)>;
 
   struct Options {
     std::size_t queue_capacity = 8192;  // try_submit refuses beyond this
@@ -54,16 +49,6 @@ class Writer {
     // other's are written, and waiting would only idle the writer. Never
     // waits after a batch of one, so a lone client is not delayed.
     std::chrono::microseconds gather_wait{500};
-    // When set, a committed batch's jobs complete only after a call of
-    // flush() that began after the COMMIT returned; flush runs on a thread
-    // of its own, once for every batch committed meanwhile, while the next
-    // batch is applied. With the connection at synchronous = NORMAL and a
-    // flush that syncs the WAL (WalSync), completed writes are as durable
-    // as with FULL, but the writer no longer waits for the disk. (When no
-    // job is queued and no flush is running, the writer flushes itself:
-    // a lone client is not delayed by the hand-over.) A failed flush
-    // completes the jobs it covers with its error.
-    Flush flush;
   };
 
   Writer(std::unique_ptr<Store> store, Options options);
@@ -82,7 +67,6 @@ class Writer {
 
   std::size_t depth() const;
   void set_batch_observer(BatchObserver observer);
-  void set_flush_observer(FlushObserver observer);
 
   // Finishes every queued job, commits, and joins the thread. Jobs submitted
   // after stop() are refused. Idempotent.
@@ -93,17 +77,9 @@ class Writer {
     Job job;
     Done done;
   };
-  struct Completion {
-    Done done;
-    Status status;
-  };
   void loop();
-  void flush_loop();
   // Runs the batch; returns how long its COMMIT took.
   std::chrono::microseconds run_batch(std::deque<Item>& batch);
-  // Completes committed jobs: at once, or after the next flush.
-  void complete(std::vector<Completion> completions);
-  Status timed_flush();  // options_.flush(), reported to the flush observer
 
   std::unique_ptr<Store> store_;
   Options options_;
@@ -113,14 +89,6 @@ class Writer {
   std::deque<Item> queue_;
   bool stopping_ = false;
   BatchObserver observer_;
-  FlushObserver flush_observer_;
-  // Committed jobs waiting for a flush (only with options_.flush).
-  std::mutex flush_mu_;
-  std::condition_variable flush_wake_;
-  std::vector<Completion> unflushed_;
-  bool flushing_ = false;  // the flusher is in a flush
-  bool flush_stopping_ = false;
-  std::thread flusher_;
   std::thread thread_;
 };
 

@@ -6,14 +6,12 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <atomic>
-#include <filesystem>
 #include <future>
 #include <set>
 
 #include "core/webhook_event.h"
 #include "storage/database.h"
 #include "storage/report.h"
-#include "storage/wal_sync.h"
 #include "storage/writer.h"
 #include "support/temp_dir.h"
 
@@ -413,97 +411,6 @@ TEST(Writer, RerunsABatchWithAFailingJobAndKeepsTheOthers) {
   EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM runs WHERE run_id IN (1, 3)"), 2);
   EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM runs WHERE run_id = 2"), 0);
   EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM run_changes"), 2);
-}
-
-// With a flush, a job completes only after a flush that began after its
-// batch committed; while work is queued the flush runs on the flusher
-// thread and the writer goes on.
-TEST(Writer, WithAFlushJobsCompleteOnlyAfterItAndItsErrorReachesThem) {
-  TempDir dir;
-  OpenOptions normal;
-  normal.durability = Durability::kNormal;
-  auto opened = Store::open(dir.file("f.db"), normal);
-  ASSERT_TRUE(opened.is_ok()) << opened.message();
-  std::promise<void> release;
-  std::shared_future<void> gate = release.get_future().share();
-  std::atomic<bool> hold{false};
-  std::atomic<bool> fail{false};
-  std::atomic<int> flushes{0};
-  auto wal = std::make_shared<WalSync>(dir.file("f.db"));
-  Writer::Options options;
-  options.flush = [&, gate, wal]() -> Status {
-    ++flushes;
-    if (hold) gate.wait();
-    if (fail) return Status::error("disk on fire");
-    return wal->sync();
-  };
-  Writer writer(std::move(opened).value(), options);
-  std::atomic<int> observed{0};
-  writer.set_flush_observer([&](double) { ++observed; });
-  auto apply = [](int run) {
-    return [run](Store& s) -> Status {
-      auto r = s.apply_webhook(delivery(completed(run, 100, 1)));
-      return r.is_ok() ? Status::ok() : r.status();
-    };
-  };
-
-  // A lone job: the writer flushes itself.
-  EXPECT_TRUE(writer.run(apply(1)).is_ok());
-  EXPECT_EQ(flushes.load(), 1);
-  EXPECT_EQ(observed.load(), 1);
-
-  // Job 2 queues job 3 while it runs, so its flush goes to the flusher,
-  // which is held: both commit (another connection sees them) and neither
-  // completes until the flush returns.
-  hold = true;
-  auto second = std::make_shared<std::promise<Status>>();
-  auto third = std::make_shared<std::promise<Status>>();
-  auto second_done = second->get_future();
-  auto third_done = third->get_future();
-  ASSERT_TRUE(writer.submit(
-      [&, third](Store& s) -> Status {
-        EXPECT_TRUE(writer.try_submit(apply(3), [third](const Status& st) { third->set_value(st); }));
-        return apply(2)(s);
-      },
-      [second](const Status& st) { second->set_value(st); }));
-  auto db = open_database(dir.file("f.db"), OpenOptions{});
-  ASSERT_TRUE(db.is_ok());
-  ASSERT_TRUE(runsync::testing::wait_until(
-      [&] { return count(*db.value(), "SELECT count(*) FROM runs WHERE run_id IN (2, 3)") == 2; }));
-  EXPECT_EQ(second_done.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
-  EXPECT_EQ(third_done.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
-  hold = false;
-  release.set_value();
-  EXPECT_TRUE(second_done.get().is_ok());
-  EXPECT_TRUE(third_done.get().is_ok());
-
-  fail = true;
-  EXPECT_EQ(writer.run(apply(4)).message(), "disk on fire");
-  writer.stop();
-}
-
-TEST(WalSync, SyncsTheWalAndFollowsItWhenReplaced) {
-  TempDir dir;
-  WalSync wal(dir.file("w.db"));
-  EXPECT_TRUE(wal.sync().is_ok());  // no database, no WAL yet: nothing to sync
-  {
-    auto store = open_store(dir.file("w.db"));
-    ASSERT_TRUE(store->begin().is_ok());
-    ASSERT_TRUE(store->apply_webhook(delivery(completed(1, 100, 1))).is_ok());
-    ASSERT_TRUE(store->commit().is_ok());
-    EXPECT_TRUE(std::filesystem::exists(dir.file("w.db-wal")));
-    Status s = wal.sync();
-    EXPECT_TRUE(s.is_ok()) << s.message();
-  }
-  // The last connection closed: SQLite removed the WAL. A new one appears
-  // with the next writer; sync follows it.
-  EXPECT_TRUE(wal.sync().is_ok());
-  auto store = open_store(dir.file("w.db"));
-  ASSERT_TRUE(store->begin().is_ok());
-  ASSERT_TRUE(store->apply_webhook(delivery(completed(2, 100, 1))).is_ok());
-  ASSERT_TRUE(store->commit().is_ok());
-  Status s = wal.sync();
-  EXPECT_TRUE(s.is_ok()) << s.message();
 }
 
 TEST(Writer, RefusesWhenTheQueueIsFullAndDrainsOnStop) {
