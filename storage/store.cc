@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <ctime>
 #include <unordered_map>
 
@@ -198,11 +199,49 @@ const char* webhook_result_name(WebhookResult r) {
   return "?";
 }
 
+// The runs the writer wrote last, as stored, so that the next event of a
+// run in flight skips the SELECT (a sixth of a webhook's write). Valid while
+// no other connection writes: Store::begin() empties it when PRAGMA
+// data_version says one did, and any rollback empties it. Bounded; the
+// oldest entries go first.
+class RowCache {
+ public:
+  // ~1.6 KB a run: at most ~20 MB.
+  static constexpr std::size_t kCapacity = 12'000;
+
+  const RunRecord* find(std::int64_t run_id) const {
+    auto it = rows_.find(run_id);
+    return it == rows_.end() ? nullptr : &it->second;
+  }
+  void put(const RunRecord& r) {
+    auto [it, added] = rows_.try_emplace(r.run_id, r);
+    if (!added) {
+      it->second = r;
+      return;
+    }
+    order_.push_back(r.run_id);
+    if (rows_.size() > kCapacity) {
+      rows_.erase(order_.front());
+      order_.pop_front();
+    }
+  }
+  void clear() {
+    rows_.clear();
+    order_.clear();
+  }
+
+ private:
+  std::unordered_map<std::int64_t, RunRecord> rows_;
+  std::deque<std::int64_t> order_;  // insertion order
+};
+
 struct Store::Impl {
   std::unique_ptr<SQLite::Database> db;
   SQLite::Statement begin, commit, rollback, savepoint, release, rollback_to;
   SQLite::Statement insert_change;
-  RawStatement insert_delivery, insert_run, select_run, select_runs;
+  RawStatement insert_delivery, insert_run, select_run, select_runs, data_version;
+  RowCache cache;
+  std::int64_t last_data_version = -1;
   // UPDATE statements by the set of columns they write, prepared on first
   // use: a write touches only what changed, so SQLite checks only the
   // constraints and rewrites only the index entries of those columns.
@@ -227,6 +266,7 @@ struct Store::Impl {
                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                                     "ON CONFLICT (delivery_key) DO NOTHING")),
         insert_run(prepare_raw(*db, insert_run_sql())),
+        data_version(prepare_raw(*db, "PRAGMA data_version")),
         select_run(prepare_raw(*db, "SELECT " + run_columns() + " FROM runs WHERE run_id = ?")),
         select_runs(prepare_raw(*db, select_runs_sql())) {}
 
@@ -245,6 +285,7 @@ struct Store::Impl {
   }
 
   StatusOr<std::optional<RunRecord>> load(std::int64_t run_id) {
+    if (const RunRecord* cached = cache.find(run_id)) return std::optional<RunRecord>{*cached};
     sqlite3_stmt* st = select_run.get();
     try {
       sqlite3_reset(st);
@@ -330,6 +371,7 @@ struct Store::Impl {
         sqlite3_stmt* st = insert_run.get();
         for (int c = 0; c < kRunColumnCount; ++c) bind_run_column(st, c + 1, r, c);
         exec_raw(st);
+        cache.put(r);
         return Status::ok();
       }
       const ColumnMask mask = changed_columns(*before, r);
@@ -350,6 +392,7 @@ struct Store::Impl {
       if (sqlite3_changes(db->getHandle()) != 1) {
         return Status::error("writing run " + std::to_string(r.run_id) + ": the row is gone");
       }
+      cache.put(r);
       return Status::ok();
     } catch (const std::exception& e) {
       return Status::error(std::string("writing run: ") + e.what());
@@ -372,9 +415,23 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path, const Open
 
 SQLite::Database& Store::db() { return *impl_->db; }
 
-Status Store::begin() { return Impl::run(impl_->begin, "BEGIN"); }
+Status Store::begin() {
+  Status s = Impl::run(impl_->begin, "BEGIN");
+  if (!s.is_ok()) return s;
+  // Another connection committed since our last transaction: what the
+  // cache holds may be stale.
+  sqlite3_stmt* st = impl_->data_version.get();
+  sqlite3_reset(st);
+  const int rc = sqlite3_step(st);
+  const std::int64_t version = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -2;
+  sqlite3_reset(st);
+  if (version != impl_->last_data_version) impl_->cache.clear();
+  impl_->last_data_version = version;
+  return s;
+}
 Status Store::commit() { return Impl::run(impl_->commit, "COMMIT"); }
 void Store::rollback() {
+  impl_->cache.clear();
   if (impl_->db->getHandle() && !sqlite3_get_autocommit(impl_->db->getHandle())) {
     (void)Impl::run(impl_->rollback, "ROLLBACK");
   }
@@ -382,6 +439,7 @@ void Store::rollback() {
 Status Store::savepoint() { return Impl::run(impl_->savepoint, "SAVEPOINT"); }
 Status Store::release() { return Impl::run(impl_->release, "RELEASE"); }
 void Store::rollback_to_savepoint() {
+  impl_->cache.clear();
   (void)Impl::run(impl_->rollback_to, "ROLLBACK TO");
   (void)Impl::run(impl_->release, "RELEASE");
 }

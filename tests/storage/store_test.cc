@@ -344,6 +344,45 @@ TEST(Store, ApplyObservationsOfNothingIsFine) {
   EXPECT_TRUE(r->empty());
 }
 
+// The writer keeps the runs it wrote last in memory; what another
+// connection commits, and what a rollback undoes, must not be served from
+// there.
+TEST(Store, RecentRunsAreReadAgainAfterAnotherConnectionWritesOrARollback) {
+  TempDir dir;
+  auto store = open_store(dir.file("c.db"));
+  auto apply = [&](const std::string& body, std::int64_t at) {
+    EXPECT_TRUE(store->begin().is_ok());
+    auto r = store->apply_webhook(delivery(body, at));
+    EXPECT_TRUE(r.is_ok()) << r.message();
+    EXPECT_TRUE(store->commit().is_ok());
+  };
+  auto last_change = [&] {
+    return store->db()
+        .execAndGet("SELECT changes FROM run_changes ORDER BY seq DESC LIMIT 1")
+        .getString();
+  };
+  apply(completed(1, 100, 3), 1000);  // run 1: passed_count 3, cached
+
+  // Another connection changes the row behind the writer's back.
+  {
+    auto other = open_database(dir.file("c.db"), OpenOptions{});
+    ASSERT_TRUE(other.is_ok());
+    other.value()->exec("UPDATE runs SET passed_count = 7 WHERE run_id = 1");
+  }
+  apply(completed(1, 101, 4), 1001);
+  EXPECT_NE(last_change().find(R"("passed_count":[7,4])"), std::string::npos) << last_change();
+
+  // A rolled-back write is forgotten too.
+  ASSERT_TRUE(store->begin().is_ok());
+  ASSERT_TRUE(store->apply_webhook(delivery(completed(1, 102, 5), 1002)).is_ok());
+  store->rollback();
+  apply(completed(1, 103, 6), 1003);
+  EXPECT_NE(last_change().find(R"("passed_count":[4,6])"), std::string::npos) << last_change();
+  auto row = store->load_run(1);
+  ASSERT_TRUE(row.is_ok() && row.value());
+  EXPECT_EQ(std::get<std::int64_t>(row.value()->get(Field::kPassedCount)), 6);
+}
+
 TEST(Writer, CommitsBatchesAndIsolatesAFailingJob) {
   TempDir dir;
   Writer writer(open_store(dir.file("w.db")), Writer::Options{});
