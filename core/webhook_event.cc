@@ -37,6 +37,30 @@ constexpr std::size_t kRetainedCapacity = 64u << 10;
 
 using Slot = std::optional<dom::element>;
 
+// Scans JSON text a character at a time: inside(c) is true for the
+// characters of a string, its quotes included.
+class JsonStrings {
+ public:
+  bool inside(char c) {
+    if (in_string_) {
+      if (escaped_) {
+        escaped_ = false;
+      } else if (c == '\\') {
+        escaped_ = true;
+      } else if (c == '"') {
+        in_string_ = false;
+      }
+      return true;
+    }
+    in_string_ = c == '"';
+    return in_string_;
+  }
+
+ private:
+  bool in_string_ = false;
+  bool escaped_ = false;
+};
+
 Status type_error(std::string_view path, std::string_view key, const char* want) {
   std::string message;
   message.reserve(path.size() + key.size() + 16);
@@ -397,24 +421,10 @@ std::optional<std::string> normalized_body(std::string_view body) {
   };
   bool changed = text.size() != body.size();
   std::string out(text);
-  bool in_string = false;
-  bool escaped = false;
+  JsonStrings strings;
   for (std::size_t i = 0; i < out.size(); ++i) {
     const char c = out[i];
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-      continue;
-    }
+    if (strings.inside(c)) continue;
     if (c != '-' && (c < '0' || c > '9')) continue;
     // A number token: the longest run of characters a number can hold.
     std::size_t end = i;
@@ -449,21 +459,10 @@ std::optional<std::string> normalized_body(std::string_view body) {
 
 bool json_depth_within(std::string_view body, int max_depth) {
   int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
+  JsonStrings strings;
   for (char c : body) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
+    if (strings.inside(c)) continue;
     switch (c) {
-      case '"': in_string = true; break;
       case '{':
       case '[':
         if (++depth > max_depth) return false;
