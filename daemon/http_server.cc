@@ -3,7 +3,6 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
@@ -232,7 +231,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         registry(std::make_shared<Registry>()) {}
 
   void do_accept() {
-    acceptor.async_accept(asio::make_strand(ioc),
+    // Sessions use the io_context's own executor: one thread runs it, so a
+    // strand would only add a shared state to copy and lock per handler.
+    // Answers from the writer thread arrive through asio::post.
+    acceptor.async_accept(ioc,
                           [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
                             if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
                               return;
