@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <deque>
 #include <ctime>
@@ -15,21 +16,31 @@ namespace {
 constexpr const char* kGroupColumns[kGroupCount] = {"details_at", "counts_at", "state_at",
                                                     "report_at"};
 
-std::string run_columns() {
-  std::string cols = "run_id";
-  for (const auto& f : all_fields()) {
-    cols += ", ";
-    cols += f.column;
-  }
-  for (const char* g : kGroupColumns) {
-    cols += ", ";
-    cols += g;
-  }
-  cols += ", last_event_at, last_polled_at, updated_at, change_seq";
-  return cols;
+constexpr int kRunColumnCount = 1 + kFieldCount + kGroupCount + 4;
+
+// The columns of `runs` in the order every statement here reads and binds
+// them (see read_run and bind_run_column).
+const std::array<std::string, kRunColumnCount>& run_column_names() {
+  static const std::array<std::string, kRunColumnCount> names = [] {
+    std::array<std::string, kRunColumnCount> n;
+    int c = 0;
+    n[c++] = "run_id";
+    for (const auto& f : all_fields()) n[c++] = f.column;
+    for (const char* g : kGroupColumns) n[c++] = g;
+    for (const char* x : {"last_event_at", "last_polled_at", "updated_at", "change_seq"}) n[c++] = x;
+    return n;
+  }();
+  return names;
 }
 
-constexpr int kRunColumnCount = 1 + kFieldCount + kGroupCount + 4;
+std::string run_columns() {
+  std::string cols;
+  for (const auto& name : run_column_names()) {
+    if (!cols.empty()) cols += ", ";
+    cols += name;
+  }
+  return cols;
+}
 
 // Stored rows read per query by apply_observations: a page of get_runs.
 constexpr int kLoadChunk = 250;
@@ -46,15 +57,6 @@ std::string insert_run_sql() {
   return sql + ")";
 }
 
-// The name of column `col` of run_columns().
-std::string run_column_name(int col) {
-  const std::string cols = run_columns();
-  std::size_t pos = 0;
-  for (int i = 0; i < col; ++i) pos = cols.find(", ", pos) + 2;
-  const std::size_t end = cols.find(", ", pos);
-  return cols.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-}
-
 // Bit c set: column c of run_columns() is written.
 using ColumnMask = std::uint64_t;
 static_assert(kRunColumnCount <= 64, "ColumnMask holds one bit per column");
@@ -67,7 +69,7 @@ std::string update_run_sql(ColumnMask mask) {
   for (int c = 1; c < kRunColumnCount; ++c) {
     if (!(mask & (ColumnMask{1} << c))) continue;
     if (n++) sql += ", ";
-    sql += run_column_name(c) + " = ?";
+    sql += run_column_names()[c] + " = ?";
   }
   return sql + " WHERE run_id = ?";
 }
