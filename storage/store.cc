@@ -268,9 +268,9 @@ struct Store::Impl {
                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                                     "ON CONFLICT (delivery_key) DO NOTHING")),
         insert_run(prepare_raw(*db, insert_run_sql())),
-        data_version(prepare_raw(*db, "PRAGMA data_version")),
         select_run(prepare_raw(*db, "SELECT " + run_columns() + " FROM runs WHERE run_id = ?")),
-        select_runs(prepare_raw(*db, select_runs_sql())) {}
+        select_runs(prepare_raw(*db, select_runs_sql())),
+        data_version(prepare_raw(*db, "PRAGMA data_version")) {}
 
   static Status run(SQLite::Statement& st, const char* what) {
     try {
