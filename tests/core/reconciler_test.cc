@@ -169,13 +169,15 @@ TEST_P(ReconcilerTest, Applies) {
     EXPECT_NE(ch.old_value, ch.new_value) << field_info(ch.field).column;
     EXPECT_EQ(d.next.get(ch.field), ch.new_value);
   }
-  if (d.write) EXPECT_EQ(d.next.updated_at, 1000);
+  if (d.write) {
+    EXPECT_EQ(d.next.updated_at, 1000);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Rules, ReconcilerTest, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<Case>& info) {
+                         [](const ::testing::TestParamInfo<Case>& p) {
                            std::string n;
-                           for (char ch : info.param.name) n += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           for (char ch : p.param.name) n += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
                            return n;
                          });
 

@@ -292,7 +292,7 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"visible_missing", R"({"event_name":"run.report_changed","timestamp":1,"payload":{"id":1},"project_code":"ID"})", "payload.visible"},
         Bad{"deep_nesting", std::string(100000, '[') + std::string(100000, ']'), "nests deeper"},
         Bad{"trailing_garbage", R"({"event_name":"run.deleted","timestamp":1,"payload":{"id":1},"project_code":"ID"} x)", "not valid JSON"}),
-    [](const ::testing::TestParamInfo<Bad>& info) { return std::string(info.param.name); });
+    [](const ::testing::TestParamInfo<Bad>& p) { return std::string(p.param.name); });
 
 TEST(JsonDepth, CountsOnlyStructureOutsideStrings) {
   EXPECT_TRUE(json_depth_within(R"({"a":"[[[[[[[[[[["})", 2));
