@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <string_view>
 
 namespace runsync {
@@ -158,43 +159,57 @@ constexpr std::array<bool, 256> kEscaped = [] {
   return escaped;
 }();
 
-void append_json_string(std::string& out, std::string_view text) {
+// The writers below put text at `p` and return the end of what they wrote;
+// the caller sized the buffer with json_size_bound.
+
+char* put(char* p, std::string_view text) {
+  std::memcpy(p, text.data(), text.size());
+  return p + text.size();
+}
+
+char* put_json_string(char* p, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
+  *p++ = '"';
   while (!text.empty()) {
     std::size_t plain = 0;
     while (plain < text.size() && !kEscaped[static_cast<unsigned char>(text[plain])]) ++plain;
-    out.append(text.substr(0, plain));
+    p = put(p, text.substr(0, plain));
     text.remove_prefix(plain);
     if (text.empty()) break;
     const auto c = static_cast<unsigned char>(text.front());
     text.remove_prefix(1);
+    *p++ = '\\';
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"': *p++ = '"'; break;
+      case '\\': *p++ = '\\'; break;
+      case '\b': *p++ = 'b'; break;
+      case '\f': *p++ = 'f'; break;
+      case '\n': *p++ = 'n'; break;
+      case '\r': *p++ = 'r'; break;
+      case '\t': *p++ = 't'; break;
       default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xf];
+        p = put(p, "u00");
+        *p++ = kHex[c >> 4];
+        *p++ = kHex[c & 0xf];
     }
   }
-  out += '"';
+  *p++ = '"';
+  return p;
 }
 
-void append_json_value(std::string& out, const Value& v) {
+char* put_json_value(char* p, const Value& v) {
   if (const auto* i = std::get_if<std::int64_t>(&v)) {
-    char digits[24];
-    out.append(digits, std::to_chars(digits, digits + sizeof digits, *i).ptr);
-  } else if (const auto* t = std::get_if<std::string>(&v)) {
-    append_json_string(out, *t);
-  } else {
-    out += "null";
+    return std::to_chars(p, p + 20, *i).ptr;  // at most 20 characters
   }
+  if (const auto* t = std::get_if<std::string>(&v)) return put_json_string(p, *t);
+  return put(p, "null");
+}
+
+// The most text put_json_value can write for `v`: an escape is at most six
+// characters per byte.
+std::size_t json_size_bound(const Value& v) {
+  if (const auto* t = std::get_if<std::string>(&v)) return 2 + 6 * t->size();
+  return 20;
 }
 
 // One key of the change log and the text that opens its entry.
@@ -222,25 +237,33 @@ const std::array<ChangeKey, kFieldCount>& change_keys() {
 
 std::string changes_to_json(const std::vector<FieldChange>& changes) {
   // Keys sorted, as the nlohmann object this replaced wrote them; a field
-  // changed twice keeps its last change.
+  // changed twice keeps its last change. One buffer, sized once: a new run
+  // logs every field, on every run of a first sync.
   std::array<const FieldChange*, kFieldCount> last{};
   for (const auto& c : changes) last[static_cast<int>(c.field)] = &c;
-  std::string out;
-  out.reserve(64 * changes.size() + 2);
-  out += '{';
+  std::size_t bound = 2;
+  for (const ChangeKey& key : change_keys()) {
+    const FieldChange* c = last[static_cast<int>(key.field)];
+    if (c == nullptr) continue;
+    bound += 3 + key.opening.size() + json_size_bound(c->old_value) + json_size_bound(c->new_value);
+  }
+  std::string out(bound, '\0');
+  char* p = out.data();
+  *p++ = '{';
   bool first = true;
   for (const ChangeKey& key : change_keys()) {
     const FieldChange* c = last[static_cast<int>(key.field)];
     if (c == nullptr) continue;
-    if (!first) out += ',';
+    if (!first) *p++ = ',';
     first = false;
-    out += key.opening;
-    append_json_value(out, c->old_value);
-    out += ',';
-    append_json_value(out, c->new_value);
-    out += ']';
+    p = put(p, key.opening);
+    p = put_json_value(p, c->old_value);
+    *p++ = ',';
+    p = put_json_value(p, c->new_value);
+    *p++ = ']';
   }
-  out += '}';
+  *p++ = '}';
+  out.resize(static_cast<std::size_t>(p - out.data()));
   return out;
 }
 
