@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "storage/migrations.h"
+#include "storage/wal_write_vfs.h"
 
 namespace runsync {
 
@@ -65,7 +66,12 @@ StatusOr<std::unique_ptr<SQLite::Database>> open_database(const std::string& pat
     int flags = options.read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE;
     if (!options.read_only && options.create) flags |= SQLite::OPEN_CREATE;
     flags |= SQLITE_OPEN_NOMUTEX;
-    auto db = std::make_unique<SQLite::Database>(path, flags, options.busy_timeout_ms);
+    // A writer that syncs every commit hands each commit's WAL frames to the
+    // file in one call (see wal_write_vfs.h); nothing else needs that VFS.
+    const char* vfs = !options.read_only && options.durability == Durability::kFull
+                          ? wal_write_vfs_name()
+                          : nullptr;
+    auto db = std::make_unique<SQLite::Database>(path.c_str(), flags, options.busy_timeout_ms, vfs);
     if (options.read_only) {
       const int v = schema_version(*db);
       if (v > latest_schema_version()) {

@@ -411,7 +411,7 @@ TEST(Writer, CommitsBatchesAndIsolatesAFailingJob) {
   }
   for (int i = 0; i < 200; ++i) {
     Status s = results[i].get();
-    EXPECT_EQ(s.is_ok(), i != 99) << i;
+    EXPECT_EQ(s.is_ok(), i != 99) << i << " " << s.message();
   }
   writer.stop();
   auto db = open_database(dir.file("w.db"), OpenOptions{});
