@@ -217,6 +217,15 @@ struct App::Impl {
     Writer::Options wopts;
     wopts.queue_capacity = config.webhook.queue_capacity;
     wopts.max_batch = config.storage.max_batch;
+    if (open_options.durability == Durability::kFull) {
+      // The writer applies the next batch while the disk syncs the last.
+      auto wal_sync = store.value()->split_commit_sync();
+      if (wal_sync) {
+        wopts.wal_sync = std::move(wal_sync).value();
+      } else {
+        logger->warn("{}; each batch waits for its own sync", wal_sync.message());
+      }
+    }
     writer = std::make_unique<Writer>(std::move(store).value(), wopts);
     Histogram& commit_latency = metrics.histogram("runsync_db_commit_seconds",
                                                   "Time to commit one batch of writes");

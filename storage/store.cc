@@ -1,14 +1,21 @@
 #include "storage/store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
-#include <deque>
+#include <cstring>
 #include <ctime>
+#include <deque>
+#include <filesystem>
 #include <unordered_map>
+
+#include "storage/wal_write_vfs.h"
 
 namespace runsync {
 namespace {
@@ -244,6 +251,26 @@ class RowCache {
   std::deque<std::int64_t> order_;  // insertion order
 };
 
+namespace {
+
+// fdatasync of the -wal file through a descriptor of its own.
+class FileWalSync final : public WalSync {
+ public:
+  explicit FileWalSync(int fd) : fd_(fd) {}
+  ~FileWalSync() override { ::close(fd_); }
+  FileWalSync(const FileWalSync&) = delete;
+  FileWalSync& operator=(const FileWalSync&) = delete;
+  Status sync() override {
+    if (::fdatasync(fd_) == 0) return Status::ok();
+    return Status::error(std::string("syncing the WAL: ") + std::strerror(errno));
+  }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
 struct Store::Impl {
   std::unique_ptr<SQLite::Database> db;
   SQLite::Statement begin, commit, rollback, savepoint, release, rollback_to;
@@ -251,6 +278,8 @@ struct Store::Impl {
   RawStatement insert_delivery, insert_run, select_run, select_runs, data_version;
   RowCache cache;
   std::int64_t last_data_version = -1;
+  bool may_split_sync = false;  // opened with Durability::kFull and no auto checkpoint
+  bool split_sync = false;      // commit() leaves the WAL sync to a WalSync
   // UPDATE statements by the set of columns they write, prepared on first
   // use: a write touches only what changed, so SQLite checks only the
   // constraints and rewrites only the index entries of those columns.
@@ -426,7 +455,10 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path, const Open
   auto db = open_database(path, options);
   if (!db) return db.status();
   try {
-    return std::unique_ptr<Store>(new Store(std::make_unique<Impl>(std::move(db).value())));
+    auto impl = std::make_unique<Impl>(std::move(db).value());
+    impl->may_split_sync = options.durability == Durability::kFull && !options.auto_checkpoint &&
+                           !options.read_only;
+    return std::unique_ptr<Store>(new Store(std::move(impl)));
   } catch (const std::exception& e) {
     return Status::error(std::string("preparing statements: ") + e.what());
   }
@@ -448,7 +480,44 @@ Status Store::begin() {
   impl_->last_data_version = version;
   return s;
 }
-Status Store::commit() { return Impl::run(impl_->commit, "COMMIT"); }
+Status Store::commit() {
+  if (!impl_->split_sync) return Impl::run(impl_->commit, "COMMIT");
+  // If the WAL is not on the gathering VFS, the COMMIT syncs as usual:
+  // slower, never less durable.
+  sqlite3* handle = impl_->db->getHandle();
+  const bool deferred = wal_defer_commit_syncs(handle, true);
+  Status s = Impl::run(impl_->commit, "COMMIT");
+  if (deferred) wal_defer_commit_syncs(handle, false);
+  return s;
+}
+
+StatusOr<std::unique_ptr<WalSync>> Store::split_commit_sync() {
+  if (!impl_->may_split_sync) {
+    return Status::error("commit and sync can be split only with synchronous = full and "
+                         "checkpoints off the writer's connection");
+  }
+  sqlite3* handle = impl_->db->getHandle();
+  const char* db_name = sqlite3_db_filename(handle, "main");
+  if (db_name == nullptr || *db_name == '\0') return Status::error("the database has no file");
+  const std::string wal_path = sqlite3_filename_wal(db_name);
+  const int fd = ::open(wal_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Status::error("opening " + wal_path + ": " + std::strerror(errno));
+  std::unique_ptr<WalSync> wal_sync = std::make_unique<FileWalSync>(fd);
+  // SQLite syncs the directory with a new file's first sync, which is now
+  // ours: make the -wal file's name durable once, here.
+  const std::string dir = std::filesystem::path(wal_path).parent_path().string();
+  const int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return Status::error("opening " + dir + ": " + std::strerror(errno));
+  const int rc = ::fsync(dir_fd);
+  const int err = errno;
+  ::close(dir_fd);
+  if (rc != 0) return Status::error("syncing " + dir + ": " + std::strerror(err));
+  if (Status s = wal_sync->sync(); !s.is_ok()) return s;
+  impl_->split_sync = true;
+  return wal_sync;
+}
+
+
 void Store::rollback() {
   impl_->cache.clear();
   if (impl_->db->getHandle() && !sqlite3_get_autocommit(impl_->db->getHandle())) {

@@ -50,6 +50,15 @@ struct ApplyResult {
   bool written = false;  // the runs row was written
 };
 
+// Makes a database's -wal file durable: every transaction committed before
+// sync() was called. Thread-safe: Store's has its own file descriptor, so
+// it may run on one thread while the Store commits on another.
+class WalSync {
+ public:
+  virtual ~WalSync() = default;
+  virtual Status sync() = 0;
+};
+
 class Store {
  public:
   // Opens (creating and migrating) the database at `path`.
@@ -61,6 +70,13 @@ class Store {
   // Transactions. begin() takes the write lock (BEGIN IMMEDIATE).
   Status begin();
   Status commit();
+  // Splits durability from commit(), for a writer that overlaps the two:
+  // afterwards commit() publishes a transaction without waiting for the
+  // disk, and it is durable, with every one before it, once the returned
+  // WalSync's sync() has returned. Only for a Store opened with
+  // Durability::kFull and auto_checkpoint = false (a Checkpointer beside
+  // it): a checkpoint on this connection would then skip syncs it needs.
+  StatusOr<std::unique_ptr<WalSync>> split_commit_sync();
   void rollback();  // never fails; safe when no transaction is open
   // Savepoints, one level deep, so one bad job does not spoil a batch.
   Status savepoint();

@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -31,6 +33,13 @@ struct WalFile {
   sqlite3_file base;
   sqlite3_file* real;
   Pending* pending;
+  // Set by wal_defer_commit_syncs around a COMMIT: its sync only hands the
+  // frames to the file; the owner makes them durable before acknowledging.
+  bool defer_sync;
+  // The WAL header was written (SQLite restarted the log) and not synced
+  // since. That sync is never deferred: SQLite needs the new header on disk
+  // before any frame that follows it (https://sqlite.org/src/info/ff5be73dee).
+  bool header_unsynced;
 };
 constexpr int kWalFileSize = (sizeof(WalFile) + 7) & ~7;
 
@@ -70,6 +79,7 @@ int wal_read(sqlite3_file* f, void* out, int n, sqlite3_int64 offset) {
 }
 
 int wal_write(sqlite3_file* f, const void* in, int n, sqlite3_int64 offset) {
+  if (offset == 0) wal(f)->header_unsynced = true;
   Pending& p = *wal(f)->pending;
   const auto* bytes = static_cast<const char*>(in);
   const auto size = static_cast<sqlite3_int64>(p.data.size());
@@ -101,10 +111,21 @@ int wal_truncate(sqlite3_file* f, sqlite3_int64 size) {
   return r->pMethods->xTruncate(r, size);
 }
 
+std::atomic<std::uint64_t> synced_count{0};
+std::atomic<std::uint64_t> deferred_count{0};
+
 int wal_sync(sqlite3_file* f, int flags) {
   if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  WalFile* w = wal(f);
+  if (w->defer_sync && !w->header_unsynced) {
+    deferred_count.fetch_add(1, std::memory_order_relaxed);
+    return SQLITE_OK;
+  }
   sqlite3_file* r = real(f);
-  return r->pMethods->xSync(r, flags);
+  const int rc = r->pMethods->xSync(r, flags);
+  if (rc == SQLITE_OK) w->header_unsynced = false;
+  synced_count.fetch_add(1, std::memory_order_relaxed);
+  return rc;
 }
 
 int wal_file_size(sqlite3_file* f, sqlite3_int64* size) {
@@ -178,6 +199,8 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int fl
   WalFile* w = wal(file);
   w->base.pMethods = nullptr;
   w->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kWalFileSize);
+  w->defer_sync = false;
+  w->header_unsynced = false;
   w->pending = new (std::nothrow) Pending;
   if (w->pending == nullptr) return SQLITE_NOMEM;
   const int rc = r->xOpen(r, name, w->real, flags, out_flags);
@@ -255,6 +278,21 @@ sqlite3_vfs* make_vfs() {
 const char* wal_write_vfs_name() {
   static sqlite3_vfs* vfs = make_vfs();
   return vfs == nullptr ? nullptr : vfs->zName;
+}
+
+bool wal_defer_commit_syncs(sqlite3* db, bool defer) {
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file) != SQLITE_OK ||
+      file == nullptr || file->pMethods != &kWalMethods) {
+    return false;
+  }
+  wal(file)->defer_sync = defer;
+  return true;
+}
+
+WalWriteVfsStats wal_write_vfs_stats() {
+  return {synced_count.load(std::memory_order_relaxed),
+          deferred_count.load(std::memory_order_relaxed)};
 }
 
 }  // namespace runsync

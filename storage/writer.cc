@@ -5,8 +5,17 @@
 
 namespace runsync {
 
+namespace {
+// Batches committed but not yet synced, at most: beyond this the writer
+// waits for the disk rather than queue more answers behind it.
+constexpr std::size_t kMaxUnsynced = 8;
+}  // namespace
+
 Writer::Writer(std::unique_ptr<Store> store, Options options)
-    : store_(std::move(store)), options_(options), thread_([this] { loop(); }) {}
+    : store_(std::move(store)),
+      options_(std::move(options)),
+      sync_thread_(options_.wal_sync ? std::thread([this] { sync_loop(); }) : std::thread()),
+      thread_([this] { loop(); }) {}
 
 Writer::~Writer() { stop(); }
 
@@ -59,6 +68,59 @@ void Writer::stop() {
   has_work_.notify_all();
   has_room_.notify_all();
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(mu_);
+    sync_stopping_ = true;
+  }
+  has_committed_.notify_all();
+  if (sync_thread_.joinable()) sync_thread_.join();
+}
+
+void Writer::sync_loop() {
+  for (;;) {
+    std::vector<Committed> work;
+    Status synced = Status::ok();
+    {
+      std::unique_lock lock(mu_);
+      syncing_ = false;
+      has_committed_.wait(lock, [&] { return sync_stopping_ || !committed_.empty(); });
+      if (committed_.empty()) return;  // stopping and drained
+      work.swap(committed_);
+      synced = sync_failure_;
+      syncing_ = true;
+    }
+    sync_room_.notify_all();
+    // One sync makes every batch committed before it durable.
+    if (synced.is_ok()) synced = sync_wal();
+    for (Committed& c : work) finish(c.done, c.results, synced, c.commit_started);
+  }
+}
+
+Status Writer::sync_wal() {
+  Status s = options_.wal_sync->sync();
+  if (!s.is_ok()) {
+    // Sticky: after a failed sync nothing is acknowledged any more. The
+    // kernel may have dropped the pages it could not write, and a later
+    // sync would not say so.
+    std::lock_guard lock(mu_);
+    if (sync_failure_.is_ok()) sync_failure_ = s;
+  }
+  return s;
+}
+
+void Writer::finish(std::vector<Done>& done, const std::vector<Status>& results,
+                    const Status& batch, std::chrono::steady_clock::time_point commit_started) {
+  BatchObserver observer;
+  {
+    std::lock_guard lock(mu_);
+    observer = observer_;
+  }
+  if (batch.is_ok() && observer) {
+    observer(done.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                        commit_started)
+                              .count());
+  }
+  for (std::size_t i = 0; i < done.size(); ++i) done[i](batch.is_ok() ? results[i] : batch);
 }
 
 void Writer::loop() {
@@ -89,6 +151,17 @@ void Writer::loop() {
 }
 
 std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
+  if (options_.wal_sync) {
+    Status failed_before = Status::ok();
+    {
+      std::lock_guard lock(mu_);
+      failed_before = sync_failure_;
+    }
+    if (!failed_before.is_ok()) {
+      for (auto& item : batch) item.done(failed_before);
+      return {};
+    }
+  }
   std::vector<Status> results(batch.size(), Status::ok());
   Status begun = store_->begin();
   if (!begun.is_ok()) {
@@ -132,19 +205,37 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
   }
   const auto t0 = std::chrono::steady_clock::now();
   Status committed = store_->commit();
-  const auto took = std::chrono::steady_clock::now() - t0;
-  const double seconds = std::chrono::duration<double>(took).count();
+  const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - t0);
   if (!committed.is_ok()) store_->rollback();
-  BatchObserver observer;
-  {
-    std::lock_guard lock(mu_);
-    observer = observer_;
+  Committed c;
+  c.done.reserve(batch.size());
+  for (auto& item : batch) c.done.push_back(std::move(item.done));
+  c.results = std::move(results);
+  c.commit_started = t0;
+  if (committed.is_ok() && options_.wal_sync) {
+    Status synced = Status::ok();
+    {
+      std::unique_lock lock(mu_);
+      // Nothing else to do and nothing else waiting for the disk: sync here
+      // and spare a lone client the hand-over to the sync thread.
+      const bool alone = queue_.empty() && committed_.empty() && !syncing_;
+      if (!alone) {
+        sync_room_.wait(lock, [&] { return committed_.size() < kMaxUnsynced; });
+        committed_.push_back(std::move(c));
+      }
+      synced = sync_failure_;
+    }
+    if (c.done.empty()) {  // handed over
+      has_committed_.notify_one();
+      return took;
+    }
+    if (synced.is_ok()) synced = sync_wal();
+    finish(c.done, c.results, synced, t0);
+    return took;
   }
-  if (committed.is_ok() && observer) observer(batch.size(), seconds);
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    batch[i].done(committed.is_ok() ? results[i] : committed);
-  }
-  return std::chrono::duration_cast<std::chrono::microseconds>(took);
+  finish(c.done, c.results, committed, t0);
+  return took;
 }
 
 }  // namespace runsync

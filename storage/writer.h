@@ -4,8 +4,9 @@
 // acknowledge work as soon as they hear back.
 //
 // Thread safety: submit/try_submit/depth may be called from any thread.
-// Jobs and completions run on the writer thread; a completion must be quick
-// (e.g. post the answer to another executor).
+// Jobs run on the writer thread, completions on the writer thread or (with
+// Options::wal_sync) on the sync thread; a completion must be quick (e.g.
+// post the answer to another executor).
 #pragma once
 
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/status.h"
 #include "storage/store.h"
@@ -49,6 +51,13 @@ class Writer {
     // other's are written, and waiting would only idle the writer. Never
     // waits after a batch of one, so a lone client is not delayed.
     std::chrono::microseconds gather_wait{500};
+    // When set (see Store::split_commit_sync), a batch's COMMIT does not
+    // wait for the disk: a second thread syncs the WAL, for every batch
+    // committed since its last sync at once, and only then runs their
+    // completions, while the writer already applies the next batch. A
+    // failed sync fails those jobs and every later one: nothing is
+    // acknowledged after the disk refused a write.
+    std::shared_ptr<WalSync> wal_sync;
   };
 
   Writer(std::unique_ptr<Store> store, Options options);
@@ -77,7 +86,18 @@ class Writer {
     Job job;
     Done done;
   };
+  // A committed batch waiting for the WAL sync.
+  struct Committed {
+    std::vector<Done> done;
+    std::vector<Status> results;
+    std::chrono::steady_clock::time_point commit_started;
+  };
   void loop();
+  void sync_loop();
+  Status sync_wal();  // options_.wal_sync->sync(), recording a failure
+  // Runs the completions of a batch that is durable (or failed) now.
+  void finish(std::vector<Done>& done, const std::vector<Status>& results, const Status& batch,
+              std::chrono::steady_clock::time_point commit_started);
   // Runs the batch; returns how long its COMMIT took.
   std::chrono::microseconds run_batch(std::deque<Item>& batch);
 
@@ -89,6 +109,14 @@ class Writer {
   std::deque<Item> queue_;
   bool stopping_ = false;
   BatchObserver observer_;
+  // The sync thread's side, under mu_ too.
+  std::condition_variable has_committed_;
+  std::condition_variable sync_room_;
+  std::vector<Committed> committed_;
+  Status sync_failure_ = Status::ok();  // sticky: the first failed sync
+  bool sync_stopping_ = false;
+  bool syncing_ = false;  // the sync thread holds batches not yet durable
+  std::thread sync_thread_;  // only with options_.wal_sync
   std::thread thread_;
 };
 

@@ -6,7 +6,10 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <future>
+#include <mutex>
 #include <set>
 
 #include "core/webhook_event.h"
@@ -460,6 +463,169 @@ TEST(Writer, RerunsABatchWithAFailingJobAndKeepsTheOthers) {
   EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM runs WHERE run_id IN (1, 3)"), 2);
   EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM runs WHERE run_id = 2"), 0);
   EXPECT_EQ(count(*db.value(), "SELECT count(*) FROM run_changes"), 2);
+}
+
+// A WalSync that blocks until opened, and can fail. durable(): what
+// `committed` counted when the last finished sync began.
+class GatedWalSync : public WalSync {
+ public:
+  explicit GatedWalSync(std::function<std::int64_t()> committed = [] { return 0; })
+      : committed_(std::move(committed)) {}
+  Status sync() override {
+    const std::int64_t covered = committed_();
+    std::unique_lock lock(mu_);
+    ++started_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_; });
+    if (fail_) return Status::error("syncing the WAL: disk on fire");
+    durable_ = std::max(durable_, covered);
+    return Status::ok();
+  }
+  std::int64_t durable() {
+    std::lock_guard lock(mu_);
+    return durable_;
+  }
+  void open(bool fail = false) {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    fail_ = fail;
+    cv_.notify_all();
+  }
+  int started() {
+    std::lock_guard lock(mu_);
+    return started_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  bool fail_ = false;
+  int started_ = 0;
+  std::function<std::int64_t()> committed_;
+  std::int64_t durable_ = 0;
+};
+
+// A writer whose Store leaves each commit's sync to `sync`.
+std::unique_ptr<Writer> split_writer(const std::string& path, std::shared_ptr<WalSync> sync) {
+  OpenOptions options;
+  options.auto_checkpoint = false;
+  auto store = Store::open(path, options);
+  EXPECT_TRUE(store.is_ok()) << store.message();
+  auto own = store.value()->split_commit_sync();  // the Store's; `sync` stands in for it
+  EXPECT_TRUE(own.is_ok()) << own.message();
+  Writer::Options writer_options;
+  writer_options.wal_sync = std::move(sync);
+  return std::make_unique<Writer>(std::move(store).value(), writer_options);
+}
+
+std::int64_t journaled(const std::string& path) {
+  OpenOptions read_only;
+  read_only.read_only = true;
+  auto db = open_database(path, read_only);
+  EXPECT_TRUE(db.is_ok()) << db.message();
+  return count(*db.value(), "SELECT count(*) FROM webhook_events");
+}
+
+TEST(Store, SplitsCommitAndSyncOnlyWhenFullAndCheckpointedElsewhere) {
+  TempDir dir;
+  EXPECT_FALSE(open_store(dir.file("a.db"))->split_commit_sync().is_ok());  // auto checkpoint
+  OpenOptions normal;
+  normal.durability = Durability::kNormal;
+  normal.auto_checkpoint = false;
+  auto store = Store::open(dir.file("b.db"), normal);
+  ASSERT_TRUE(store.is_ok());
+  EXPECT_FALSE(store.value()->split_commit_sync().is_ok());
+  OpenOptions full;
+  full.auto_checkpoint = false;
+  store = Store::open(dir.file("c.db"), full);
+  ASSERT_TRUE(store.is_ok());
+  auto sync = store.value()->split_commit_sync();
+  ASSERT_TRUE(sync.is_ok()) << sync.message();
+  EXPECT_TRUE(sync.value()->sync().is_ok());
+}
+
+// A lone job: committed (another connection reads it) but answered only
+// once the sync returned.
+TEST(Writer, WithASplitSyncAnswersOnlyAfterTheSync) {
+  TempDir dir;
+  auto gate = std::make_shared<GatedWalSync>();
+  auto writer = split_writer(dir.file("w.db"), gate);
+  std::promise<Status> answered;
+  auto answer = answered.get_future();
+  ASSERT_TRUE(writer->submit(
+      [](Store& s) { return s.apply_webhook(delivery(completed(1, 100, 1))).status(); },
+      [&](const Status& s) { answered.set_value(s); }));
+  ASSERT_TRUE(runsync::testing::wait_until([&] { return gate->started() == 1; }));
+  EXPECT_EQ(journaled(dir.file("w.db")), 1);
+  EXPECT_EQ(answer.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  gate->open();
+  EXPECT_TRUE(answer.get().is_ok());
+  writer->stop();
+}
+
+// Batches committed while the disk is busy wait for a sync that began
+// after their commit, on the sync thread, while the writer goes on.
+TEST(Writer, WithASplitSyncCommitsTheNextBatchWhileTheLastSyncs) {
+  TempDir dir;
+  const std::string path = dir.file("w.db");
+  auto gate = std::make_shared<GatedWalSync>([path] { return journaled(path); });
+  auto writer = split_writer(path, gate);
+  std::promise<void> release;
+  std::shared_future<void> held = release.get_future().share();
+  std::atomic<bool> blocked{false};
+  // Per answer: its status, and how many rows were durable when it came.
+  std::vector<std::future<std::pair<Status, std::int64_t>>> answers;
+  auto submit = [&](int run, bool hold) {
+    auto p = std::make_shared<std::promise<std::pair<Status, std::int64_t>>>();
+    answers.push_back(p->get_future());
+    return writer->submit(
+        [run, hold, held, &blocked](Store& s) {
+          if (hold) {
+            blocked = true;
+            held.wait();
+          }
+          return s.apply_webhook(delivery(completed(run, 100, run))).status();
+        },
+        [p, gate](const Status& s) { p->set_value({s, gate->durable()}); });
+  };
+  ASSERT_TRUE(submit(1, true));
+  ASSERT_TRUE(runsync::testing::wait_until([&] { return blocked.load(); }));
+  for (int run = 2; run <= 11; ++run) ASSERT_TRUE(submit(run, false));
+  release.set_value();
+  // Both batches commit while the first sync is held.
+  ASSERT_TRUE(runsync::testing::wait_until(
+      [&] { return gate->started() == 1 && journaled(path) == 11; }));
+  for (auto& a : answers) EXPECT_EQ(a.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  gate->open();
+  // Run 1 was the first batch, runs 2-11 the second: each answer came after
+  // a sync that began once its batch was committed.
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    auto [status, durable] = answers[i].get();
+    EXPECT_TRUE(status.is_ok()) << status.message();
+    EXPECT_GE(durable, i == 0 ? 1 : 11) << "answer " << i;
+  }
+  writer->stop();
+}
+
+// After a failed sync nothing is acknowledged any more, not even work
+// that a later sync would cover.
+TEST(Writer, WithASplitSyncAFailedSyncFailsEverythingAfterIt) {
+  TempDir dir;
+  auto gate = std::make_shared<GatedWalSync>();
+  gate->open(/*fail=*/true);
+  auto writer = split_writer(dir.file("w.db"), gate);
+  for (int run = 1; run <= 2; ++run) {
+    std::promise<Status> answered;
+    auto answer = answered.get_future();
+    ASSERT_TRUE(writer->submit(
+        [run](Store& s) { return s.apply_webhook(delivery(completed(run, 100, run))).status(); },
+        [&](const Status& s) { answered.set_value(s); }));
+    EXPECT_EQ(answer.get().message(), "syncing the WAL: disk on fire") << run;
+  }
+  writer->stop();
+  EXPECT_EQ(gate->started(), 1);
+  EXPECT_EQ(journaled(dir.file("w.db")), 1);  // the second job never ran
 }
 
 TEST(Writer, RefusesWhenTheQueueIsFullAndDrainsOnStop) {

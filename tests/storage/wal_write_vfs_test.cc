@@ -12,6 +12,7 @@
 #include <string>
 
 #include "storage/database.h"
+#include "storage/store.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
@@ -120,6 +121,54 @@ TEST(WalWriteVfs, EveryCommitIsWhatAnotherConnectionReads) {
   rewrite.reset();
   writer.reset();
   EXPECT_EQ(journal(*open(dir.file("w.db"), OpenOptions{})), committed);
+}
+
+// Split commits (Store::split_commit_sync): a COMMIT leaves its sync to the
+// caller, except the sync of a WAL header SQLite just rewrote, which must
+// reach the disk before the frames after it.
+TEST(WalWriteVfs, ASplitCommitDefersItsSyncButNotTheHeaders) {
+  TempDir dir;
+  OpenOptions options;
+  options.auto_checkpoint = false;
+  auto store = Store::open(dir.file("s.db"), options);
+  ASSERT_TRUE(store.is_ok()) << store.message();
+  auto wal_sync = store.value()->split_commit_sync();
+  ASSERT_TRUE(wal_sync.is_ok()) << wal_sync.message();
+  Store& s = *store.value();
+  auto commit_one = [&](int i) {
+    ASSERT_TRUE(s.begin().is_ok());
+    s.db().exec("INSERT INTO webhook_events (received_at, delivery_key, event_name, body, result) "
+                "VALUES (1, 'k" + std::to_string(i) + "', 'run.updated', '{}', 'applied')");
+    ASSERT_TRUE(s.commit().is_ok());
+  };
+  commit_one(1);
+  WalWriteVfsStats before = wal_write_vfs_stats();
+  commit_one(2);
+  WalWriteVfsStats after = wal_write_vfs_stats();
+  EXPECT_EQ(after.syncs, before.syncs);
+  EXPECT_EQ(after.deferred_syncs, before.deferred_syncs + 1);
+
+  // Empty the WAL: the next commit writes a new header at its start.
+  {
+    auto other = open(dir.file("s.db"), OpenOptions{});
+    other->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+  before = wal_write_vfs_stats();
+  commit_one(3);
+  after = wal_write_vfs_stats();
+  EXPECT_EQ(after.syncs, before.syncs + 1);  // the header's
+  EXPECT_EQ(after.deferred_syncs, before.deferred_syncs + 1);
+
+  before = after;
+  commit_one(4);
+  after = wal_write_vfs_stats();
+  EXPECT_EQ(after.syncs, before.syncs);
+  EXPECT_EQ(after.deferred_syncs, before.deferred_syncs + 1);
+  EXPECT_TRUE(wal_sync.value()->sync().is_ok());
+
+  OpenOptions plain;
+  plain.read_only = true;
+  EXPECT_EQ(open(dir.file("s.db"), plain)->execAndGet("SELECT count(*) FROM webhook_events").getInt(), 4);
 }
 
 }  // namespace
