@@ -217,8 +217,9 @@ struct App::Impl {
     Writer::Options wopts;
     wopts.queue_capacity = config.webhook.queue_capacity;
     wopts.max_batch = config.storage.max_batch;
-    if (open_options.durability == Durability::kFull) {
-      // The writer applies the next batch while the disk syncs the last.
+    // The writer applies the next batch while the disk syncs the last. Not
+    // with max_batch = 1, which promises a transaction and a sync per write.
+    if (open_options.durability == Durability::kFull && config.storage.max_batch > 1) {
       auto wal_sync = store.value()->split_commit_sync();
       if (wal_sync) {
         wopts.wal_sync = std::move(wal_sync).value();
