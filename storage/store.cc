@@ -517,7 +517,6 @@ StatusOr<std::unique_ptr<WalSync>> Store::split_commit_sync() {
   return wal_sync;
 }
 
-
 void Store::rollback() {
   impl_->cache.clear();
   if (impl_->db->getHandle() && !sqlite3_get_autocommit(impl_->db->getHandle())) {

@@ -215,18 +215,19 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
   c.commit_started = t0;
   if (committed.is_ok() && options_.wal_sync) {
     Status synced = Status::ok();
+    bool handed_over = false;
     {
       std::unique_lock lock(mu_);
       // Nothing else to do and nothing else waiting for the disk: sync here
       // and spare a lone client the hand-over to the sync thread.
-      const bool alone = queue_.empty() && committed_.empty() && !syncing_;
-      if (!alone) {
+      handed_over = !(queue_.empty() && committed_.empty() && !syncing_);
+      if (handed_over) {
         sync_room_.wait(lock, [&] { return committed_.size() < kMaxUnsynced; });
         committed_.push_back(std::move(c));
       }
       synced = sync_failure_;
     }
-    if (c.done.empty()) {  // handed over
+    if (handed_over) {
       has_committed_.notify_one();
       return took;
     }
