@@ -231,7 +231,8 @@ std::optional<ProcCpu> read_cpu(const std::string& stat_path) {
 }
 
 // CPU of the main thread (the daemon's I/O loop) and of the others (the
-// writer thread), so that a run shows which side is busy.
+// writer, WAL sync and checkpoint threads), so that a run shows which side
+// is busy.
 struct ThreadCpu {
   ProcCpu main, others;
   int threads = 0;
@@ -1026,9 +1027,10 @@ int main(int argc, char** argv) {
                 o.p99, o.max, cpu, o.rss_peak_mb, o.load.busy, batch, commit, fsync);
   }
 
-  std::printf("\ndaemon CPU s = io thread + writer thread, over the measured window; batch = "
-              "events per write transaction; commit = time to COMMIT one batch (WAL write + "
-              "fsync); fsync = 4 KiB pwrite+fdatasync p50 probed before and after the row\n");
+  std::printf("\ndaemon CPU s = io thread + the others (writer, WAL sync, checkpoints), over the "
+              "measured window; batch = events per write transaction; commit = from a batch's "
+              "COMMIT until it is durable (WAL write + fsync); fsync = 4 KiB pwrite+fdatasync p50 "
+              "probed before and after the row\n");
   std::printf("\ndetails per row:\n");
   for (const auto& o : outcomes) {
     if (o.skipped) continue;
