@@ -26,7 +26,6 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
@@ -55,13 +54,13 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "event_stream.h"
+#include "support/process.h"
 
 #ifndef RUNSYNC_BINARY
 #define RUNSYNC_BINARY "runsync"
@@ -282,13 +281,6 @@ ProcIo read_io(pid_t pid) {
   return out;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string last_lines(const std::string& text, int n) {
   std::size_t pos = text.size();
   while (n-- > 0 && pos > 0) {
@@ -299,51 +291,24 @@ std::string last_lines(const std::string& text, int n) {
   return text.substr(pos);
 }
 
+// `runsync serve` as a child (tests/support/process.h: killed if the bench
+// dies, no systemd notify socket inherited).
 class Daemon {
  public:
-  ~Daemon() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-
   // Starts `binary serve --config config`, output to `log`; waits for the
   // listening line. Returns an error message, empty on success.
   std::string start(const std::string& binary, const std::string& config, const std::string& log) {
-    log_ = log;
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) return std::string("fork: ") + std::strerror(errno);
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      FILE* f = std::freopen(log.c_str(), "w", stderr);
-      if (f == nullptr) ::_exit(126);
-      ::dup2(STDERR_FILENO, STDOUT_FILENO);
-      ::unsetenv("NOTIFY_SOCKET");
-      ::unsetenv("WATCHDOG_USEC");
-      ::execl(binary.c_str(), binary.c_str(), "serve", "--config", config.c_str(),
-              static_cast<char*>(nullptr));
-      std::fprintf(stderr, "exec %s: %s\n", binary.c_str(), std::strerror(errno));
-      ::_exit(127);
+    try {
+      child_ = std::make_unique<runsync::testing::ChildProcess>(
+          std::vector<std::string>{binary, "serve", "--config", config}, log,
+          std::vector<std::string>{}, std::vector<std::string>{"NOTIFY_SOCKET", "WATCHDOG_USEC"});
+    } catch (const std::exception& e) {
+      return e.what();
     }
-    const std::regex listening(R"(serving webhooks on [^ ]*:([0-9]+)/)");
-    const auto deadline = Clock::now() + std::chrono::seconds(15);
-    while (Clock::now() < deadline) {
-      std::smatch m;
-      const std::string text = read_file(log);
-      if (std::regex_search(text, m, listening)) {
-        port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
-        return "";
-      }
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return "the daemon exited before listening: " + last_lines(read_file(log), 3);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    port_ = runsync::testing::wait_for_listen_port(*child_, std::chrono::seconds(15));
+    if (port_ != 0) return "";
+    if (child_->exited()) {
+      return "the daemon exited before listening: " + last_lines(child_->log(), 3);
     }
     return "the daemon did not report listening within 15 s";
   }
@@ -351,30 +316,22 @@ class Daemon {
   // SIGTERM, then waits up to 10 s. Returns the exit code (or -signal,
   // or -1000 on timeout) and the time it took.
   std::pair<int, double> stop() {
-    if (pid_ <= 0) return {-1000, 0};
+    if (!child_) return {-1000, 0};
     const auto t0 = Clock::now();
-    ::kill(pid_, SIGTERM);
-    const auto deadline = t0 + std::chrono::seconds(10);
-    while (Clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        const double took = std::chrono::duration<double>(Clock::now() - t0).count();
-        if (WIFEXITED(status)) return {WEXITSTATUS(status), took};
-        return {-WTERMSIG(status), took};
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return {-1000, 10.0};
+    child_->signal(SIGTERM);
+    const std::optional<int> status = child_->wait(std::chrono::seconds(10));
+    const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!status) return {-1000, took};
+    if (WIFEXITED(*status)) return {WEXITSTATUS(*status), took};
+    return {-WTERMSIG(*status), took};
   }
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_ ? child_->pid() : -1; }
   std::uint16_t port() const { return port_; }
 
  private:
-  pid_t pid_ = -1;
+  std::unique_ptr<runsync::testing::ChildProcess> child_;
   std::uint16_t port_ = 0;
-  std::string log_;
 };
 
 // --- the load generator ---------------------------------------------------
