@@ -26,8 +26,10 @@ class ChildProcess {
   // Starts `args` (args[0] a path) with stdout/stderr appended to
   // `log_path` and stdin from /dev/null; extra_env are "NAME=value" entries
   // added to the environment, unset_env names taken out of it. The child is
-  // killed (SIGKILL) if this process dies first. Throws when it cannot
-  // start, e.g. no such program.
+  // killed (SIGKILL) if this process dies first; Linux sends that signal
+  // when the starting *thread* ends, so start children from a thread that
+  // outlives them (the tests' and benches' main threads do). Throws when it
+  // cannot start, e.g. no such program.
   ChildProcess(const std::vector<std::string>& args, const std::string& log_path,
                const std::vector<std::string>& extra_env = {},
                const std::vector<std::string>& unset_env = {});
