@@ -8,6 +8,7 @@
 #include <limits>
 #include <utility>
 
+#include "core/key_table.h"
 #include "core/webhook_event.h"  // json_depth_within, kMaxJsonDepth
 
 namespace runsync {
@@ -160,52 +161,25 @@ StatusOr<ListPage> parse_list_page(std::string_view body, const char* key) {
 }
 
 // --- the fast path of RunsPageParser ---------------------------------------
-// Every run key observation_from_api_run reads, ordered by length then
-// text, so that a lookup compares only with the keys of the same length.
+// Every run key observation_from_api_run reads, and what it is.
 enum class KeyKind : std::uint8_t { kId, kInt, kText, kIsCompleted };
 struct RunKey {
-  std::string_view key;
-  KeyKind kind;
-  Field field;
+  KeyKind kind = KeyKind::kId;
+  Field field = Field::kCount;
 };
 constexpr std::size_t kRunKeyCount = std::size(kIntKeys) + std::size(kTextKeys) + 2;
-constexpr std::size_t kLongestRunKey = 20;  // custom_status1_count
+using RunKeyTable = KeyTable<RunKey, kRunKeyCount>;
 
-constexpr std::array<RunKey, kRunKeyCount> sorted_run_keys() {
-  std::array<RunKey, kRunKeyCount> keys{};
+constexpr RunKeyTable run_keys() {
+  std::array<RunKeyTable::Entry, kRunKeyCount> keys{};
   std::size_t n = 0;
-  keys[n++] = {"id", KeyKind::kId, Field::kCount};
-  keys[n++] = {"is_completed", KeyKind::kIsCompleted, Field::kCount};
-  for (const auto& k : kIntKeys) keys[n++] = {k.key, KeyKind::kInt, k.field};
-  for (const auto& k : kTextKeys) keys[n++] = {k.key, KeyKind::kText, k.field};
-  std::sort(keys.begin(), keys.end(), [](const RunKey& a, const RunKey& b) {
-    return a.key.size() != b.key.size() ? a.key.size() < b.key.size() : a.key < b.key;
-  });
-  return keys;
+  keys[n++] = {"id", {KeyKind::kId, Field::kCount}};
+  keys[n++] = {"is_completed", {KeyKind::kIsCompleted, Field::kCount}};
+  for (const auto& k : kIntKeys) keys[n++] = {k.key, {KeyKind::kInt, k.field}};
+  for (const auto& k : kTextKeys) keys[n++] = {k.key, {KeyKind::kText, k.field}};
+  return RunKeyTable(keys);
 }
-constexpr std::array<RunKey, kRunKeyCount> kRunKeys = sorted_run_keys();
-static_assert(kRunKeys.back().key.size() == kLongestRunKey);
-
-// first[n]: the index in kRunKeys of the first key at least n bytes long.
-constexpr std::array<std::uint8_t, kLongestRunKey + 2> first_key_of_length() {
-  std::array<std::uint8_t, kLongestRunKey + 2> first{};
-  for (std::size_t n = 0; n < first.size(); ++n) {
-    std::size_t i = 0;
-    while (i < kRunKeyCount && kRunKeys[i].key.size() < n) ++i;
-    first[n] = static_cast<std::uint8_t>(i);
-  }
-  return first;
-}
-constexpr std::array<std::uint8_t, kLongestRunKey + 2> kFirstKeyOfLength = first_key_of_length();
-
-const RunKey* find_run_key(std::string_view key) {
-  if (key.empty() || key.size() > kLongestRunKey) return nullptr;
-  for (std::size_t i = kFirstKeyOfLength[key.size()]; i < kFirstKeyOfLength[key.size() + 1]; ++i) {
-    const std::string_view candidate = kRunKeys[i].key;
-    if (candidate[0] == key[0] && candidate == key) return &kRunKeys[i];
-  }
-  return nullptr;
-}
+constexpr RunKeyTable kRunKeys = run_keys();
 
 namespace dom = simdjson::dom;
 
@@ -221,7 +195,7 @@ bool fast_observation(dom::element element, std::int64_t observed_at, Source sou
   obs.observed_at = observed_at;
   bool have_id = false;
   for (const dom::key_value_pair field : run) {
-    const RunKey* key = find_run_key(field.key);
+    const RunKey* key = kRunKeys.find(field.key);
     if (key == nullptr) continue;
     const dom::element v = field.value;
     switch (key->kind) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <utility>
 
+#include "core/key_table.h"
+
 // Parsing runs on simdjson's DOM, once per delivery on the I/O thread. The
 // rules (and their messages) are those of the former nlohmann-based parser,
 // which also fixes what counts as JSON here:
@@ -134,39 +136,15 @@ struct Payload {
   const Slot& operator[](PayloadKey k) const { return slots[k]; }
 };
 
-// The PayloadKey named `key`, or kPayloadKeyCount.
-PayloadKey payload_key(std::string_view key) {
-  const auto is = [key](PayloadKey k) { return key == kPayloadKeyNames[k]; };
-  switch (key.size()) {
-    case 2: return is(kId) ? kId : kPayloadKeyCount;
-    case 4: return is(kPlan) ? kPlan : kPayloadKeyCount;
-    case 5: return is(kTitle) ? kTitle : is(kCases) ? kCases : kPayloadKeyCount;
-    case 6:
-      return is(kPassed)   ? kPassed
-             : is(kFailed) ? kFailed
-             : is(kSkiped) ? kSkiped
-             : is(kRetest) ? kRetest
-                           : kPayloadKeyCount;
-    case 7:
-      return is(kBlocked)   ? kBlocked
-             : is(kSkipped) ? kSkipped
-             : is(kVisible) ? kVisible
-                            : kPayloadKeyCount;
-    case 8: return is(kUntested) ? kUntested : is(kDuration) ? kDuration : kPayloadKeyCount;
-    case 11:
-      return is(kCasesCount)    ? kCasesCount
-             : is(kCasesAdded)  ? kCasesAdded
-             : is(kDescription) ? kDescription
-             : is(kEnvironment) ? kEnvironment
-                                : kPayloadKeyCount;
-    default: return kPayloadKeyCount;
-  }
-}
+constexpr KeyTable<PayloadKey, kPayloadKeyCount> kPayloadKeys = [] {
+  std::array<KeyTable<PayloadKey, kPayloadKeyCount>::Entry, kPayloadKeyCount> keys{};
+  for (int k = 0; k < kPayloadKeyCount; ++k) keys[k] = {kPayloadKeyNames[k], PayloadKey(k)};
+  return KeyTable<PayloadKey, kPayloadKeyCount>(keys);
+}();
 
 void collect_payload(dom::object object, Payload& p) {
   for (const dom::key_value_pair field : object) {
-    const PayloadKey k = payload_key(field.key);
-    if (k != kPayloadKeyCount) p.slots[k] = field.value;
+    if (const PayloadKey* k = kPayloadKeys.find(field.key)) p.slots[*k] = field.value;
   }
 }
 
