@@ -76,17 +76,26 @@ std::uint64_t as_uint64(dom::element e) { return e.get_uint64().value_unsafe(); 
 dom::object as_object(dom::element e) { return e.get_object().value_unsafe(); }
 std::string_view as_string(dom::element e) { return e.get_string().value_unsafe(); }
 
-// Copies an optional integer field into the observation: absent → unset,
-// null → null Value. simdjson types an integer UINT64 only above INT64_MAX.
-Status take_int(const Slot& v, std::string_view path, std::string_view key, Field f,
-                Observation& obs) {
+// Reads an optional integer field into `out`: absent → nullopt, null → a
+// null Value. simdjson types an integer UINT64 only above INT64_MAX.
+Status read_int(const Slot& v, std::string_view path, std::string_view key,
+                std::optional<Value>& out) {
   if (!v) return Status::ok();
   switch (v->type()) {
-    case Type::NULL_VALUE: obs.set(f, Value{}); return Status::ok();
-    case Type::INT64: obs.set(f, Value{as_int64(*v)}); return Status::ok();
+    case Type::NULL_VALUE: out = Value{}; return Status::ok();
+    case Type::INT64: out = Value{as_int64(*v)}; return Status::ok();
     case Type::UINT64: return type_error(path, key, "an integer within 64 bits");
     default: return type_error(path, key, "an integer or null");
   }
+}
+
+// Copies an optional integer field into the observation (see read_int).
+Status take_int(const Slot& v, std::string_view path, std::string_view key, Field f,
+                Observation& obs) {
+  std::optional<Value> value;
+  Status s = read_int(v, path, key, value);
+  if (s.is_ok() && value) obs.set(f, std::move(*value));
+  return s;
 }
 
 Status take_text(const Slot& v, std::string_view path, std::string_view key, Field f,
@@ -210,13 +219,10 @@ Status parse_updated(const Payload& p, Observation& obs) {
   RUNSYNC_TRY(take_int(p, kCasesCount, Field::kCasesCount, obs));
   if (!obs.get(Field::kCasesCount)) {
     // cases_added: an integer or null; only an integer is kept.
-    if (const Slot& added = p[kCasesAdded]) {
-      switch (added->type()) {
-        case Type::NULL_VALUE: break;
-        case Type::INT64: obs.cases_added = as_int64(*added); break;
-        case Type::UINT64: return type_error(kP, "cases_added", "an integer within 64 bits");
-        default: return type_error(kP, "cases_added", "an integer or null");
-      }
+    std::optional<Value> added;
+    RUNSYNC_TRY(read_int(p[kCasesAdded], kP, kPayloadKeyNames[kCasesAdded], added));
+    if (added) {
+      if (const auto* n = std::get_if<std::int64_t>(&*added)) obs.cases_added = *n;
     }
   }
   return Status::ok();
