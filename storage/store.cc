@@ -124,6 +124,11 @@ bool step_raw(sqlite3_stmt* st) {
   throw SQLite::Exception(sqlite3_db_handle(st), rc);
 }
 
+// Binds `text` without a copy: it must outlive the statement's next step.
+void bind_text(sqlite3_stmt* st, int index, std::string_view text) {
+  sqlite3_bind_text(st, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+}
+
 // Binds column `col` of run_columns() from `r` to parameter `index`. Text
 // is bound without a copy: `r` must outlive the statement's next step.
 // A zero time of last_event_at / last_polled_at is stored as NULL.
@@ -140,10 +145,7 @@ void bind_run_column(sqlite3_stmt* st, int index, const RunRecord& r, int col) {
   if (col <= kFieldCount) {
     const Value& v = r.values[col - 1];
     if (const auto* i = std::get_if<std::int64_t>(&v)) return bind_int(*i);
-    if (const auto* t = std::get_if<std::string>(&v)) {
-      sqlite3_bind_text(st, index, t->data(), static_cast<int>(t->size()), SQLITE_STATIC);
-      return;
-    }
+    if (const auto* t = std::get_if<std::string>(&v)) return bind_text(st, index, *t);
     sqlite3_bind_null(st, index);
     return;
   }
@@ -593,21 +595,18 @@ StatusOr<WebhookResult> Store::apply_webhook(const WebhookDelivery& delivery) {
   }
   sqlite3_stmt* st = m.insert_delivery.get();
   try {
-    auto bind_text = [st](int index, std::string_view text) {
-      sqlite3_bind_text(st, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
-    };
     sqlite3_bind_int64(st, 1, delivery.received_at);
-    bind_text(2, delivery.delivery_key);
-    bind_text(3, ev.event_name);
-    bind_text(4, ev.project_code);
+    bind_text(st, 2, delivery.delivery_key);
+    bind_text(st, 3, ev.event_name);
+    bind_text(st, 4, ev.project_code);
     if (ev.run_id) {
       sqlite3_bind_int64(st, 5, *ev.run_id);
     } else {
       sqlite3_bind_null(st, 5);
     }
     sqlite3_bind_int64(st, 6, ev.timestamp);
-    bind_text(7, delivery.body);
-    bind_text(8, webhook_result_name(result));
+    bind_text(st, 7, delivery.body);
+    bind_text(st, 8, webhook_result_name(result));
     exec_raw(st);
   } catch (const std::exception& e) {
     return Status::error(std::string("journaling delivery: ") + e.what());
@@ -630,8 +629,7 @@ StatusOr<std::vector<KnownRun>> Store::known_runs(std::int64_t project_id,
                     "SELECT run_id, state, last_polled_at IS NOT NULL FROM runs "
                     "WHERE project_id = ? OR (project_id IS NULL AND project_code = ?)");
     sqlite3_bind_int64(st.get(), 1, project_id);
-    sqlite3_bind_text(st.get(), 2, project_code.data(), static_cast<int>(project_code.size()),
-                      SQLITE_STATIC);
+    bind_text(st.get(), 2, project_code);
     std::vector<KnownRun> out;
     while (step_raw(st.get())) {
       KnownRun r;
