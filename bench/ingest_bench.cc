@@ -59,6 +59,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu_time.h"
 #include "event_stream.h"
 #include "support/process.h"
 
@@ -78,6 +79,7 @@ namespace fs = std::filesystem;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using runsync::bench::EventStream;
+using runsync::bench::process_cpu_seconds;
 
 // --- options -----------------------------------------------------------
 
@@ -350,13 +352,6 @@ struct LoadResult {
   std::string first_error;
   double client_cpu_seconds = 0;  // this process, inside the window
 };
-
-double process_cpu_seconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 class LoadGenerator {
  public:

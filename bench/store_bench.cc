@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/webhook_event.h"
+#include "cpu_time.h"
 #include "event_stream.h"
 #include "storage/checkpointer.h"
 #include "storage/store.h"
@@ -27,6 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using runsync::Status;
+using runsync::bench::process_cpu_seconds;
 
 struct Options {
   int events = 200000;
@@ -42,13 +44,6 @@ double thread_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-double process_cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 // A delivery key shaped like the daemon's ("sha256:" + 64 hex digits) and
