@@ -640,6 +640,7 @@ struct Outcome {
   ThreadCpu cpu;                              // daemon, inside the window
   ProcIo io;                                  // daemon, inside the window
   double rss_peak_mb = -1;
+  double wal_mib = -1;  // the -wal file at the end of the window: it never shrinks while runsync runs
   double fsync_before = -1, fsync_after = -1;  // ms (p50), probed next to this row
   double avg_batch = -1;
   double avg_commit_ms = -1;
@@ -721,6 +722,11 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
   out.io.write_bytes = io_end.write_bytes - io_start.write_bytes;
   out.io.write_calls = io_end.write_calls - io_start.write_calls;
   out.rss_peak_mb = read_status_mb(pid, "VmHWM");
+  {
+    std::error_code ec;
+    const auto wal_bytes = fs::file_size(db + "-wal", ec);
+    if (!ec) out.wal_mib = static_cast<double>(wal_bytes) / (1024.0 * 1024.0);
+  }
   const std::string metrics = http_get(daemon.port(), "/metrics");
   const double commits = metric(metrics, "runsync_db_commits_total");
   const double jobs = metric(metrics, "runsync_db_committed_jobs_total");
@@ -995,14 +1001,14 @@ int main(int argc, char** argv) {
     std::printf(
         "  %s @%d: %" PRIu64 " events in %.2f s; daemon io thread %.2f user + %.2f sys, "
         "others (%d threads) %.2f user + %.2f sys = %.1f us CPU/event; bench client %.2f s CPU; "
-        "avg commit %.2f ms; storage writes %.1f KiB/event, %.1f write calls/event; answers: %s; 503 %" PRIu64 "; journal rows %" PRId64
+        "avg commit %.2f ms; storage writes %.1f KiB/event, %.1f write calls/event; WAL file %.0f MiB; answers: %s; 503 %" PRIu64 "; journal rows %" PRId64
         " (expected %" PRId64 "); SIGTERM exit %d in %.2f s%s%s\n",
         o.scenario.name.c_str(), o.scenario.connections, L.measured_ok, L.measured_seconds,
         o.cpu.main.user, o.cpu.main.sys, o.cpu.threads - 1, o.cpu.others.user, o.cpu.others.sys,
         L.measured_ok ? cpu_total / static_cast<double>(L.measured_ok) * 1e6 : 0.0,
         L.client_cpu_seconds, o.avg_commit_ms,
         L.measured_ok ? o.io.write_bytes / 1024.0 / static_cast<double>(L.measured_ok) : 0.0,
-        L.measured_ok ? o.io.write_calls / static_cast<double>(L.measured_ok) : 0.0,
+        L.measured_ok ? o.io.write_calls / static_cast<double>(L.measured_ok) : 0.0, o.wal_mib,
         results.c_str(), L.busy, o.db.rows,
         o.expected_rows, o.exit_code, o.stop_seconds, o.note.empty() ? "" : "; ",
         o.note.c_str());

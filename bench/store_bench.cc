@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "event_stream.h"
 #include "storage/checkpointer.h"
 #include "storage/store.h"
+#include "storage/write_gate.h"
 
 namespace {
 
@@ -93,11 +95,13 @@ struct Result {
 };
 
 // Applies deliveries [from, to) in batches as Writer::run_batch does when
-// no job fails (no savepoints).
-void apply(runsync::Store& store, const std::vector<runsync::WebhookDelivery>& all, int from,
-           int to, int batch) {
+// no job fails (no savepoints), each transaction inside the checkpointer's
+// gate.
+void apply(runsync::Store& store, runsync::WriteGate& gate,
+           const std::vector<runsync::WebhookDelivery>& all, int from, int to, int batch) {
   for (int i = from; i < to; i += batch) {
     const int end = std::min(to, i + batch);
+    gate.enter();
     if (Status s = store.begin(); !s.is_ok()) {
       std::fprintf(stderr, "store_bench: %s\n", s.message().c_str());
       std::exit(2);
@@ -114,6 +118,7 @@ void apply(runsync::Store& store, const std::vector<runsync::WebhookDelivery>& a
       std::fprintf(stderr, "store_bench: commit: %s\n", s.message().c_str());
       std::exit(2);
     }
+    gate.leave();
   }
 }
 
@@ -131,16 +136,19 @@ Result run(const Options& opt, const std::vector<runsync::WebhookDelivery>& all,
     std::fprintf(stderr, "store_bench: %s\n", store.message().c_str());
     std::exit(2);
   }
-  auto ckpt = runsync::Checkpointer::start(db.string(), std::chrono::milliseconds(250));
+  auto gate = std::make_shared<runsync::WriteGate>();
+  runsync::Checkpointer::Options co;
+  co.gate = gate;
+  auto ckpt = runsync::Checkpointer::start(db.string(), co);
   if (!ckpt) {
     std::fprintf(stderr, "store_bench: %s\n", ckpt.message().c_str());
     std::exit(2);
   }
-  apply(**store, all, 0, opt.warmup, batch);
+  apply(**store, *gate, all, 0, opt.warmup, batch);
   const double t0 = thread_cpu_seconds();
   const double p0 = process_cpu_seconds();
   const auto w0 = std::chrono::steady_clock::now();
-  apply(**store, all, opt.warmup, opt.warmup + opt.events, batch);
+  apply(**store, *gate, all, opt.warmup, opt.warmup + opt.events, batch);
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
   const double cpu = thread_cpu_seconds() - t0;

@@ -203,7 +203,12 @@ struct App::Impl {
       logger->critical("{}; not starting", store.message());
       return 1;
     }
-    auto checkpoints = Checkpointer::start(config.storage.path, std::chrono::milliseconds(250));
+    // The writer's transactions go through the gate so that the
+    // checkpointer can make the WAL start over under sustained load.
+    auto gate = std::make_shared<WriteGate>();
+    Checkpointer::Options checkpoint_options;
+    checkpoint_options.gate = gate;
+    auto checkpoints = Checkpointer::start(config.storage.path, checkpoint_options);
     if (!checkpoints) {
       logger->critical("{}; not starting", checkpoints.message());
       return 1;
@@ -217,6 +222,7 @@ struct App::Impl {
     Writer::Options wopts;
     wopts.queue_capacity = config.webhook.queue_capacity;
     wopts.max_batch = config.storage.max_batch;
+    wopts.gate = gate;
     // The writer applies the next batch while the disk syncs the last. Not
     // with max_batch = 1, which promises a transaction and a sync per write.
     if (open_options.durability == Durability::kFull && config.storage.max_batch > 1) {

@@ -12,18 +12,18 @@ struct Checkpointer::Impl {
 };
 
 StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::start(const std::string& path,
-                                                            std::chrono::milliseconds interval) {
-  OpenOptions options;
-  options.create = false;
-  auto db = open_database(path, options);
+                                                            Options options) {
+  OpenOptions open_options;
+  open_options.create = false;
+  auto db = open_database(path, open_options);
   if (!db) return db.status();
   auto impl = std::make_unique<Impl>();
   impl->db = std::move(db).value();
-  return std::unique_ptr<Checkpointer>(new Checkpointer(std::move(impl), interval));
+  return std::unique_ptr<Checkpointer>(new Checkpointer(std::move(impl), std::move(options)));
 }
 
-Checkpointer::Checkpointer(std::unique_ptr<Impl> impl, std::chrono::milliseconds interval)
-    : impl_(std::move(impl)), interval_(interval), thread_([this] { loop(); }) {}
+Checkpointer::Checkpointer(std::unique_ptr<Impl> impl, Options options)
+    : impl_(std::move(impl)), options_(std::move(options)), thread_([this] { loop(); }) {}
 
 Checkpointer::~Checkpointer() {
   {
@@ -39,27 +39,69 @@ std::string Checkpointer::last_error() const {
   return last_error_;
 }
 
+int Checkpointer::checkpoint(int& log_frames, int& done_frames) {
+  log_frames = 0;
+  done_frames = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(impl_->db->getHandle(), nullptr,
+                                           SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+  {
+    std::lock_guard lock(mu_);
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY) {
+      last_error_.clear();
+    } else {
+      last_error_ = sqlite3_errstr(rc);
+    }
+  }
+  if (rc == SQLITE_OK) checkpoints_.fetch_add(1);
+  return rc;
+}
+
+void Checkpointer::run_once() {
+  // Each pass copies what the writer appended during the last one. Once a
+  // pass had little to copy, or not much less than the pass before (each
+  // takes about as long as its two fsyncs), the next copies the rest with
+  // the writer held off, which then starts the WAL over. Not when a reader
+  // kept frames from being copied (holding the writer would not help) nor
+  // while the WAL is small. The hold lasts at most Options::hold: a disk
+  // that slow lets the writer go on and the next interval tries again;
+  // only a WAL four times the size that calls for a restart is worth a
+  // longer wait.
+  constexpr int kHeldFrames = 256;  // what a held pass may expect to copy
+  constexpr int kMaxPasses = 8;
+  int log_frames = 0;
+  int done_frames = 0;
+  int last_copied = 0;
+  for (int pass = 0;; ++pass) {
+    const int copied_before = done_frames;
+    int rc = checkpoint(log_frames, done_frames);
+    if (!options_.gate || rc != SQLITE_OK || done_frames != log_frames ||
+        log_frames < options_.restart_frames) {
+      return;
+    }
+    const int copied = log_frames - copied_before;
+    const bool converged =
+        pass > 0 && (copied <= kHeldFrames || copied > last_copied / 2);
+    last_copied = copied;
+    if (converged || pass + 1 == kMaxPasses) {
+      const auto limit =
+          log_frames / 4 >= options_.restart_frames ? options_.long_hold : options_.hold;
+      const bool held =
+          options_.gate->hold_while(limit, [&] { rc = checkpoint(log_frames, done_frames); });
+      if (held && rc == SQLITE_OK && done_frames == log_frames) held_checkpoints_.fetch_add(1);
+      return;
+    }
+  }
+}
+
 void Checkpointer::loop() {
   for (;;) {
     bool stop = false;
     {
       std::unique_lock lock(mu_);
-      wake_.wait_for(lock, interval_, [&] { return stopping_; });
+      wake_.wait_for(lock, options_.interval, [&] { return stopping_; });
       stop = stopping_;
     }
-    int log_frames = 0;
-    int done_frames = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(impl_->db->getHandle(), nullptr,
-                                             SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
-    {
-      std::lock_guard lock(mu_);
-      if (rc == SQLITE_OK || rc == SQLITE_BUSY) {
-        last_error_.clear();
-      } else {
-        last_error_ = sqlite3_errstr(rc);
-      }
-    }
-    if (rc == SQLITE_OK) checkpoints_.fetch_add(1);
+    run_once();
     if (stop) return;
   }
 }

@@ -1,7 +1,16 @@
 // Checkpoints the WAL from its own connection and thread, so the writer's
 // commits never include a checkpoint (which copies pages and fsyncs the
 // database file, and made the writer's commit latency spiky). PASSIVE: it
-// never waits for readers or blocks the writer.
+// never waits for readers.
+//
+// It also keeps the WAL from growing without bound under sustained writes:
+// when the WAL holds at least Options::restart_frames, it checkpoints again
+// until a pass has little left to copy, then copies the rest with the
+// writer held off (Options::gate), so the writer's next transaction starts
+// the WAL over from its first frame (see WriteGate). The writer waits only
+// for those last frames, and not longer than a few milliseconds: when the
+// disk is too slow for that, the writer goes on and the checkpointer tries
+// again, waiting longer only once the WAL is four times that size.
 //
 // Thread safety: construct and destroy on one thread; the work happens on
 // the checkpointer's own thread.
@@ -16,31 +25,55 @@
 #include <thread>
 
 #include "core/status.h"
+#include "storage/write_gate.h"
 
 namespace runsync {
 
 class Checkpointer {
  public:
+  struct Options {
+    std::chrono::milliseconds interval{250};  // between checkpoints
+    // The writer's gate; without it the WAL starts over only when a
+    // checkpoint happens to finish between two of the writer's commits.
+    std::shared_ptr<WriteGate> gate;
+    // WAL frames (pages) from which a checkpoint holds the writer off to
+    // finish: 64 MiB of 4 KiB pages. The hold takes about one checkpoint's
+    // two fsyncs: the bigger this, the rarer the holds and the bigger the
+    // file.
+    int restart_frames = 16384;
+    // How long a hold may keep the writer waiting; from four times
+    // restart_frames on, long_hold.
+    std::chrono::milliseconds hold{100};
+    std::chrono::milliseconds long_hold{1000};
+  };
+
   // Opens its own connection to `path` (which must exist and be migrated)
-  // and checkpoints every `interval` until destroyed.
-  static StatusOr<std::unique_ptr<Checkpointer>> start(const std::string& path,
-                                                       std::chrono::milliseconds interval);
+  // and checkpoints every `options.interval` until destroyed.
+  static StatusOr<std::unique_ptr<Checkpointer>> start(const std::string& path, Options options);
   ~Checkpointer();  // stops after a final checkpoint
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
-  // Checkpoints performed and the last error (empty when none).
+  // Checkpoints performed, those that finished with the writer held off
+  // (after which its next transaction starts the WAL over), and the last
+  // error (empty when none).
   std::uint64_t checkpoints() const { return checkpoints_.load(); }
+  std::uint64_t held_checkpoints() const { return held_checkpoints_.load(); }
   std::string last_error() const;
 
  private:
   struct Impl;
-  explicit Checkpointer(std::unique_ptr<Impl> impl, std::chrono::milliseconds interval);
+  Checkpointer(std::unique_ptr<Impl> impl, Options options);
   void loop();
+  void run_once();  // checkpoints, and holds the writer off to finish if needed
+  // One PASSIVE checkpoint: the SQLite result, frames in the WAL and frames
+  // copied into the database.
+  int checkpoint(int& log_frames, int& done_frames);
 
   std::unique_ptr<Impl> impl_;
-  std::chrono::milliseconds interval_;
+  Options options_;
   std::atomic<std::uint64_t> checkpoints_{0};
+  std::atomic<std::uint64_t> held_checkpoints_{0};
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;

@@ -163,6 +163,18 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
     }
   }
   std::vector<Status> results(batch.size(), Status::ok());
+  // The transaction, from BEGIN to COMMIT or rollback, inside the gate.
+  struct Inside {
+    WriteGate* gate;
+    explicit Inside(WriteGate* g) : gate(g) {
+      if (gate) gate->enter();
+    }
+    void leave() {
+      if (gate) gate->leave();
+      gate = nullptr;
+    }
+    ~Inside() { leave(); }
+  } inside(options_.gate.get());
   Status begun = store_->begin();
   if (!begun.is_ok()) {
     for (auto& item : batch) item.done(begun);
@@ -208,6 +220,7 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
   const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - t0);
   if (!committed.is_ok()) store_->rollback();
+  inside.leave();
   Committed c;
   c.done.reserve(batch.size());
   for (auto& item : batch) c.done.push_back(std::move(item.done));

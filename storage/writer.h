@@ -22,6 +22,7 @@
 
 #include "core/status.h"
 #include "storage/store.h"
+#include "storage/write_gate.h"
 
 namespace runsync {
 
@@ -58,6 +59,9 @@ class Writer {
     // failed sync fails those jobs and every later one: nothing is
     // acknowledged after the disk refused a write.
     std::shared_ptr<WalSync> wal_sync;
+    // When set, each batch's transaction is entered through it, so that
+    // the Checkpointer can hold the next one off (see WriteGate).
+    std::shared_ptr<WriteGate> gate;
   };
 
   Writer(std::unique_ptr<Store> store, Options options);

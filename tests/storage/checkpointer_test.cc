@@ -1,0 +1,201 @@
+// The WriteGate, and the Checkpointer using it to make a busy writer's WAL
+// start over, against real SQLite files.
+#include "storage/checkpointer.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "core/webhook_event.h"
+#include "storage/store.h"
+#include "storage/write_gate.h"
+#include "storage/writer.h"
+#include "support/temp_dir.h"
+
+namespace runsync {
+namespace {
+
+using runsync::testing::TempDir;
+using runsync::testing::wait_until;
+using namespace std::chrono_literals;
+
+WebhookDelivery delivery(int n) {
+  const std::string body = R"({"event_name":"run.completed","timestamp":)" +
+                           std::to_string(1000 + n) + R"(,"payload":{"id":)" +
+                           std::to_string(n % 50 + 1) + R"(,"cases":10,"passed":)" +
+                           std::to_string(n % 10) + R"(},"project_code":"ID"})";
+  auto ev = parse_webhook_event(body);
+  EXPECT_TRUE(ev.is_ok()) << ev.message();
+  WebhookDelivery d;
+  d.event = std::move(ev).value();
+  d.delivery_key = "key-" + std::to_string(n);
+  d.received_at = 1000;
+  d.body = body;
+  return d;
+}
+
+// Salt-1 of the WAL header: SQLite adds one each time it starts the WAL over.
+std::uint32_t wal_restarts_salt(const std::string& db_path) {
+  std::ifstream in(db_path + "-wal", std::ios::binary);
+  unsigned char header[32] = {};
+  in.read(reinterpret_cast<char*>(header), sizeof header);
+  EXPECT_EQ(in.gcount(), 32) << "no WAL header";
+  return std::uint32_t{header[16]} << 24 | std::uint32_t{header[17]} << 16 |
+         std::uint32_t{header[18]} << 8 | std::uint32_t{header[19]};
+}
+
+TEST(WriteGate, AHoldWaitsForTheOpenTransactionAndHoldsTheNextOff) {
+  WriteGate gate;
+  gate.enter();  // a transaction is open
+  std::atomic<bool> held{false};
+  std::promise<void> release_hold;
+  auto hold = std::async(std::launch::async, [&] {
+    return gate.hold_while(1h, [&] {
+      held = true;
+      release_hold.get_future().wait();
+    });
+  });
+  // The hold waits for the transaction; the next one waits for the hold.
+  EXPECT_EQ(hold.wait_for(0s), std::future_status::timeout);
+  EXPECT_FALSE(held.load());
+  gate.leave();
+  ASSERT_TRUE(wait_until([&] { return held.load(); }));
+  std::atomic<bool> entered{false};
+  auto next = std::async(std::launch::async, [&] {
+    gate.enter();
+    entered = true;
+  });
+  EXPECT_EQ(next.wait_for(20ms), std::future_status::timeout);
+  EXPECT_FALSE(entered.load());
+  release_hold.set_value();
+  EXPECT_TRUE(hold.get());  // nothing began during it
+  next.get();
+  EXPECT_TRUE(entered.load());
+  gate.leave();
+}
+
+TEST(WriteGate, AHoldLetsTheWriterGoOnOnceItsTimeIsUp) {
+  WriteGate gate;
+  std::atomic<bool> entered{false};
+  std::future<void> writer;
+  bool held = gate.hold_while(10ms, [&] {
+    // The writer arrives during the hold and, after 10 ms, goes in.
+    writer = std::async(std::launch::async, [&] {
+      gate.enter();
+      entered = true;
+    });
+    EXPECT_TRUE(wait_until([&] { return entered.load(); }));
+  });
+  writer.get();
+  EXPECT_FALSE(held);
+  gate.leave();
+  // Without a hold, enter() does not wait.
+  gate.enter();
+  gate.leave();
+}
+
+// Each of the Writer's transactions goes through the gate: a hold waits for
+// the batch in progress, and the next batch waits for the hold.
+TEST(WriteGate, TheWriterEntersItForEveryTransaction) {
+  TempDir dir;
+  OpenOptions options;
+  auto store = Store::open(dir.file("w.db"), options);
+  ASSERT_TRUE(store.is_ok()) << store.message();
+  auto gate = std::make_shared<WriteGate>();
+  Writer::Options writer_options;
+  writer_options.gate = gate;
+  Writer writer(std::move(store).value(), writer_options);
+
+  std::promise<void> release_job;
+  std::shared_future<void> job_released = release_job.get_future().share();
+  std::atomic<bool> in_job{false};
+  std::atomic<bool> second_ran{false};
+  std::promise<Status> first_done;
+  ASSERT_TRUE(writer.submit(
+      [&, job_released](Store& s) {
+        in_job = true;
+        job_released.wait();
+        return s.apply_webhook(delivery(1)).status();
+      },
+      [&](const Status& s) { first_done.set_value(s); }));
+  ASSERT_TRUE(wait_until([&] { return in_job.load(); }));
+
+  std::atomic<bool> in_hold{false};
+  std::promise<Status> second_done;
+  auto hold = std::async(std::launch::async, [&] {
+    return gate->hold_while(1h, [&] {
+      in_hold = true;
+      EXPECT_TRUE(writer.submit(
+          [&](Store& s) {
+            second_ran = true;
+            return s.apply_webhook(delivery(2)).status();
+          },
+          [&](const Status& s) { second_done.set_value(s); }));
+      // The writer takes the job and waits at the gate.
+      EXPECT_TRUE(wait_until([&] { return writer.depth() == 0; }));
+      EXPECT_FALSE(second_ran.load());
+    });
+  });
+  EXPECT_EQ(hold.wait_for(20ms), std::future_status::timeout);
+  EXPECT_FALSE(in_hold.load());  // the first batch is still open
+  release_job.set_value();
+  EXPECT_TRUE(first_done.get_future().get().is_ok());
+  EXPECT_TRUE(hold.get());
+  EXPECT_TRUE(second_done.get_future().get().is_ok());
+  EXPECT_TRUE(second_ran.load());
+  writer.stop();
+}
+
+// A writer that never pauses between transactions: a checkpoint alone never
+// catches up with it, so without the held pass the WAL would only grow.
+TEST(Checkpointer, HoldsABusyWriterOffSoThatTheWalStartsOver) {
+  TempDir dir;
+  const std::string path = dir.file("c.db");
+  OpenOptions options;
+  options.auto_checkpoint = false;
+  auto opened = Store::open(path, options);
+  ASSERT_TRUE(opened.is_ok()) << opened.message();
+  std::unique_ptr<Store> store = std::move(opened).value();
+  auto gate = std::make_shared<WriteGate>();
+  Checkpointer::Options checkpoint_options;
+  checkpoint_options.interval = 1ms;
+  checkpoint_options.gate = gate;
+  checkpoint_options.restart_frames = 32;
+  checkpoint_options.hold = 1h;  // never let the writer in early here
+  auto checkpointer = Checkpointer::start(path, checkpoint_options);
+  ASSERT_TRUE(checkpointer.is_ok()) << checkpointer.message();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::uint32_t first_salt = 0;
+  std::thread writer([&] {
+    for (int n = 0; !stop; ++n) {
+      gate->enter();
+      Status s = store->begin();
+      if (s.is_ok()) s = store->apply_webhook(delivery(n)).status();
+      if (s.is_ok()) s = store->commit();
+      gate->leave();
+      ASSERT_TRUE(s.is_ok()) << s.message();
+      if (n == 0) first_salt = wal_restarts_salt(path);
+      ++written;
+    }
+  });
+  const bool restarted =
+      wait_until([&] { return checkpointer.value()->held_checkpoints() >= 3; }, 30s);
+  stop = true;
+  writer.join();
+  EXPECT_TRUE(restarted) << checkpointer.value()->held_checkpoints() << " held checkpoints, "
+                         << written.load() << " transactions";
+  EXPECT_EQ(checkpointer.value()->last_error(), "");
+  // The writer started the WAL over after (nearly) every held checkpoint.
+  EXPECT_GE(wal_restarts_salt(path) - first_salt, 2u);
+  checkpointer.value().reset();
+  store.reset();
+}
+
+}  // namespace
+}  // namespace runsync
