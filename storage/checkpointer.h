@@ -37,10 +37,10 @@ class Checkpointer {
     // checkpoint happens to finish between two of the writer's commits.
     std::shared_ptr<WriteGate> gate;
     // WAL frames (pages) from which a checkpoint holds the writer off to
-    // finish: 64 MiB of 4 KiB pages. The hold takes about one checkpoint's
+    // finish: 256 MiB of 4 KiB pages. The hold takes about one checkpoint's
     // two fsyncs: the bigger this, the rarer the holds and the bigger the
     // file.
-    int restart_frames = 16384;
+    int restart_frames = 65536;
     // How long a hold may keep the writer waiting; from four times
     // restart_frames on, long_hold.
     std::chrono::milliseconds hold{100};
