@@ -58,10 +58,30 @@ std::string select_runs_sql() {
   return sql + ")";
 }
 
-std::string insert_run_sql() {
-  std::string sql = "INSERT INTO runs (" + run_columns() + ") VALUES (";
-  for (int i = 0; i < kRunColumnCount; ++i) sql += i ? ", ?" : "?";
-  return sql + ")";
+// "INSERT INTO table (columns) VALUES (?, ...), ..." for `rows` rows of
+// `count` columns.
+std::string insert_rows_sql(const std::string& table, const std::string& columns, int count,
+                            int rows) {
+  std::string sql = "INSERT INTO " + table + " (" + columns + ") VALUES ";
+  for (int r = 0; r < rows; ++r) {
+    sql += r ? ", (" : "(";
+    for (int i = 0; i < count; ++i) sql += i ? ", ?" : "?";
+    sql += ")";
+  }
+  return sql;
+}
+
+std::string insert_run_sql(int rows = 1) {
+  return insert_rows_sql("runs", run_columns(), kRunColumnCount, rows);
+}
+
+// New runs a batch of observations writes per INSERT (see Store::Impl::Pending).
+constexpr int kInsertChunk = 32;
+constexpr int kChangeColumns = 5;  // seq, run_id, changed_at, source, changes
+
+std::string insert_changes_sql(int rows) {
+  return insert_rows_sql("run_changes", "seq, run_id, changed_at, source, changes",
+                         kChangeColumns, rows);
 }
 
 // Bit c set: column c of run_columns() is written.
@@ -286,6 +306,20 @@ struct Store::Impl {
   // use: a write touches only what changed, so SQLite checks only the
   // constraints and rewrites only the index entries of those columns.
   std::unordered_map<ColumnMask, RawStatement> update_run;
+  // The new runs of a batch of observations, written together by
+  // flush_pending(): one INSERT of up to kInsertChunk rows per table costs
+  // about a third less per run than a statement each (SQLite sets each
+  // statement up once and keeps its cursors on the pages it just wrote).
+  struct Pending {
+    RunRecord row;
+    std::string changes;  // the change-log JSON; empty: no change row
+  };
+  std::vector<Pending> pending;
+  Source pending_source = Source::kPoll;
+  std::int64_t pending_now = 0;
+  // INSERTs of n rows (index n), prepared on first use.
+  std::vector<RawStatement> insert_runs_n, insert_changes_n;
+  RawStatement max_change_seq;
 
   explicit Impl(std::unique_ptr<SQLite::Database> d)
       : db(std::move(d)),
@@ -308,7 +342,10 @@ struct Store::Impl {
         insert_run(prepare_raw(*db, insert_run_sql())),
         select_run(prepare_raw(*db, "SELECT " + run_columns() + " FROM runs WHERE run_id = ?")),
         select_runs(prepare_raw(*db, select_runs_sql())),
-        data_version(prepare_raw(*db, "PRAGMA data_version")) {}
+        data_version(prepare_raw(*db, "PRAGMA data_version")),
+        insert_runs_n(kInsertChunk + 1),
+        insert_changes_n(kInsertChunk + 1),
+        max_change_seq(prepare_raw(*db, "SELECT max(seq) FROM run_changes")) {}
 
   static Status run(SQLite::Statement& st, const char* what) {
     try {
@@ -378,16 +415,32 @@ struct Store::Impl {
     return write_decision(current, d, obs.source, now, keep);
   }
 
-  // Writes what `d` (decided on `current`) says, if anything.
+  // Writes what `d` (decided on `current`) says, if anything. With
+  // `batch`, a new run that is not observed again (`keep`) waits in
+  // `pending` for flush_pending(), and any other write flushes it first, so
+  // the change log keeps the order of the observations.
   StatusOr<ApplyResult> write_decision(std::optional<RunRecord>& current, Decision& d,
-                                       Source source, std::int64_t now, bool keep) {
+                                       Source source, std::int64_t now, bool keep,
+                                       bool batch = false) {
     ApplyResult result;
     result.outcome = d.outcome;
     result.created = d.created && d.write;
     if (!d.write) return result;
-    if (Status s = write(current, d.next, d, source, now); !s.is_ok()) return s;
     result.written = true;
     result.changed = !d.changes.empty();
+    if (batch && !current && !keep) {
+      // Nothing else reads it before the flush: not the cache, which holds
+      // only rows that exist.
+      pending_source = source;
+      pending_now = now;
+      pending.push_back({std::move(d.next), d.changes.empty() ? std::string()
+                                                              : changes_to_json(d.changes)});
+      return result;
+    }
+    if (batch) {
+      if (Status s = flush_pending(); !s.is_ok()) return s;
+    }
+    if (Status s = write(current, d.next, d, source, now); !s.is_ok()) return s;
     // The cache is for webhook traffic, which comes back to the same runs
     // within seconds; a poll or a command only keeps it true. (A first sync
     // that cached all it wrote spent ~4% of its time copying rows in and
@@ -402,6 +455,59 @@ struct Store::Impl {
       cache.put(std::move(d.next));
     }
     return result;
+  }
+
+  // Inserts the pending new runs and their change-log rows, kInsertChunk
+  // rows per statement, with change_seq numbers following the largest in
+  // the log, in the order the runs were observed (as a row each would get).
+  Status flush_pending() {
+    if (pending.empty()) return Status::ok();
+    try {
+      sqlite3_stmt* st = max_change_seq.get();
+      sqlite3_reset(st);
+      std::int64_t seq = step_raw(st) ? sqlite3_column_int64(st, 0) : 0;
+      sqlite3_reset(st);
+      std::vector<const Pending*> changed;
+      changed.reserve(pending.size());
+      for (Pending& p : pending) {
+        if (p.changes.empty()) continue;
+        p.row.change_seq = ++seq;
+        changed.push_back(&p);
+      }
+      const char* source = source_name(pending_source);
+      for (std::size_t start = 0; start < changed.size(); start += kInsertChunk) {
+        const int n = static_cast<int>(std::min<std::size_t>(kInsertChunk, changed.size() - start));
+        RawStatement& stmt = insert_changes_n[n];
+        if (!stmt) stmt = prepare_raw(*db, insert_changes_sql(n));
+        int i = 1;
+        for (int k = 0; k < n; ++k) {
+          const Pending& p = *changed[start + k];
+          sqlite3_bind_int64(stmt.get(), i++, p.row.change_seq);
+          sqlite3_bind_int64(stmt.get(), i++, p.row.run_id);
+          sqlite3_bind_int64(stmt.get(), i++, pending_now);
+          bind_text(stmt.get(), i++, source);
+          bind_text(stmt.get(), i++, p.changes);
+        }
+        exec_raw(stmt.get());
+      }
+      for (std::size_t start = 0; start < pending.size(); start += kInsertChunk) {
+        const int n = static_cast<int>(std::min<std::size_t>(kInsertChunk, pending.size() - start));
+        RawStatement& stmt = insert_runs_n[n];
+        if (!stmt) stmt = prepare_raw(*db, insert_run_sql(n));
+        int i = 1;
+        for (int k = 0; k < n; ++k) {
+          for (int c = 0; c < kRunColumnCount; ++c) {
+            bind_run_column(stmt.get(), i++, pending[start + k].row, c);
+          }
+        }
+        exec_raw(stmt.get());
+      }
+      pending.clear();
+      return Status::ok();
+    } catch (const std::exception& e) {
+      pending.clear();
+      return Status::error(std::string("writing new runs: ") + e.what());
+    }
   }
 
   // Stores `r`: an INSERT of every column when there is no row yet
@@ -567,12 +673,19 @@ StatusOr<std::vector<ApplyResult>> Store::apply_observations(
   if (Status s = impl_->load_many(ids, index, rows); !s.is_ok()) return s;
   std::vector<ApplyResult> results;
   results.reserve(observations.size());
+  impl_->pending.clear();
   for (std::size_t i = 0; i < observations.size(); ++i) {
     const std::size_t at = slot[i];
-    auto r = impl_->apply(rows[at], observations[i], now, /*keep=*/--uses[at] > 0);
-    if (!r) return r.status();
+    Decision d = Reconciler::apply(rows[at], observations[i], now);
+    auto r = impl_->write_decision(rows[at], d, observations[i].source, now,
+                                   /*keep=*/--uses[at] > 0, /*batch=*/true);
+    if (!r) {
+      impl_->pending.clear();
+      return r.status();
+    }
     results.push_back(r.value());
   }
+  if (Status s = impl_->flush_pending(); !s.is_ok()) return s;
   return results;
 }
 
