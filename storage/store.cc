@@ -463,10 +463,10 @@ struct Store::Impl {
   Status flush_pending() {
     if (pending.empty()) return Status::ok();
     try {
-      sqlite3_stmt* st = max_change_seq.get();
-      sqlite3_reset(st);
-      std::int64_t seq = step_raw(st) ? sqlite3_column_int64(st, 0) : 0;
-      sqlite3_reset(st);
+      sqlite3_stmt* max_seq = max_change_seq.get();
+      sqlite3_reset(max_seq);
+      std::int64_t seq = step_raw(max_seq) ? sqlite3_column_int64(max_seq, 0) : 0;
+      sqlite3_reset(max_seq);
       std::vector<const Pending*> changed;
       changed.reserve(pending.size());
       for (Pending& p : pending) {
@@ -474,34 +474,36 @@ struct Store::Impl {
         p.row.change_seq = ++seq;
         changed.push_back(&p);
       }
+      // `rows` rows through INSERTs of up to kInsertChunk rows (by_size[n]:
+      // the statement of n rows, made by sql(n)); bind(st, index, row) binds
+      // one row's values from parameter `index` on, advancing it.
+      auto insert = [this](std::size_t rows, std::vector<RawStatement>& by_size, auto&& sql,
+                           auto&& bind) {
+        for (std::size_t start = 0; start < rows; start += kInsertChunk) {
+          const int n = static_cast<int>(std::min<std::size_t>(kInsertChunk, rows - start));
+          RawStatement& stmt = by_size[n];
+          if (!stmt) stmt = prepare_raw(*db, sql(n));
+          int index = 1;
+          for (int k = 0; k < n; ++k) bind(stmt.get(), index, start + k);
+          exec_raw(stmt.get());
+        }
+      };
       const char* source = source_name(pending_source);
-      for (std::size_t start = 0; start < changed.size(); start += kInsertChunk) {
-        const int n = static_cast<int>(std::min<std::size_t>(kInsertChunk, changed.size() - start));
-        RawStatement& stmt = insert_changes_n[n];
-        if (!stmt) stmt = prepare_raw(*db, insert_changes_sql(n));
-        int i = 1;
-        for (int k = 0; k < n; ++k) {
-          const Pending& p = *changed[start + k];
-          sqlite3_bind_int64(stmt.get(), i++, p.row.change_seq);
-          sqlite3_bind_int64(stmt.get(), i++, p.row.run_id);
-          sqlite3_bind_int64(stmt.get(), i++, pending_now);
-          bind_text(stmt.get(), i++, source);
-          bind_text(stmt.get(), i++, p.changes);
-        }
-        exec_raw(stmt.get());
-      }
-      for (std::size_t start = 0; start < pending.size(); start += kInsertChunk) {
-        const int n = static_cast<int>(std::min<std::size_t>(kInsertChunk, pending.size() - start));
-        RawStatement& stmt = insert_runs_n[n];
-        if (!stmt) stmt = prepare_raw(*db, insert_run_sql(n));
-        int i = 1;
-        for (int k = 0; k < n; ++k) {
-          for (int c = 0; c < kRunColumnCount; ++c) {
-            bind_run_column(stmt.get(), i++, pending[start + k].row, c);
-          }
-        }
-        exec_raw(stmt.get());
-      }
+      insert(changed.size(), insert_changes_n, insert_changes_sql,
+             [&](sqlite3_stmt* st, int& index, std::size_t row) {
+               const Pending& p = *changed[row];
+               sqlite3_bind_int64(st, index++, p.row.change_seq);
+               sqlite3_bind_int64(st, index++, p.row.run_id);
+               sqlite3_bind_int64(st, index++, pending_now);
+               bind_text(st, index++, source);
+               bind_text(st, index++, p.changes);
+             });
+      insert(pending.size(), insert_runs_n, insert_run_sql,
+             [&](sqlite3_stmt* st, int& index, std::size_t row) {
+               for (int c = 0; c < kRunColumnCount; ++c) {
+                 bind_run_column(st, index++, pending[row].row, c);
+               }
+             });
       pending.clear();
       return Status::ok();
     } catch (const std::exception& e) {
