@@ -8,9 +8,10 @@
 // until a pass has little left to copy, then copies the rest with the
 // writer held off (Options::gate), so the writer's next transaction starts
 // the WAL over from its first frame (see WriteGate). The writer waits only
-// for those last frames, and not longer than a few milliseconds: when the
-// disk is too slow for that, the writer goes on and the checkpointer tries
-// again, waiting longer only once the WAL is four times that size.
+// for those last frames, and not longer than Options::hold: when the disk
+// is too slow for that, the writer goes on and the checkpointer tries again
+// at its next interval, waiting up to Options::long_hold once the WAL is
+// four times the size that calls for a restart.
 //
 // Thread safety: construct and destroy on one thread; the work happens on
 // the checkpointer's own thread.
