@@ -39,7 +39,9 @@ struct ServerRequest {
 struct ServerResponse {
   int status = 200;
   std::string body;
-  std::string content_type = "application/json";
+  // Static text (a literal): answers name one of a few types, and a string
+  // of this length would be an allocation per answer.
+  std::string_view content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
 
   static ServerResponse json(int status, std::string body);

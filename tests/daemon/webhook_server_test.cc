@@ -7,6 +7,12 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <future>
 #include <thread>
 
@@ -84,6 +90,128 @@ class WebhookServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
   std::thread thread_;
 };
+
+// A raw connection to the server: what the test client's HTTP library
+// would hide (the status line's version, Connection headers, the bytes
+// after a HEAD answer's headers, the server closing).
+class RawConnection {
+ public:
+  explicit RawConnection(unsigned short port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    timeval timeout{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawConnection() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  void send(const std::string& bytes) {
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+  }
+  // Reads until `received()` holds `n` bytes or the server closes (true).
+  bool read_at_least(std::size_t n) {
+    char chunk[4096];
+    while (received_.size() < n) {
+      const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (got <= 0) return got == 0;
+      received_.append(chunk, static_cast<std::size_t>(got));
+    }
+    return false;
+  }
+  // One answer's head (through the blank line), reading as needed.
+  std::string head() {
+    std::size_t end;
+    while ((end = received_.find("\r\n\r\n")) == std::string::npos) {
+      if (read_at_least(received_.size() + 1)) break;
+    }
+    if (end == std::string::npos) return received_;
+    std::string h = received_.substr(0, end + 4);
+    received_.erase(0, end + 4);
+    return h;
+  }
+  std::string take(std::size_t n) {
+    read_at_least(n);
+    std::string out = received_.substr(0, n);
+    received_.erase(0, n);
+    return out;
+  }
+  bool closed_by_server() { return read_at_least(received_.size() + 1); }
+  const std::string& received() const { return received_; }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+  std::string received_;
+};
+
+std::size_t content_length(const std::string& head) {
+  const auto at = head.find("Content-Length: ");
+  if (at == std::string::npos) return std::string::npos;
+  return std::stoul(head.substr(at + 16));
+}
+
+TEST_F(WebhookServerTest, AnswersAsHttpSaysForVersionsHeadAndClose) {
+  start();
+  {
+    SCOPED_TRACE("HTTP/1.0 without keep-alive: a 1.0 answer, then the server closes");
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.connected());
+    c.send("GET /healthz HTTP/1.0\r\n\r\n");
+    const std::string head = c.head();
+    EXPECT_EQ(head.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << head;
+    EXPECT_EQ(head.find("Connection:"), std::string::npos) << head;
+    EXPECT_NE(head.find("Server: runsync\r\n"), std::string::npos) << head;
+    EXPECT_NE(head.find("Content-Type: application/json\r\n"), std::string::npos) << head;
+    const std::size_t length = content_length(head);
+    ASSERT_NE(length, std::string::npos) << head;
+    EXPECT_EQ(c.take(length).size(), length);
+    EXPECT_TRUE(c.closed_by_server());
+  }
+  {
+    SCOPED_TRACE("HTTP/1.0 with keep-alive: said so, and a second request is answered");
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.connected());
+    for (int i = 0; i < 2; ++i) {
+      c.send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+      const std::string head = c.head();
+      EXPECT_EQ(head.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << head;
+      EXPECT_NE(head.find("Connection: keep-alive\r\n"), std::string::npos) << head;
+      c.take(content_length(head));
+    }
+  }
+  {
+    SCOPED_TRACE("HEAD: the length of the GET body, no body; the next answer follows at once");
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.connected());
+    c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    const std::string get_head = c.head();
+    const std::size_t get_length = content_length(get_head);
+    ASSERT_NE(get_length, std::string::npos);
+    ASSERT_GT(get_length, 0u);
+    c.take(get_length);
+    c.send("HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    const std::string head = c.head();
+    EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << head;
+    EXPECT_EQ(content_length(head), get_length) << head;
+    const std::string next = c.head();
+    EXPECT_EQ(next.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << next;
+  }
+  {
+    SCOPED_TRACE("HTTP/1.1 Connection: close: said so, then the server closes");
+    RawConnection c(server_->port());
+    ASSERT_TRUE(c.connected());
+    c.send("POST /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    const std::string head = c.head();
+    EXPECT_EQ(head.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u) << head;
+    EXPECT_NE(head.find("Allow: GET, HEAD\r\n"), std::string::npos) << head;
+    EXPECT_NE(head.find("Connection: close\r\n"), std::string::npos) << head;
+    c.take(content_length(head));
+    EXPECT_TRUE(c.closed_by_server());
+  }
+}
 
 TEST_F(WebhookServerTest, AppliesThenAcknowledgesDuplicatesOverOneKeepAliveConnection) {
   start();
