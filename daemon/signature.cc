@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <memory>
 
 namespace runsync {
 
@@ -17,8 +18,19 @@ bool constant_time_equals(std::string_view a, std::string_view b) {
 }
 
 std::string sha256_hex(std::string_view data) {
+  // OpenSSL 3's SHA256() fetches the algorithm from its provider and makes
+  // a context on every call, more work than hashing a webhook body: fetch
+  // once, keep a context per thread.
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(),
+                                                                            EVP_MD_CTX_free);
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  unsigned int length = 0;
+  if (md == nullptr || ctx == nullptr || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1 || length != SHA256_DIGEST_LENGTH) {
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(2 * SHA256_DIGEST_LENGTH, '0');
   for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {

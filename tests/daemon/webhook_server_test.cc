@@ -362,6 +362,19 @@ TEST(Signature, ConstantTimeEquals) {
   EXPECT_FALSE(constant_time_equals("abc", "ab"));
 }
 
+// The body hash that keys deliveries without a webhook-id: FIPS 180-2's
+// vectors, and the same answer again from the thread's reused context.
+TEST(Signature, Sha256Hex) {
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+              "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  }
+  std::string million(1000000, 'a');
+  EXPECT_EQ(sha256_hex(million), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
 TEST(HostPort, Splits) {
   EXPECT_EQ(split_host_port("127.0.0.1:8080")->second, 8080);
   EXPECT_EQ(split_host_port("[::1]:0")->first, "::1");
