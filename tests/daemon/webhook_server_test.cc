@@ -356,6 +356,34 @@ TEST(Signature, StandardWebhooksTestVector) {
   EXPECT_FALSE(SigningKey::parse("whsec_!!!").is_ok());
 }
 
+// The MAC context a thread keeps is keyed again when the key changes (a
+// reload) and reused while it does not.
+TEST(Signature, TheMacFollowsTheKeyAcrossCalls) {
+  auto a = SigningKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  auto b = SigningKey::parse("whsec_c2VjcmV0LWtleS1iCg==");
+  ASSERT_TRUE(a.is_ok());
+  ASSERT_TRUE(b.is_ok());
+  const char* kA = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+  // Python's hmac over the same content with key b ("secret-key-b\n").
+  const std::string b_sig = "v1,pc84RjfJdIq3GYRMVy3ZxVBEmAoKhjmt5BKMlREtc8A=";
+  for (int i = 0; i < 2; ++i) {
+    for (const SigningKey* key : {&a.value(), &a.value(), &b.value(), &a.value()}) {
+      EXPECT_EQ(standard_webhook_signature(*key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
+                                           R"({"test": 2432232314})"),
+                key == &a.value() ? std::string(kA) : b_sig);
+    }
+  }
+  // Another thread, its own context: the same answers.
+  std::async(std::launch::async, [&] {
+    EXPECT_EQ(standard_webhook_signature(b.value(), "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
+                                         R"({"test": 2432232314})"),
+              b_sig);
+    EXPECT_EQ(standard_webhook_signature(a.value(), "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
+                                         R"({"test": 2432232314})"),
+              kA);
+  }).get();
+}
+
 TEST(Signature, ConstantTimeEquals) {
   EXPECT_TRUE(constant_time_equals("abc", "abc"));
   EXPECT_FALSE(constant_time_equals("abc", "abd"));
