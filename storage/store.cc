@@ -408,11 +408,12 @@ struct Store::Impl {
 
   // Reconciles `obs` with `current` (the stored row or nullopt) and writes
   // what the Reconciler decides. With `keep`, leaves `current` as the row
-  // now stored (for a later observation of the same run).
+  // now stored (for a later observation of the same run); `batch`: see
+  // write_decision.
   StatusOr<ApplyResult> apply(std::optional<RunRecord>& current, const Observation& obs,
-                              std::int64_t now, bool keep) {
+                              std::int64_t now, bool keep, bool batch = false) {
     Decision d = Reconciler::apply(current, obs, now);
-    return write_decision(current, d, obs.source, now, keep);
+    return write_decision(current, d, obs.source, now, keep, batch);
   }
 
   // Writes what `d` (decided on `current`) says, if anything. With
@@ -678,9 +679,8 @@ StatusOr<std::vector<ApplyResult>> Store::apply_observations(
   impl_->pending.clear();
   for (std::size_t i = 0; i < observations.size(); ++i) {
     const std::size_t at = slot[i];
-    Decision d = Reconciler::apply(rows[at], observations[i], now);
-    auto r = impl_->write_decision(rows[at], d, observations[i].source, now,
-                                   /*keep=*/--uses[at] > 0, /*batch=*/true);
+    auto r = impl_->apply(rows[at], observations[i], now, /*keep=*/--uses[at] > 0,
+                          /*batch=*/true);
     if (!r) {
       impl_->pending.clear();
       return r.status();
