@@ -313,10 +313,10 @@ struct Store::Impl {
   struct Pending {
     RunRecord row;
     std::string changes;  // the change-log JSON; empty: no change row
+    Source source = Source::kPoll;
+    std::int64_t changed_at = 0;
   };
   std::vector<Pending> pending;
-  Source pending_source = Source::kPoll;
-  std::int64_t pending_now = 0;
   // INSERTs of n rows (index n), prepared on first use.
   std::vector<RawStatement> insert_runs_n, insert_changes_n;
   RawStatement max_change_seq;
@@ -432,10 +432,9 @@ struct Store::Impl {
     if (batch && !current && !keep) {
       // Nothing else reads it before the flush: not the cache, which holds
       // only rows that exist.
-      pending_source = source;
-      pending_now = now;
-      pending.push_back({std::move(d.next), d.changes.empty() ? std::string()
-                                                              : changes_to_json(d.changes)});
+      pending.push_back(
+          {std::move(d.next), d.changes.empty() ? std::string() : changes_to_json(d.changes),
+           source, now});
       return result;
     }
     if (batch) {
@@ -489,14 +488,13 @@ struct Store::Impl {
           exec_raw(stmt.get());
         }
       };
-      const char* source = source_name(pending_source);
       insert(changed.size(), insert_changes_n, insert_changes_sql,
              [&](sqlite3_stmt* st, int& index, std::size_t row) {
                const Pending& p = *changed[row];
                sqlite3_bind_int64(st, index++, p.row.change_seq);
                sqlite3_bind_int64(st, index++, p.row.run_id);
-               sqlite3_bind_int64(st, index++, pending_now);
-               bind_text(st, index++, source);
+               sqlite3_bind_int64(st, index++, p.changed_at);
+               bind_text(st, index++, source_name(p.source));
                bind_text(st, index++, p.changes);
              });
       insert(pending.size(), insert_runs_n, insert_run_sql,

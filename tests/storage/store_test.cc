@@ -274,6 +274,11 @@ TEST(Store, ApplyObservationsDoesWhatApplyingEachInTurnDoes) {
   gone.observed_at = 270;
   batch.push_back(gone);
   batch.push_back(polled(11, 280, 6));
+  // New runs from two sources in one batch: each change row keeps its own.
+  Observation from_api = polled(801, 290, 7);
+  from_api.source = Source::kApi;
+  batch.push_back(from_api);
+  batch.push_back(polled(802, 290, 7));
   batch.push_back(polled(1, 200, 2));  // the same again: nothing new
 
   TempDir dir;
