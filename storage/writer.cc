@@ -92,7 +92,7 @@ void Writer::sync_loop() {
     sync_room_.notify_all();
     // One sync makes every batch committed before it durable.
     if (synced.is_ok()) synced = sync_wal();
-    for (Committed& c : work) finish(c.done, c.results, synced, c.commit_started);
+    for (Committed& c : work) finish(c, synced);
   }
 }
 
@@ -108,19 +108,20 @@ Status Writer::sync_wal() {
   return s;
 }
 
-void Writer::finish(std::vector<Done>& done, const std::vector<Status>& results,
-                    const Status& batch, std::chrono::steady_clock::time_point commit_started) {
+void Writer::finish(Committed& c, const Status& batch) {
   BatchObserver observer;
   {
     std::lock_guard lock(mu_);
     observer = observer_;
   }
   if (batch.is_ok() && observer) {
-    observer(done.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                        commit_started)
-                              .count());
+    observer(c.done.size(),
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - c.commit_started)
+                 .count());
   }
-  for (std::size_t i = 0; i < done.size(); ++i) done[i](batch.is_ok() ? results[i] : batch);
+  for (std::size_t i = 0; i < c.done.size(); ++i) {
+    c.done[i](batch.is_ok() ? c.results[i] : batch);
+  }
 }
 
 void Writer::loop() {
@@ -245,10 +246,10 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
       return took;
     }
     if (synced.is_ok()) synced = sync_wal();
-    finish(c.done, c.results, synced, t0);
+    finish(c, synced);
     return took;
   }
-  finish(c.done, c.results, committed, t0);
+  finish(c, committed);
   return took;
 }
 

@@ -100,8 +100,7 @@ class Writer {
   void sync_loop();
   Status sync_wal();  // options_.wal_sync->sync(), recording a failure
   // Runs the completions of a batch that is durable (or failed) now.
-  void finish(std::vector<Done>& done, const std::vector<Status>& results, const Status& batch,
-              std::chrono::steady_clock::time_point commit_started);
+  void finish(Committed& c, const Status& batch);
   // Runs the batch; returns how long its COMMIT took.
   std::chrono::microseconds run_batch(std::deque<Item>& batch);
 
