@@ -208,6 +208,27 @@ struct App::Impl {
     auto gate = std::make_shared<WriteGate>();
     Checkpointer::Options checkpoint_options;
     checkpoint_options.gate = gate;
+    Counter& checkpoint_failures =
+        metrics.counter("runsync_checkpoint_failures_total",
+                        "WAL checkpoints that failed (the WAL grows meanwhile)");
+    const auto retry_ms = static_cast<std::uint64_t>(checkpoint_options.interval.count());
+    checkpoint_options.on_status = [this, &checkpoint_failures, retry_ms](const std::string& error,
+                                                                          std::uint64_t in_a_row) {
+      if (error.empty()) {
+        logger->info("WAL checkpoints succeed again");
+        return;
+      }
+      checkpoint_failures.inc();
+      // Once when it starts, then about once a minute while it lasts.
+      const std::uint64_t every =
+          std::max<std::uint64_t>(1, 60000 / std::max<std::uint64_t>(1, retry_ms));
+      if (in_a_row == 1 || in_a_row % every == 0) {
+        logger->error(
+            "WAL checkpoint failed ({} in a row): {}; the -wal file grows until one succeeds, "
+            "retrying every {} ms",
+            in_a_row, error, retry_ms);
+      }
+    };
     auto checkpoints = Checkpointer::start(config.storage.path, checkpoint_options);
     if (!checkpoints) {
       logger->critical("{}; not starting", checkpoints.message());

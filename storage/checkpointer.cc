@@ -3,6 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <cstring>
+
 #include "storage/database.h"
 
 namespace runsync {
@@ -44,15 +46,30 @@ int Checkpointer::checkpoint(int& log_frames, int& done_frames) {
   done_frames = 0;
   const int rc = sqlite3_wal_checkpoint_v2(impl_->db->getHandle(), nullptr,
                                            SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+  if (rc == SQLITE_OK) checkpoints_.fetch_add(1);
+  if (rc == SQLITE_BUSY) return rc;  // someone was in the way: not a failure
+  std::string error;
+  if (rc != SQLITE_OK) {
+    // SQLite's message ("disk I/O error", "database or disk is full"),
+    // with the system's reason when there is one ("No space left on device").
+    sqlite3* handle = impl_->db->getHandle();
+    error = sqlite3_errmsg(handle);
+    if (const int e = sqlite3_system_errno(handle); e != 0) {
+      error.append(" (").append(std::strerror(e)).append(")");
+    }
+    failed_checkpoints_.fetch_add(1);
+    ++failed_in_a_row_;
+  }
   {
     std::lock_guard lock(mu_);
-    if (rc == SQLITE_OK || rc == SQLITE_BUSY) {
-      last_error_.clear();
-    } else {
-      last_error_ = sqlite3_errstr(rc);
-    }
+    last_error_ = error;
   }
-  if (rc == SQLITE_OK) checkpoints_.fetch_add(1);
+  if (rc != SQLITE_OK) {
+    if (options_.on_status) options_.on_status(error, failed_in_a_row_);
+  } else if (failed_in_a_row_ > 0) {
+    failed_in_a_row_ = 0;
+    if (options_.on_status) options_.on_status("", 0);
+  }
   return rc;
 }
 

@@ -13,13 +13,20 @@
 // at its next interval, waiting up to Options::long_hold once the WAL is
 // four times the size that calls for a restart.
 //
+// A checkpoint that fails (a full disk, an I/O error; not SQLITE_BUSY, which
+// only means a reader or the writer was in the way) leaves the WAL growing
+// until one succeeds: Options::on_status is told, and the next interval
+// tries again.
+//
 // Thread safety: construct and destroy on one thread; the work happens on
-// the checkpointer's own thread.
+// the checkpointer's own thread, where on_status is called too.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,6 +53,10 @@ class Checkpointer {
     // restart_frames on, long_hold.
     std::chrono::milliseconds hold{100};
     std::chrono::milliseconds long_hold{1000};
+    // Called after every failed checkpoint with SQLite's message and how
+    // many have failed in a row, and once after the first success that
+    // follows failures, with an empty message and 0.
+    std::function<void(const std::string& error, std::uint64_t failed_in_a_row)> on_status;
   };
 
   // Opens its own connection to `path` (which must exist and be migrated)
@@ -56,10 +67,11 @@ class Checkpointer {
   Checkpointer& operator=(const Checkpointer&) = delete;
 
   // Checkpoints performed, those that finished with the writer held off
-  // (after which its next transaction starts the WAL over), and the last
-  // error (empty when none).
+  // (after which its next transaction starts the WAL over), those that
+  // failed, and the last error (empty once one succeeded again).
   std::uint64_t checkpoints() const { return checkpoints_.load(); }
   std::uint64_t held_checkpoints() const { return held_checkpoints_.load(); }
+  std::uint64_t failed_checkpoints() const { return failed_checkpoints_.load(); }
   std::string last_error() const;
 
  private:
@@ -75,6 +87,8 @@ class Checkpointer {
   Options options_;
   std::atomic<std::uint64_t> checkpoints_{0};
   std::atomic<std::uint64_t> held_checkpoints_{0};
+  std::atomic<std::uint64_t> failed_checkpoints_{0};
+  std::uint64_t failed_in_a_row_ = 0;  // the checkpointer's thread only
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;

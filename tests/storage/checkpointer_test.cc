@@ -3,12 +3,19 @@
 #include "storage/checkpointer.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "core/webhook_event.h"
 #include "storage/store.h"
@@ -193,6 +200,104 @@ TEST(Checkpointer, HoldsABusyWriterOffSoThatTheWalStartsOver) {
   EXPECT_EQ(checkpointer.value()->last_error(), "");
   // The writer started the WAL over after (nearly) every held checkpoint.
   EXPECT_GE(wal_restarts_salt(path) - first_salt, 2u);
+  checkpointer.value().reset();
+  store.reset();
+}
+
+// Caps the size of files this process writes (RLIMIT_FSIZE, soft limit
+// only) and ignores SIGXFSZ, so that a write past the cap fails with EFBIG
+// instead of killing the process; both restored on destruction.
+class FileSizeCap {
+ public:
+  explicit FileSizeCap(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGXFSZ, &ignore, &saved_action_);
+    rlimit capped = saved_;
+    capped.rlim_cur = bytes;
+    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &capped), 0);
+  }
+  void lift() {
+    if (lifted_) return;
+    lifted_ = true;
+    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &saved_), 0);
+    sigaction(SIGXFSZ, &saved_action_, nullptr);
+  }
+  ~FileSizeCap() { lift(); }
+
+ private:
+  rlimit saved_{};
+  struct sigaction saved_action_ {};
+  bool lifted_ = false;
+};
+
+// A checkpoint the disk refuses (here the file-size limit keeps it from
+// growing the database file) is reported with SQLite's message, counted,
+// and tried again; the first one that succeeds afterwards is reported too.
+TEST(Checkpointer, ReportsAFailedCheckpointAndItsRecovery) {
+  TempDir dir;
+  const std::string path = dir.file("c.db");
+  OpenOptions options;
+  options.auto_checkpoint = false;
+  auto opened = Store::open(path, options);
+  ASSERT_TRUE(opened.is_ok()) << opened.message();
+  std::unique_ptr<Store> store = std::move(opened).value();
+  // One transaction big enough that its checkpoint must grow the file.
+  ASSERT_TRUE(store->begin().is_ok());
+  for (int n = 0; n < 3000; ++n) ASSERT_TRUE(store->apply_webhook(delivery(n)).is_ok());
+  ASSERT_TRUE(store->commit().is_ok());
+  const auto db_bytes = std::filesystem::file_size(path);
+  const auto wal_bytes = std::filesystem::file_size(path + "-wal");
+  ASSERT_GT(wal_bytes, db_bytes + 256 * 1024) << "the WAL should hold more than the file";
+
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::uint64_t>> reports;
+  Checkpointer::Options checkpoint_options;
+  checkpoint_options.interval = 5ms;
+  checkpoint_options.on_status = [&](const std::string& error, std::uint64_t in_a_row) {
+    std::lock_guard lock(mu);
+    reports.emplace_back(error, in_a_row);
+  };
+  auto count_reports = [&] {
+    std::lock_guard lock(mu);
+    return reports.size();
+  };
+  // The WAL (already written) is larger than the cap; the database file
+  // may not grow past its size now plus a page.
+  FileSizeCap cap(db_bytes + 4096);
+  auto checkpointer = Checkpointer::start(path, checkpoint_options);
+  ASSERT_TRUE(checkpointer.is_ok()) << checkpointer.message();
+  ASSERT_TRUE(wait_until([&] { return checkpointer.value()->failed_checkpoints() >= 2; }, 30s));
+  EXPECT_NE(checkpointer.value()->last_error(), "");
+  EXPECT_EQ(checkpointer.value()->checkpoints(), 0u);
+  {
+    std::lock_guard lock(mu);
+    ASSERT_GE(reports.size(), 2u);
+    // SQLite's message and the system's reason for the refused write.
+    EXPECT_NE(reports[0].first.find("disk I/O error"), std::string::npos) << reports[0].first;
+    EXPECT_NE(reports[0].first.find(std::strerror(EFBIG)), std::string::npos) << reports[0].first;
+    EXPECT_EQ(reports[0].second, 1u);
+    EXPECT_EQ(reports[1].second, 2u);
+  }
+
+  cap.lift();
+  ASSERT_TRUE(wait_until([&] { return checkpointer.value()->checkpoints() >= 1; }, 30s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        return !reports.empty() &&
+               reports.back() == std::make_pair(std::string(), std::uint64_t{0});
+      },
+      30s));
+  EXPECT_EQ(checkpointer.value()->last_error(), "");
+  const std::size_t after_recovery = count_reports();
+  const auto failed = checkpointer.value()->failed_checkpoints();
+  // Everything is in the database file now, and nothing more is reported.
+  ASSERT_TRUE(wait_until([&] { return checkpointer.value()->checkpoints() >= 3; }, 30s));
+  EXPECT_EQ(count_reports(), after_recovery);
+  EXPECT_EQ(checkpointer.value()->failed_checkpoints(), failed);
+  EXPECT_GT(std::filesystem::file_size(path), db_bytes + 256 * 1024);
   checkpointer.value().reset();
   store.reset();
 }
