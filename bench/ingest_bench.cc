@@ -79,7 +79,10 @@ namespace fs = std::filesystem;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using runsync::bench::EventStream;
+using runsync::bench::machine_cpu;
+using runsync::bench::MachineCpu;
 using runsync::bench::process_cpu_seconds;
+using runsync::bench::steal_percent;
 
 // --- options -----------------------------------------------------------
 
@@ -642,6 +645,7 @@ struct Outcome {
   double rss_peak_mb = -1;
   double wal_mib = -1;  // the -wal file at the end of the window: it never shrinks while runsync runs
   double fsync_before = -1, fsync_after = -1;  // ms (p50), probed next to this row
+  double steal_pct = -1;  // the machine's CPU time stolen by the hypervisor in the window
   double avg_batch = -1;
   double avg_commit_ms = -1;
   int exit_code = 0;
@@ -700,6 +704,7 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
   const pid_t pid = daemon.pid();
   ThreadCpu cpu_start, cpu_end;
   ProcIo io_start, io_end;
+  MachineCpu machine_start, machine_end;
   EventStream events(opt.runs, opt.events_per_run,
                      std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
@@ -710,15 +715,18 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
       [&] {
         cpu_start = read_thread_cpu(pid);
         io_start = read_io(pid);
+        machine_start = machine_cpu();
       },
       [&] {
         cpu_end = read_thread_cpu(pid);
         io_end = read_io(pid);
+        machine_end = machine_cpu();
       });
   out.load = load.run();
   out.cpu.main = minus(cpu_end.main, cpu_start.main);
   out.cpu.others = minus(cpu_end.others, cpu_start.others);
   out.cpu.threads = cpu_end.threads;
+  out.steal_pct = steal_percent(machine_start, machine_end);
   out.io.write_bytes = io_end.write_bytes - io_start.write_bytes;
   out.io.write_calls = io_end.write_calls - io_start.write_calls;
   out.rss_peak_mb = read_status_mb(pid, "VmHWM");
@@ -960,11 +968,11 @@ int main(int argc, char** argv) {
     outcomes.push_back(run_scenario(opt, sc, root, tmpfs_root, index++));
   }
 
-  std::printf("%-44s %5s %8s %7s %7s %7s %7s %10s %6s %4s %6s %6s %9s\n", "scenario", "conns",
-              "events/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "daemon", "RSS MB", "503",
-              "batch", "commit", "fsync ms");
-  std::printf("%-44s %5s %8s %7s %7s %7s %7s %10s %6s %4s %6s %6s %9s\n", "", "", "", "", "",
-              "", "", "CPU s", "peak", "", "avg", "avg ms", "bef/aft");
+  std::printf("%-44s %5s %8s %7s %7s %7s %7s %10s %6s %4s %6s %6s %9s %5s\n", "scenario",
+              "conns", "events/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "daemon", "RSS MB",
+              "503", "batch", "commit", "fsync ms", "steal");
+  std::printf("%-44s %5s %8s %7s %7s %7s %7s %10s %6s %4s %6s %6s %9s %5s\n", "", "", "", "",
+              "", "", "", "CPU s", "peak", "", "avg", "avg ms", "bef/aft", "%");
   for (const auto& o : outcomes) {
     if (o.skipped) {
       std::printf("%-44s %5d   skipped: %s\n", o.scenario.name.c_str(), o.scenario.connections,
@@ -979,16 +987,20 @@ int main(int argc, char** argv) {
     if (o.avg_commit_ms >= 0) std::snprintf(commit, sizeof commit, "%.2f", o.avg_commit_ms);
     char fsync[32];
     std::snprintf(fsync, sizeof fsync, "%.2f/%.2f", o.fsync_before, o.fsync_after);
+    char steal[16] = "-";
+    if (o.steal_pct >= 0) std::snprintf(steal, sizeof steal, "%.1f", o.steal_pct);
     std::printf("%-44s %5d %8.0f %7.3f %7.3f %7.3f %7.2f %10s %6.1f %4" PRIu64
-                " %6s %6s %9s\n",
+                " %6s %6s %9s %5s\n",
                 o.scenario.name.c_str(), o.scenario.connections, o.events_per_s, o.p50, o.p90,
-                o.p99, o.max, cpu, o.rss_peak_mb, o.load.busy, batch, commit, fsync);
+                o.p99, o.max, cpu, o.rss_peak_mb, o.load.busy, batch, commit, fsync, steal);
   }
 
   std::printf("\ndaemon CPU s = io thread + the others (writer, WAL sync, checkpoints), over the "
               "measured window; batch = events per write transaction; commit = from a batch's "
               "COMMIT until it is durable (WAL write + fsync); fsync = 4 KiB pwrite+fdatasync p50 "
-              "probed before and after the row\n");
+              "probed before and after the row; steal = the share of the machine's CPU time "
+              "its hypervisor gave to others during the window (from /proc/stat): compare "
+              "rows only when it is about the same\n");
   std::printf("\ndetails per row:\n");
   for (const auto& o : outcomes) {
     if (o.skipped) continue;
