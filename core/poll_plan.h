@@ -18,7 +18,9 @@ const char* poll_kind_name(PollKind kind);
 struct KnownRun {
   std::int64_t run_id = 0;
   RunState state = RunState::kActive;
-  bool polled = false;  // some poll has observed it (false: only webhooks told us)
+  // Some poll has observed it (false: only webhooks told us). Read only
+  // when asked for (Store::known_runs); a full cycle does not need it.
+  bool polled = false;
 };
 
 // The runs to refresh with get_run after the cycle's listings all completed:

@@ -221,7 +221,7 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
   if (!out.error && !stop_) {
     std::vector<KnownRun> known;
     Status s = writer_.run([&](Store& store) -> Status {
-      auto k = store.known_runs(project.id, project.code);
+      auto k = store.known_runs(project.id, project.code, /*with_polled=*/kind != PollKind::kFull);
       if (!k) return k.status();
       known = std::move(k).value();
       return Status::ok();

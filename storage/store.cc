@@ -734,13 +734,19 @@ StatusOr<WebhookResult> Store::apply_webhook(const WebhookDelivery& delivery) {
 }
 
 StatusOr<std::vector<KnownRun>> Store::known_runs(std::int64_t project_id,
-                                                  const std::string& project_code) {
+                                                  const std::string& project_code,
+                                                  bool with_polled) {
   try {
-    // One row per run of the project, so the C API (see prepare_raw).
-    RawStatement st =
-        prepare_raw(*impl_->db,
-                    "SELECT run_id, state, last_polled_at IS NOT NULL FROM runs "
-                    "WHERE project_id = ? OR (project_id IS NULL AND project_code = ?)");
+    // One row per run of the project, so the C API (see prepare_raw). Two
+    // queries rather than an OR, which SQLite answers by looking every row
+    // up in the table: the first is covered by runs_by_project_state when
+    // it does not ask for last_polled_at.
+    RawStatement st = prepare_raw(
+        *impl_->db, std::string("SELECT run_id, state, ") +
+                        (with_polled ? "last_polled_at IS NOT NULL" : "0") +
+                        " FROM runs WHERE project_id = ?1 UNION ALL "
+                        "SELECT run_id, state, last_polled_at IS NOT NULL FROM runs "
+                        "WHERE project_id IS NULL AND project_code = ?2");
     sqlite3_bind_int64(st.get(), 1, project_id);
     bind_text(st.get(), 2, project_code);
     std::vector<KnownRun> out;

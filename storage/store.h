@@ -105,9 +105,12 @@ class Store {
   StatusOr<std::optional<RunRecord>> load_run(std::int64_t run_id);
 
   // The non-deleted and deleted runs of a project: those with this
-  // project_id, and those only known by a webhook's project_code.
+  // project_id, and those only known by a webhook's project_code. Their
+  // `polled` only `with_polled` (an active cycle needs it, a full one does
+  // not): without it the runs with this project_id come from the
+  // (project_id, state) index alone, not from a read of every row.
   StatusOr<std::vector<KnownRun>> known_runs(std::int64_t project_id,
-                                             const std::string& project_code);
+                                             const std::string& project_code, bool with_polled);
 
   // Starts a poll_cycles row; returns its id.
   StatusOr<std::int64_t> begin_poll_cycle(std::int64_t project_id, PollKind kind,

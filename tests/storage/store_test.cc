@@ -5,12 +5,14 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <future>
 #include <mutex>
 #include <set>
+#include <tuple>
 
 #include "core/webhook_event.h"
 #include "storage/database.h"
@@ -340,6 +342,56 @@ TEST(Store, ApplyObservationsTwiceWritesNothingTheSecondTime) {
   EXPECT_EQ(store->db().getTotalChanges(), changes);
   EXPECT_EQ(dump(store->db()), before);
   EXPECT_EQ(count(store->db(), "SELECT count(*) FROM run_changes"), 600);
+}
+
+// The runs a poll cycle starts from: the project's own (by project_id) and
+// those only a webhook named (project_code, no project_id), deleted ones
+// included; another project's never. `polled` only when asked for.
+TEST(Store, KnownRunsOfAProjectWithAndWithoutWhetherAPollSawThem) {
+  TempDir dir;
+  auto store = open_store(dir.file("s.db"));
+  std::vector<Observation> batch = {polled(1, 100, 1), polled(2, 100, 1, /*completed=*/true),
+                                    polled(3, 100, 1)};
+  Observation other = polled(4, 100, 1);
+  other.set(Field::kProjectId, Value{std::int64_t{2}});
+  batch.push_back(other);
+  Observation gone;
+  gone.run_id = 3;
+  gone.source = Source::kPoll;
+  gone.observed_at = 101;
+  gone.state = StateClaim::kDeleted;
+  batch.push_back(gone);
+  ASSERT_TRUE(store->begin().is_ok());
+  ASSERT_TRUE(store->apply_observations(batch, 1).is_ok());
+  // Run 9: only a webhook told us, by project code.
+  ASSERT_TRUE(store->apply_webhook(delivery(completed(9, 1000, 5))).is_ok());
+  // Run 10: a webhook for the project, a poll then filled its project_id.
+  ASSERT_TRUE(store->apply_webhook(delivery(completed(10, 1000, 5))).is_ok());
+  Observation filled = polled(10, 1001, 1, /*completed=*/true);
+  ASSERT_TRUE(store->apply_observations({&filled, 1}, 2).is_ok());
+  ASSERT_TRUE(store->commit().is_ok());
+
+  using Row = std::tuple<std::int64_t, RunState, bool>;
+  auto rows = [&](bool with_polled) {
+    auto known = store->known_runs(1, "ID", with_polled);
+    EXPECT_TRUE(known.is_ok()) << known.message();
+    std::vector<Row> out;
+    for (const KnownRun& k : *known) out.emplace_back(k.run_id, k.state, k.polled);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(rows(true), (std::vector<Row>{{1, RunState::kActive, true},
+                                          {2, RunState::kCompleted, true},
+                                          {3, RunState::kDeleted, true},
+                                          {9, RunState::kCompleted, false},
+                                          {10, RunState::kCompleted, true}}));
+  // Without: the same runs and states; a run only a webhook named still
+  // says so, the others are not read.
+  EXPECT_EQ(rows(false), (std::vector<Row>{{1, RunState::kActive, false},
+                                           {2, RunState::kCompleted, false},
+                                           {3, RunState::kDeleted, false},
+                                           {9, RunState::kCompleted, false},
+                                           {10, RunState::kCompleted, false}}));
 }
 
 TEST(Store, ApplyObservationsOfNothingIsFine) {
