@@ -448,7 +448,8 @@ struct RunsPageParser::Impl {
 
   // The page the fast path accepts, into `out`; false when it leaves the
   // body to the reference path.
-  bool parse(std::string_view body, std::int64_t observed_at, Source source,
+  // `padded`: kPadding bytes past the end of `body` may be read.
+  bool parse(std::string_view body, bool padded, std::int64_t observed_at, Source source,
              ObservedRunsPage& out) {
     body = strip_legacy_prefix(body);
     if (parser.max_depth() != static_cast<std::size_t>(kMaxJsonDepth) &&
@@ -457,7 +458,7 @@ struct RunsPageParser::Impl {
       return false;
     }
     dom::element root;
-    if (parser.parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(root) !=
+    if (parser.parse(body.data(), body.size(), /*realloc_if_needed=*/!padded).get(root) !=
         simdjson::SUCCESS) {
       return false;
     }
@@ -492,10 +493,22 @@ struct RunsPageParser::Impl {
 RunsPageParser::RunsPageParser() : impl_(std::make_unique<Impl>()) {}
 RunsPageParser::~RunsPageParser() = default;
 
+static_assert(simdjson::SIMDJSON_PADDING <= RunsPageParser::kPadding);
+
+StatusOr<ObservedRunsPage> RunsPageParser::parse_in_place(const std::string& body,
+                                                          std::int64_t observed_at, Source source) {
+  return parse_impl(body, body.capacity() - body.size() >= kPadding, observed_at, source);
+}
+
 StatusOr<ObservedRunsPage> RunsPageParser::parse(std::string_view body, std::int64_t observed_at,
                                                  Source source) {
+  return parse_impl(body, /*padded=*/false, observed_at, source);
+}
+
+StatusOr<ObservedRunsPage> RunsPageParser::parse_impl(std::string_view body, bool padded,
+                                                      std::int64_t observed_at, Source source) {
   ObservedRunsPage page;
-  const bool fast = impl_->parse(body, observed_at, source, page);
+  const bool fast = impl_->parse(body, padded, observed_at, source, page);
   // The buffers grow to the largest body seen; a bare array of an older
   // server holds the whole list, so do not keep that much for good.
   if (impl_->parser.capacity() > kRetainedCapacity) impl_ = std::make_unique<Impl>();

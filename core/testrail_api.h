@@ -101,12 +101,20 @@ class RunsPageParser {
   RunsPageParser& operator=(const RunsPageParser&) = delete;
 
   StatusOr<ObservedRunsPage> parse(std::string_view body, std::int64_t observed_at, Source source);
+  // The same, parsing `body` where it is instead of a copy when it has at
+  // least kPadding bytes of spare capacity (as HttpResponse leaves); a
+  // string without copies it as parse does.
+  StatusOr<ObservedRunsPage> parse_in_place(const std::string& body, std::int64_t observed_at,
+                                            Source source);
+  static constexpr std::size_t kPadding = 64;
 
   // Pages handed to the nlohmann-based path so far (for tests).
   std::uint64_t fallbacks() const { return fallbacks_; }
 
  private:
   struct Impl;
+  StatusOr<ObservedRunsPage> parse_impl(std::string_view body, bool padded,
+                                        std::int64_t observed_at, Source source);
   std::unique_ptr<Impl> impl_;
   std::uint64_t fallbacks_ = 0;
 };

@@ -397,9 +397,24 @@ StatusOr<ObservedRunsPage> reference(std::string_view body, std::int64_t at, Sou
   return out;
 }
 
+void expect_same_page_from(const std::string& body, Source source,
+                           const StatusOr<ObservedRunsPage>& got);
+
+// parse, and parse_in_place of the body with the padding it needs and of
+// the body as it is, all give the reference's answer.
 void expect_same_page(RunsPageParser& parser, const std::string& body,
                       Source source = Source::kPoll) {
-  auto got = parser.parse(body, 77, source);
+  expect_same_page_from(body, source, parser.parse(std::string_view(body), 77, source));
+  std::string padded;
+  padded.reserve(body.size() + RunsPageParser::kPadding);
+  padded = body;
+  ASSERT_GE(padded.capacity() - padded.size(), RunsPageParser::kPadding);
+  expect_same_page_from(body, source, parser.parse_in_place(padded, 77, source));
+  expect_same_page_from(body, source, parser.parse_in_place(body, 77, source));
+}
+
+void expect_same_page_from(const std::string& body, Source source,
+                           const StatusOr<ObservedRunsPage>& got) {
   auto want = reference(body, 77, source);
   ASSERT_EQ(got.is_ok(), want.is_ok()) << body << " → " << got.message() << want.message();
   if (!want.is_ok()) {
