@@ -17,11 +17,10 @@ bool group_present(const Observation& obs, FieldGroup g) {
 }
 
 // Copies `v` only when it differs: a re-poll compares every field.
-void set_value(RunRecord& next, Field f, const Value& v, std::vector<FieldChange>& changes) {
+void set_value(RunRecord& next, Field f, const Value& v, FieldChanges& changes) {
   Value& slot = next.at(f);
   if (slot == v) return;
-  if (changes.empty()) changes.reserve(kFieldCount);
-  changes.push_back({f, std::move(slot), v});
+  changes.record(f, std::move(slot), v);
   slot = v;
 }
 
@@ -235,31 +234,28 @@ const std::array<ChangeKey, kFieldCount>& change_keys() {
 
 }  // namespace
 
-std::string changes_to_json(const std::vector<FieldChange>& changes) {
-  // Keys sorted, as the nlohmann object this replaced wrote them; a field
-  // changed twice keeps its last change. One buffer, sized once: a new run
-  // logs every field, on every run of a first sync.
-  std::array<const FieldChange*, kFieldCount> last{};
-  for (const auto& c : changes) last[static_cast<int>(c.field)] = &c;
+std::string changes_to_json(const FieldChanges& changes, const RunRecord& next) {
+  // Keys sorted, as the nlohmann object this replaced wrote them. One
+  // buffer, sized once: a new run logs every field, on every run of a first
+  // sync.
   std::size_t bound = 2;
   for (const ChangeKey& key : change_keys()) {
-    const FieldChange* c = last[static_cast<int>(key.field)];
-    if (c == nullptr) continue;
-    bound += 3 + key.opening.size() + json_size_bound(c->old_value) + json_size_bound(c->new_value);
+    if (!changes.contains(key.field)) continue;
+    bound += 3 + key.opening.size() + json_size_bound(changes.old_value(key.field)) +
+             json_size_bound(next.get(key.field));
   }
   std::string out(bound, '\0');
   char* p = out.data();
   *p++ = '{';
   bool first = true;
   for (const ChangeKey& key : change_keys()) {
-    const FieldChange* c = last[static_cast<int>(key.field)];
-    if (c == nullptr) continue;
+    if (!changes.contains(key.field)) continue;
     if (!first) *p++ = ',';
     first = false;
     p = put(p, key.opening);
-    p = put_json_value(p, c->old_value);
+    p = put_json_value(p, changes.old_value(key.field));
     *p++ = ',';
-    p = put_json_value(p, c->new_value);
+    p = put_json_value(p, next.get(key.field));
     *p++ = ']';
   }
   *p++ = '}';

@@ -432,9 +432,10 @@ struct Store::Impl {
     if (batch && !current && !keep) {
       // Nothing else reads it before the flush: not the cache, which holds
       // only rows that exist.
-      pending.push_back(
-          {std::move(d.next), d.changes.empty() ? std::string() : changes_to_json(d.changes),
-           source, now});
+      // The JSON first: it reads d.next, which the row then takes.
+      std::string changes =
+          d.changes.empty() ? std::string() : changes_to_json(d.changes, d.next);
+      pending.push_back({std::move(d.next), std::move(changes), source, now});
       return result;
     }
     if (batch) {
@@ -521,7 +522,7 @@ struct Store::Impl {
         insert_change.bind(1, static_cast<std::int64_t>(r.run_id));
         insert_change.bind(2, static_cast<std::int64_t>(now));
         insert_change.bindNoCopy(3, source_name(source));
-        const std::string changes = changes_to_json(d.changes);
+        const std::string changes = changes_to_json(d.changes, d.next);
         insert_change.bindNoCopy(4, changes);
         insert_change.exec();
         r.change_seq = db->getLastInsertRowid();
@@ -696,13 +697,16 @@ StatusOr<WebhookResult> Store::apply_webhook(const WebhookDelivery& delivery) {
   // and its INSERT is also the duplicate check. Nothing else is written for
   // a duplicate.
   std::optional<RunRecord> current;
-  Decision decision;
-  WebhookResult result = WebhookResult::kIgnored;
   if (ev.known) {
     auto loaded = m.load(ev.observation.run_id);
     if (!loaded) return loaded.status();
     current = std::move(loaded).value();
-    decision = Reconciler::apply(current, ev.observation, delivery.received_at);
+  }
+  // Made in place (not assigned): a decision holds a whole row.
+  Decision decision = ev.known ? Reconciler::apply(current, ev.observation, delivery.received_at)
+                               : Decision{};
+  WebhookResult result = WebhookResult::kIgnored;
+  if (ev.known) {
     result = decision.outcome == Decision::Outcome::kApplied ? WebhookResult::kApplied
                                                              : WebhookResult::kStale;
   }

@@ -160,15 +160,18 @@ TEST_P(ReconcilerTest, Applies) {
     EXPECT_EQ(d.next.get(f), v) << "field " << field_info(f).column;
   }
   std::vector<std::string> changed;
-  for (const auto& ch : d.changes) changed.push_back(field_info(ch.field).column);
+  for (const auto& info : all_fields()) {
+    if (!d.changes.contains(info.field)) continue;
+    changed.push_back(info.column);
+    const Value before = c.current ? c.current->get(info.field) : Value{};
+    EXPECT_EQ(d.changes.old_value(info.field), before) << info.column;
+    EXPECT_NE(d.changes.old_value(info.field), d.next.get(info.field)) << info.column;
+  }
   std::sort(changed.begin(), changed.end());
   std::vector<std::string> want = c.changed;
   std::sort(want.begin(), want.end());
   EXPECT_EQ(changed, want);
-  for (const auto& ch : d.changes) {
-    EXPECT_NE(ch.old_value, ch.new_value) << field_info(ch.field).column;
-    EXPECT_EQ(d.next.get(ch.field), ch.new_value);
-  }
+  EXPECT_EQ(d.changes.size(), changed.size());
   if (d.write) {
     EXPECT_EQ(d.next.updated_at, 1000);
   }
@@ -207,15 +210,51 @@ TEST(Reconciler, OrderOfTwoObservationsDoesNotMatterForTheResult) {
   EXPECT_EQ(ba.get(Field::kName), S("b"));
 }
 
+// Changes and the row they lead to, for the change log's JSON.
+struct Changed {
+  FieldChanges changes;
+  RunRecord next;
+  Changed& set(Field f, Value before, Value after) {
+    changes.record(f, std::move(before), after);
+    next.at(f) = std::move(after);
+    return *this;
+  }
+};
+
 TEST(Reconciler, ChangesJsonListsOldAndNew) {
-  std::vector<FieldChange> changes = {{Field::kName, kNull, S("x")}, {Field::kPassedCount, I(1), I(2)}};
-  EXPECT_EQ(changes_to_json(changes), R"({"name":[null,"x"],"passed_count":[1,2]})");
+  Changed c;
+  c.set(Field::kPassedCount, I(1), I(2)).set(Field::kName, kNull, S("x"));
+  EXPECT_EQ(changes_to_json(c.changes, c.next), R"({"name":[null,"x"],"passed_count":[1,2]})");
+}
+
+// A field set twice in one decision logs the value it had before the first
+// and the last; one set back to where it started is no change.
+TEST(Reconciler, AFieldSetTwiceLogsItsFirstOldAndLastNewValue) {
+  RunRecord current;
+  current.run_id = 1;
+  current.at(Field::kCasesCount) = I(5);
+  current.at(Field::kState) = S("active");
+  Observation o = obs(W, 100, StateClaim::kNone, {{Field::kCasesCount, I(10)}});
+  o.cases_added = 2;  // cases_count 5 -> 10 -> 12
+  Decision d = Reconciler::apply(current, o, 1000);
+  ASSERT_TRUE(d.changes.contains(Field::kCasesCount));
+  EXPECT_EQ(d.changes.old_value(Field::kCasesCount), I(5));
+  EXPECT_EQ(d.next.get(Field::kCasesCount), I(12));
+  EXPECT_EQ(changes_to_json(d.changes, d.next), R"({"cases_count":[5,12]})");
+
+  o = obs(W, 100, StateClaim::kNone, {{Field::kCasesCount, I(3)}});
+  o.cases_added = 2;  // 5 -> 3 -> 5
+  d = Reconciler::apply(current, o, 1000);
+  EXPECT_TRUE(d.changes.empty());
+  EXPECT_EQ(d.next.get(Field::kCasesCount), I(5));
+  EXPECT_EQ(changes_to_json(d.changes, d.next), "{}");
 }
 
 TEST(Reconciler, ChangesJsonEscapesLikeAJsonLibrary) {
   const std::string tricky = "quote \" backslash \\ newline \n tab \t bell \x07 caf\xc3\xa9";
-  std::vector<FieldChange> changes = {{Field::kRefs, I(-3), S("x")}, {Field::kName, kNull, Value{tricky}}};
-  const std::string text = changes_to_json(changes);
+  Changed c;
+  c.set(Field::kRefs, I(-3), S("x")).set(Field::kName, kNull, Value{tricky});
+  const std::string text = changes_to_json(c.changes, c.next);
   const auto parsed = nlohmann::json::parse(text);
   EXPECT_EQ(parsed["name"][1].get<std::string>(), tricky);
   EXPECT_EQ(parsed["refs"][0].get<std::int64_t>(), -3);
@@ -225,24 +264,27 @@ TEST(Reconciler, ChangesJsonEscapesLikeAJsonLibrary) {
 TEST(Reconciler, ChangesJsonIsWhatAJsonLibraryDumps) {
   std::string every_byte;
   for (int c = 1; c < 0x80; ++c) every_byte.push_back(static_cast<char>(c));
-  std::vector<FieldChange> changes;
+  Changed c;
   for (const auto& info : all_fields()) {  // every key, in enum order (not sorted)
-    const Value v = info.kind == ValueKind::kText ? Value{every_byte} : I(-7);
-    changes.push_back({info.field, kNull, v});
+    if (info.field == Field::kName) {
+      c.set(info.field, S("caf\xc3\xa9 \xe2\x98\x83"), S(""));
+    } else if (info.field == Field::kPassedCount) {
+      c.set(info.field, I(INT64_MIN), I(INT64_MAX));
+    } else {
+      c.set(info.field, kNull, info.kind == ValueKind::kText ? Value{every_byte} : I(-7));
+    }
   }
-  changes.push_back({Field::kName, S("caf\xc3\xa9 \xe2\x98\x83"), S("")});  // twice: the last wins
-  changes.push_back({Field::kPassedCount, I(INT64_MIN), I(INT64_MAX)});
   nlohmann::json want = nlohmann::json::object();
   auto to_json = [](const Value& v) -> nlohmann::json {
     if (const auto* i = std::get_if<std::int64_t>(&v)) return *i;
     if (const auto* t = std::get_if<std::string>(&v)) return *t;
     return nullptr;
   };
-  for (const auto& c : changes) {
-    want[field_info(c.field).column] = {to_json(c.old_value), to_json(c.new_value)};
+  for (const auto& info : all_fields()) {
+    want[info.column] = {to_json(c.changes.old_value(info.field)), to_json(c.next.get(info.field))};
   }
-  EXPECT_EQ(changes_to_json(changes), want.dump());
-  EXPECT_EQ(changes_to_json({}), "{}");
+  EXPECT_EQ(changes_to_json(c.changes, c.next), want.dump());
+  EXPECT_EQ(changes_to_json(FieldChanges{}, RunRecord{}), "{}");
 }
 
 TEST(Reconciler, LastEventAndPollTimesTrackSources) {
