@@ -287,6 +287,24 @@ TEST(Reconciler, ChangesJsonIsWhatAJsonLibraryDumps) {
   EXPECT_EQ(changes_to_json(FieldChanges{}, RunRecord{}), "{}");
 }
 
+// Strings are scanned eight bytes at a time: every byte that needs an
+// escape, at every place in a word, next to plain ASCII and UTF-8.
+TEST(Reconciler, ChangesJsonEscapesAtEveryOffset) {
+  std::vector<char> specials = {'"', '\\', '\x7f'};
+  for (int c = 0; c < 0x20; ++c) specials.push_back(static_cast<char>(c));
+  for (char special : specials) {
+    for (std::size_t at = 0; at < 17; ++at) {
+      std::string text = "plain text, long enough \xc3\xa9\xe2\x98\x83 and more";
+      text.insert(at, 1, special);
+      Changed c;
+      c.set(Field::kName, kNull, Value{text});
+      const std::string json = changes_to_json(c.changes, c.next);
+      EXPECT_EQ(json, nlohmann::json({{"name", {nullptr, text}}}).dump())
+          << "byte " << static_cast<int>(special) << " at " << at;
+    }
+  }
+}
+
 TEST(Reconciler, LastEventAndPollTimesTrackSources) {
   Decision a = Reconciler::apply(std::nullopt, obs(W, 100, StateClaim::kActive, {}), 5);
   EXPECT_EQ(a.next.last_event_at, 100);
