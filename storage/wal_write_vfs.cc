@@ -9,6 +9,8 @@
 #include <new>
 #include <vector>
 
+#include "storage/vfs_shim.h"
+
 namespace runsync {
 namespace {
 
@@ -188,11 +190,9 @@ const sqlite3_io_methods kWalMethods = {
     nullptr,
 };
 
-sqlite3_vfs* root(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
-
 int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int flags,
              int* out_flags) {
-  sqlite3_vfs* r = root(vfs);
+  sqlite3_vfs* r = shim_root(vfs);
   // Every other file is the root VFS's own, in the same (larger) space.
   if ((flags & SQLITE_OPEN_WAL) == 0) return r->xOpen(r, name, file, flags, out_flags);
   WalFile* w = wal(file);
@@ -213,61 +213,15 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int fl
   return SQLITE_OK;
 }
 
-int vfs_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
-  return root(vfs)->xDelete(root(vfs), name, sync_dir);
-}
-int vfs_access(sqlite3_vfs* vfs, const char* name, int flags, int* out) {
-  return root(vfs)->xAccess(root(vfs), name, flags, out);
-}
-int vfs_full_pathname(sqlite3_vfs* vfs, const char* name, int n, char* out) {
-  return root(vfs)->xFullPathname(root(vfs), name, n, out);
-}
-void* vfs_dl_open(sqlite3_vfs* vfs, const char* name) {
-  return root(vfs)->xDlOpen(root(vfs), name);
-}
-void vfs_dl_error(sqlite3_vfs* vfs, int n, char* out) { root(vfs)->xDlError(root(vfs), n, out); }
-void (*vfs_dl_sym(sqlite3_vfs* vfs, void* handle, const char* symbol))(void) {
-  return root(vfs)->xDlSym(root(vfs), handle, symbol);
-}
-void vfs_dl_close(sqlite3_vfs* vfs, void* handle) { root(vfs)->xDlClose(root(vfs), handle); }
-int vfs_randomness(sqlite3_vfs* vfs, int n, char* out) {
-  return root(vfs)->xRandomness(root(vfs), n, out);
-}
-int vfs_sleep(sqlite3_vfs* vfs, int us) { return root(vfs)->xSleep(root(vfs), us); }
-int vfs_current_time(sqlite3_vfs* vfs, double* out) {
-  return root(vfs)->xCurrentTime(root(vfs), out);
-}
-int vfs_get_last_error(sqlite3_vfs* vfs, int n, char* out) {
-  return root(vfs)->xGetLastError(root(vfs), n, out);
-}
-int vfs_current_time_int64(sqlite3_vfs* vfs, sqlite3_int64* out) {
-  return root(vfs)->xCurrentTimeInt64(root(vfs), out);
-}
-
 sqlite3_vfs* make_vfs() {
   sqlite3_vfs* r = sqlite3_vfs_find(nullptr);
   // Version 2 is all SQLite asks of a VFS it does not test with system-call
   // overrides; the unix VFS has been version 3 for a decade.
   if (r == nullptr || r->iVersion < 2) return nullptr;
   static sqlite3_vfs vfs{};
-  vfs.iVersion = 2;
-  vfs.szOsFile = kWalFileSize + r->szOsFile;
-  vfs.mxPathname = r->mxPathname;
+  init_shim_vfs(vfs, r, kWalFileSize);
   vfs.zName = "runsync-wal-write";
-  vfs.pAppData = r;
   vfs.xOpen = vfs_open;
-  vfs.xDelete = vfs_delete;
-  vfs.xAccess = vfs_access;
-  vfs.xFullPathname = vfs_full_pathname;
-  vfs.xDlOpen = vfs_dl_open;
-  vfs.xDlError = vfs_dl_error;
-  vfs.xDlSym = vfs_dl_sym;
-  vfs.xDlClose = vfs_dl_close;
-  vfs.xRandomness = vfs_randomness;
-  vfs.xSleep = vfs_sleep;
-  vfs.xCurrentTime = vfs_current_time;
-  vfs.xGetLastError = vfs_get_last_error;
-  vfs.xCurrentTimeInt64 = vfs_current_time_int64;
   if (sqlite3_vfs_register(&vfs, /*makeDflt=*/0) != SQLITE_OK) return nullptr;
   return &vfs;
 }

@@ -36,6 +36,7 @@
 #include "core/webhook_event.h"
 #include "storage/checkpointer.h"
 #include "storage/store.h"
+#include "storage/vfs_shim.h"
 #include "storage/write_gate.h"
 #include "storage/writer.h"
 #include "support/temp_dir.h"
@@ -111,7 +112,6 @@ struct CutFile {
 };
 
 CutFile* cut(sqlite3_file* f) { return reinterpret_cast<CutFile*>(f); }
-sqlite3_vfs* root_vfs(sqlite3_vfs* vfs) { return static_cast<sqlite3_vfs*>(vfs->pAppData); }
 
 int file_close(sqlite3_file* f) { return cut(f)->real()->pMethods->xClose(cut(f)->real()); }
 int file_read(sqlite3_file* f, void* out, int n, sqlite3_int64 off) {
@@ -178,73 +178,29 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags
   CutFile* c = cut(f);
   c->base.pMethods = nullptr;
   c->path = name;
-  const int rc = root_vfs(vfs)->xOpen(root_vfs(vfs), name, c->real(), flags, out_flags);
+  const int rc = shim_root(vfs)->xOpen(shim_root(vfs), name, c->real(), flags, out_flags);
   if (rc == SQLITE_OK) c->base.pMethods = &kCutMethods;
   return rc;
 }
 // A deleted file stays deleted (SQLite deletes only the rollback journal
 // of the first transaction here, which switches the database to WAL).
 int vfs_delete(sqlite3_vfs* vfs, const char* name, int sync_dir) {
-  const int rc = root_vfs(vfs)->xDelete(root_vfs(vfs), name, sync_dir);
+  const int rc = shim_root(vfs)->xDelete(shim_root(vfs), name, sync_dir);
   if (rc == SQLITE_OK) {
     std::lock_guard lock(disk().mu);
     disk().files.erase(name);
   }
   return rc;
 }
-int vfs_access(sqlite3_vfs* vfs, const char* name, int flags, int* out) {
-  return root_vfs(vfs)->xAccess(root_vfs(vfs), name, flags, out);
-}
-int vfs_full_pathname(sqlite3_vfs* vfs, const char* name, int n, char* out) {
-  return root_vfs(vfs)->xFullPathname(root_vfs(vfs), name, n, out);
-}
-void* vfs_dl_open(sqlite3_vfs* vfs, const char* name) {
-  return root_vfs(vfs)->xDlOpen(root_vfs(vfs), name);
-}
-void vfs_dl_error(sqlite3_vfs* vfs, int n, char* out) {
-  root_vfs(vfs)->xDlError(root_vfs(vfs), n, out);
-}
-void (*vfs_dl_sym(sqlite3_vfs* vfs, void* h, const char* sym))(void) {
-  return root_vfs(vfs)->xDlSym(root_vfs(vfs), h, sym);
-}
-void vfs_dl_close(sqlite3_vfs* vfs, void* h) { root_vfs(vfs)->xDlClose(root_vfs(vfs), h); }
-int vfs_randomness(sqlite3_vfs* vfs, int n, char* out) {
-  return root_vfs(vfs)->xRandomness(root_vfs(vfs), n, out);
-}
-int vfs_sleep(sqlite3_vfs* vfs, int us) { return root_vfs(vfs)->xSleep(root_vfs(vfs), us); }
-int vfs_current_time(sqlite3_vfs* vfs, double* out) {
-  return root_vfs(vfs)->xCurrentTime(root_vfs(vfs), out);
-}
-int vfs_get_last_error(sqlite3_vfs* vfs, int n, char* out) {
-  return root_vfs(vfs)->xGetLastError(root_vfs(vfs), n, out);
-}
-int vfs_current_time_int64(sqlite3_vfs* vfs, sqlite3_int64* out) {
-  return root_vfs(vfs)->xCurrentTimeInt64(root_vfs(vfs), out);
-}
-
 // Makes the power-cut VFS SQLite's default, on top of the current default.
 bool register_power_cut_vfs() {
   sqlite3_vfs* root = sqlite3_vfs_find(nullptr);
   if (root == nullptr || root->iVersion < 2) return false;
   static sqlite3_vfs vfs{};
-  vfs.iVersion = 2;
-  vfs.szOsFile = static_cast<int>(sizeof(CutFile)) + root->szOsFile;
-  vfs.mxPathname = root->mxPathname;
+  init_shim_vfs(vfs, root, static_cast<int>(sizeof(CutFile)));
   vfs.zName = "runsync-test-power-cut";
-  vfs.pAppData = root;
   vfs.xOpen = vfs_open;
   vfs.xDelete = vfs_delete;
-  vfs.xAccess = vfs_access;
-  vfs.xFullPathname = vfs_full_pathname;
-  vfs.xDlOpen = vfs_dl_open;
-  vfs.xDlError = vfs_dl_error;
-  vfs.xDlSym = vfs_dl_sym;
-  vfs.xDlClose = vfs_dl_close;
-  vfs.xRandomness = vfs_randomness;
-  vfs.xSleep = vfs_sleep;
-  vfs.xCurrentTime = vfs_current_time;
-  vfs.xGetLastError = vfs_get_last_error;
-  vfs.xCurrentTimeInt64 = vfs_current_time_int64;
   return sqlite3_vfs_register(&vfs, /*makeDflt=*/1) == SQLITE_OK;
 }
 
