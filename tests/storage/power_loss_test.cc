@@ -314,6 +314,7 @@ Outcome run_until_power_cut(bool sync_wal, std::size_t acked_before_cut, std::ui
     std::mutex mu;
     std::atomic<bool> stop{false};
     std::atomic<std::size_t> acked{0};
+    std::atomic<std::size_t> refused{0};  // answered with an error
     std::vector<std::thread> clients;
     for (int c = 0; c < 4; ++c) {
       clients.emplace_back([&, c] {
@@ -329,6 +330,8 @@ Outcome run_until_power_cut(bool sync_wal, std::size_t acked_before_cut, std::ui
                                                 std::lock_guard lock(mu);
                                                 out.acknowledged.insert(key);
                                                 ++acked;
+                                              } else {
+                                                ++refused;
                                               }
                                               --in_flight;
                                             });
@@ -345,11 +348,17 @@ Outcome run_until_power_cut(bool sync_wal, std::size_t acked_before_cut, std::ui
         60s))
         << acked.load() << " acknowledged, " << checkpointer.value()->held_checkpoints()
         << " WAL restarts";
-    // Somewhere in the middle of a batch, a sync or a checkpoint.
+    // Somewhere in the middle of a batch, a sync or a checkpoint: after a
+    // random number of further acknowledgements.
     std::mt19937 rng(seed);
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
+    const std::size_t cut_at = acked.load() + rng() % 256;
+    EXPECT_TRUE(wait_until([&] { return acked.load() >= cut_at; }, 60s));
     cut_power();
-    std::this_thread::sleep_for(20ms);  // let the writer run into the dead disk
+    // A writer that syncs runs into the dead disk: its next jobs fail.
+    if (sync_wal) {
+      EXPECT_TRUE(wait_until([&] { return refused.load() > 0; }, 60s))
+          << "nothing failed after the power cut";
+    }
     stop = true;
     for (auto& t : clients) t.join();
     writer.stop();
