@@ -45,6 +45,16 @@ WebhookDelivery delivery(int n) {
   return d;
 }
 
+// A store whose connection never checkpoints by itself, as serve opens
+// it beside a Checkpointer; nullptr (and a failure) when it cannot open.
+std::unique_ptr<Store> open_checkpointed_elsewhere(const std::string& path) {
+  OpenOptions options;
+  options.auto_checkpoint = false;
+  auto opened = Store::open(path, options);
+  EXPECT_TRUE(opened.is_ok()) << opened.message();
+  return opened.is_ok() ? std::move(opened).value() : nullptr;
+}
+
 // Salt-1 of the WAL header: SQLite adds one each time it starts the WAL over.
 std::uint32_t wal_restarts_salt(const std::string& db_path) {
   std::ifstream in(db_path + "-wal", std::ios::binary);
@@ -162,11 +172,8 @@ TEST(WriteGate, TheWriterEntersItForEveryTransaction) {
 TEST(Checkpointer, HoldsABusyWriterOffSoThatTheWalStartsOver) {
   TempDir dir;
   const std::string path = dir.file("c.db");
-  OpenOptions options;
-  options.auto_checkpoint = false;
-  auto opened = Store::open(path, options);
-  ASSERT_TRUE(opened.is_ok()) << opened.message();
-  std::unique_ptr<Store> store = std::move(opened).value();
+  std::unique_ptr<Store> store = open_checkpointed_elsewhere(path);
+  ASSERT_NE(store, nullptr);
   auto gate = std::make_shared<WriteGate>();
   Checkpointer::Options checkpoint_options;
   checkpoint_options.interval = 1ms;
@@ -238,11 +245,8 @@ class FileSizeCap {
 TEST(Checkpointer, ReportsAFailedCheckpointAndItsRecovery) {
   TempDir dir;
   const std::string path = dir.file("c.db");
-  OpenOptions options;
-  options.auto_checkpoint = false;
-  auto opened = Store::open(path, options);
-  ASSERT_TRUE(opened.is_ok()) << opened.message();
-  std::unique_ptr<Store> store = std::move(opened).value();
+  std::unique_ptr<Store> store = open_checkpointed_elsewhere(path);
+  ASSERT_NE(store, nullptr);
   // One transaction big enough that its checkpoint must grow the file.
   ASSERT_TRUE(store->begin().is_ok());
   for (int n = 0; n < 3000; ++n) ASSERT_TRUE(store->apply_webhook(delivery(n)).is_ok());

@@ -228,6 +228,16 @@ Observation polled(std::int64_t id, std::int64_t at, int version, bool completed
   return o;
 }
 
+// A poll's finding that run `id` no longer exists (get_run said so).
+Observation deleted_by_poll(std::int64_t id, std::int64_t at) {
+  Observation o;
+  o.run_id = id;
+  o.source = Source::kPoll;
+  o.observed_at = at;
+  o.state = StateClaim::kDeleted;
+  return o;
+}
+
 // Every row of `runs` and `run_changes`, as text, in key order.
 std::vector<std::string> dump(SQLite::Database& db) {
   std::vector<std::string> out;
@@ -252,12 +262,7 @@ TEST(Store, ApplyObservationsDoesWhatApplyingEachInTurnDoes) {
   // after older, older after newer, and a deletion in the middle.
   std::vector<Observation> setup;
   for (std::int64_t id = 1; id <= 400; id += 2) setup.push_back(polled(id, 100, 1, id % 3 == 0));
-  Observation deleted;
-  deleted.run_id = 5;
-  deleted.source = Source::kPoll;
-  deleted.observed_at = 100;
-  deleted.state = StateClaim::kDeleted;
-  setup.push_back(deleted);
+  setup.push_back(deleted_by_poll(5, 100));
   Observation hooked;
   hooked.run_id = 7;
   hooked.source = Source::kWebhook;
@@ -271,10 +276,7 @@ TEST(Store, ApplyObservationsDoesWhatApplyingEachInTurnDoes) {
   batch.push_back(polled(9, 250, 3, true));
   batch.push_back(polled(9, 150, 4));
   batch.push_back(polled(650, 260, 5));
-  Observation gone = deleted;
-  gone.run_id = 11;
-  gone.observed_at = 270;
-  batch.push_back(gone);
+  batch.push_back(deleted_by_poll(11, 270));
   batch.push_back(polled(11, 280, 6));
   // New runs from two sources in one batch: each change row keeps its own.
   Observation from_api = polled(801, 290, 7);
@@ -355,12 +357,7 @@ TEST(Store, KnownRunsOfAProjectWithAndWithoutWhetherAPollSawThem) {
   Observation other = polled(4, 100, 1);
   other.set(Field::kProjectId, Value{std::int64_t{2}});
   batch.push_back(other);
-  Observation gone;
-  gone.run_id = 3;
-  gone.source = Source::kPoll;
-  gone.observed_at = 101;
-  gone.state = StateClaim::kDeleted;
-  batch.push_back(gone);
+  batch.push_back(deleted_by_poll(3, 101));
   ASSERT_TRUE(store->begin().is_ok());
   ASSERT_TRUE(store->apply_observations(batch, 1).is_ok());
   // Run 9: only a webhook told us, by project code.
