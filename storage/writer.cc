@@ -20,25 +20,31 @@ Writer::Writer(std::unique_ptr<Store> store, Options options)
 Writer::~Writer() { stop(); }
 
 bool Writer::try_submit(Job job, Done done) {
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
     if (stopping_ || queue_.size() >= options_.queue_capacity) return false;
     queue_.push_back({std::move(job), std::move(done)});
+    wake = wake_writer();
   }
-  has_work_.notify_one();
+  if (wake) has_work_.notify_one();
   return true;
 }
 
 bool Writer::submit(Job job, Done done) {
+  bool wake = false;
   {
     std::unique_lock lock(mu_);
     has_room_.wait(lock, [&] { return stopping_ || queue_.size() < options_.queue_capacity; });
     if (stopping_) return false;
     queue_.push_back({std::move(job), std::move(done)});
+    wake = wake_writer();
   }
-  has_work_.notify_one();
+  if (wake) has_work_.notify_one();
   return true;
 }
+
+bool Writer::wake_writer() const { return wake_at_ != 0 && queue_.size() >= wake_at_; }
 
 Status Writer::run(Job job) {
   auto promise = std::make_shared<std::promise<Status>>();
@@ -131,12 +137,15 @@ void Writer::loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
+      wake_at_ = 1;
       has_work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       const auto gather = std::min(options_.gather_wait, last_commit);
       if (last_batch > 1 && queue_.size() < last_batch && gather.count() > 0) {
+        wake_at_ = last_batch;
         has_work_.wait_for(lock, gather,
                            [&] { return stopping_ || queue_.size() >= last_batch; });
       }
+      wake_at_ = 0;
       if (queue_.empty()) return;  // stopping and drained
       const std::size_t n = std::min(queue_.size(), options_.max_batch);
       for (std::size_t i = 0; i < n; ++i) {

@@ -97,6 +97,7 @@ class Writer {
     std::chrono::steady_clock::time_point commit_started;
   };
   void loop();
+  bool wake_writer() const;  // under mu_: has the queue reached wake_at_?
   void sync_loop();
   Status sync_wal();  // options_.wal_sync->sync(), recording a failure
   // Runs the completions of a batch that is durable (or failed) now.
@@ -110,6 +111,11 @@ class Writer {
   std::condition_variable has_work_;
   std::condition_variable has_room_;
   std::deque<Item> queue_;
+  // The queue length the writer thread is waiting for, 0 while it is busy.
+  // Submitters wake it only when the queue reaches it: a wake-up per job
+  // during the gather wait cost the submitting thread a futex call and the
+  // writer a context switch, only for it to go back to sleep.
+  std::size_t wake_at_ = 0;
   bool stopping_ = false;
   BatchObserver observer_;
   // The sync thread's side, under mu_ too.
