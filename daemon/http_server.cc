@@ -77,14 +77,44 @@ struct Registry {
   bool closing = false;
 };
 
+// Answers handed in from other threads (the writer's sync thread finishes a
+// whole batch at once) reach the I/O thread through one post per run of
+// answers rather than one each: a post takes the io_context's scheduler
+// lock, which the I/O thread takes for every handler it runs, and contention
+// there cost both threads futex calls and context switches.
+class AnswerQueue : public std::enable_shared_from_this<AnswerQueue> {
+ public:
+  explicit AnswerQueue(asio::io_context& ioc) : ioc_(ioc) {}
+
+  void push(std::shared_ptr<Session> session, ServerResponse response) {
+    bool first = false;
+    {
+      std::lock_guard lock(mu_);
+      first = pending_.empty();
+      pending_.emplace_back(std::move(session), std::move(response));
+    }
+    if (first) asio::post(ioc_, [self = shared_from_this()] { self->drain(); });
+  }
+
+ private:
+  void drain();
+
+  asio::io_context& ioc_;
+  std::mutex mu_;
+  std::vector<std::pair<std::shared_ptr<Session>, ServerResponse>> pending_;
+  std::vector<std::pair<std::shared_ptr<Session>, ServerResponse>> draining_;  // I/O thread's
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServerOptions& options, Handler& handler,
-          std::shared_ptr<Registry> registry, RejectObserver* reject)
+          std::shared_ptr<Registry> registry, std::shared_ptr<AnswerQueue> answers,
+          RejectObserver* reject)
       : stream_(std::move(socket)),
         options_(options),
         handler_(handler),
         registry_(std::move(registry)),
+        answers_(std::move(answers)),
         reject_(reject) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
@@ -117,6 +147,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  friend class AnswerQueue;  // calls send()
+
   void do_read() {
     // Beast reads at most the buffer's free capacity (512 bytes when it
     // starts empty): with room for a typical request it takes one recv.
@@ -165,12 +197,13 @@ class Session : public std::enable_shared_from_this<Session> {
     req.body = std::move(msg.body());
     busy_ = true;
     stream_.expires_never();
-    auto executor = stream_.get_executor();
-    handler_(std::move(req), [self = shared_from_this(), executor](ServerResponse resp) {
-      asio::post(executor, [self, resp = std::move(resp)]() mutable { self->send(std::move(resp)); });
+    handler_(std::move(req), [self = shared_from_this()](ServerResponse resp) {
+      AnswerQueue& answers = *self->answers_;
+      answers.push(std::move(self), std::move(resp));
     });
   }
 
+  // On the I/O thread.
   void send(ServerResponse resp) {
     busy_ = true;
     const bool keep = keep_alive_ && !close_after_write_;
@@ -239,6 +272,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const HttpServerOptions& options_;
   Handler& handler_;
   std::shared_ptr<Registry> registry_;
+  std::shared_ptr<AnswerQueue> answers_;
   RejectObserver* reject_;
   std::string remote_;
   unsigned version_ = 11;
@@ -248,17 +282,26 @@ class Session : public std::enable_shared_from_this<Session> {
   bool close_after_write_ = false;
 };
 
+void AnswerQueue::drain() {
+  {
+    std::lock_guard lock(mu_);
+    draining_.swap(pending_);
+  }
+  for (auto& [session, response] : draining_) session->send(std::move(response));
+  draining_.clear();
+}
+
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(asio::io_context& io, HttpServerOptions opts, Handler h)
       : ioc(io), options(std::move(opts)), handler(std::move(h)), acceptor(io),
-        registry(std::make_shared<Registry>()) {}
+        registry(std::make_shared<Registry>()), answers(std::make_shared<AnswerQueue>(io)) {}
 
   void do_accept() {
     // Sessions use the io_context's own executor: one thread runs it, so a
     // strand would only add a shared state to copy and lock per handler.
-    // Answers from the writer thread arrive through asio::post.
+    // Answers from the writer's threads arrive through the AnswerQueue.
     acceptor.async_accept(ioc,
                           [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
                             if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
@@ -268,7 +311,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                               socket.set_option(tcp::no_delay(true), ec);
                               std::make_shared<Session>(std::move(socket), self->options,
                                                         self->handler, self->registry,
-                                                        &self->reject)
+                                                        self->answers, &self->reject)
                                   ->start();
                             }
                             self->do_accept();
@@ -280,6 +323,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Handler handler;
   tcp::acceptor acceptor;
   std::shared_ptr<Registry> registry;
+  std::shared_ptr<AnswerQueue> answers;
   RejectObserver reject;
   std::uint16_t bound_port = 0;
 };

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include <future>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
@@ -226,6 +228,39 @@ TEST_F(WebhookServerTest, AppliesThenAcknowledgesDuplicatesOverOneKeepAliveConne
   EXPECT_EQ(again.body, R"({"result":"duplicate"})");
   EXPECT_EQ(count("SELECT count(*) FROM webhook_events"), 1);
   EXPECT_EQ(count("SELECT count(*) FROM run_changes"), 1);
+}
+
+// Answers of one batch reach the I/O thread together; each must still go to
+// the connection that asked. Every client posts its own events, each twice:
+// an answer crossed to another connection would read "duplicate" for a first
+// delivery or "applied" for a second.
+TEST_F(WebhookServerTest, ConcurrentClientsEachGetTheirOwnAnswers) {
+  start();
+  constexpr int kClients = 16;
+  constexpr int kEvents = 12;
+  std::vector<std::string> wrong(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      TestHttpClient client(server_->port());
+      for (int e = 0; e < kEvents; ++e) {
+        const std::string body = R"({"event_name":"run.started","timestamp":1650540069,)"
+                                 R"("payload":{"id":)" + std::to_string(1000 + c * kEvents + e) +
+                                 R"(},"project_code":"ID"})";
+        for (const char* expected : {R"({"result":"applied"})", R"({"result":"duplicate"})"}) {
+          auto answer = client.post("/webhook", body);
+          if (answer.status != 200 || answer.body != expected) {
+            wrong[c] += "event " + std::to_string(e) + ": " + std::to_string(answer.status) +
+                        " " + answer.body + " (expected " + expected + "); ";
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (int c = 0; c < kClients; ++c) EXPECT_EQ(wrong[c], "") << "client " << c;
+  EXPECT_EQ(count("SELECT count(*) FROM webhook_events"), kClients * kEvents);
+  EXPECT_EQ(count("SELECT count(*) FROM runs"), kClients * kEvents);
 }
 
 TEST_F(WebhookServerTest, StaleAndIgnoredResults) {
