@@ -108,7 +108,7 @@ class AnswerQueue : public std::enable_shared_from_this<AnswerQueue> {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServerOptions& options, Handler& handler,
-          std::shared_ptr<Registry> registry, std::shared_ptr<AnswerQueue> answers,
+          std::shared_ptr<Registry> registry, std::weak_ptr<AnswerQueue> answers,
           RejectObserver* reject)
       : stream_(std::move(socket)),
         options_(options),
@@ -198,8 +198,10 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = true;
     stream_.expires_never();
     handler_(std::move(req), [self = shared_from_this()](ServerResponse resp) {
-      AnswerQueue& answers = *self->answers_;
-      answers.push(std::move(self), std::move(resp));
+      if (auto answers = self->answers_.lock()) return answers->push(self, std::move(resp));
+      // The server is gone; the session still answers on its own.
+      asio::post(self->stream_.get_executor(),
+                 [self, resp = std::move(resp)]() mutable { self->send(std::move(resp)); });
     });
   }
 
@@ -272,7 +274,8 @@ class Session : public std::enable_shared_from_this<Session> {
   const HttpServerOptions& options_;
   Handler& handler_;
   std::shared_ptr<Registry> registry_;
-  std::shared_ptr<AnswerQueue> answers_;
+  // Weak: the queue holds sessions while their answers wait in it.
+  std::weak_ptr<AnswerQueue> answers_;
   RejectObserver* reject_;
   std::string remote_;
   unsigned version_ = 11;
