@@ -71,7 +71,7 @@ std::string insert_rows_sql(const std::string& table, const std::string& columns
   return sql;
 }
 
-std::string insert_run_sql(int rows = 1) {
+std::string insert_run_sql(int rows) {
   return insert_rows_sql("runs", run_columns(), kRunColumnCount, rows);
 }
 
@@ -297,7 +297,7 @@ struct Store::Impl {
   std::unique_ptr<SQLite::Database> db;
   SQLite::Statement begin, commit, rollback, savepoint, release, rollback_to;
   SQLite::Statement insert_change;
-  RawStatement insert_delivery, insert_run, select_run, select_runs, data_version;
+  RawStatement insert_delivery, select_run, select_runs, data_version;
   RowCache cache;
   std::int64_t last_data_version = -1;
   bool may_split_sync = false;  // opened with Durability::kFull and no auto checkpoint
@@ -317,7 +317,8 @@ struct Store::Impl {
     std::int64_t changed_at = 0;
   };
   std::vector<Pending> pending;
-  // INSERTs of n rows (index n), prepared on first use.
+  // INSERTs of n rows (index n), prepared on first use; a single new run
+  // (write()) uses insert_runs_n[1], prepared with the rest.
   std::vector<RawStatement> insert_runs_n, insert_changes_n;
   RawStatement max_change_seq;
 
@@ -339,13 +340,14 @@ struct Store::Impl {
                                     "event_name, project_code, run_id, event_ts, body, result) "
                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                                     "ON CONFLICT (delivery_key) DO NOTHING")),
-        insert_run(prepare_raw(*db, insert_run_sql())),
         select_run(prepare_raw(*db, "SELECT " + run_columns() + " FROM runs WHERE run_id = ?")),
         select_runs(prepare_raw(*db, select_runs_sql())),
         data_version(prepare_raw(*db, "PRAGMA data_version")),
         insert_runs_n(kInsertChunk + 1),
         insert_changes_n(kInsertChunk + 1),
-        max_change_seq(prepare_raw(*db, "SELECT max(seq) FROM run_changes")) {}
+        max_change_seq(prepare_raw(*db, "SELECT max(seq) FROM run_changes")) {
+    insert_runs_n[1] = prepare_raw(*db, insert_run_sql(1));
+  }
 
   static Status run(SQLite::Statement& st, const char* what) {
     try {
@@ -528,7 +530,7 @@ struct Store::Impl {
         r.change_seq = db->getLastInsertRowid();
       }
       if (!before) {
-        sqlite3_stmt* st = insert_run.get();
+        sqlite3_stmt* st = insert_runs_n[1].get();
         for (int c = 0; c < kRunColumnCount; ++c) bind_run_column(st, c + 1, r, c);
         exec_raw(st);
         return Status::ok();
