@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <initializer_list>
 #include <limits>
 #include <map>
@@ -480,19 +481,30 @@ StatusOr<ResolvedSecret> resolve_secret(const SecretSources& sources,
   return ResolvedSecret{std::move(value), prefix + "'" + sources.file_path + "'"};
 }
 
-Status resolve_secrets(const ConfigEnvironment& env, const KeyLocations& locations,
+// With SecretUse::kNotNeeded a secret that cannot be read stays empty.
+StatusOr<ResolvedSecret> resolve_for(SecretUse use, const SecretSources& sources,
+                                     const ConfigEnvironment& env, Config& config) {
+  auto resolved = resolve_secret(sources, env);
+  if (!resolved && use == SecretUse::kNotNeeded) {
+    config.unread_secrets.push_back(resolved.message());
+    return ResolvedSecret{};
+  }
+  return resolved;
+}
+
+Status resolve_secrets(const ConfigEnvironment& env, const KeyLocations& locations, SecretUse use,
                        Config& config) {
-  auto secret = resolve_secret({"webhook.secret", "webhook.secret_file", config.webhook.secret_file,
+  auto secret = resolve_for(use, {"webhook.secret", "webhook.secret_file", config.webhook.secret_file,
                                 locations.secret_file, "RUNSYNC_WEBHOOK_SECRET", "webhook-secret"},
-                               env);
+                            env, config);
   if (!secret) return secret.status();
   config.webhook.secret = std::move(secret->value);
 
   // The signing secret has no environment variable, only the credential.
-  auto signing = resolve_secret(
-      {"webhook.signing_secret", "webhook.signing_secret_file", config.webhook.signing_secret_file,
+  auto signing = resolve_for(
+      use, {"webhook.signing_secret", "webhook.signing_secret_file", config.webhook.signing_secret_file,
        locations.signing_secret_file, nullptr, "webhook-signing-secret"},
-      env);
+      env, config);
   if (!signing) return signing.status();
   if (!signing->value.empty()) {
     const std::string_view value = signing->value;
@@ -504,21 +516,22 @@ Status resolve_secrets(const ConfigEnvironment& env, const KeyLocations& locatio
   config.webhook.signing_secret = std::move(signing->value);
 
   auto api_key =
-      resolve_secret({"testrail.api_key", "testrail.api_key_file", config.testrail.api_key_file,
+      resolve_for(use, {"testrail.api_key", "testrail.api_key_file", config.testrail.api_key_file,
                       locations.api_key_file, "RUNSYNC_TESTRAIL_API_KEY", "testrail-api-key"},
-                     env);
+                  env, config);
   if (!api_key) return api_key.status();
   config.testrail.api_key = std::move(api_key->value);
   return Status::ok();
 }
 
-Status check_testrail_complete(const Config& config, const KeyLocations& locations) {
+Status check_testrail_complete(const Config& config, const KeyLocations& locations,
+                               SecretUse use) {
   if (config.testrail.url.empty()) return Status::ok();
   const std::string& at = locations.testrail_url;
   if (config.testrail.user.empty()) {
     return Status::error(at + "testrail.url is set but testrail.user is missing");
   }
-  if (config.testrail.api_key.empty()) {
+  if (use == SecretUse::kRequired && config.testrail.api_key.empty()) {
     return Status::error(at +
                          "testrail.url is set but there is no API key (set "
                          "testrail.api_key_file, $RUNSYNC_TESTRAIL_API_KEY or the "
@@ -542,7 +555,7 @@ std::optional<std::int64_t> Config::project_id_for_code(const std::string& code)
 ConfigEnvironment ConfigEnvironment::from_process() {
   ConfigEnvironment env;
   for (const char* name : {"RUNSYNC_TESTRAIL_API_KEY", "RUNSYNC_WEBHOOK_SECRET", "STATE_DIRECTORY",
-                           "CREDENTIALS_DIRECTORY"}) {
+                           "CREDENTIALS_DIRECTORY", "RUNSYNC_CONFIG"}) {
     if (const char* value = std::getenv(name)) env.vars[name] = value;
   }
   return env;
@@ -610,7 +623,17 @@ std::string default_database_path(const ConfigEnvironment& env) {
   return "runsync.db";
 }
 
-StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& env) {
+std::string resolve_config_path(const std::string& given, const ConfigEnvironment& env,
+                                const std::string& system_path) {
+  if (!given.empty()) return given;
+  if (const auto named = env.get("RUNSYNC_CONFIG"); named && !named->empty()) return *named;
+  std::error_code ec;
+  if (!system_path.empty() && std::filesystem::exists(system_path, ec)) return system_path;
+  return "";
+}
+
+StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& env,
+                             SecretUse use) {
   Config config;
   config.storage.path = default_database_path(env);
   KeyLocations locations;
@@ -632,8 +655,8 @@ StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& e
     if (Status st = read_document(file, root, config, locations); !st) return st;
     config.source_path = path;
   }
-  if (Status st = resolve_secrets(env, locations, config); !st) return st;
-  if (Status st = check_testrail_complete(config, locations); !st) return st;
+  if (Status st = resolve_secrets(env, locations, use, config); !st) return st;
+  if (Status st = check_testrail_complete(config, locations, use); !st) return st;
   return config;
 }
 
@@ -645,6 +668,9 @@ std::string render_config(const Config& config) {
     out << "# runsync effective configuration, loaded from " << config.source_path << "\n";
   }
   out << "# Secrets are redacted; they are not config keys, so they appear as comments.\n";
+  for (const std::string& problem : config.unread_secrets) {
+    out << "# not read (only serve and sync need it): " << problem << "\n";
+  }
 
   out << "\n[storage]\n"
       << "path = " << toml_string(config.storage.path) << "\n"
@@ -672,7 +698,13 @@ std::string render_config(const Config& config) {
       << "\n"
       << "request_timeout = " << toml_string(render_duration(testrail.request_timeout)) << "\n"
       << "max_requests_per_minute = " << testrail.max_requests_per_minute << "\n";
-  if (!testrail.api_key.empty()) out << "# api_key = \"<redacted>\"\n";
+  if (!testrail.api_key.empty()) {
+    out << "# api_key = \"<redacted>\"\n";
+  } else if (!testrail.url.empty()) {
+    out << "# api_key: none found here; `runsync serve` and `runsync sync` need one (set "
+           "testrail.api_key_file, $RUNSYNC_TESTRAIL_API_KEY or the testrail-api-key "
+           "credential)\n";
+  }
 
   for (const ProjectConfig& project : config.projects) {
     out << "\n[[project]]\n"

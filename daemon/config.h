@@ -61,6 +61,10 @@ struct Config {
     std::string level = "info";  // trace, debug, info, warn, error
   } log;
 
+  // With SecretUse::kNotNeeded: why each secret that could not be read was
+  // left empty (never the secret itself).
+  std::vector<std::string> unread_secrets;
+
   // project_code → project id, for webhook events.
   std::optional<std::int64_t> project_id_for_code(const std::string& code) const;
 };
@@ -68,9 +72,32 @@ struct Config {
 // Environment the loader consults; injected so tests need not touch the
 // real environment.
 struct ConfigEnvironment {
-  std::map<std::string, std::string> vars;  // e.g. RUNSYNC_TESTRAIL_API_KEY, STATE_DIRECTORY
+  std::map<std::string, std::string> vars;  // e.g. RUNSYNC_TESTRAIL_API_KEY, RUNSYNC_CONFIG
   static ConfigEnvironment from_process();
   std::optional<std::string> get(const std::string& name) const;
+};
+
+// Where the packaged config lives; read when no --config is given.
+inline constexpr const char* kSystemConfigPath = "/etc/runsync/runsync.toml";
+
+// The config file a command reads (SPEC §2): `given` (--config) when not
+// empty; else $RUNSYNC_CONFIG when set and not empty (it must then exist:
+// load_config reports it when not); else `system_path` when that file
+// exists; else "" (embedded defaults). `system_path` is a parameter so that
+// tests need not depend on the real /etc.
+std::string resolve_config_path(const std::string& given, const ConfigEnvironment& env,
+                                const std::string& system_path = kSystemConfigPath);
+
+// What the command about to run needs of the secrets.
+enum class SecretUse {
+  // serve and sync call the API: with testrail.url set the API key is
+  // required, and every configured secret file must be readable.
+  kRequired,
+  // Commands that never call the API nor take webhooks (check-config,
+  // status, migrate, backup, run …): no API key is required, and a secret
+  // that cannot be read (a root-only file, a credential only the service
+  // sees) is left empty instead of being an error.
+  kNotNeeded,
 };
 
 // Loads `path` (or only the defaults when `path` is empty), applies the
@@ -86,7 +113,8 @@ struct ConfigEnvironment {
 // root-only file handed over by systemd's LoadCredential= is not an error.
 // Empty environment variables count as unset. Relative paths (storage.path,
 // the *_file keys) are relative to the working directory.
-StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& env);
+StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& env,
+                             SecretUse use = SecretUse::kRequired);
 
 // The database path used when the config does not set storage.path: the first
 // entry of $STATE_DIRECTORY (systemd may list several, separated by ':') plus
@@ -102,7 +130,8 @@ struct ListenAddress {
 };
 std::optional<ListenAddress> parse_listen_address(const std::string& text);
 
-// The effective config as TOML, secrets redacted ("<redacted>" when set).
+// The effective config as TOML, secrets redacted ("<redacted>" when set;
+// with testrail.url set and no API key, a comment says serve and sync need one).
 // Every key is written out; the resolved secrets, which are not config keys,
 // appear as comment lines, so the output loads back into the same config.
 std::string render_config(const Config& config);

@@ -680,6 +680,59 @@ level = "warn"
   }
 }
 
+TEST_F(ConfigTest, CommandsThatDoNotCallTheApiNeedNoApiKey) {
+  const std::string toml =
+      "[testrail]\nurl = \"https://x.testrail.io\"\nuser = \"u\"\n"
+      "api_key_file = \"{dir}/no-such-key\"\n\n[webhook]\nsecret_file = \"{dir}/no-such-secret\"\n"
+      "\n[[project]]\nid = 1\ncode = \"A\"\n";
+  const std::string path = write("runsync.toml", with_dir(toml));
+  StatusOr<Config> strict = load_config(path, {}, SecretUse::kRequired);
+  ASSERT_FALSE(strict.is_ok());
+  EXPECT_NE(strict.message().find("no-such-secret"), std::string::npos) << strict.message();
+
+  StatusOr<Config> relaxed = load_config(path, {}, SecretUse::kNotNeeded);
+  ASSERT_TRUE(relaxed.is_ok()) << relaxed.message();
+  EXPECT_EQ(relaxed->testrail.url, "https://x.testrail.io");
+  EXPECT_EQ(relaxed->testrail.api_key, "");
+  EXPECT_EQ(relaxed->webhook.secret, "");
+  ASSERT_EQ(relaxed->unread_secrets.size(), 2u);
+  EXPECT_NE(relaxed->unread_secrets[1].find("no-such-key"), std::string::npos);
+  EXPECT_NE(render_config(*relaxed).find("# not read (only serve and sync need it): "),
+            std::string::npos);
+  EXPECT_NE(render_config(*relaxed).find("# api_key: none found here; `runsync serve` and "
+                                         "`runsync sync` need one"),
+            std::string::npos);
+
+  // Only the key missing, no file named at all: still refused for serve/sync.
+  const std::string keyless = write(
+      "keyless.toml",
+      "[testrail]\nurl = \"https://x.testrail.io\"\nuser = \"u\"\n\n[[project]]\nid = 1\ncode = \"A\"\n");
+  EXPECT_FALSE(load_config(keyless, {}, SecretUse::kRequired).is_ok());
+  EXPECT_TRUE(load_config(keyless, {}, SecretUse::kNotNeeded).is_ok());
+}
+
+TEST_F(ConfigTest, ConfigPathComesFromFlagThenEnvironmentThenSystemFile) {
+  const std::string system = write("system.toml", "");
+  const std::string absent = dir_ + "/absent.toml";
+  ConfigEnvironment none;
+  ConfigEnvironment named;
+  named.vars["RUNSYNC_CONFIG"] = dir_ + "/named.toml";
+  ConfigEnvironment empty_name;
+  empty_name.vars["RUNSYNC_CONFIG"] = "";
+
+  EXPECT_EQ(resolve_config_path("given.toml", named, system), "given.toml");
+  EXPECT_EQ(resolve_config_path("", named, system), dir_ + "/named.toml");
+  EXPECT_EQ(resolve_config_path("", none, system), system);
+  EXPECT_EQ(resolve_config_path("", empty_name, system), system);
+  EXPECT_EQ(resolve_config_path("", none, absent), "");
+  EXPECT_STREQ(kSystemConfigPath, "/etc/runsync/runsync.toml");
+
+  // A named file that does not exist is an error, not the defaults.
+  StatusOr<Config> missing = load_config(resolve_config_path("", named, absent), named);
+  ASSERT_FALSE(missing.is_ok());
+  EXPECT_NE(missing.message().find("named.toml"), std::string::npos) << missing.message();
+}
+
 TEST(ConfigEnvironmentTest, FromProcessCopiesTheRelevantVariables) {
   ASSERT_EQ(setenv("STATE_DIRECTORY", "/var/lib/runsync-test", 1), 0);
   ASSERT_EQ(setenv("RUNSYNC_WEBHOOK_SECRET", "process-secret", 1), 0);
@@ -693,7 +746,8 @@ TEST(ConfigEnvironmentTest, FromProcessCopiesTheRelevantVariables) {
   EXPECT_EQ(env.get("PATH"), std::nullopt);
   for (const auto& [name, value] : env.vars) {
     EXPECT_TRUE(name == "STATE_DIRECTORY" || name == "RUNSYNC_WEBHOOK_SECRET" ||
-                name == "RUNSYNC_TESTRAIL_API_KEY" || name == "CREDENTIALS_DIRECTORY")
+                name == "RUNSYNC_TESTRAIL_API_KEY" || name == "CREDENTIALS_DIRECTORY" ||
+                name == "RUNSYNC_CONFIG")
         << name;
   }
 }
