@@ -1,25 +1,112 @@
 #include "storage/report.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <mutex>
 
 #include "storage/database.h"
 
 namespace runsync {
+namespace {
 
-StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t now) {
+std::string lock_path(const std::string& database_path) { return database_path + ".lock"; }
+
+StatusOr<std::unique_ptr<SQLite::Database>> open_read_only(const std::string& path) {
   OpenOptions options;
   options.read_only = true;
-  auto opened = open_database(path, options);
+  return open_database(path, options);
+}
+
+// Runs by state, the newest delivery, the commands not done. Throws
+// SQLite::Exception.
+MirrorGauges read_figures(SQLite::Database& db) {
+  MirrorGauges g;
+  SQLite::Statement states(db, "SELECT state, count(*) FROM runs GROUP BY state");
+  while (states.executeStep()) {
+    g.runs_by_state[states.getColumn(0).getString()] = states.getColumn(1).getInt64();
+  }
+  SQLite::Statement last(db, "SELECT max(received_at) FROM webhook_events");
+  if (last.executeStep() && !last.getColumn(0).isNull()) {
+    g.last_webhook_at = last.getColumn(0).getInt64();
+  }
+  if (!db.tableExists("outbox")) return g;
+  SQLite::Statement pending(db,
+                            "SELECT count(*), min(created_at) FROM outbox "
+                            "WHERE state = 'pending' OR state = 'sending'");
+  if (pending.executeStep()) {
+    g.outbox_pending = pending.getColumn(0).getInt64();
+    if (!pending.getColumn(1).isNull()) g.oldest_pending_at = pending.getColumn(1).getInt64();
+  }
+  return g;
+}
+
+}  // namespace
+
+const char* cycle_state_name(CycleState state) {
+  switch (state) {
+    case CycleState::kOk:
+      return "ok";
+    case CycleState::kFailed:
+      return "failed";
+    case CycleState::kRunning:
+      return "running";
+    case CycleState::kInterrupted:
+      return "interrupted";
+  }
+  return "?";
+}
+
+std::string iso_utc(std::int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr) return std::to_string(unix_seconds);
+  char buffer[32];
+  const std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return n == 0 ? std::to_string(unix_seconds) : std::string(buffer, n);
+}
+
+StatusOr<std::unique_ptr<PollerMark>> PollerMark::hold(const std::string& database_path) {
+  const std::string path = lock_path(database_path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::error("cannot create " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_SH) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Status::error("cannot lock " + path + ": " + std::strerror(err));
+  }
+  return std::unique_ptr<PollerMark>(new PollerMark(fd));
+}
+
+PollerMark::~PollerMark() { ::close(fd_); }
+
+bool poller_running(const std::string& database_path) {
+  const int fd = ::open(lock_path(database_path).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // also drops the lock when it was free and we took it
+  return held;
+}
+
+StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t now) {
+  const bool polling_now = poller_running(path);
+  auto opened = open_read_only(path);
   if (!opened) return opened.status();
   SQLite::Database& db = *opened.value();
   MirrorReport r;
   try {
     r.schema_version = schema_version(db);
     if (r.schema_version == 0) return Status::error("database " + path + " has no schema yet; run `runsync migrate`");
-    SQLite::Statement states(db, "SELECT state, count(*) FROM runs GROUP BY state");
-    while (states.executeStep()) r.runs_by_state[states.getColumn(0).getString()] = states.getColumn(1).getInt64();
-    SQLite::Statement last(db, "SELECT max(received_at) FROM webhook_events");
-    if (last.executeStep() && !last.getColumn(0).isNull()) r.last_webhook_at = last.getColumn(0).getInt64();
+    SQLite::Transaction snapshot(db);  // one consistent view for all figures
+    MirrorGauges figures = read_figures(db);
+    r.runs_by_state = std::move(figures.runs_by_state);
+    r.last_webhook_at = figures.last_webhook_at;
+    r.oldest_pending_at = figures.oldest_pending_at;
     SQLite::Statement hour(db,
                            "SELECT result, count(*) FROM webhook_events WHERE received_at >= ? "
                            "GROUP BY result");
@@ -38,6 +125,11 @@ StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t 
       s.started_at = polls.getColumn(2).getInt64();
       if (!polls.getColumn(3).isNull()) s.finished_at = polls.getColumn(3).getInt64();
       if (!polls.getColumn(4).isNull()) s.error = polls.getColumn(4).getString();
+      if (s.error) {
+        s.state = CycleState::kFailed;
+      } else if (!s.finished_at) {
+        s.state = polling_now ? CycleState::kRunning : CycleState::kInterrupted;
+      }
       if (!polls.getColumn(5).isNull()) s.last_success_at = polls.getColumn(5).getInt64();
       r.polls.push_back(std::move(s));
     }
@@ -52,9 +144,7 @@ StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t 
 }
 
 StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std::int64_t id) {
-  OpenOptions options;
-  options.read_only = true;
-  auto opened = open_database(path, options);
+  auto opened = open_read_only(path);
   if (!opened) return opened.status();
   try {
     SQLite::Statement st(*opened.value(),
@@ -75,6 +165,32 @@ StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std
   }
 }
 
+struct MirrorGaugeReader::Impl {
+  std::mutex mu;
+  std::unique_ptr<SQLite::Database> db;
+};
+
+MirrorGaugeReader::MirrorGaugeReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MirrorGaugeReader::~MirrorGaugeReader() = default;
+
+StatusOr<std::unique_ptr<MirrorGaugeReader>> MirrorGaugeReader::open(const std::string& path) {
+  auto opened = open_read_only(path);
+  if (!opened) return opened.status();
+  auto impl = std::make_unique<Impl>();
+  impl->db = std::move(opened).value();
+  return std::unique_ptr<MirrorGaugeReader>(new MirrorGaugeReader(std::move(impl)));
+}
+
+StatusOr<MirrorGauges> MirrorGaugeReader::read() {
+  std::lock_guard lock(impl_->mu);
+  try {
+    SQLite::Transaction snapshot(*impl_->db);  // one consistent view for all figures
+    return read_figures(*impl_->db);
+  } catch (const std::exception& e) {
+    return Status::error(std::string("reading the mirror's figures: ") + e.what());
+  }
+}
+
 struct ChangeWatcher::Impl {
   std::unique_ptr<SQLite::Database> db;
   std::optional<std::int64_t> last;
@@ -84,9 +200,7 @@ ChangeWatcher::ChangeWatcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 ChangeWatcher::~ChangeWatcher() = default;
 
 StatusOr<std::unique_ptr<ChangeWatcher>> ChangeWatcher::open(const std::string& path) {
-  OpenOptions options;
-  options.read_only = true;
-  auto opened = open_database(path, options);
+  auto opened = open_read_only(path);
   if (!opened) return opened.status();
   auto impl = std::make_unique<Impl>();
   impl->db = std::move(opened).value();

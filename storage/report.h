@@ -13,13 +13,20 @@
 
 namespace runsync {
 
+// How a poll cycle stands. A cycle with neither finished_at nor error was
+// not finished: it is running when a process that polls holds the
+// database's PollerMark, else it was cut off (a stop, a crash).
+enum class CycleState { kOk, kFailed, kRunning, kInterrupted };
+const char* cycle_state_name(CycleState state);  // "ok", "failed", "running", "interrupted"
+
 struct PollSummary {
   std::int64_t project_id = 0;
   std::string kind;
   std::int64_t started_at = 0;
   std::optional<std::int64_t> finished_at;
-  std::optional<std::string> error;  // nullopt when the cycle succeeded
-  std::optional<std::int64_t> last_success_at;
+  std::optional<std::string> error;  // set when the cycle failed
+  CycleState state = CycleState::kOk;
+  std::optional<std::int64_t> last_success_at;  // finished_at of the newest successful cycle
 };
 
 struct MirrorReport {
@@ -29,7 +36,55 @@ struct MirrorReport {
   std::map<std::string, std::int64_t> webhook_results_last_hour;
   std::vector<PollSummary> polls;  // the latest cycle of each project
   std::map<std::string, std::int64_t> outbox_by_state;  // empty before the outbox exists
+  // created_at of the oldest command not yet sent or in flight
+  // (state pending or sending).
+  std::optional<std::int64_t> oldest_pending_at;
 };
+
+// The figures /metrics shows about the mirror's contents.
+struct MirrorGauges {
+  std::map<std::string, std::int64_t> runs_by_state;
+  std::optional<std::int64_t> last_webhook_at;
+  std::int64_t outbox_pending = 0;  // commands in state pending or sending
+  std::optional<std::int64_t> oldest_pending_at;
+};
+
+// Reads MirrorGauges over one read-only connection kept open, for a
+// metrics scrape. Thread-safe (calls are serialised).
+class MirrorGaugeReader {
+ public:
+  static StatusOr<std::unique_ptr<MirrorGaugeReader>> open(const std::string& path);
+  ~MirrorGaugeReader();
+  StatusOr<MirrorGauges> read();
+
+ private:
+  struct Impl;
+  explicit MirrorGaugeReader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Time `unix_seconds` as ISO 8601 in UTC: "2026-12-03T08:00:00Z".
+std::string iso_utc(std::int64_t unix_seconds);
+
+// Held by a process that polls into the mirror (serve, sync) while it
+// runs: a shared flock() on "<database>.lock" (a file of its own, since
+// closing any descriptor of the database file would drop SQLite's POSIX
+// locks). Released when destroyed or when the process dies.
+class PollerMark {
+ public:
+  // Creates the lock file when missing; an error when it cannot.
+  static StatusOr<std::unique_ptr<PollerMark>> hold(const std::string& database_path);
+  ~PollerMark();
+  PollerMark(const PollerMark&) = delete;
+  PollerMark& operator=(const PollerMark&) = delete;
+
+ private:
+  explicit PollerMark(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Whether some process holds a PollerMark on `database_path` now.
+bool poller_running(const std::string& database_path);
 
 // One outbox row as the CLI shows it.
 struct CommandStatus {
@@ -61,6 +116,7 @@ class ChangeWatcher {
 };
 
 // Reads the report from the database at `path` (read-only). `now` is unix s.
+// Unfinished cycles are kRunning or kInterrupted by poller_running().
 StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t now);
 
 }  // namespace runsync
