@@ -10,6 +10,7 @@
 #include <map>
 #include <thread>
 
+#include "core/outbox_command.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
 #include "daemon/outbox_worker.h"
@@ -19,6 +20,7 @@
 #include "daemon/webhook_endpoint.h"
 #include "storage/checkpointer.h"
 #include "storage/database.h"
+#include "storage/report.h"
 #include "storage/writer.h"
 
 namespace runsync {
@@ -49,6 +51,78 @@ double file_size(const std::string& path) {
   return ec ? 0.0 : static_cast<double>(n);
 }
 
+// Every series the poller, the API client and the outbox worker count is
+// present from the start at 0, so that rate() and absent() alerts see
+// them before their first event; the last successful poll of each project
+// is seeded from poll_cycles, so it survives a restart.
+void seed_metrics(Metrics& metrics, const Config& config, const MirrorReport* report) {
+  if (config.testrail.url.empty()) return;  // no polling, no write-back
+  for (const ProjectConfig& p : config.projects) {
+    const std::string project = std::to_string(p.id);
+    for (const PollKind kind : {PollKind::kActive, PollKind::kFull}) {
+      for (const char* outcome : {"ok", "failed", "config_error"}) {
+        metrics.counter("runsync_poll_cycles_total", "Poll cycles by project, kind and outcome",
+                        {{"project", project}, {"kind", poll_kind_name(kind)}, {"outcome", outcome}});
+      }
+    }
+    metrics.counter("runsync_poll_runs_changed_total", "Runs changed by polling",
+                    {{"project", project}});
+    if (report == nullptr) continue;
+    for (const PollSummary& s : report->polls) {
+      if (s.project_id != p.id || !s.last_success_at) continue;
+      metrics
+          .gauge("runsync_last_successful_poll_timestamp_seconds",
+                 "Unix time of the last successful poll cycle", {{"project", project}})
+          .set(static_cast<double>(*s.last_success_at));
+    }
+  }
+  for (const PollKind kind : {PollKind::kActive, PollKind::kFull}) {
+    metrics.histogram("runsync_poll_duration_seconds", "Duration of poll cycles",
+                      {{"kind", poll_kind_name(kind)}}, poll_duration_buckets());
+  }
+  for (const char* reason : {"rate_limit", "retry-after", "backoff"}) {
+    metrics.counter("runsync_api_waits_total", "Waits before API requests, by reason",
+                    {{"reason", reason}});
+  }
+  for (const CommandKind command : {CommandKind::kAddRun, CommandKind::kUpdateRun,
+                                    CommandKind::kCloseRun, CommandKind::kDeleteRun}) {
+    for (const char* outcome : {"done", "failed", "unknown", "retry", "resolved"}) {
+      metrics.counter("runsync_outbox_commands_total", "Write-back commands by command and outcome",
+                      {{"command", command_name(command)}, {"outcome", outcome}});
+    }
+  }
+}
+
+// Gauges over the mirror's contents, read from the database once per scrape.
+void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> reader, Logger logger) {
+  std::map<std::string, Gauge*> runs;
+  for (const char* state : {"active", "completed", "aborted", "deleted"}) {
+    runs[state] = &metrics.gauge("runsync_runs", "Runs in the mirror by state", {{"state", state}});
+  }
+  Gauge& last_webhook = metrics.gauge(
+      "runsync_last_webhook_timestamp_seconds",
+      "Unix time the newest webhook delivery was stored (0: none yet)");
+  Gauge& pending = metrics.gauge("runsync_outbox_pending", "Write-back commands waiting to be sent");
+  Gauge& oldest = metrics.gauge("runsync_outbox_oldest_pending_age_seconds",
+                                "Age of the oldest pending write-back command (0: none pending)");
+  metrics.add_collector([=, &last_webhook, &pending, &oldest] {
+    auto g = reader->read();
+    if (!g) {
+      logger->warn("metrics: {}; the mirror's gauges keep their last values", g.message());
+      return;
+    }
+    for (const auto& [state, gauge] : runs) {
+      auto it = g->runs_by_state.find(state);
+      gauge->set(it == g->runs_by_state.end() ? 0.0 : static_cast<double>(it->second));
+    }
+    last_webhook.set(g->last_webhook_at ? static_cast<double>(*g->last_webhook_at) : 0.0);
+    pending.set(static_cast<double>(g->outbox_pending));
+    oldest.set(g->oldest_pending_at
+                   ? static_cast<double>(std::max<std::int64_t>(0, unix_now() - *g->oldest_pending_at))
+                   : 0.0);
+  });
+}
+
 }  // namespace
 
 struct App::Impl {
@@ -64,6 +138,7 @@ struct App::Impl {
   std::unique_ptr<Router> router;
   std::unique_ptr<TestRailClient> client;
   std::unique_ptr<Poller> poller;
+  std::unique_ptr<PollerMark> poller_mark;
   std::thread poller_thread;
   std::unique_ptr<OutboxWorker> outbox;
   std::thread outbox_thread;
@@ -157,12 +232,14 @@ struct App::Impl {
       return;
     }
     endpoint->set_auth(std::move(auth).value());
+    if (client) client->set_api_key(fresh->testrail.api_key);
     if (auto level = parse_log_level(fresh->log.level)) set_log_level(logger, *level);
     config.webhook.secret = fresh->webhook.secret;
     config.webhook.signing_secret = fresh->webhook.signing_secret;
     config.testrail.api_key = fresh->testrail.api_key;
     config.log.level = fresh->log.level;
-    logger->info("reloaded secrets and log level ({})", fresh->log.level);
+    logger->info("reloaded secrets and log level ({}){}", fresh->log.level,
+                 client ? "; later TestRail requests carry the reloaded API key" : "");
     (void)notifier.ready();
   }
 
@@ -272,6 +349,19 @@ struct App::Impl {
                            [db_path] { return file_size(db_path); });
     metrics.gauge_callback("runsync_wal_size_bytes", "Size of the write-ahead log", {},
                            [db_path] { return file_size(db_path + "-wal"); });
+    {
+      auto report = read_mirror_report(config.storage.path, unix_now());
+      if (!report) logger->warn("metrics: cannot read past poll cycles: {}", report.message());
+      seed_metrics(metrics, config, report ? &report.value() : nullptr);
+      auto reader = MirrorGaugeReader::open(config.storage.path);
+      if (reader) {
+        add_mirror_gauges(metrics, std::shared_ptr<MirrorGaugeReader>(std::move(reader).value()),
+                          logger);
+      } else {
+        logger->warn("metrics: {}; no gauges over the mirror's contents", reader.message());
+      }
+      register_process_metrics(metrics);
+    }
     metrics.gauge("runsync_build_info", "Build information",
                   {{"version", RUNSYNC_VERSION}, {"schema", std::to_string(latest_schema_version())}})
         .set(1);
@@ -304,6 +394,12 @@ struct App::Impl {
       popts.poll_interval = config.testrail.poll_interval;
       popts.full_sync_interval = config.testrail.full_sync_interval;
       poller = std::make_unique<Poller>(popts, *client, *writer, metrics, logger, unix_now);
+      auto mark = PollerMark::hold(config.storage.path);
+      if (mark) {
+        poller_mark = std::move(mark).value();
+      } else {
+        logger->warn("{}; `runsync status` will call a running poll interrupted", mark.message());
+      }
       readiness = [this] { return poller->not_ready_reason(); };
       outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics,
                                               logger, unix_now, OutboxWorker::Options{});

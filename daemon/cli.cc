@@ -15,6 +15,7 @@
 #include "daemon/config.h"
 #include "daemon/logging.h"
 #include "daemon/poller.h"
+#include "storage/backup.h"
 #include "storage/store.h"
 #include "storage/writer.h"
 #include "storage/database.h"
@@ -31,9 +32,12 @@ std::int64_t unix_now() {
       .count();
 }
 
-// Loads the config or prints the error; nullopt means "exit 2".
-std::optional<Config> load_or_report(const std::string& path) {
-  auto config = load_config(path, ConfigEnvironment::from_process());
+// Loads the config named by --config (`path`), $RUNSYNC_CONFIG or the
+// system file, or prints the error; nullopt means "exit 2".
+std::optional<Config> load_or_report(const std::string& path,
+                                     SecretUse use = SecretUse::kNotNeeded) {
+  const ConfigEnvironment env = ConfigEnvironment::from_process();
+  auto config = load_config(resolve_config_path(path, env), env, use);
   if (!config) {
     std::cerr << "runsync: " << config.message() << "\n";
     return std::nullopt;
@@ -42,7 +46,7 @@ std::optional<Config> load_or_report(const std::string& path) {
 }
 
 int cmd_serve(const std::string& path) {
-  auto config = load_or_report(path);
+  auto config = load_or_report(path, SecretUse::kRequired);
   if (!config) return 2;
   Logger logger = make_logger(stderr_is_journal());
   if (auto level = parse_log_level(config->log.level)) set_log_level(logger, *level);
@@ -63,7 +67,7 @@ int cmd_migrate(const std::string& path) {
 }
 
 int cmd_sync(const std::string& path, bool full) {
-  auto config = load_or_report(path);
+  auto config = load_or_report(path, SecretUse::kRequired);
   if (!config) return 2;
   if (config->testrail.url.empty()) {
     std::cerr << "runsync: sync needs testrail.url (and user, API key, [[project]]) in the config\n";
@@ -79,6 +83,8 @@ int cmd_sync(const std::string& path, bool full) {
     std::cerr << "runsync: " << store.message() << "\n";
     return 1;
   }
+  auto mark = PollerMark::hold(config->storage.path);
+  if (!mark) logger->warn("{}; `runsync status` will call this cycle interrupted", mark.message());
   Writer writer(std::move(store).value(), Writer::Options{});
   Metrics metrics;
   TestRailClientOptions copts;
@@ -229,6 +235,19 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
   }
 }
 
+int cmd_backup(const std::string& path, const std::string& file) {
+  auto config = load_or_report(path);
+  if (!config) return 2;
+  auto info = backup_database(config->storage.path, file);
+  if (!info) {
+    std::cerr << "runsync: backup: " << info.message() << "\n";
+    return 1;
+  }
+  std::cout << "backed up " << config->storage.path << " to " << file << " (" << info->bytes
+            << " bytes, schema version " << info->schema_version << ", integrity ok)\n";
+  return 0;
+}
+
 int cmd_check_config(const std::string& path) {
   auto config = load_or_report(path);
   if (!config) return 2;
@@ -255,6 +274,15 @@ int cmd_status(const std::string& path, bool as_json) {
   if (!config) return 2;
   const std::int64_t now = unix_now();
   auto report = read_mirror_report(config->storage.path, now);
+  auto ago = [now](std::int64_t at) {
+    return iso_utc(at) + " (" + std::to_string(now - at) + "s ago)";
+  };
+  auto time_json = [](const std::optional<std::int64_t>& at) {
+    return at ? nlohmann::json(*at) : nlohmann::json();
+  };
+  auto iso_json = [](const std::optional<std::int64_t>& at) {
+    return at ? nlohmann::json(iso_utc(*at)) : nlohmann::json();
+  };
   if (!report) {
     if (as_json) {
       std::cout << nlohmann::json{{"healthy", false}, {"error", report.message()}}.dump(2) << "\n";
@@ -274,7 +302,7 @@ int cmd_status(const std::string& path, bool as_json) {
                              [&](const PollSummary& s) { return s.project_id == p.id; });
       if (it == r.polls.end()) {
         problems.push_back("project " + std::to_string(p.id) + " has never been polled");
-      } else if (it->error) {
+      } else if (it->state == CycleState::kFailed) {
         problems.push_back("project " + std::to_string(p.id) + " last poll failed: " + *it->error);
       } else if (!it->last_success_at || now - *it->last_success_at > stale_after) {
         problems.push_back("project " + std::to_string(p.id) + " has not been polled successfully for over " +
@@ -290,19 +318,26 @@ int cmd_status(const std::string& path, bool as_json) {
     j["database"] = config->storage.path;
     j["schema_version"] = r.schema_version;
     j["runs_by_state"] = r.runs_by_state;
-    j["last_webhook_at"] = r.last_webhook_at ? nlohmann::json(*r.last_webhook_at) : nlohmann::json();
+    j["last_webhook_at"] = time_json(r.last_webhook_at);
+    j["last_webhook_at_iso"] = iso_json(r.last_webhook_at);
     j["webhook_results_last_hour"] = r.webhook_results_last_hour;
     j["polls"] = nlohmann::json::array();
     for (const auto& p : r.polls) {
       j["polls"].push_back({{"project_id", p.project_id},
                             {"kind", p.kind},
+                            {"state", cycle_state_name(p.state)},
+                            {"ok", p.state == CycleState::kOk},
                             {"started_at", p.started_at},
-                            {"finished_at", p.finished_at ? nlohmann::json(*p.finished_at) : nlohmann::json()},
-                            {"ok", !p.error.has_value()},
+                            {"started_at_iso", iso_utc(p.started_at)},
+                            {"finished_at", time_json(p.finished_at)},
+                            {"finished_at_iso", iso_json(p.finished_at)},
                             {"error", p.error ? nlohmann::json(*p.error) : nlohmann::json()},
-                            {"last_success_at", p.last_success_at ? nlohmann::json(*p.last_success_at) : nlohmann::json()}});
+                            {"last_success_at", time_json(p.last_success_at)},
+                            {"last_success_at_iso", iso_json(p.last_success_at)}});
     }
     j["outbox_by_state"] = r.outbox_by_state;
+    j["outbox_oldest_pending_at"] = time_json(r.oldest_pending_at);
+    j["outbox_oldest_pending_at_iso"] = iso_json(r.oldest_pending_at);
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "database: " << config->storage.path << " (schema " << r.schema_version << ")\n";
@@ -311,7 +346,7 @@ int cmd_status(const std::string& path, bool as_json) {
     for (const auto& [state, n] : r.runs_by_state) std::cout << " " << state << "=" << n;
     std::cout << "\nlast webhook: ";
     if (r.last_webhook_at) {
-      std::cout << *r.last_webhook_at << " (" << now - *r.last_webhook_at << "s ago)";
+      std::cout << ago(*r.last_webhook_at);
     } else {
       std::cout << "never";
     }
@@ -321,12 +356,32 @@ int cmd_status(const std::string& path, bool as_json) {
     std::cout << "\n";
     if (config->testrail.url.empty()) std::cout << "polling: off (no testrail.url)\n";
     for (const auto& p : r.polls) {
-      std::cout << "project " << p.project_id << ": last " << p.kind << " poll at " << p.started_at
-                << (p.error ? " failed: " + *p.error : std::string(" ok")) << "\n";
+      std::cout << "project " << p.project_id << ": last " << p.kind << " poll started "
+                << ago(p.started_at) << ": ";
+      switch (p.state) {
+        case CycleState::kOk:
+          std::cout << "ok, finished " << iso_utc(*p.finished_at);
+          break;
+        case CycleState::kFailed:
+          std::cout << "FAILED: " << *p.error;
+          break;
+        case CycleState::kRunning:
+          std::cout << "running";
+          break;
+        case CycleState::kInterrupted:
+          std::cout << "interrupted (runsync stopped before it finished)";
+          break;
+      }
+      if (p.state != CycleState::kOk) {
+        std::cout << "; last success: "
+                  << (p.last_success_at ? ago(*p.last_success_at) : std::string("never"));
+      }
+      std::cout << "\n";
     }
     std::cout << "outbox:";
     if (r.outbox_by_state.empty()) std::cout << " empty";
     for (const auto& [state, n] : r.outbox_by_state) std::cout << " " << state << "=" << n;
+    if (r.oldest_pending_at) std::cout << "; oldest pending since " << ago(*r.oldest_pending_at);
     std::cout << "\nhealth: " << (healthy ? "ok" : "UNHEALTHY") << "\n";
     for (const auto& p : problems) std::cout << "  - " << p << "\n";
   }
@@ -341,7 +396,9 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", std::string("runsync ") + RUNSYNC_VERSION);
   std::string config_path;
   auto add_config = [&](CLI::App* sub) {
-    sub->add_option("--config,-c", config_path, "TOML config file (default: embedded defaults)");
+    sub->add_option("--config,-c", config_path,
+                    "TOML config file (default: $RUNSYNC_CONFIG, else /etc/runsync/runsync.toml "
+                    "when it exists, else embedded defaults)");
   };
 
   auto* serve = app.add_subcommand("serve", "Run the daemon: webhook listener, poller, write-back");
@@ -354,6 +411,10 @@ int run_cli(int argc, char** argv) {
   add_config(status);
   bool as_json = false;
   status->add_flag("--json", as_json, "Print JSON");
+  auto* backup = app.add_subcommand("backup", "Write a consistent copy of the database to FILE");
+  add_config(backup);
+  std::string backup_file;
+  backup->add_option("FILE", backup_file, "Where to write the copy (must not exist)")->required();
   auto* sync = app.add_subcommand("sync", "Run one poll cycle for every project, then exit");
   add_config(sync);
   bool full = false;
@@ -415,6 +476,7 @@ int run_cli(int argc, char** argv) {
   if (check->parsed()) return cmd_check_config(config_path);
   if (status->parsed()) return cmd_status(config_path, as_json);
   if (sync->parsed()) return cmd_sync(config_path, full);
+  if (backup->parsed()) return cmd_backup(config_path, backup_file);
   if (run_add->parsed()) return cmd_run(config_path, CommandKind::kAddRun, ra, *run_add);
   if (run_update->parsed()) return cmd_run(config_path, CommandKind::kUpdateRun, ra, *run_update);
   if (run_close->parsed()) return cmd_run(config_path, CommandKind::kCloseRun, ra, *run_close);

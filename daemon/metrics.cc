@@ -1,7 +1,14 @@
 #include "daemon/metrics.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <limits>
 #include <stdexcept>
 
 namespace runsync {
@@ -52,6 +59,39 @@ std::string number(double v) {
   return buf;
 }
 
+// Fields of /proc/self/stat after the command name, so that fields()[0] is
+// field 3 (state) of proc(5); empty when unreadable.
+std::vector<std::string> proc_stat_fields() {
+  std::ifstream in("/proc/self/stat");
+  std::string line;
+  std::getline(in, line);
+  const std::size_t close = line.rfind(')');
+  std::vector<std::string> fields;
+  if (close == std::string::npos) return fields;
+  std::istringstream rest(line.substr(close + 1));
+  for (std::string f; rest >> f;) fields.push_back(f);
+  return fields;
+}
+
+// proc(5) field `n` (1-based) of /proc/self/stat as a number; NaN when absent.
+double proc_stat_field(const std::vector<std::string>& fields, std::size_t n) {
+  if (n < 3 || n - 3 >= fields.size()) return std::nan("");
+  return std::strtod(fields[n - 3].c_str(), nullptr);
+}
+
+double boot_time() {
+  std::ifstream in("/proc/stat");
+  for (std::string key; in >> key;) {
+    if (key == "btime") {
+      double v = 0;
+      in >> v;
+      return v;
+    }
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return std::nan("");
+}
+
 }  // namespace
 
 Histogram::Histogram(std::vector<double> upper_bounds)
@@ -84,6 +124,10 @@ std::uint64_t Histogram::count() const { return count_.load(); }
 std::vector<double> latency_buckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
           0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10,   30};
+}
+
+std::vector<double> poll_duration_buckets() {
+  return {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600};
 }
 
 Metrics::Family& Metrics::family(const std::string& name, const std::string& help, Type type) {
@@ -125,6 +169,17 @@ void Metrics::gauge_callback(const std::string& name, const std::string& help,
   family(name, help, Type::kGauge).series[render_labels(labels)].read = std::move(read);
 }
 
+void Metrics::counter_callback(const std::string& name, const std::string& help,
+                               const Labels& labels, std::function<double()> read) {
+  std::lock_guard lock(mu_);
+  family(name, help, Type::kCounter).series[render_labels(labels)].read = std::move(read);
+}
+
+void Metrics::add_collector(std::function<void()> collect) {
+  std::lock_guard lock(collect_mu_);
+  collectors_.push_back(std::move(collect));
+}
+
 std::uint64_t Metrics::counter_sum(const std::string& name, const Labels& match) const {
   std::lock_guard lock(mu_);
   auto it = families_.find(name);
@@ -142,6 +197,10 @@ std::uint64_t Metrics::counter_sum(const std::string& name, const Labels& match)
 }
 
 std::string Metrics::render() const {
+  {
+    std::lock_guard collecting(collect_mu_);
+    for (const auto& collect : collectors_) collect();
+  }
   std::lock_guard lock(mu_);
   std::string out;
   for (const auto& [name, fam] : families_) {
@@ -172,6 +231,40 @@ std::string Metrics::render() const {
     }
   }
   return out;
+}
+
+void register_process_metrics(Metrics& metrics) {
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  metrics.counter_callback("process_cpu_seconds_total", "User and system CPU time spent in seconds",
+                           {}, [ticks] {
+                             const auto f = proc_stat_fields();
+                             return (proc_stat_field(f, 14) + proc_stat_field(f, 15)) / ticks;
+                           });
+  metrics.gauge_callback("process_resident_memory_bytes", "Resident memory size in bytes", {},
+                         [page] { return proc_stat_field(proc_stat_fields(), 24) * page; });
+  metrics.gauge_callback("process_virtual_memory_bytes", "Virtual memory size in bytes", {},
+                         [] { return proc_stat_field(proc_stat_fields(), 23); });
+  metrics.gauge_callback("process_open_fds", "Number of open file descriptors", {}, [] {
+    std::error_code ec;
+    double n = 0;
+    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+         it.increment(ec)) {
+      ++n;
+    }
+    return ec ? std::nan("") : n;
+  });
+  metrics.gauge_callback("process_max_fds", "Maximum number of open file descriptors", {}, [] {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return std::nan("");
+    return limit.rlim_cur == RLIM_INFINITY ? std::numeric_limits<double>::infinity()
+                                           : static_cast<double>(limit.rlim_cur);
+  });
+  // Fixed for the process' life: read once.
+  const double start = boot_time() + proc_stat_field(proc_stat_fields(), 22) / ticks;
+  metrics.gauge_callback("process_start_time_seconds",
+                         "Start time of the process since unix epoch in seconds", {},
+                         [start] { return start; });
 }
 
 }  // namespace runsync

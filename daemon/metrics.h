@@ -58,6 +58,10 @@ class Histogram {
 // Bucket bounds for latencies in seconds, from 100 µs to 30 s.
 std::vector<double> latency_buckets();
 
+// Bucket bounds for whole poll cycles in seconds, from 100 ms to 1 h (a
+// full sync of a large project takes minutes).
+std::vector<double> poll_duration_buckets();
+
 class Metrics {
  public:
   Counter& counter(const std::string& name, const std::string& help, const Labels& labels = {});
@@ -67,6 +71,12 @@ class Metrics {
   // A gauge whose value is read when rendering (e.g. queue depth).
   void gauge_callback(const std::string& name, const std::string& help, const Labels& labels,
                       std::function<double()> read);
+  // A counter whose value is read when rendering (e.g. CPU seconds).
+  void counter_callback(const std::string& name, const std::string& help, const Labels& labels,
+                        std::function<double()> read);
+  // Runs `collect` at the start of every render(), outside the registry's
+  // lock, so it may set gauges (e.g. figures read from the database).
+  void add_collector(std::function<void()> collect);
 
   // The sum of a counter family's series whose labels include `match`
   // (all series when empty); 0 for an unknown family.
@@ -92,6 +102,14 @@ class Metrics {
 
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
+  mutable std::mutex collect_mu_;  // one collection at a time
+  std::vector<std::function<void()>> collectors_;  // guarded by collect_mu_
 };
+
+// The standard process_* metrics, read from /proc/self when rendering:
+// process_cpu_seconds_total, process_resident_memory_bytes,
+// process_virtual_memory_bytes, process_open_fds, process_max_fds,
+// process_start_time_seconds.
+void register_process_metrics(Metrics& metrics);
 
 }  // namespace runsync

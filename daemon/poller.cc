@@ -14,6 +14,13 @@ constexpr int kMaxPages = 100000;  // a server whose next links never end
 
 std::string describe(const ApiError& e) { return e.describe(); }
 
+// "0.5 s", "2 s", "90 s": how long until the next try, for log lines.
+std::string seconds_text(std::chrono::milliseconds wait) {
+  const auto ms = wait.count();
+  if (ms % 1000 == 0 || ms >= 10'000) return std::to_string((ms + 500) / 1000) + " s";
+  return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0);
+}
+
 }  // namespace
 
 ApiObserver make_api_observer(Metrics& metrics, Logger logger) {
@@ -36,19 +43,23 @@ ApiObserver make_api_observer(Metrics& metrics, Logger logger) {
                      {{"status", "error"}})
             .inc();
         latency.observe(std::chrono::duration<double>(e.latency).count());
-        logger->warn("api {} {} attempt {}: no answer: {}; will retry if attempts remain",
-                     e.method, e.uri, e.attempt, e.message);
+        logger->debug("api {} {} attempt {}: no answer: {}", e.method, e.uri, e.attempt,
+                      e.message);
         break;
       case ApiEvent::Kind::kWait:
         metrics
             .counter("runsync_api_waits_total", "Waits before API requests, by reason",
                      {{"reason", e.reason}})
             .inc();
-        if (e.reason == "rate limit") {
+        if (e.reason == "rate_limit") {
           logger->debug("api: waiting {} ms to stay under max_requests_per_minute", e.wait.count());
         } else {
-          logger->warn("api {} {}: waiting {} ms ({}) before attempt {}", e.method, e.uri,
-                       e.wait.count(), e.reason, e.attempt + 1);
+          const std::string cause = e.http_status != 0
+                                        ? "HTTP " + std::to_string(e.http_status)
+                                        : "no answer (" + e.message + ")";
+          logger->warn("api {} {}: attempt {} got {}; retrying in {}{}", e.method, e.uri,
+                       e.attempt, cause, seconds_text(e.wait),
+                       e.reason == "retry-after" ? " as Retry-After asks" : "");
         }
         break;
       case ApiEvent::Kind::kFailure:
@@ -262,7 +273,15 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
       }
     }
   }
-  if (stop_ && !out.error) out.error = "stopped before the cycle finished";
+  if (stop_) {
+    // A clean stop is not a failure: the row stays unfinished, which
+    // `runsync status` reports as interrupted.
+    out.stopped = true;
+    if (!out.error) out.error = "stopped before the cycle finished";
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    record(out);
+    return out;
+  }
 
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const std::int64_t finished_at = clock_();
@@ -274,9 +293,21 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
   return out;
 }
 
+std::chrono::milliseconds Poller::config_retry_interval() const {
+  return std::clamp(options_.poll_interval * 5, std::chrono::milliseconds(std::chrono::minutes(1)),
+                    std::chrono::milliseconds(std::chrono::minutes(15)));
+}
+
 void Poller::record(const CycleOutcome& out) {
   const std::string project = std::to_string(out.project_id);
   const char* kind = poll_kind_name(out.kind);
+  if (out.stopped) {
+    logger_->info(
+        "poll project {} ({}): stopped by shutdown after {:.2f}s, {} pages; left unfinished, "
+        "nothing was deleted",
+        out.project_id, kind, out.seconds, out.stats.pages);
+    return;
+  }
   const char* outcome = out.error ? (out.config_error ? "config_error" : "failed") : "ok";
   metrics_
       .counter("runsync_poll_cycles_total", "Poll cycles by project, kind and outcome",
@@ -306,17 +337,24 @@ void Poller::record(const CycleOutcome& out) {
         "{} deleted",
         out.project_id, kind, out.seconds, out.stats.pages, out.stats.requests, out.stats.runs_seen,
         out.stats.runs_changed, out.stats.runs_deleted);
-  } else if (out.config_error) {
-    logger_->error(
-        "poll project {} ({}): FAILED, configuration error: {}; check testrail.user, the API key "
-        "and the user's access to the project; retrying slowly",
-        out.project_id, kind, *out.error);
   } else {
-    logger_->warn(
-        "poll project {} ({}): FAILED after {:.2f}s, {} pages, {} requests, {} changed: {}; "
-        "nothing was deleted, next attempt at the next poll interval",
-        out.project_id, kind, out.seconds, out.stats.pages, out.stats.requests,
-        out.stats.runs_changed, *out.error);
+    std::string next;
+    if (scheduled_) {
+      next = "; next attempt in " +
+             seconds_text(out.config_error ? config_retry_interval() : options_.poll_interval);
+    }
+    if (out.config_error) {
+      logger_->error(
+          "poll project {} ({}): FAILED, configuration error: {}; check testrail.user, the API "
+          "key and the user's access to the project{}",
+          out.project_id, kind, *out.error, next);
+    } else {
+      logger_->warn(
+          "poll project {} ({}): FAILED after {:.2f}s, {} pages, {} requests, {} changed: {}; "
+          "nothing was deleted{}",
+          out.project_id, kind, out.seconds, out.stats.pages, out.stats.requests,
+          out.stats.runs_changed, *out.error, next);
+    }
   }
 }
 
@@ -329,9 +367,8 @@ void Poller::run() {
   std::map<std::int64_t, Due> due;
   const auto start = Clock::now();
   for (const auto& p : options_.projects) due[p.id] = {start, start};
-  const auto slow = std::clamp(options_.poll_interval * 5,
-                               std::chrono::milliseconds(std::chrono::minutes(1)),
-                               std::chrono::milliseconds(std::chrono::minutes(15)));
+  const auto slow = config_retry_interval();
+  scheduled_ = true;
   while (!stop_) {
     for (const auto& p : options_.projects) {
       if (stop_) break;

@@ -46,6 +46,7 @@ struct CycleOutcome {
   PollCycleStats stats;
   std::optional<std::string> error;  // nullopt: the cycle succeeded
   bool config_error = false;         // 401/403: credentials or permissions
+  bool stopped = false;              // stop() cut it off; its row stays unfinished
   double seconds = 0;
 };
 
@@ -81,6 +82,8 @@ class Poller {
   };
 
   void record(const CycleOutcome& outcome);
+  // How long a project waits after a configuration error (401/403).
+  std::chrono::milliseconds config_retry_interval() const;
   Status apply_page(std::span<const Observation> observations, CycleOutcome& out);
 
   PollerOptions options_;
@@ -91,6 +94,7 @@ class Poller {
   UnixClock clock_;
   RunsPageParser runs_parser_;  // used by run_cycle only
   std::atomic<bool> stop_{false};
+  bool scheduled_ = false;  // run() is polling on schedule (its thread only)
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::map<std::int64_t, ProjectState> state_;

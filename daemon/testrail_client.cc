@@ -85,10 +85,8 @@ const char* error_kind_name(ApiErrorKind kind) {
 
 std::string ApiError::describe() const {
   std::string out;
-  if (http_status != 0) out = "HTTP " + std::to_string(http_status) + " ";
-  out += "(";
-  out += error_kind_name(kind);
-  out += "): " + message;
+  if (http_status != 0) out = "HTTP " + std::to_string(http_status) + ": ";
+  out += message;
   if (attempts > 1) out += " after " + std::to_string(attempts) + " attempts";
   return out;
 }
@@ -104,7 +102,9 @@ TestRailClient::TestRailClient(TestRailClientOptions options, HttpTransport& tra
       clock_(clock),
       limiter_(shared_limiter != nullptr ? *shared_limiter : *owned_limiter_),
       observer_(std::move(observer)),
-      rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {}
+      rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {
+  api_key_ = options_.api_key;
+}
 
 TestRailClient::TestRailClient(TestRailClientOptions options,
                                std::unique_ptr<HttpTransport> transport,
@@ -118,7 +118,9 @@ TestRailClient::TestRailClient(TestRailClientOptions options,
       clock_(*owned_clock_),
       limiter_(*owned_limiter_),
       observer_(std::move(observer)),
-      rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {}
+      rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {
+  api_key_ = options_.api_key;
+}
 
 std::unique_ptr<TestRailClient> TestRailClient::create(TestRailClientOptions options,
                                                        ApiObserver observer) {
@@ -193,7 +195,6 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
   request.method = method;
   request.url = base + "/index.php?/api/v2/" + path;
   request.body = std::move(body);
-  request.basic_auth.emplace(options_.user, options_.api_key);
   request.timeout = options_.request_timeout;
 
   const int max_attempts =
@@ -224,13 +225,17 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
       ApiEvent w = event;
       w.kind = ApiEvent::Kind::kWait;
       w.wait = wait;
-      w.reason = "rate limit";
+      w.reason = "rate_limit";
       emit(w);
     };
     if (!limiter_.acquire(stop_, on_rate_limit) || stop_) {
       return fail(stopped_error(attempt - 1));
     }
 
+    {
+      std::lock_guard key_lock(api_key_mu_);
+      request.basic_auth.emplace(options_.user, api_key_);
+    }
     const auto start = clock_.now();
     HttpResult result;
     {
@@ -300,6 +305,11 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
     emit(w);
     if (!clock_.sleep_until(clock_.now() + wait, stop_)) return fail(stopped_error(attempt));
   }
+}
+
+void TestRailClient::set_api_key(std::string api_key) {
+  std::lock_guard lock(api_key_mu_);
+  api_key_ = std::move(api_key);
 }
 
 ApiResult<ApiResponse> TestRailClient::get(std::string_view uri) { return call("GET", uri, {}); }

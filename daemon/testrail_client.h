@@ -94,7 +94,7 @@ struct ApiError {
   int http_status = 0;  // of the last answer; 0 when the last attempt got none
   std::string message;  // the API's {"error"} text, or the transport/parse error
   int attempts = 0;     // requests sent for this call
-  // One line for logs, e.g. "HTTP 401 (config): Authentication failed ...".
+  // One line for logs, e.g. "HTTP 401: Authentication failed ...".
   std::string describe() const;
 };
 
@@ -142,7 +142,9 @@ struct ApiEvent {
   enum class Kind {
     kAnswer,          // an attempt got an HTTP answer: http_status, latency
     kTransportError,  // an attempt got no answer: message, latency
-    kWait,            // about to wait: wait, reason ("rate limit", "retry-after", "backoff")
+    // About to wait: wait, reason ("rate_limit", "retry-after", "backoff");
+    // for a retry also the failed attempt's http_status or message.
+    kWait,
     kFailure,         // the call failed for good: error
   };
   Kind kind = Kind::kAnswer;
@@ -237,6 +239,10 @@ class TestRailClient {
   // not exist.
   ApiResult<Fetched<PlanRuns>> get_plan(std::int64_t plan_id);
 
+  // Every request sent after this call carries `api_key` (a reloaded
+  // secret); a request already being sent keeps the key it had.
+  void set_api_key(std::string api_key);
+
   void stop();
   bool stopped() const { return stop_; }
 
@@ -263,6 +269,8 @@ class TestRailClient {
   RateLimiter& limiter_;
   const ApiObserver observer_;
   std::atomic<bool> stop_{false};
+  mutable std::mutex api_key_mu_;
+  std::string api_key_;  // guarded by api_key_mu_
   std::mutex transport_mu_;  // one request at a time on the transport
   std::mutex rng_mu_;
   std::mt19937_64 rng_;

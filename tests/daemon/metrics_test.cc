@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 namespace runsync {
 namespace {
 
@@ -43,6 +46,39 @@ TEST(Metrics, OneNameOneType) {
   Metrics m;
   m.counter("runsync_y_total", "Y");
   EXPECT_THROW(m.gauge("runsync_y_total", "Y"), std::logic_error);
+}
+
+TEST(Metrics, ProcessMetricsComeFromProc) {
+  Metrics m;
+  register_process_metrics(m);
+  const std::string text = m.render();
+  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                           "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                           "process_start_time_seconds"}) {
+    const std::string line_start = std::string("\n") + name + " ";
+    const auto at = text.find(line_start);
+    ASSERT_NE(at, std::string::npos) << name << "\n" << text;
+    const double value = std::strtod(text.c_str() + at + line_start.size(), nullptr);
+    EXPECT_GT(value, 0) << name;
+  }
+  EXPECT_NE(text.find("# TYPE process_cpu_seconds_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE process_open_fds gauge\n"), std::string::npos);
+}
+
+TEST(Metrics, CollectorsRunBeforeEveryRender) {
+  Metrics m;
+  Gauge& g = m.gauge("runsync_g", "G");
+  int runs = 0;
+  m.add_collector([&] { g.set(++runs); });
+  EXPECT_NE(m.render().find("runsync_g 1\n"), std::string::npos);
+  EXPECT_NE(m.render().find("runsync_g 2\n"), std::string::npos);
+}
+
+TEST(Metrics, PollDurationBucketsReachBeyondAFullSync) {
+  const auto bounds = poll_duration_buckets();
+  ASSERT_FALSE(bounds.empty());
+  EXPECT_GE(bounds.back(), 600);
+  EXPECT_TRUE(std::is_sorted(bounds.begin(), bounds.end()));
 }
 
 }  // namespace

@@ -200,7 +200,7 @@ TEST_F(PollerTest, AnUnreadablePageFailsTheCycleAsABadResponse) {
   fake_.push_fault(fault);
   const CycleOutcome out = cycle(PollKind::kFull);
   ASSERT_TRUE(out.error.has_value());
-  EXPECT_NE(out.error->find("get_runs: HTTP 200 (bad_response): `_links.next` must be a string"),
+  EXPECT_NE(out.error->find("get_runs: HTTP 200: `_links.next` must be a string"),
             std::string::npos)
       << *out.error;
   EXPECT_EQ(out.stats.pages, 1);

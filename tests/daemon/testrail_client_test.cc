@@ -285,7 +285,7 @@ TEST(TestRailClient, RequestsStayWithinMaxRequestsPerMinute) {
     clock.advance(milliseconds(100));
   }
   EXPECT_TRUE(within_budget(transport.times(), 6));
-  EXPECT_GT(log.count(ApiEvent::Kind::kWait, "rate limit"), 0);
+  EXPECT_GT(log.count(ApiEvent::Kind::kWait, "rate_limit"), 0);
 }
 
 TEST(TestRailClient, RetriesCountAgainstTheBudget) {
