@@ -144,7 +144,13 @@ TEST_F(ServiceTest, MetricsAreValidPrometheusText) {
     if (line.rfind("# HELP ", 0) == 0) continue;
     if (std::regex_match(line, match, kType)) {
       const std::string name = match[1];
-      EXPECT_EQ(name.rfind("runsync_", 0), 0u) << name;
+      // Ours carry the runsync_ prefix; the process_* family has its
+      // standard Prometheus names.
+      static const std::set<std::string> kProcess = {
+          "process_cpu_seconds_total", "process_resident_memory_bytes",
+          "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+          "process_start_time_seconds"};
+      EXPECT_TRUE(name.rfind("runsync_", 0) == 0 || kProcess.count(name)) << name;
       if (match[2] == "counter") EXPECT_TRUE(name.size() > 6 && name.substr(name.size() - 6) == "_total") << name;
       if (match[2] == "histogram") EXPECT_TRUE(name.size() > 8 && name.substr(name.size() - 8) == "_seconds") << name;
       families.insert(name);
@@ -157,7 +163,11 @@ TEST_F(ServiceTest, MetricsAreValidPrometheusText) {
                         "runsync_poll_duration_seconds", "runsync_db_commit_seconds",
                         "runsync_last_successful_poll_timestamp_seconds",
                         "runsync_ingest_queue_depth", "runsync_database_size_bytes",
-                        "runsync_wal_size_bytes", "runsync_build_info"}) {
+                        "runsync_wal_size_bytes", "runsync_build_info", "runsync_runs",
+                        "runsync_outbox_pending", "runsync_outbox_oldest_pending_age_seconds",
+                        "runsync_last_webhook_timestamp_seconds", "process_cpu_seconds_total",
+                        "process_resident_memory_bytes", "process_open_fds",
+                        "process_start_time_seconds"}) {
     EXPECT_TRUE(families.count(f)) << f;
   }
   daemon.signal(SIGTERM);
