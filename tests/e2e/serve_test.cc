@@ -201,7 +201,8 @@ TEST_F(ServeTest, RefusesADatabaseNewerThanItself) {
 TEST_F(ServeTest, CommandLine) {
   auto help = run_command({RUNSYNC_BINARY, "--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* cmd : {"serve", "sync", "status", "migrate", "check-config", "run", "version"}) {
+  for (const char* cmd : {"serve", "sync", "status", "migrate", "check-config", "run", "version",
+                          "backup"}) {
     EXPECT_NE(help.out.find(cmd), std::string::npos) << cmd;
   }
   EXPECT_NE(run_command({RUNSYNC_BINARY}).exit_code, 0);
