@@ -161,10 +161,10 @@ TEST_F(OperatorTest, SighupReloadsTheApiKeyForEveryLaterRequest) {
   EXPECT_EQ(fake.requests().front().authorization, old_auth);
 
   dir_.write("api-key", "rotated-key\n");
+  const std::size_t before = fake.request_count();  // all sent with the old key
   daemon->signal(SIGHUP);
   ASSERT_TRUE(wait_until([&] { return daemon->log().find("reloaded secrets") != std::string::npos; }))
       << daemon->log();
-  const std::size_t before = fake.request_count();
   ASSERT_TRUE(wait_until(
       [&] {
         const auto requests = fake.requests();
