@@ -23,6 +23,14 @@ StatusOr<std::unique_ptr<SQLite::Database>> open_read_only(const std::string& pa
   return open_database(path, options);
 }
 
+// A new T that keeps a read-only connection to `path` open.
+template <typename T>
+StatusOr<std::unique_ptr<T>> open_reader(const std::string& path) {
+  auto db = open_read_only(path);
+  if (!db) return db.status();
+  return std::make_unique<T>(std::move(db).value());
+}
+
 // Runs by state, the newest delivery, the commands not done. Throws
 // SQLite::Exception.
 MirrorGauges read_figures(SQLite::Database& db) {
@@ -166,19 +174,17 @@ StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std
 }
 
 struct MirrorGaugeReader::Impl {
-  std::mutex mu;
+  explicit Impl(std::unique_ptr<SQLite::Database> d) : db(std::move(d)) {}
   std::unique_ptr<SQLite::Database> db;
+  std::mutex mu;
 };
 
-MirrorGaugeReader::MirrorGaugeReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MirrorGaugeReader::MirrorGaugeReader(std::unique_ptr<SQLite::Database> db)
+    : impl_(new Impl{std::move(db)}) {}
 MirrorGaugeReader::~MirrorGaugeReader() = default;
 
 StatusOr<std::unique_ptr<MirrorGaugeReader>> MirrorGaugeReader::open(const std::string& path) {
-  auto opened = open_read_only(path);
-  if (!opened) return opened.status();
-  auto impl = std::make_unique<Impl>();
-  impl->db = std::move(opened).value();
-  return std::unique_ptr<MirrorGaugeReader>(new MirrorGaugeReader(std::move(impl)));
+  return open_reader<MirrorGaugeReader>(path);
 }
 
 StatusOr<MirrorGauges> MirrorGaugeReader::read() {
@@ -196,15 +202,12 @@ struct ChangeWatcher::Impl {
   std::optional<std::int64_t> last;
 };
 
-ChangeWatcher::ChangeWatcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ChangeWatcher::ChangeWatcher(std::unique_ptr<SQLite::Database> db)
+    : impl_(new Impl{std::move(db), std::nullopt}) {}
 ChangeWatcher::~ChangeWatcher() = default;
 
 StatusOr<std::unique_ptr<ChangeWatcher>> ChangeWatcher::open(const std::string& path) {
-  auto opened = open_read_only(path);
-  if (!opened) return opened.status();
-  auto impl = std::make_unique<Impl>();
-  impl->db = std::move(opened).value();
-  return std::unique_ptr<ChangeWatcher>(new ChangeWatcher(std::move(impl)));
+  return open_reader<ChangeWatcher>(path);
 }
 
 bool ChangeWatcher::changed() {

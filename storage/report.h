@@ -11,6 +11,10 @@
 
 #include "core/status.h"
 
+namespace SQLite {
+class Database;
+}
+
 namespace runsync {
 
 // How a poll cycle stands. A cycle with neither finished_at nor error was
@@ -54,12 +58,13 @@ struct MirrorGauges {
 class MirrorGaugeReader {
  public:
   static StatusOr<std::unique_ptr<MirrorGaugeReader>> open(const std::string& path);
+  // Takes over `db`, a read-only connection (open() makes one).
+  explicit MirrorGaugeReader(std::unique_ptr<SQLite::Database> db);
   ~MirrorGaugeReader();
   StatusOr<MirrorGauges> read();
 
  private:
   struct Impl;
-  explicit MirrorGaugeReader(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -105,13 +110,14 @@ StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std
 class ChangeWatcher {
  public:
   static StatusOr<std::unique_ptr<ChangeWatcher>> open(const std::string& path);
+  // Takes over `db`, a read-only connection (open() makes one).
+  explicit ChangeWatcher(std::unique_ptr<SQLite::Database> db);
   ~ChangeWatcher();
   // True the first time and whenever the database changed since.
   bool changed();
 
  private:
   struct Impl;
-  explicit ChangeWatcher(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
