@@ -1,7 +1,7 @@
 // Checkpoints the WAL from its own connection and thread, so the writer's
 // commits never include a checkpoint (which copies pages and fsyncs the
-// database file, and made the writer's commit latency spiky). PASSIVE: it
-// never waits for readers.
+// database file while every job of the batch waits). PASSIVE: it never
+// waits for readers.
 //
 // It also keeps the WAL from growing without bound under sustained writes:
 // when the WAL holds at least Options::restart_frames, it checkpoints again

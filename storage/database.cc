@@ -49,8 +49,8 @@ Status migrate(SQLite::Database& db, int* applied) {
 namespace {
 
 // Process-wide SQLite settings, before the library initializes: no memory
-// statistics, so sqlite3_malloc does not take a global mutex on every call
-// (~1-2% of a write). Harmless if SQLite was initialized already: the
+// statistics, so sqlite3_malloc does not take a global mutex on every call.
+// Harmless if SQLite was initialized already: the
 // setting is then refused and the default stays.
 void configure_sqlite_once() {
   static std::once_flag once;
@@ -86,9 +86,9 @@ StatusOr<std::unique_ptr<SQLite::Database>> open_database(const std::string& pat
     db->exec(options.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
                                                      : "PRAGMA synchronous = NORMAL");
     db->exec("PRAGMA foreign_keys = ON");
-    // 2 MiB. Larger measured slower: after a b-tree balance that rekeys
-    // pages, SQLite 3.40 walks the page cache's whole hash table at the next
-    // commit, so that walk grows with the cache. Misses are served by the OS.
+    // 2 MiB, not more: after a b-tree balance that rekeys pages, SQLite 3.40
+    // walks the page cache's whole hash table at the next commit, so a larger
+    // cache makes commits slower. Misses are served by the OS.
     db->exec("PRAGMA cache_size = -2000");
     if (!options.auto_checkpoint) db->exec("PRAGMA wal_autocheckpoint = 0");
     // Keep the -wal and -shm files after close so that readers without

@@ -14,8 +14,8 @@
 namespace runsync {
 namespace {
 
-// Above this many buffered bytes a write goes out at once: a commit of a
-// poll page is ~100 frames (~400 KiB), a webhook batch fewer.
+// Above this many buffered bytes a write goes out at once: room for the
+// frames of a commit of a poll page or of a webhook batch.
 constexpr std::size_t kMaxPending = 1 << 20;
 
 // The most one call hands to the unix VFS: it writes at most 128 KiB - 1
