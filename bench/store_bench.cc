@@ -107,7 +107,7 @@ void apply(runsync::Store& store, runsync::WriteGate& gate,
       std::exit(2);
     }
     for (int j = i; j < end; ++j) {
-      auto r = store.apply_webhook(all[static_cast<std::size_t>(j)]);
+      auto r = store.journal().apply(all[static_cast<std::size_t>(j)]);
       const Status s = r ? Status::ok() : r.status();
       if (!s.is_ok()) {
         std::fprintf(stderr, "store_bench: delivery %d: %s\n", j, s.message().c_str());

@@ -19,7 +19,7 @@ struct KnownRun {
   std::int64_t run_id = 0;
   RunState state = RunState::kActive;
   // Some poll has observed it (false: only webhooks told us). Read only
-  // when asked for (Store::known_runs); a full cycle does not need it.
+  // when asked for (RunRepository::known_runs); a full cycle does not need it.
   bool polled = false;
 };
 

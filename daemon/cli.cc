@@ -171,7 +171,7 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
     return 1;
   }
   if (kind != CommandKind::kAddRun) {
-    auto known = store.value()->load_run(a.run);
+    auto known = store.value()->runs().load(a.run);
     if (known && known.value()) {
       const RunRecord& r = *known.value();
       if (r.state() == RunState::kDeleted) {
@@ -188,7 +188,7 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
   std::int64_t id = 0;
   Status queued = store.value()->begin();
   if (queued.is_ok()) {
-    auto r = store.value()->queue_command(c, unix_now());
+    auto r = store.value()->outbox().queue(c, unix_now());
     queued = r.is_ok() ? store.value()->commit() : r.status();
     if (r.is_ok()) id = r.value();
   }

@@ -36,7 +36,7 @@ void OutboxWorker::stop() {
 void OutboxWorker::run() {
   int recovered = 0;
   Status s = writer_.run([&](Store& store) -> Status {
-    auto n = store.recover_sending_commands(clock_());
+    auto n = store.outbox().recover_sending(clock_());
     if (!n) return n.status();
     recovered = n.value();
     return Status::ok();
@@ -76,16 +76,16 @@ void OutboxWorker::resolve_unknown_add_runs() {
   std::vector<std::pair<std::int64_t, std::int64_t>> resolved;  // command id, run id
   Status s = writer_.run([&](Store& store) -> Status {
     resolved.clear();
-    auto unknown = store.unknown_add_runs();
+    auto unknown = store.outbox().unknown_add_runs();
     if (!unknown) return unknown.status();
     for (const auto& c : unknown.value()) {
       const std::string name = c.body.value("name", "");
       // The server's clock may differ from ours: allow two minutes.
-      auto run = store.find_added_run(c.target, name, c.created_at - 120);
+      auto run = store.outbox().find_added_run(c.target, name, c.created_at - 120);
       if (!run) return run.status();
       if (!run.value()) continue;
       const std::string result = nlohmann::json{{"id", *run.value()}}.dump();
-      Status u = store.update_command(c.id, "done", false, std::nullopt, result, now);
+      Status u = store.outbox().update(c.id, "done", false, std::nullopt, result, now);
       if (!u.is_ok()) return u;
       resolved.emplace_back(c.id, *run.value());
     }
@@ -105,11 +105,11 @@ void OutboxWorker::resolve_unknown_add_runs() {
 OutboxWorker::Step OutboxWorker::execute_next() {
   std::optional<OutboxCommand> next;
   Status s = writer_.run([&](Store& store) -> Status {
-    auto c = store.next_pending_command(clock_());
+    auto c = store.outbox().next_pending(clock_());
     if (!c) return c.status();
     next = std::move(c).value();
     if (next) {
-      return store.update_command(next->id, "sending", true, std::nullopt, std::nullopt, clock_());
+      return store.outbox().update(next->id, "sending", true, std::nullopt, std::nullopt, clock_());
     }
     return Status::ok();
   });
@@ -128,10 +128,10 @@ OutboxWorker::Step OutboxWorker::execute_next() {
     const std::int64_t now = clock_();
     Status w = writer_.run([&](Store& store) -> Status {
       if (observation) {
-        auto applied = store.apply_observation(*observation, now);
+        auto applied = store.runs().apply(*observation, now);
         if (!applied) return applied.status();
       }
-      return store.update_command(c.id, state, false, error, result, now);
+      return store.outbox().update(c.id, state, false, error, result, now);
     });
     if (!w.is_ok()) {
       logger_->error("outbox #{} {}: cannot record the outcome '{}': {}", c.id, uri, state, w.message());

@@ -88,7 +88,7 @@ Status Poller::apply_page(std::span<const Observation> observations, CycleOutcom
   Status s = writer_.run([&](Store& store) -> Status {
     changed = 0;
     deleted = 0;
-    auto results = store.apply_observations(observations, now);
+    auto results = store.runs().apply_all(observations, now);
     if (!results) return results.status();
     for (std::size_t i = 0; i < observations.size(); ++i) {
       if ((*results)[i].changed) {
@@ -113,7 +113,7 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
   std::int64_t cycle_id = 0;
   const std::int64_t started_at = clock_();
   Status begun = writer_.run([&](Store& store) -> Status {
-    auto id = store.begin_poll_cycle(project.id, kind, started_at);
+    auto id = store.poll_cycles().begin(project.id, kind, started_at);
     if (!id) return id.status();
     cycle_id = id.value();
     return Status::ok();
@@ -235,7 +235,8 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
   if (!out.error && !stop_) {
     std::vector<KnownRun> known;
     Status s = writer_.run([&](Store& store) -> Status {
-      auto k = store.known_runs(project.id, project.code, /*with_polled=*/kind != PollKind::kFull);
+      auto k = store.runs().known_runs(project.id, project.code,
+                                       /*with_polled=*/kind != PollKind::kFull);
       if (!k) return k.status();
       known = std::move(k).value();
       return Status::ok();
@@ -286,7 +287,7 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const std::int64_t finished_at = clock_();
   Status finished = writer_.run([&](Store& store) {
-    return store.finish_poll_cycle(cycle_id, out.stats, out.error, finished_at);
+    return store.poll_cycles().finish(cycle_id, out.stats, out.error, finished_at);
   });
   if (!finished.is_ok() && !out.error) out.error = "cannot record the cycle: " + finished.message();
   record(out);

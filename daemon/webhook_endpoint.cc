@@ -117,7 +117,7 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
 
   auto result = std::make_shared<WebhookResult>(WebhookResult::kIgnored);
   auto job = [delivery, result](Store& store) -> Status {
-    auto r = store.apply_webhook(*delivery);
+    auto r = store.journal().apply(*delivery);
     if (!r) return r.status();
     *result = r.value();
     return Status::ok();

@@ -190,12 +190,11 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
     for (auto& item : batch) item.done(begun);
     return {};
   }
-  // Every job in one transaction, no savepoints: a savepoint per job costs
-  // about a tenth of a webhook's write (pages already dirty in the batch are
-  // copied to the statement journal). Jobs rarely fail; when one does, the
-  // whole batch is rolled back and run again with a savepoint per job, so
-  // only the failing jobs' writes are undone. Jobs may therefore run twice
-  // (see Job).
+  // Every job in one transaction, no savepoints: a savepoint per job copies
+  // the pages already dirty in the batch to the statement journal. Jobs
+  // rarely fail; when one does, the whole batch is rolled back and run again
+  // with a savepoint per job, so only the failing jobs' writes are undone.
+  // Jobs may therefore run twice (see Job).
   bool failed = false;
   for (std::size_t i = 0; i < batch.size() && !failed; ++i) {
     results[i] = batch[i].job(*store_);

@@ -1,7 +1,21 @@
-// The single writer: one thread that owns the Store and runs submitted jobs
-// in batches, one transaction per batch ("group commit"). A job's completion
-// runs only after its batch is durably committed, so callers may
-// acknowledge work as soon as they hear back.
+// The write path: how a job becomes durable.
+//
+// Group commit. One writer thread owns the Store and takes the queued jobs
+// in batches, one transaction per batch, so one COMMIT and one fsync serve
+// every job in it. A job's completion runs only after its batch is durable,
+// so callers may acknowledge work as soon as they hear back.
+//
+// The sync thread. With Options::wal_sync, a COMMIT only publishes the
+// batch (Store::split_commit_sync); a second thread fsyncs the -wal file
+// for every batch committed since its last sync (wal_sync.h) and then runs
+// their completions, while the writer already applies the next batch.
+//
+// The checkpoint hold. The writer's connection never checkpoints; the
+// Checkpointer copies the WAL into the database from its own connection,
+// and when the WAL has grown large it holds the writer's next transaction
+// off through the WriteGate (write_gate.h) for a bounded time while it
+// copies the last frames, so that transaction starts the WAL over instead
+// of growing it (checkpointer.h).
 //
 // Thread safety: submit/try_submit/depth may be called from any thread.
 // Jobs run on the writer thread, completions on the writer thread or (with
@@ -22,6 +36,7 @@
 
 #include "core/status.h"
 #include "storage/store.h"
+#include "storage/wal_sync.h"
 #include "storage/write_gate.h"
 
 namespace runsync {
@@ -112,9 +127,8 @@ class Writer {
   std::condition_variable has_room_;
   std::deque<Item> queue_;
   // The queue length the writer thread is waiting for, 0 while it is busy.
-  // Submitters wake it only when the queue reaches it: a wake-up per job
-  // during the gather wait cost the submitting thread a futex call and the
-  // writer a context switch, only for it to go back to sleep.
+  // Submitters wake it only when the queue reaches it, not once per job
+  // only for it to go back to sleep.
   std::size_t wake_at_ = 0;
   bool stopping_ = false;
   BatchObserver observer_;

@@ -61,7 +61,7 @@ class OutboxTest : public ::testing::Test {
     c.body = std::move(body);
     std::int64_t id = 0;
     EXPECT_TRUE(writer_->run([&](Store& s) -> Status {
-      auto r = s.queue_command(c, fake_.now());
+      auto r = s.outbox().queue(c, fake_.now());
       if (!r) return r.status();
       id = r.value();
       return Status::ok();
@@ -196,7 +196,7 @@ TEST_F(OutboxTest, RowsInsertedWithPlainSqlAreValidated) {
 TEST_F(OutboxTest, ACommandLeftSendingBecomesUnknownAtStart) {
   const auto id = queue(CommandKind::kCloseRun, 7);
   ASSERT_TRUE(writer_->run([&](Store& s) {
-    return s.update_command(id, "sending", true, std::nullopt, std::nullopt, 1);
+    return s.outbox().update(id, "sending", true, std::nullopt, std::nullopt, 1);
   }).is_ok());
   start_worker();
   EXPECT_EQ(wait_final(id).state, "unknown");

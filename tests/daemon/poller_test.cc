@@ -59,7 +59,7 @@ class PollerTest : public ::testing::Test {
     d.delivery_key = "test:" + body;
     d.received_at = fake_.now();
     d.body = body;
-    ASSERT_TRUE(writer_->run([&](Store& s) { return s.apply_webhook(d).status(); }).is_ok());
+    ASSERT_TRUE(writer_->run([&](Store& s) { return s.journal().apply(d).status(); }).is_ok());
   }
 
   std::int64_t add_runs(int n, bool completed = false) {

@@ -261,10 +261,10 @@ TEST_F(OperatorTest, MetricsAreCompleteFromTheStart) {
     auto store = Store::open(dir_.file("mirror.db"), OpenOptions{});
     ASSERT_TRUE(store.is_ok()) << store.message();
     ASSERT_TRUE(store.value()->begin().is_ok());
-    auto id = store.value()->begin_poll_cycle(1, PollKind::kFull, 1234500);
+    auto id = store.value()->poll_cycles().begin(1, PollKind::kFull, 1234500);
     ASSERT_TRUE(id.is_ok());
     ASSERT_TRUE(
-        store.value()->finish_poll_cycle(*id, PollCycleStats{}, std::nullopt, 1234567).is_ok());
+        store.value()->poll_cycles().finish(*id, PollCycleStats{}, std::nullopt, 1234567).is_ok());
     ASSERT_TRUE(store.value()->commit().is_ok());
   }
   FakeTestRail fake;

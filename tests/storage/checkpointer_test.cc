@@ -136,7 +136,7 @@ TEST(WriteGate, TheWriterEntersItForEveryTransaction) {
       [&, job_released](Store& s) {
         in_job = true;
         job_released.wait();
-        return s.apply_webhook(delivery(1)).status();
+        return s.journal().apply(delivery(1)).status();
       },
       [&](const Status& s) { first_done.set_value(s); }));
   ASSERT_TRUE(wait_until([&] { return in_job.load(); }));
@@ -149,7 +149,7 @@ TEST(WriteGate, TheWriterEntersItForEveryTransaction) {
       EXPECT_TRUE(writer.submit(
           [&](Store& s) {
             second_ran = true;
-            return s.apply_webhook(delivery(2)).status();
+            return s.journal().apply(delivery(2)).status();
           },
           [&](const Status& s) { second_done.set_value(s); }));
       // The writer takes the job and waits at the gate.
@@ -190,7 +190,7 @@ TEST(Checkpointer, HoldsABusyWriterOffSoThatTheWalStartsOver) {
     for (int n = 0; !stop; ++n) {
       gate->enter();
       Status s = store->begin();
-      if (s.is_ok()) s = store->apply_webhook(delivery(n)).status();
+      if (s.is_ok()) s = store->journal().apply(delivery(n)).status();
       if (s.is_ok()) s = store->commit();
       gate->leave();
       ASSERT_TRUE(s.is_ok()) << s.message();
@@ -249,7 +249,7 @@ TEST(Checkpointer, ReportsAFailedCheckpointAndItsRecovery) {
   ASSERT_NE(store, nullptr);
   // One transaction big enough that its checkpoint must grow the file.
   ASSERT_TRUE(store->begin().is_ok());
-  for (int n = 0; n < 3000; ++n) ASSERT_TRUE(store->apply_webhook(delivery(n)).is_ok());
+  for (int n = 0; n < 3000; ++n) ASSERT_TRUE(store->journal().apply(delivery(n)).is_ok());
   ASSERT_TRUE(store->commit().is_ok());
   const auto db_bytes = std::filesystem::file_size(path);
   const auto wal_bytes = std::filesystem::file_size(path + "-wal");

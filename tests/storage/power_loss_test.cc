@@ -324,17 +324,18 @@ Outcome run_until_power_cut(bool sync_wal, std::size_t acked_before_cut, std::ui
           if (stop) break;
           auto d = std::make_shared<WebhookDelivery>(delivery(c, n));
           ++in_flight;
-          const bool queued = writer.submit([d](Store& s) { return s.apply_webhook(*d).status(); },
-                                            [&, key = d->delivery_key](const Status& s) {
-                                              if (s.is_ok()) {
-                                                std::lock_guard lock(mu);
-                                                out.acknowledged.insert(key);
-                                                ++acked;
-                                              } else {
-                                                ++refused;
-                                              }
-                                              --in_flight;
-                                            });
+          const bool queued =
+              writer.submit([d](Store& s) { return s.journal().apply(*d).status(); },
+                            [&, key = d->delivery_key](const Status& s) {
+                              if (s.is_ok()) {
+                                std::lock_guard lock(mu);
+                                out.acknowledged.insert(key);
+                                ++acked;
+                              } else {
+                                ++refused;
+                              }
+                              --in_flight;
+                            });
           if (!queued) --in_flight;
         }
         while (in_flight.load() > 0) std::this_thread::yield();

@@ -13,12 +13,13 @@
 #include "storage/backup.h"
 #include "storage/database.h"
 #include "storage/store.h"
+#include "support/storage_fixtures.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
 namespace {
 
-using runsync::testing::TempDir;
+using namespace runsync::testing;  // TempDir and the storage fixtures
 
 class ReportTest : public ::testing::Test {
  protected:
@@ -32,10 +33,10 @@ class ReportTest : public ::testing::Test {
   void cycle(std::int64_t project, std::int64_t started_at, std::int64_t finished_at,
              std::optional<std::string> error) {
     ASSERT_TRUE(store_->begin().is_ok());
-    auto id = store_->begin_poll_cycle(project, PollKind::kActive, started_at);
+    auto id = store_->poll_cycles().begin(project, PollKind::kActive, started_at);
     ASSERT_TRUE(id.is_ok()) << id.message();
     if (finished_at != 0) {
-      ASSERT_TRUE(store_->finish_poll_cycle(*id, PollCycleStats{}, error, finished_at).is_ok());
+      ASSERT_TRUE(store_->poll_cycles().finish(*id, PollCycleStats{}, error, finished_at).is_ok());
     }
     ASSERT_TRUE(store_->commit().is_ok());
   }
@@ -184,6 +185,23 @@ TEST_F(ReportTest, BackupIsACheckedCopyAndNeverOverwrites) {
   ASSERT_FALSE(missing.is_ok());
   EXPECT_NE(missing.message().find("does not exist"), std::string::npos) << missing.message();
   EXPECT_FALSE(std::ifstream(dir_.file("copy2.db")).good());
+}
+
+TEST(Report, SummarisesTheMirror) {
+  TempDir dir;
+  {
+    auto store = open_store(dir.file("rep.db"));
+    ASSERT_TRUE(store->begin().is_ok());
+    ASSERT_TRUE(store->journal().apply(delivery(completed(1, 10, 1), 5000)).is_ok());
+    ASSERT_TRUE(store->journal().apply(delivery(completed(1, 5, 1), 5001)).is_ok());
+    ASSERT_TRUE(store->commit().is_ok());
+  }
+  auto report = read_mirror_report(dir.file("rep.db"), 5100);
+  ASSERT_TRUE(report.is_ok()) << report.message();
+  EXPECT_EQ(report->runs_by_state.at("completed"), 1);
+  EXPECT_EQ(report->last_webhook_at, 5001);
+  EXPECT_EQ(report->webhook_results_last_hour.at("applied"), 1);
+  EXPECT_EQ(report->webhook_results_last_hour.at("stale"), 1);
 }
 
 }  // namespace

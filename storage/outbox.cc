@@ -1,0 +1,125 @@
+#include "storage/outbox.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <SQLiteCpp/VariadicBind.h>
+
+namespace runsync {
+
+StatusOr<std::int64_t> Outbox::queue(const OutboxCommand& c, std::int64_t now) {
+  try {
+    SQLite::Statement st(db_,
+                         "INSERT INTO outbox (command, target, body, created_at, updated_at) "
+                         "VALUES (?, ?, ?, ?, ?)");
+    SQLite::bind(st, command_name(c.kind), c.target, c.body.dump(), now, now);
+    st.exec();
+    return static_cast<std::int64_t>(db_.getLastInsertRowid());
+  } catch (const std::exception& e) {
+    return Status::error(std::string("queueing command: ") + e.what());
+  }
+}
+
+StatusOr<std::optional<OutboxCommand>> Outbox::next_pending(std::int64_t now) {
+  try {
+    for (;;) {
+      SQLite::Statement st(db_,
+                           "SELECT id, command, target, body, created_at FROM outbox "
+                           "WHERE state = 'pending' ORDER BY id LIMIT 1");
+      if (!st.executeStep()) return std::optional<OutboxCommand>{};
+      OutboxCommand c;
+      c.id = st.getColumn(0).getInt64();
+      c.target = st.getColumn(2).getInt64();
+      c.created_at = st.getColumn(4).getInt64();
+      auto kind = parse_command_name(st.getColumn(1).getString());
+      c.body = nlohmann::json::parse(st.getColumn(3).getString(), nullptr, false);
+      Status valid = Status::ok();
+      if (!kind) {
+        valid = Status::error("unknown command '" + st.getColumn(1).getString() + "'");
+      } else if (c.body.is_discarded()) {
+        valid = Status::error(std::string(command_name(*kind)) + ": body is not valid JSON");
+      } else {
+        c.kind = *kind;
+        valid = validate_command(c);
+      }
+      st.reset();
+      if (valid.is_ok()) return std::optional<OutboxCommand>{std::move(c)};
+      Status marked = update(c.id, "failed", false, valid.message(), std::nullopt, now);
+      if (!marked.is_ok()) return marked;
+    }
+  } catch (const std::exception& e) {
+    return Status::error(std::string("reading the outbox: ") + e.what());
+  }
+}
+
+Status Outbox::update(std::int64_t id, std::string_view state, bool count_attempt,
+                      const std::optional<std::string>& error,
+                      const std::optional<std::string>& result, std::int64_t now) {
+  try {
+    SQLite::Statement st(db_,
+                         "UPDATE outbox SET state = ?, attempts = attempts + ?, last_error = ?, "
+                         "result = ?, updated_at = ? WHERE id = ?");
+    SQLite::bind(st, std::string(state), count_attempt ? 1 : 0);
+    // Every parameter starts NULL: a null `error` or `result` clears its column.
+    if (error) st.bind(3, *error);
+    if (result) st.bind(4, *result);
+    st.bind(5, now);
+    st.bind(6, id);
+    st.exec();
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::error(std::string("updating the outbox: ") + e.what());
+  }
+}
+
+StatusOr<int> Outbox::recover_sending(std::int64_t now) {
+  try {
+    SQLite::Statement st(db_,
+                         "UPDATE outbox SET state = 'unknown', updated_at = ?, last_error = "
+                         "'runsync stopped while the request was in flight; outcome unknown' "
+                         "WHERE state = 'sending'");
+    st.bind(1, now);
+    return st.exec();
+  } catch (const std::exception& e) {
+    return Status::error(std::string("recovering the outbox: ") + e.what());
+  }
+}
+
+StatusOr<std::vector<OutboxCommand>> Outbox::unknown_add_runs() {
+  try {
+    SQLite::Statement st(db_,
+                         "SELECT id, target, body, created_at FROM outbox "
+                         "WHERE state = 'unknown' AND command = 'add_run' ORDER BY id");
+    std::vector<OutboxCommand> out;
+    while (st.executeStep()) {
+      OutboxCommand c;
+      c.id = st.getColumn(0).getInt64();
+      c.kind = CommandKind::kAddRun;
+      c.target = st.getColumn(1).getInt64();
+      c.body = nlohmann::json::parse(st.getColumn(2).getString(), nullptr, false);
+      c.created_at = st.getColumn(3).getInt64();
+      if (c.body.is_object()) out.push_back(std::move(c));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return Status::error(std::string("reading the outbox: ") + e.what());
+  }
+}
+
+StatusOr<std::optional<std::int64_t>> Outbox::find_added_run(std::int64_t project_id,
+                                                             const std::string& name,
+                                                             std::int64_t since) {
+  try {
+    SQLite::Statement st(
+        db_,
+        "SELECT run_id FROM runs WHERE project_id = ? AND name = ? AND created_on >= ? "
+        "AND run_id NOT IN (SELECT json_extract(result, '$.id') FROM outbox "
+        "WHERE command = 'add_run' AND state = 'done' AND result IS NOT NULL) "
+        "ORDER BY created_on, run_id LIMIT 1");
+    SQLite::bind(st, project_id, name, since);
+    if (!st.executeStep()) return std::optional<std::int64_t>{};
+    return std::optional<std::int64_t>{st.getColumn(0).getInt64()};
+  } catch (const std::exception& e) {
+    return Status::error(std::string("looking for an added run: ") + e.what());
+  }
+}
+
+}  // namespace runsync

@@ -1,0 +1,57 @@
+// The `outbox` table: write-back commands (SPEC §7) and their states
+// (pending, sending, done, failed, unknown). The OutboxWorker decides when a
+// command moves; this stores it.
+//
+// Ownership: made by Store for its connection; does not own it.
+// Thread safety: none; the Store's one user (the writer thread).
+// Errors: SQLite exceptions never escape; each call returns a Status.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/outbox_command.h"
+#include "core/status.h"
+
+namespace SQLite {
+class Database;
+}
+
+namespace runsync {
+
+class Outbox {
+ public:
+  explicit Outbox(SQLite::Database& db) : db_(db) {}
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+
+  // Queues a validated command; returns its id.
+  StatusOr<std::int64_t> queue(const OutboxCommand& command, std::int64_t now);
+  // The oldest pending command, or nullopt. A row whose command or body
+  // cannot be understood is marked failed on the way and skipped.
+  StatusOr<std::optional<OutboxCommand>> next_pending(std::int64_t now);
+  // Moves a command to `state` ("sending", "pending", "done", "failed",
+  // "unknown"); `count_attempt` adds one to attempts. A null `error` or
+  // `result` clears the column.
+  Status update(std::int64_t id, std::string_view state, bool count_attempt,
+                const std::optional<std::string>& error, const std::optional<std::string>& result,
+                std::int64_t now);
+  // Commands left "sending" by a daemon that stopped mid-request become
+  // "unknown". Returns how many.
+  StatusOr<int> recover_sending(std::int64_t now);
+  // add_run commands whose outcome is unknown.
+  StatusOr<std::vector<OutboxCommand>> unknown_add_runs();
+  // A run of `project_id` named `name`, created at or after `since`, that no
+  // done add_run command already claims; the earliest such run, or nullopt.
+  StatusOr<std::optional<std::int64_t>> find_added_run(std::int64_t project_id,
+                                                       const std::string& name,
+                                                       std::int64_t since);
+
+ private:
+  SQLite::Database& db_;
+};
+
+}  // namespace runsync

@@ -1,0 +1,105 @@
+// Helpers for the storage tests: a Store on a real file, webhook
+// deliveries and poll observations, and reading rows back.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/webhook_event.h"
+#include "storage/database.h"
+#include "storage/store.h"
+
+namespace runsync::testing {
+
+inline std::unique_ptr<Store> open_store(const std::string& path) {
+  auto store = Store::open(path, OpenOptions{});
+  EXPECT_TRUE(store.is_ok()) << store.message();
+  return std::move(store).value();
+}
+
+inline WebhookDelivery delivery(const std::string& body, std::int64_t received_at = 1000) {
+  auto ev = parse_webhook_event(body);
+  EXPECT_TRUE(ev.is_ok()) << ev.message();
+  WebhookDelivery d;
+  d.event = std::move(ev).value();
+  d.delivery_key = "sha256:" + body;
+  d.received_at = received_at;
+  d.body = body;
+  return d;
+}
+
+inline std::string completed(int run, long ts, int passed) {
+  return R"({"event_name":"run.completed","timestamp":)" + std::to_string(ts) +
+         R"(,"payload":{"id":)" + std::to_string(run) + R"(,"cases":10,"passed":)" +
+         std::to_string(passed) + R"(},"project_code":"ID"})";
+}
+
+inline std::int64_t count(SQLite::Database& db, const std::string& sql) {
+  return db.execAndGet(sql).getInt64();
+}
+
+// An observation of run `id` by `source` at `at`, claiming `state` and no
+// field yet.
+inline Observation observation(std::int64_t id, Source source, std::int64_t at,
+                               StateClaim state) {
+  Observation o;
+  o.run_id = id;
+  o.source = source;
+  o.observed_at = at;
+  o.state = state;
+  return o;
+}
+
+// A poll observation of run `id`, its fields derived from `version`.
+inline Observation polled(std::int64_t id, std::int64_t at, int version, bool completed = false) {
+  Observation o = observation(id, Source::kPoll, at,
+                              completed ? StateClaim::kEnded : StateClaim::kActive);
+  o.set(Field::kProjectId, Value{std::int64_t{1}});
+  o.set(Field::kName, Value{"Run " + std::to_string(id) + " v" + std::to_string(version)});
+  o.set(Field::kDescription, version % 2 ? Value{} : Value{std::string(40, 'd')});
+  o.set(Field::kPassedCount, Value{std::int64_t{version}});
+  o.set(Field::kPlanId, Value{});
+  o.set(Field::kPlanName, Value{});
+  return o;
+}
+
+// A poll's finding that run `id` no longer exists (get_run said so).
+inline Observation deleted_by_poll(std::int64_t id, std::int64_t at) {
+  return observation(id, Source::kPoll, at, StateClaim::kDeleted);
+}
+
+// Every row of `runs` and `run_changes`, as text, in key order.
+inline std::vector<std::string> dump(SQLite::Database& db) {
+  std::vector<std::string> out;
+  for (const char* sql :
+       {"SELECT * FROM runs ORDER BY run_id", "SELECT * FROM run_changes ORDER BY seq"}) {
+    SQLite::Statement st(db, sql);
+    while (st.executeStep()) {
+      std::string row;
+      for (int i = 0; i < st.getColumnCount(); ++i) {
+        row += st.getColumn(i).isNull() ? "NULL" : st.getColumn(i).getString();
+        row += '|';
+      }
+      out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+// The rows of webhook_events in the database at `path`, read over a
+// connection of its own.
+inline std::int64_t journaled(const std::string& path) {
+  OpenOptions read_only;
+  read_only.read_only = true;
+  auto db = open_database(path, read_only);
+  EXPECT_TRUE(db.is_ok()) << db.message();
+  return count(*db.value(), "SELECT count(*) FROM webhook_events");
+}
+
+}  // namespace runsync::testing
