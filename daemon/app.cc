@@ -6,6 +6,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -194,6 +195,9 @@ struct App::Impl {
   }
 
   int serve() {
+    // A file-size limit (systemd's LimitFSIZE=) makes a write fail like a
+    // full disk: reported and retried, not a crash by SIGXFSZ.
+    ::signal(SIGXFSZ, SIG_IGN);
     OpenOptions open_options;
     open_options.durability =
         config.storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
@@ -290,7 +294,6 @@ struct App::Impl {
     sopts.host = hp->first;
     sopts.port = hp->second;
     sopts.max_body_bytes = config.webhook.max_body_bytes;
-    Router::ReadinessCheck readiness;
     if (!config.testrail.url.empty()) {
       TestRailClientOptions copts;
       copts.base_url = config.testrail.url;
@@ -304,12 +307,13 @@ struct App::Impl {
       popts.poll_interval = config.testrail.poll_interval;
       popts.full_sync_interval = config.testrail.full_sync_interval;
       poller = std::make_unique<Poller>(popts, *client, *writer, metrics, logger, unix_now);
-      readiness = [this] { return poller->not_ready_reason(); };
       outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics,
                                               logger, unix_now, OutboxWorker::Options{});
     }
+    // /readyz is about taking webhooks: the database's writes alone, not
+    // polling, so a balancer keeps sending while TestRail is down.
     router = std::make_unique<Router>(config.webhook.path, *endpoint, *writer, metrics, logger,
-                                      readiness);
+                                      Router::ReadinessCheck{});
     server = std::make_unique<HttpServer>(ioc, sopts, [this](ServerRequest&& req, Respond respond) {
       router->handle(std::move(req), std::move(respond));
     });
