@@ -88,8 +88,8 @@ struct InFlight {
 
 class MirrorModel : public ::testing::Test {
  protected:
-  static constexpr int kSteps = 2000;
-  static constexpr std::size_t kMaxRuns = 120;
+  static constexpr int kSteps = 1500;
+  static constexpr std::size_t kMaxRuns = 80;  // alive at once
   static constexpr std::int64_t kProject = 1;
 
   void SetUp() override {
@@ -165,7 +165,7 @@ class MirrorModel : public ::testing::Test {
       if (run.life != Life::kDeleted) alive.push_back(&run);
     }
     const int action = static_cast<int>(uniform(0, 9));
-    if (alive.empty() || (action <= 1 && runs_.size() < kMaxRuns)) {
+    if (alive.empty() || (action <= 1 && alive.size() < kMaxRuns)) {
       ModelRun run;
       run.id = static_cast<std::int64_t>(runs_.size()) + 1;
       run.name = "run " + std::to_string(run.id);
@@ -180,7 +180,11 @@ class MirrorModel : public ::testing::Test {
       runs_[run.id] = run;
       return;
     }
-    ModelRun& run = *alive[uniform(0, static_cast<std::int64_t>(alive.size()) - 1)];
+    // Deletions often hit the newest run (made by mistake, removed at once),
+    // before any poll has seen it.
+    ModelRun& run = action >= 8 && chance(0.5)
+                        ? *alive.back()
+                        : *alive[uniform(0, static_cast<std::int64_t>(alive.size()) - 1)];
     const bool active = run.life == Life::kActive;
     switch (action) {
       case 2:
