@@ -6,6 +6,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -271,6 +272,9 @@ struct App::Impl {
   }
 
   int serve() {
+    // A file-size limit (systemd's LimitFSIZE=) makes a write fail like a
+    // full disk: reported and retried, not a crash by SIGXFSZ.
+    ::signal(SIGXFSZ, SIG_IGN);
     OpenOptions open_options;
     open_options.durability =
         config.storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
@@ -380,7 +384,6 @@ struct App::Impl {
     sopts.host = hp->first;
     sopts.port = hp->second;
     sopts.max_body_bytes = config.webhook.max_body_bytes;
-    Router::ReadinessCheck readiness;
     if (!config.testrail.url.empty()) {
       TestRailClientOptions copts;
       copts.base_url = config.testrail.url;
@@ -400,12 +403,13 @@ struct App::Impl {
       } else {
         logger->warn("{}; `runsync status` will call a running poll interrupted", mark.message());
       }
-      readiness = [this] { return poller->not_ready_reason(); };
       outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics,
                                               logger, unix_now, OutboxWorker::Options{});
     }
+    // /readyz is about taking webhooks: the database's writes alone, not
+    // polling, so a balancer keeps sending while TestRail is down.
     router = std::make_unique<Router>(config.webhook.path, *endpoint, *writer, metrics, logger,
-                                      readiness);
+                                      Router::ReadinessCheck{});
     server = std::make_unique<HttpServer>(ioc, sopts, [this](ServerRequest&& req, Respond respond) {
       router->handle(std::move(req), std::move(respond));
     });

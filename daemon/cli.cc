@@ -293,6 +293,9 @@ int cmd_status(const std::string& path, bool as_json) {
   }
   const MirrorReport& r = report.value();
   std::vector<std::string> problems;
+  if (Status room = check_room_to_write(config->storage.path); !room.is_ok()) {
+    problems.push_back("the database cannot take writes: " + room.message());
+  }
   if (!config->testrail.url.empty()) {
     const auto stale_after = 3 * std::chrono::duration_cast<std::chrono::seconds>(
                                      config->testrail.poll_interval)

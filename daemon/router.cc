@@ -74,8 +74,9 @@ void Router::ready(Respond respond) {
   if (readiness_) {
     if (auto reason = readiness_()) return respond(not_ready(*reason));
   }
-  // Writable means the writer can take the write lock and commit now.
-  auto probe = [](Store&) { return Status::ok(); };
+  // Writable means a write commits now: the probe writes a page, so a full
+  // disk, a read-only file or a failed sync shows, as it does for webhooks.
+  auto probe = [](Store& store) { return store.probe_write(); };
   auto done = [respond, not_ready](const Status& s) {
     respond(s.is_ok() ? ServerResponse::json(200, R"({"status":"ready"})")
                       : not_ready("database is not writable: " + s.message()));

@@ -20,7 +20,9 @@ namespace runsync {
 
 class Router {
  public:
-  // Returns why the daemon is not ready (beyond the database), or nullopt.
+  // Returns why the daemon cannot take webhooks (beyond the database), or
+  // nullopt. /readyz is 503 when it gives a reason or when a write to the
+  // database fails (SPEC §4); TestRail's health is not part of it.
   using ReadinessCheck = std::function<std::optional<std::string>()>;
 
   // Every reference must outlive the router.

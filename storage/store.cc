@@ -578,6 +578,16 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path, const Open
 
 SQLite::Database& Store::db() { return *impl_->db; }
 
+Status Store::probe_write() {
+  try {
+    // Setting user_version always dirties page 1, even to the same value.
+    impl_->db->exec("PRAGMA user_version = " + std::to_string(schema_version(*impl_->db)));
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::error(std::string("writing: ") + e.what());
+  }
+}
+
 Status Store::begin() {
   Status s = Impl::run(impl_->begin, "BEGIN");
   if (!s.is_ok()) return s;
@@ -704,8 +714,17 @@ StatusOr<WebhookResult> Store::apply_webhook(const WebhookDelivery& delivery) {
     if (!loaded) return loaded.status();
     current = std::move(loaded).value();
   }
+  // Rule 2: observed at its timestamp, but never later than it arrived, so
+  // a sender whose clock runs ahead cannot pin the run. Copied only then.
+  const Observation* observation = &ev.observation;
+  std::optional<Observation> clamped;
+  if (ev.known && observation->observed_at > delivery.received_at) {
+    clamped = *observation;
+    clamped->observed_at = delivery.received_at;
+    observation = &*clamped;
+  }
   // Made in place (not assigned): a decision holds a whole row.
-  Decision decision = ev.known ? Reconciler::apply(current, ev.observation, delivery.received_at)
+  Decision decision = ev.known ? Reconciler::apply(current, *observation, delivery.received_at)
                                : Decision{};
   WebhookResult result = WebhookResult::kIgnored;
   if (ev.known) {
@@ -732,7 +751,7 @@ StatusOr<WebhookResult> Store::apply_webhook(const WebhookDelivery& delivery) {
   }
   if (sqlite3_changes(m.db->getHandle()) == 0) return WebhookResult::kDuplicate;
   if (ev.known) {
-    auto written = m.write_decision(current, decision, ev.observation.source,
+    auto written = m.write_decision(current, decision, observation->source,
                                     delivery.received_at, /*keep=*/false);
     if (!written) return written.status();
   }

@@ -142,6 +142,12 @@ class Store {
                                                        const std::string& name,
                                                        std::int64_t since);
 
+  // Writes one page (the database header, its user_version unchanged), so
+  // that committing the transaction needs room in the WAL and a sync like
+  // any other write: /readyz's probe that the database takes writes. Must
+  // run inside a transaction.
+  Status probe_write();
+
   // Checkpoints the WAL (PASSIVE: never waits for readers).
   Status checkpoint();
 
