@@ -31,11 +31,12 @@ std::int64_t unix_now() {
       .count();
 }
 
-// Loads the config or prints the error; nullopt means "exit 2".
+// Loads the config or prints the error (at error priority under journald);
+// nullopt means "exit 2".
 std::optional<Config> load_or_report(const std::string& path) {
   auto config = load_config(path, ConfigEnvironment::from_process());
   if (!config) {
-    std::cerr << "runsync: " << config.message() << "\n";
+    std::cerr << (stderr_is_journal() ? "<3>" : "") << "runsync: " << config.message() << "\n";
     return std::nullopt;
   }
   return std::move(config).value();
