@@ -33,13 +33,14 @@ std::int64_t unix_now() {
 }
 
 // Loads the config named by --config (`path`), $RUNSYNC_CONFIG or the
-// system file, or prints the error; nullopt means "exit 2".
+// system file, or prints the error (at error priority under journald);
+// nullopt means "exit 2".
 std::optional<Config> load_or_report(const std::string& path,
                                      SecretUse use = SecretUse::kNotNeeded) {
   const ConfigEnvironment env = ConfigEnvironment::from_process();
   auto config = load_config(resolve_config_path(path, env), env, use);
   if (!config) {
-    std::cerr << "runsync: " << config.message() << "\n";
+    std::cerr << (stderr_is_journal() ? "<3>" : "") << "runsync: " << config.message() << "\n";
     return std::nullopt;
   }
   return std::move(config).value();
