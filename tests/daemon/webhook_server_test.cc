@@ -726,6 +726,7 @@ TEST_F(WebhookServerTest, HostileBodiesDoNotGrowMemory) {
   loading = false;
   normal.join();
   ASSERT_GT(before_kb, 0);
+  RecordProperty("peak_rss_growth_kb", std::to_string(peak_kb - before_kb));
   // Without the early refusal the bodies alone would add up to 300 MB.
   EXPECT_LT(peak_kb - before_kb, 48 * 1024) << "peak " << peak_kb << " kB, before " << before_kb;
   EXPECT_EQ(result.answered, kConnections);
