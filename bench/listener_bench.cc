@@ -1,7 +1,8 @@
 // Listener under hostile load: starts the real `runsync serve` binary with a
 // shared secret, then opens N connections at once (2,000 by default), each
-// sending a 1 MB body with a wrong X-Qase-Secret — the whole body before
-// reading, as Python's http.client does — for several waves. Meanwhile a
+// sending a 1 MB body with a wrong X-Qase-Secret — all of it, even after
+// the answer has come, as a client that writes its whole body before
+// reading (Python's http.client) would — for several waves. Meanwhile a
 // normal client posts valid events over one keep-alive connection opened
 // before the load, and another asks GET /healthz over a new connection each
 // time (which waits in the listen backlog behind the hostile ones while
@@ -135,7 +136,7 @@ int main(int argc, char** argv) {
   std::printf("runsync_listener_bench: %s %s, %u CPUs, load %.2f; binary %s\n", host.sysname,
               host.release, std::thread::hardware_concurrency(), load[0], binary.c_str());
   std::printf("load: %zu connections at once x %d waves, each a %zu-byte body with a wrong "
-              "X-Qase-Secret, written whole before reading; webhook.max_connections default; "
+              "X-Qase-Secret, sent in full even after the answer; webhook.max_connections default; "
               "this process's fd limit %llu\n",
               connections, waves, body, static_cast<unsigned long long>(fds.rlim_cur));
   const long idle_kb = runsync::testing::proc_status_kb(pid, "VmRSS");

@@ -1,6 +1,8 @@
 // The HTTP/1.1 listener (Boost.Beast, asynchronous, keep-alive). Sessions
-// only move bytes: each complete request goes to a Handler, which answers
-// through a Respond callback — possibly later and from another thread.
+// only move bytes: each request's head goes to a HeadCheck, which may answer
+// it before its body is read; each complete request goes to a Handler, which
+// answers through a Respond callback — possibly later and from another
+// thread. Open connections are capped (max_connections).
 //
 // Thread safety: construct, start and stop on the thread that runs the
 // io_context. Respond callbacks may be invoked from any thread, once each.
