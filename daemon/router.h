@@ -29,11 +29,18 @@ class Router {
   Router(std::string webhook_path, WebhookEndpoint& webhook, Writer& writer, Metrics& metrics,
          Logger logger, ReadinessCheck readiness);
 
+  // Answers a request from its head alone when that settles it: 404, 405,
+  // or the webhook endpoint's 401 (see WebhookEndpoint::check_head). The
+  // answer is counted and logged; nullopt when the body is needed.
+  std::optional<ServerResponse> answer_from_head(const ServerRequest& head);
   void handle(ServerRequest&& request, Respond respond);
   // Counts a response sent without the router (e.g. 413 from the session).
   void count_response(int status);
 
  private:
+  // 404 or 405 (logged, not counted) when no endpoint takes this
+  // method and path; nullopt otherwise.
+  std::optional<ServerResponse> refusal(const ServerRequest& request) const;
   void ready(Respond respond);
 
   std::string webhook_path_;
