@@ -5,10 +5,22 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string_view>
 
 namespace runsync {
 namespace {
+
+// Counts are never negative (the parsers refuse them), so only the top
+// can be crossed: a sum beyond it stays at the largest count SQLite holds.
+std::int64_t saturating_add(std::int64_t count, std::int64_t added) {
+  std::int64_t sum = 0;
+  if (__builtin_add_overflow(count, added, &sum)) {
+    return added > 0 ? std::numeric_limits<std::int64_t>::max()
+                     : std::numeric_limits<std::int64_t>::min();
+  }
+  return sum;
+}
 
 bool group_present(const Observation& obs, FieldGroup g) {
   for (const auto& info : all_fields()) {
@@ -101,7 +113,7 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
     // second, so it counts only when strictly newer: at most once per event.
     if (has_delta && at > previous_at) {
       if (const auto* base = std::get_if<std::int64_t>(&next.get(Field::kCasesCount))) {
-        set_value(next, Field::kCasesCount, *base + *obs.cases_added, d.changes);
+        set_value(next, Field::kCasesCount, saturating_add(*base, *obs.cases_added), d.changes);
       }
     }
   }
@@ -124,13 +136,29 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
         set_value(next, Field::kIsCompleted,
                   std::int64_t{state_rank(result) >= 1 ? 1 : 0}, d.changes);
       }
-      if (at > next.observed_at(FieldGroup::kState)) next.observed_at(FieldGroup::kState) = at;
+      // The state's time judges only completed against aborted, so only a
+      // claim of one of them sets it: a run.started, or a poll (whose
+      // is_completed cannot tell the two apart), must not make a run.aborted
+      // that happened before it but arrives after it stale.
+      const bool says_how_it_ended = obs.state == StateClaim::kCompleted ||
+                                     obs.state == StateClaim::kAborted ||
+                                     obs.state == StateClaim::kDeleted;
+      if (says_how_it_ended && at > next.observed_at(FieldGroup::kState)) {
+        next.observed_at(FieldGroup::kState) = at;
+      }
     }
   }
 
-  if (d.created && is_null(next.get(Field::kState))) {
-    set_value(next, Field::kState, state_name(RunState::kActive), d.changes);
-    set_value(next, Field::kIsCompleted, std::int64_t{0}, d.changes);
+  // A new row needs a state and is_completed whatever the event said: a
+  // run.deleted for a run never seen is a tombstone, not known to have
+  // ended (rule 5).
+  if (d.created) {
+    if (is_null(next.get(Field::kState))) {
+      set_value(next, Field::kState, state_name(RunState::kActive), d.changes);
+    }
+    if (is_null(next.get(Field::kIsCompleted))) {
+      set_value(next, Field::kIsCompleted, std::int64_t{0}, d.changes);
+    }
   }
 
   if (!accepted_any) return d;

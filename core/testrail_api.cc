@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <unordered_set>
 #include <utility>
 
 #include "core/key_table.h"
@@ -119,6 +120,7 @@ StatusOr<json> parse_body(std::string_view body) {
 struct ListPage {
   std::vector<json> items;
   std::optional<std::string> next;
+  bool bare = false;
 };
 
 // Shared by get_runs and get_plans: `key` names the array in the paginated
@@ -130,6 +132,7 @@ StatusOr<ListPage> parse_list_page(std::string_view body, const char* key) {
   json* items = nullptr;
   if (doc->is_array()) {
     items = &*doc;
+    page.bare = true;
   } else if (doc->is_object()) {
     auto it = doc->find(key);
     if (it == doc->end()) {
@@ -268,6 +271,7 @@ StatusOr<ObservedRunsPage> reference_runs_page(std::string_view body, std::int64
   if (!page) return page.status();
   ObservedRunsPage out;
   out.next = std::move(page->next);
+  out.bare = page->bare;
   out.observations.reserve(page->runs.size());
   for (const auto& run : page->runs) {
     auto obs = observation_from_api_run(run, observed_at, source);
@@ -328,13 +332,13 @@ StatusOr<Observation> observation_from_api_run(const json& run, std::int64_t obs
 StatusOr<RunsPage> parse_runs_page(std::string_view body) {
   auto page = parse_list_page(body, "runs");
   if (!page) return page.status();
-  return RunsPage{std::move(page->items), std::move(page->next)};
+  return RunsPage{std::move(page->items), std::move(page->next), page->bare};
 }
 
 StatusOr<PlansPage> parse_plans_page(std::string_view body) {
   auto page = parse_list_page(body, "plans");
   if (!page) return page.status();
-  return PlansPage{std::move(page->items), std::move(page->next)};
+  return PlansPage{std::move(page->items), std::move(page->next), page->bare};
 }
 
 StatusOr<PlanRuns> parse_plan(std::string_view body) {
@@ -440,6 +444,43 @@ std::string next_link_to_uri(const std::string& next) {
   return out;
 }
 
+PageCursor::PageCursor(std::string base) : base_(std::move(base)) {
+  uri_ = base_ + "&limit=" + std::to_string(kApiPageSize) + "&offset=0";
+}
+
+Status PageCursor::advance(bool bare, const std::optional<std::string>& next,
+                           std::vector<std::int64_t> ids) {
+  const std::string listing = base_.substr(0, base_.find('/'));
+  if (!uri_) return Status::error(listing + ": the listing was already complete");
+  ++pages_;
+  if (!ids.empty() && ids == previous_ids_) {
+    uri_.reset();
+    return Status::error(listing + " answered page " + std::to_string(pages_) +
+                         " the same as the one before: the server ignores `offset`");
+  }
+  seen_uris_.insert(*uri_);
+  previous_ids_ = std::move(ids);
+  const auto count = static_cast<std::int64_t>(previous_ids_.size());
+  if (bare) {
+    offset_ += count;
+    uri_.reset();
+    if (count == kApiPageSize) {
+      uri_ = base_ + "&limit=" + std::to_string(kApiPageSize) + "&offset=" + std::to_string(offset_);
+    }
+  } else {
+    uri_.reset();
+    if (next) uri_ = next_link_to_uri(*next);
+  }
+  if (!uri_) return Status::ok();
+  if (seen_uris_.contains(*uri_) || pages_ >= kMaxPages) {
+    const std::string repeated = *uri_;
+    uri_.reset();
+    return Status::error(listing + " pagination does not end (next page " + repeated +
+                         " repeats)");
+  }
+  return Status::ok();
+}
+
 // Parser buffers kept between pages at most (a page of 250 runs is ~200 KB).
 constexpr std::size_t kRetainedCapacity = 8u << 20;
 
@@ -465,7 +506,7 @@ struct RunsPageParser::Impl {
     dom::array runs;
     dom::object page;
     if (root.get_array().get(runs) == simdjson::SUCCESS) {
-      // A bare array of older servers: the whole list, no next link.
+      out.bare = true;  // older servers: no next link, PageCursor pages by offset
     } else if (root.get_object().get(page) == simdjson::SUCCESS) {
       auto listed = last_value(page, "runs");
       if (!listed || listed->get_array().get(runs) != simdjson::SUCCESS) return false;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "core/run.h"
@@ -57,11 +58,13 @@ StatusOr<Observation> observation_from_api_run(const nlohmann::json& run, std::i
 struct RunsPage {
   std::vector<nlohmann::json> runs;  // each element is a JSON object
   std::optional<std::string> next;
+  bool bare = false;  // the server answered a bare array
 };
 
 struct PlansPage {
   std::vector<nlohmann::json> plans;  // each element is a JSON object; entries omitted
   std::optional<std::string> next;
+  bool bare = false;  // the server answered a bare array
 };
 
 // Parses a get_runs answer: the paginated object (`runs` plus `_links.next`)
@@ -74,6 +77,7 @@ StatusOr<RunsPage> parse_runs_page(std::string_view body);
 struct ObservedRunsPage {
   std::vector<Observation> observations;  // in page order
   std::optional<std::string> next;        // as RunsPage::next
+  bool bare = false;                      // as RunsPage::bare
   // Set when the page itself is well formed but a run in it is not: the
   // message observation_from_api_run gives for the first such run.
   // `observations` then holds only the runs before it.
@@ -153,6 +157,42 @@ std::string api_error_message(std::string_view body);
 // "/api/v2/get_runs/1&...", "index.php?/api/v2/get_runs/1&..." or an
 // absolute URL containing "/api/v2/", and returns "get_runs/1&limit=250".
 std::string api_path(std::string_view uri);
+
+// Walks the pages of one listing of a bulk endpoint (get_runs, get_plans),
+// whichever shape the server answers (SPEC §5). Every request carries an
+// explicit `limit` and `offset`. After a paginated object it follows
+// `_links.next` and stops when there is none. After a bare array (older
+// servers, which still apply `limit` and `offset`) it asks for the next
+// offset while a page comes back full (kApiPageSize items) and stops on a
+// shorter page; a longer one means the server ignores `limit` and sent the
+// whole list. Pure; one per listing.
+class PageCursor {
+ public:
+  // The most pages one listing may take: a server whose pages never end.
+  static constexpr int kMaxPages = 100000;
+
+  // `base`: the endpoint and its filters, e.g. "get_runs/1&is_completed=0".
+  explicit PageCursor(std::string base);
+
+  // The uri of the page to request next; nullopt once the listing is done.
+  const std::optional<std::string>& uri() const { return uri_; }
+
+  // Takes the page just fetched from uri(): its shape and `_links.next`
+  // (see RunsPage) and the ids of its items in order. Fails, and the
+  // listing cannot be trusted as complete, when a non-empty page repeats
+  // the previous one (a server ignoring `offset`), when a next link
+  // repeats, or past kMaxPages.
+  Status advance(bool bare, const std::optional<std::string>& next,
+                 std::vector<std::int64_t> ids);
+
+ private:
+  std::string base_;
+  std::optional<std::string> uri_;
+  std::int64_t offset_ = 0;
+  int pages_ = 0;
+  std::vector<std::int64_t> previous_ids_;
+  std::unordered_set<std::string> seen_uris_;
+};
 
 // Turns `_links.next` ("/api/v2/get_runs/1&limit=250&offset=250") into the
 // uri to request ("index.php?/api/v2/get_runs/1&limit=250&offset=250"). A

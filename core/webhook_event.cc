@@ -89,13 +89,35 @@ Status read_int(const Slot& v, std::string_view path, std::string_view key,
   }
 }
 
-// Copies an optional integer field into the observation (see read_int).
-Status take_int(const Slot& v, std::string_view path, std::string_view key, Field f,
-                Observation& obs) {
+// A count: an integer >= 0, or null (SPEC §4). Every count a known event
+// carries goes through here, whichever parse found the document.
+Status read_count(const Slot& v, std::string_view path, std::string_view key,
+                  std::optional<Value>& out) {
+  if (Status s = read_int(v, path, key, out); !s.is_ok()) return s;
+  if (out) {
+    if (const auto* n = std::get_if<std::int64_t>(&*out); n && *n < 0) {
+      out.reset();
+      return type_error(path, key, "an integer >= 0 or null");
+    }
+  }
+  return Status::ok();
+}
+
+using IntReader = Status (*)(const Slot&, std::string_view, std::string_view,
+                             std::optional<Value>&);
+
+// Copies an optional integer field, read by `read` (read_int or
+// read_count), into the observation.
+Status take_with(IntReader read, const Slot& v, std::string_view path, std::string_view key,
+                 Field f, Observation& obs) {
   std::optional<Value> value;
-  Status s = read_int(v, path, key, value);
+  Status s = read(v, path, key, value);
   if (s.is_ok() && value) obs.set(f, std::move(*value));
   return s;
+}
+Status take_int(const Slot& v, std::string_view path, std::string_view key, Field f,
+                Observation& obs) {
+  return take_with(read_int, v, path, key, f, obs);
 }
 
 Status take_text(const Slot& v, std::string_view path, std::string_view key, Field f,
@@ -159,8 +181,8 @@ void collect_payload(dom::object object, Payload& p) {
 
 constexpr std::string_view kP = "payload.";
 
-Status take_int(const Payload& p, PayloadKey k, Field f, Observation& obs) {
-  return take_int(p[k], kP, kPayloadKeyNames[k], f, obs);
+Status take_count(const Payload& p, PayloadKey k, Field f, Observation& obs) {
+  return take_with(read_count, p[k], kP, kPayloadKeyNames[k], f, obs);
 }
 Status take_text(const Payload& p, PayloadKey k, Field f, Observation& obs) {
   return take_text(p[k], kP, kPayloadKeyNames[k], f, obs);
@@ -169,7 +191,7 @@ Status take_text(const Payload& p, PayloadKey k, Field f, Observation& obs) {
 Status parse_started(const Payload& p, Observation& obs) {
   RUNSYNC_TRY(take_text(p, kTitle, Field::kName, obs));
   RUNSYNC_TRY(take_text(p, kDescription, Field::kDescription, obs));
-  RUNSYNC_TRY(take_int(p, kCasesCount, Field::kCasesCount, obs));
+  RUNSYNC_TRY(take_count(p, kCasesCount, Field::kCasesCount, obs));
   RUNSYNC_TRY(take_text(p, kEnvironment, Field::kEnvironment, obs));
   if (const Slot& plan = p[kPlan]) {
     if (plan->is_null()) {
@@ -201,26 +223,26 @@ Status parse_started(const Payload& p, Observation& obs) {
 // run.completed and run.aborted carry the same counters; senders spell
 // "skipped" both ways.
 Status parse_ended(const Payload& p, Observation& obs, std::int64_t ts, StateClaim claim) {
-  RUNSYNC_TRY(take_int(p, kCases, Field::kCasesCount, obs));
-  RUNSYNC_TRY(take_int(p, kPassed, Field::kPassedCount, obs));
-  RUNSYNC_TRY(take_int(p, kFailed, Field::kFailedCount, obs));
-  RUNSYNC_TRY(take_int(p, kBlocked, Field::kBlockedCount, obs));
-  RUNSYNC_TRY(take_int(p, kUntested, Field::kUntestedCount, obs));
-  RUNSYNC_TRY(take_int(p, kRetest, Field::kRetestCount, obs));
-  RUNSYNC_TRY(take_int(p, kSkiped, Field::kSkippedCount, obs));
-  RUNSYNC_TRY(take_int(p, kSkipped, Field::kSkippedCount, obs));
-  RUNSYNC_TRY(take_int(p, kDuration, Field::kDurationMs, obs));
+  RUNSYNC_TRY(take_count(p, kCases, Field::kCasesCount, obs));
+  RUNSYNC_TRY(take_count(p, kPassed, Field::kPassedCount, obs));
+  RUNSYNC_TRY(take_count(p, kFailed, Field::kFailedCount, obs));
+  RUNSYNC_TRY(take_count(p, kBlocked, Field::kBlockedCount, obs));
+  RUNSYNC_TRY(take_count(p, kUntested, Field::kUntestedCount, obs));
+  RUNSYNC_TRY(take_count(p, kRetest, Field::kRetestCount, obs));
+  RUNSYNC_TRY(take_count(p, kSkiped, Field::kSkippedCount, obs));
+  RUNSYNC_TRY(take_count(p, kSkipped, Field::kSkippedCount, obs));
+  RUNSYNC_TRY(take_count(p, kDuration, Field::kDurationMs, obs));
   obs.set(Field::kCompletedOn, Value{ts});
   obs.state = claim;
   return Status::ok();
 }
 
 Status parse_updated(const Payload& p, Observation& obs) {
-  RUNSYNC_TRY(take_int(p, kCasesCount, Field::kCasesCount, obs));
+  RUNSYNC_TRY(take_count(p, kCasesCount, Field::kCasesCount, obs));
   if (!obs.get(Field::kCasesCount)) {
     // cases_added: an integer or null; only an integer is kept.
     std::optional<Value> added;
-    RUNSYNC_TRY(read_int(p[kCasesAdded], kP, kPayloadKeyNames[kCasesAdded], added));
+    RUNSYNC_TRY(read_count(p[kCasesAdded], kP, kPayloadKeyNames[kCasesAdded], added));
     if (added) {
       if (const auto* n = std::get_if<std::int64_t>(&*added)) obs.cases_added = *n;
     }

@@ -6,6 +6,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -148,6 +149,7 @@ struct App::Impl {
   asio::steady_timer shutdown_timer{ioc};
   asio::steady_timer summary_timer{ioc};
   std::map<std::string, std::uint64_t> last_summary;
+  LogRateLimiter listener_warnings{std::chrono::steady_clock::now};
   bool stopping = false;
   std::chrono::steady_clock::time_point stop_deadline;
 
@@ -270,7 +272,28 @@ struct App::Impl {
     shutdown_timer.async_wait([this](const boost::system::error_code&) { wait_sessions_closed(); });
   }
 
+  // Raises the soft open-file limit to the hard one; warns when even that
+  // leaves too little room for `max_connections` sockets beside the
+  // database's files, the outbound connections and the journal.
+  void check_open_file_limit(std::uint64_t max_connections) {
+    constexpr std::uint64_t kHeadroom = 64;
+    const OpenFileLimit limit = raise_open_file_limit();
+    if (!limit.error.empty()) {
+      logger->debug("open-file limit not raised ({}): it stays at {}", limit.error, limit.soft);
+    }
+    if (limit.soft < max_connections + kHeadroom) {
+      logger->warn("open-file limit is {} (hard limit {}), less than webhook.max_connections ({}) "
+                   "+ {} for the database and outbound connections: raise LimitNOFILE= or lower "
+                   "webhook.max_connections; meanwhile connections beyond the limit wait in the "
+                   "listen backlog",
+                   limit.soft, limit.hard, max_connections, kHeadroom);
+    }
+  }
+
   int serve() {
+    // A file-size limit (systemd's LimitFSIZE=) makes a write fail like a
+    // full disk: reported and retried, not a crash by SIGXFSZ.
+    ::signal(SIGXFSZ, SIG_IGN);
     OpenOptions open_options;
     open_options.durability =
         config.storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
@@ -380,7 +403,8 @@ struct App::Impl {
     sopts.host = hp->first;
     sopts.port = hp->second;
     sopts.max_body_bytes = config.webhook.max_body_bytes;
-    Router::ReadinessCheck readiness;
+    sopts.max_connections = config.webhook.max_connections;
+    check_open_file_limit(config.webhook.max_connections);
     if (!config.testrail.url.empty()) {
       TestRailClientOptions copts;
       copts.base_url = config.testrail.url;
@@ -400,19 +424,38 @@ struct App::Impl {
       } else {
         logger->warn("{}; `runsync status` will call a running poll interrupted", mark.message());
       }
-      readiness = [this] { return poller->not_ready_reason(); };
       outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics,
                                               logger, unix_now, OutboxWorker::Options{});
     }
+    // /readyz is about taking webhooks: the database's writes alone, not
+    // polling, so a balancer keeps sending while TestRail is down.
     router = std::make_unique<Router>(config.webhook.path, *endpoint, *writer, metrics, logger,
-                                      readiness);
+                                      Router::ReadinessCheck{});
     server = std::make_unique<HttpServer>(ioc, sopts, [this](ServerRequest&& req, Respond respond) {
       router->handle(std::move(req), std::move(respond));
     });
+    server->set_head_check(
+        [this](const ServerRequest& head) { return router->answer_from_head(head); });
     server->set_reject_observer([this](int status, const std::string& reason,
                                        const std::string& remote) {
       router->count_response(status);
-      logger->warn("request from {} refused ({}): {}", remote, status, reason);
+      if (auto note = listener_warnings.admit("refused " + std::to_string(status))) {
+        logger->warn("request from {} refused ({}): {}{}", remote, status, reason, *note);
+      }
+    });
+    server->set_accept_pause_observer([this](const std::string& error,
+                                             std::chrono::milliseconds retry_in) {
+      if (error.empty()) {
+        if (auto note = listener_warnings.admit("at max_connections")) {
+          logger->warn("{} connections open (webhook.max_connections): new ones wait in the "
+                       "listen backlog until one closes{}",
+                       config.webhook.max_connections, *note);
+        }
+      } else if (auto note = listener_warnings.admit("accept failed")) {
+        logger->warn("accepting a connection failed: {}; new connections wait in the listen "
+                     "backlog, retrying in {} ms{}",
+                     error, retry_in.count(), *note);
+      }
     });
     if (Status s = server->start(); !s.is_ok()) {
       logger->critical("{}; not starting", s.message());

@@ -33,13 +33,14 @@ std::int64_t unix_now() {
 }
 
 // Loads the config named by --config (`path`), $RUNSYNC_CONFIG or the
-// system file, or prints the error; nullopt means "exit 2".
+// system file, or prints the error (at error priority under journald);
+// nullopt means "exit 2".
 std::optional<Config> load_or_report(const std::string& path,
                                      SecretUse use = SecretUse::kNotNeeded) {
   const ConfigEnvironment env = ConfigEnvironment::from_process();
   auto config = load_config(resolve_config_path(path, env), env, use);
   if (!config) {
-    std::cerr << "runsync: " << config.message() << "\n";
+    std::cerr << (stderr_is_journal() ? "<3>" : "") << "runsync: " << config.message() << "\n";
     return std::nullopt;
   }
   return std::move(config).value();
@@ -293,6 +294,9 @@ int cmd_status(const std::string& path, bool as_json) {
   }
   const MirrorReport& r = report.value();
   std::vector<std::string> problems;
+  if (Status room = check_room_to_write(config->storage.path); !room.is_ok()) {
+    problems.push_back("the database cannot take writes: " + room.message());
+  }
   if (!config->testrail.url.empty()) {
     const auto stale_after = 3 * std::chrono::duration_cast<std::chrono::seconds>(
                                      config->testrail.poll_interval)

@@ -284,9 +284,11 @@ Status read_storage(const Section& s, Config::Storage& storage) {
   return s.read_choice("synchronous", {"full", "normal"}, storage.synchronous);
 }
 
+constexpr std::uint32_t kMaxConnectionsLimit = 1048576;
+
 Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& locations) {
   if (Status st = s.check_keys({"listen", "path", "secret_file", "signing_secret_file",
-                                "max_body_bytes", "queue_capacity"});
+                                "max_body_bytes", "queue_capacity", "max_connections"});
       !st) {
     return st;
   }
@@ -306,6 +308,12 @@ Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& lo
   }
   if (Status st = s.read_integer("max_body_bytes", 1024, webhook.max_body_bytes); !st) return st;
   if (Status st = s.read_integer("queue_capacity", 1, webhook.queue_capacity); !st) return st;
+  if (Status st = s.read_integer("max_connections", 1, webhook.max_connections); !st) return st;
+  if (webhook.max_connections > kMaxConnectionsLimit) {
+    return s.error("max_connections",
+                   "must be at most " + std::to_string(kMaxConnectionsLimit) +
+                       " (the kernel's default limit on open files per process)");
+  }
   if (s.find("secret_file")) locations.secret_file = s.location("secret_file");
   if (s.find("signing_secret_file")) {
     locations.signing_secret_file = s.location("signing_secret_file");
@@ -684,7 +692,8 @@ std::string render_config(const Config& config) {
       << "secret_file = " << toml_string(webhook.secret_file) << "\n"
       << "signing_secret_file = " << toml_string(webhook.signing_secret_file) << "\n"
       << "max_body_bytes = " << webhook.max_body_bytes << "\n"
-      << "queue_capacity = " << webhook.queue_capacity << "\n";
+      << "queue_capacity = " << webhook.queue_capacity << "\n"
+      << "max_connections = " << webhook.max_connections << "\n";
   if (!webhook.secret.empty()) out << "# secret = \"<redacted>\"\n";
   if (!webhook.signing_secret.empty()) out << "# signing_secret = \"<redacted>\"\n";
 

@@ -38,6 +38,8 @@ struct Config {
     std::string signing_secret_file;  // Standard Webhooks whsec_… key
     std::uint64_t max_body_bytes = 1048576;
     std::uint64_t queue_capacity = 8192;  // events waiting for the writer; 503 beyond
+    // Open connections at most; further ones wait in the listen backlog.
+    std::uint32_t max_connections = 1024;
     // Resolved secrets (file contents trimmed of trailing newlines, or the
     // override). Never logged, redacted when printed.
     std::string secret;

@@ -3,10 +3,16 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <sys/resource.h>
+
+#include <array>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -38,7 +44,9 @@ ServerResponse ServerResponse::json(int status, std::string body) {
 }
 
 ServerResponse ServerResponse::error(int status, std::string_view message) {
-  return json(status, nlohmann::json{{"error", message}}.dump());
+  // The message may quote the request (a path), which need not be UTF-8.
+  return json(status, nlohmann::json{{"error", message}}.dump(
+                          -1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view listen) {
@@ -75,7 +83,57 @@ struct Registry {
   std::mutex mu;
   std::set<Session*> sessions;
   bool closing = false;
+  // Set when accepting stopped at max_connections; the session that ends
+  // next clears it and calls resume_accepting (both under mu).
+  bool paused_at_cap = false;
+  std::function<void()> resume_accepting;
+  // Lingering reads land here and nobody reads it, so sessions share it.
+  std::array<char, 64 * 1024> discard;
 };
+
+// RFC 9112 §6.1 and §6.3: a request whose body length cannot be told from
+// its head is answered 400 and the connection closed; a transfer coding
+// other than chunked is not implemented (501). Beast has already refused a
+// bad or repeated Content-Length, and Content-Length before
+// Transfer-Encoding, but not the rest. Returns the status and reason.
+std::optional<std::pair<int, std::string>> framing_error(
+    const http::request<http::string_body>& msg) {
+  std::vector<std::string_view> codings;
+  bool present = false;
+  for (const auto& field : msg) {
+    if (field.name() != http::field::transfer_encoding) continue;
+    present = true;
+    for (auto coding : http::token_list(field.value())) codings.emplace_back(coding);
+  }
+  if (!present) return std::nullopt;
+  if (msg.version() < 11) {
+    return std::make_pair(400, std::string("Transfer-Encoding in an HTTP/1.0 request"));
+  }
+  if (msg.count(http::field::content_length) > 0) {
+    return std::make_pair(400, std::string("both Content-Length and Transfer-Encoding"));
+  }
+  std::size_t chunked = 0;
+  for (auto coding : codings) chunked += beast::iequals(coding, "chunked") ? 1 : 0;
+  if (codings.empty() || !beast::iequals(codings.back(), "chunked") || chunked > 1) {
+    return std::make_pair(400, std::string("Transfer-Encoding must end in a single chunked, "
+                                           "else the body's length is unknown"));
+  }
+  if (codings.size() > 1) {
+    return std::make_pair(501, std::string("only the chunked transfer coding is supported"));
+  }
+  return std::nullopt;
+}
+
+bool expects_continue(const http::request<http::string_body>& msg) {
+  auto it = msg.find(http::field::expect);
+  return it != msg.end() && beast::iequals(it->value(), "100-continue");
+}
+
+bool is_disconnect(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
+         ec == beast::error::timeout || ec == asio::error::connection_reset ||
+         ec == asio::error::eof;
+}
 
 // Answers handed in from other threads (the writer's sync thread finishes a
 // whole batch at once) reach the I/O thread through one post per run of
@@ -108,11 +166,12 @@ class AnswerQueue : public std::enable_shared_from_this<AnswerQueue> {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServerOptions& options, Handler& handler,
-          std::shared_ptr<Registry> registry, std::weak_ptr<AnswerQueue> answers,
-          RejectObserver* reject)
+          const HeadCheck& head_check, std::shared_ptr<Registry> registry,
+          std::weak_ptr<AnswerQueue> answers, RejectObserver* reject)
       : stream_(std::move(socket)),
         options_(options),
         handler_(handler),
+        head_check_(head_check),
         registry_(std::move(registry)),
         answers_(std::move(answers)),
         reject_(reject) {
@@ -124,6 +183,10 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session() {
     std::lock_guard lock(registry_->mu);
     registry_->sessions.erase(this);
+    if (registry_->paused_at_cap && registry_->resume_accepting) {
+      registry_->paused_at_cap = false;
+      registry_->resume_accepting();
+    }
   }
 
   void start() {
@@ -156,45 +219,94 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     parser_->header_limit(16 * 1024);
+    version_ = 11;
+    is_head_ = false;
     stream_.expires_after(options_.read_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->on_header(ec);
+                            });
   }
 
-  void on_read(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
-        ec == beast::error::timeout || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
-      return close();
-    }
-    if (ec == http::error::body_limit) {
-      notify_reject(413, "body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
-      keep_alive_ = false;
-      return send(ServerResponse::error(413, "body larger than " +
-                                               std::to_string(options_.max_body_bytes) + " bytes"));
-    }
-    if (ec) {
-      notify_reject(400, "malformed HTTP request: " + ec.message());
-      keep_alive_ = false;
-      return send(ServerResponse::error(400, "malformed HTTP request: " + ec.message()));
-    }
-    auto msg = parser_->release();
-    keep_alive_ = msg.keep_alive();
+  void on_header(beast::error_code ec) {
+    if (is_disconnect(ec)) return close();
+    if (ec) return refuse_read_error(ec);
+    const auto& msg = parser_->get();
     version_ = msg.version();
     is_head_ = msg.method() == http::verb::head;
-    ServerRequest req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    req.remote = remote_;
-    req.headers.reserve(8);
+    keep_alive_ = msg.keep_alive();
+    if (auto bad = framing_error(msg)) return refuse_unread(bad->first, bad->second);
+    head_ = ServerRequest{};
+    head_.method = std::string(msg.method_string());
+    head_.target = std::string(msg.target());
+    head_.remote = remote_;
+    head_.headers.reserve(8);
     for (const auto& field : msg) {
       std::string name(field.name_string());
       for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      req.headers.emplace_back(std::move(name), std::string(field.value()));
+      head_.headers.emplace_back(std::move(name), std::string(field.value()));
     }
-    req.body = std::move(msg.body());
+    if (head_check_) {
+      if (auto answer = head_check_(head_)) return answer_unread(std::move(*answer));
+    }
+    if (parser_->is_done()) return dispatch();
+    if (version_ >= 11 && expects_continue(msg)) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      return asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                               [self = shared_from_this()](beast::error_code write_ec,
+                                                           std::size_t) {
+                                 if (write_ec) return self->close();
+                                 self->read_body();
+                               });
+    }
+    read_body();
+  }
+
+  // The body, under what is left of the request's read timeout.
+  void read_body() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_body(ec);
+                     });
+  }
+
+  void on_body(beast::error_code ec) {
+    if (is_disconnect(ec)) return close();
+    if (ec) return refuse_read_error(ec);
+    dispatch();
+  }
+
+  void refuse_read_error(const beast::error_code& ec) {
+    if (ec == http::error::body_limit) {
+      return refuse_unread(413, "body larger than " + std::to_string(options_.max_body_bytes) +
+                                    " bytes");
+    }
+    refuse_unread(400, "malformed HTTP request: " + ec.message());
+  }
+
+  // Malformed HTTP or framing: where this request ends, and so where the
+  // next one would start, is unknown. Answers, then closes, lingering.
+  void refuse_unread(int status, const std::string& reason) {
+    notify_reject(status, reason);
+    keep_alive_ = false;
+    linger_after_write_ = true;
+    send(ServerResponse::error(status, reason));
+  }
+
+  // Answers a well-formed request before its body is read. When some of the
+  // body may still be coming, the connection closes after the answer,
+  // lingering.
+  void answer_unread(ServerResponse resp) {
+    if (!parser_->is_done()) {
+      keep_alive_ = false;
+      linger_after_write_ = true;
+    }
+    send(std::move(resp));
+  }
+
+  void dispatch() {
+    ServerRequest req = std::move(head_);
+    req.body = std::move(parser_->get().body());
     busy_ = true;
     stream_.expires_never();
     handler_(std::move(req), [self = shared_from_this()](ServerResponse resp) {
@@ -251,8 +363,34 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_write(beast::error_code ec, bool keep) {
     busy_ = false;
+    if (!ec && linger_after_write_) return linger();
     if (ec || !keep) return close();
     do_read();
+  }
+
+  // Half-closes, then reads and discards what the client still sends until
+  // it closes too or a linger limit runs out: closing with unread bytes
+  // would make the kernel reset the connection, and a client still writing
+  // its body would see the reset instead of the answer.
+  void linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return close();
+    linger_left_ = options_.linger_max_bytes;
+    linger_until_ = std::chrono::steady_clock::now() + options_.linger_time;
+    discard();
+  }
+
+  void discard() {
+    const auto left = linger_until_ - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) return close();
+    stream_.expires_after(std::min<std::chrono::steady_clock::duration>(left, options_.linger_idle));
+    stream_.async_read_some(asio::buffer(registry_->discard),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec || n >= self->linger_left_) return self->close();
+                              self->linger_left_ -= n;
+                              self->discard();
+                            });
   }
 
   void close() {
@@ -270,9 +408,11 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  ServerRequest head_;  // the request being read, from its header on
   std::string write_buffer_;  // the answer being written; one at a time
   const HttpServerOptions& options_;
   Handler& handler_;
+  const HeadCheck& head_check_;
   std::shared_ptr<Registry> registry_;
   // Weak: the queue holds sessions while their answers wait in it.
   std::weak_ptr<AnswerQueue> answers_;
@@ -283,6 +423,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool is_head_ = false;
   bool busy_ = false;
   bool close_after_write_ = false;
+  bool linger_after_write_ = false;
+  std::uint64_t linger_left_ = 0;  // bytes still to discard while lingering
+  std::chrono::steady_clock::time_point linger_until_;
 };
 
 void AnswerQueue::drain() {
@@ -307,18 +450,38 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     // Answers from the writer's threads arrive through the AnswerQueue.
     acceptor.async_accept(ioc,
                           [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-                            if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) {
-                              return;
-                            }
-                            if (!ec) {
-                              socket.set_option(tcp::no_delay(true), ec);
-                              std::make_shared<Session>(std::move(socket), self->options,
-                                                        self->handler, self->registry,
-                                                        self->answers, &self->reject)
-                                  ->start();
-                            }
-                            self->do_accept();
+                            self->on_accept(ec, std::move(socket));
                           });
+  }
+
+  void on_accept(beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec == asio::error::no_descriptors ||
+        ec == boost::system::errc::too_many_files_open_in_system ||
+        ec == asio::error::no_buffer_space || ec == asio::error::no_memory) {
+      // The connection stays in the backlog: accepting again at once would
+      // fail again at once, and spin.
+      if (accept_paused) accept_paused(ec.message(), options.accept_retry_delay);
+      accept_timer.expires_after(options.accept_retry_delay);
+      accept_timer.async_wait([self = shared_from_this()](const beast::error_code& wait_ec) {
+        if (!wait_ec && self->acceptor.is_open()) self->do_accept();
+      });
+      return;
+    }
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Session>(std::move(socket), options, handler, head_check, registry,
+                                answers, &reject)
+          ->start();
+      std::unique_lock lock(registry->mu);
+      if (registry->sessions.size() >= options.max_connections) {
+        registry->paused_at_cap = true;
+        lock.unlock();
+        if (accept_paused) accept_paused("", std::chrono::milliseconds(0));
+        return;
+      }
+    }
+    do_accept();
   }
 
   asio::io_context& ioc;
@@ -328,16 +491,16 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::shared_ptr<Registry> registry;
   std::shared_ptr<AnswerQueue> answers;
   RejectObserver reject;
+  HeadCheck head_check;
+  AcceptPauseObserver accept_paused;
+  asio::steady_timer accept_timer{ioc};
   std::uint16_t bound_port = 0;
 };
 
 HttpServer::HttpServer(asio::io_context& ioc, HttpServerOptions options, Handler handler)
     : impl_(std::make_shared<Impl>(ioc, std::move(options), std::move(handler))) {}
 
-HttpServer::~HttpServer() {
-  beast::error_code ec;
-  impl_->acceptor.close(ec);
-}
+HttpServer::~HttpServer() { stop_accepting(); }
 
 Status HttpServer::start() {
   const std::string where = impl_->options.host + ":" + std::to_string(impl_->options.port);
@@ -360,6 +523,15 @@ Status HttpServer::start() {
     return Status::error("cannot listen on " + where + ": " + ec.message());
   }
   impl_->bound_port = acc.local_endpoint().port();
+  {
+    std::lock_guard lock(impl_->registry->mu);
+    impl_->registry->resume_accepting = [&ioc = impl_->ioc,
+                                         weak = std::weak_ptr<Impl>(impl_)] {
+      asio::post(ioc, [weak] {
+        if (auto impl = weak.lock(); impl && impl->acceptor.is_open()) impl->do_accept();
+      });
+    };
+  }
   impl_->do_accept();
   return Status::ok();
 }
@@ -367,8 +539,13 @@ Status HttpServer::start() {
 std::uint16_t HttpServer::port() const { return impl_->bound_port; }
 
 void HttpServer::stop_accepting() {
+  {
+    std::lock_guard lock(impl_->registry->mu);
+    impl_->registry->resume_accepting = nullptr;
+  }
   beast::error_code ec;
   impl_->acceptor.close(ec);
+  impl_->accept_timer.cancel();
 }
 
 void HttpServer::close_sessions() {
@@ -391,6 +568,32 @@ std::size_t HttpServer::open_sessions() const {
 
 void HttpServer::set_reject_observer(RejectObserver observer) {
   impl_->reject = std::move(observer);
+}
+
+void HttpServer::set_head_check(HeadCheck check) { impl_->head_check = std::move(check); }
+
+void HttpServer::set_accept_pause_observer(AcceptPauseObserver observer) {
+  impl_->accept_paused = std::move(observer);
+}
+
+OpenFileLimit raise_open_file_limit() {
+  OpenFileLimit out;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    out.error = std::string("getrlimit: ") + std::strerror(errno);
+    return out;
+  }
+  out.soft = limit.rlim_cur;
+  out.hard = limit.rlim_max;
+  if (limit.rlim_cur >= limit.rlim_max) return out;
+  rlimit raised = limit;
+  raised.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+    out.error = std::string("setrlimit: ") + std::strerror(errno);
+    return out;
+  }
+  out.soft = raised.rlim_cur;
+  return out;
 }
 
 }  // namespace runsync

@@ -1,6 +1,8 @@
 // The HTTP/1.1 listener (Boost.Beast, asynchronous, keep-alive). Sessions
-// only move bytes: each complete request goes to a Handler, which answers
-// through a Respond callback — possibly later and from another thread.
+// only move bytes: each request's head goes to a HeadCheck, which may answer
+// it before its body is read; each complete request goes to a Handler, which
+// answers through a Respond callback — possibly later and from another
+// thread. Open connections are capped (max_connections).
 //
 // Thread safety: construct, start and stop on the thread that runs the
 // io_context. Respond callbacks may be invoked from any thread, once each.
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,10 +54,22 @@ struct ServerResponse {
 
 using Respond = std::function<void(ServerResponse)>;
 using Handler = std::function<void(ServerRequest&&, Respond)>;
+// Decides a request from its head alone, once the header is read and before
+// the body is: the answer when the head settles it (a wrong secret, an
+// unknown path), nullopt when the body must be read. `head.body` is empty.
+// Runs on the I/O thread.
+using HeadCheck = std::function<std::optional<ServerResponse>(const ServerRequest& head)>;
 // Told about requests that were refused before reaching the handler
-// (413, 400 malformed HTTP): the status and a reason for the log.
+// (413, 400 malformed HTTP or framing, 501 transfer coding): the status and
+// a reason for the log.
 using RejectObserver = std::function<void(int status, const std::string& reason,
                                           const std::string& remote)>;
+// Told when accepting stops for a while: accept() failed for want of
+// resources (EMFILE, ENFILE, ENOBUFS, ENOMEM; `error` says which, and
+// accepting resumes after `retry_in`), or max_connections are open
+// (`error` empty; accepting resumes when one closes). Runs on the I/O thread.
+using AcceptPauseObserver =
+    std::function<void(const std::string& error, std::chrono::milliseconds retry_in)>;
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
@@ -62,6 +77,18 @@ struct HttpServerOptions {
   std::uint64_t max_body_bytes = 1048576;
   std::chrono::seconds read_timeout{30};  // per request, and idle keep-alive
   std::chrono::seconds write_timeout{30};
+  // Open connections at most; beyond it new ones wait in the listen backlog.
+  std::size_t max_connections = 1024;
+  // How long accepting pauses after accept() fails for want of resources.
+  std::chrono::milliseconds accept_retry_delay{250};
+  // An answer sent before the request's body was read (413, 401, 400 …) is
+  // followed by a lingering close, as nginx's lingering_close: the server
+  // stops sending, then reads and discards what the client still sends, so
+  // the client reads the answer rather than a reset. It stops after
+  // linger_time in all, linger_idle without a byte, or linger_max_bytes.
+  std::chrono::milliseconds linger_time{30000};
+  std::chrono::milliseconds linger_idle{5000};
+  std::uint64_t linger_max_bytes = 16 * 1024 * 1024;
 };
 
 class HttpServer {
@@ -81,12 +108,27 @@ class HttpServer {
   // After stop_accepting: closes every session once its response is sent.
   void close_sessions();
   std::size_t open_sessions() const;
+  // Observers and the head check are set before start().
   void set_reject_observer(RejectObserver observer);
+  void set_head_check(HeadCheck check);
+  void set_accept_pause_observer(AcceptPauseObserver observer);
 
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };
+
+// The process's open-file limit (RLIMIT_NOFILE) after raise_open_file_limit().
+struct OpenFileLimit {
+  std::uint64_t soft = 0;
+  std::uint64_t hard = 0;
+  std::string error;  // why the soft limit could not be raised; empty when it was (or already was)
+};
+
+// Raises the soft open-file limit to the hard one, as a listener that may
+// hold max_connections sockets needs. Fails (error set, limits unchanged)
+// where setrlimit is not allowed, e.g. under a seccomp filter.
+OpenFileLimit raise_open_file_limit();
 
 // Splits "host:port" or "[v6]:port". nullopt when malformed.
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view listen);

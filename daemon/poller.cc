@@ -10,8 +10,6 @@
 namespace runsync {
 namespace {
 
-constexpr int kMaxPages = 100000;  // a server whose next links never end
-
 std::string describe(const ApiError& e) { return e.describe(); }
 
 // "0.5 s", "2 s", "90 s": how long until the next try, for log lines.
@@ -81,6 +79,41 @@ Poller::Poller(PollerOptions options, TestRailClient& client, Writer& writer, Me
   for (const auto& p : options_.projects) state_[p.id];
 }
 
+std::int64_t observation_time(const std::optional<std::int64_t>& server_date,
+                              std::int64_t arrived_at) {
+  return server_date ? std::min(*server_date, arrived_at) : arrived_at;
+}
+
+void Poller::record_failure(CycleOutcome& out, std::string message, const ApiError* api) {
+  if (!out.error) out.error = std::move(message);
+  if (api && api->kind == ApiErrorKind::kConfig) out.config_error = true;
+}
+
+void Poller::list_pages(const std::string& base, CycleOutcome& out, const PageHandler& take) {
+  const std::string listing = base.substr(0, base.find('/'));
+  PageCursor cursor(base);
+  while (cursor.uri() && !out.error && !stop_) {
+    auto response = client_.get(*cursor.uri());
+    if (!response) {
+      out.stats.requests += response.error().attempts;
+      record_failure(out, listing + ": " + describe(response.error()), &response.error());
+      return;
+    }
+    out.stats.requests += response->attempts;
+    const std::int64_t at = observation_time(response->server_date, clock_());
+    auto page = take(*response, at);
+    if (!page) {
+      record_failure(out, page.message(), nullptr);
+      return;
+    }
+    ++out.stats.pages;
+    if (Status s = cursor.advance(page->bare, page->next, std::move(page->ids)); !s.is_ok()) {
+      record_failure(out, s.message(), nullptr);
+      return;
+    }
+  }
+}
+
 Status Poller::apply_page(std::span<const Observation> observations, CycleOutcome& out) {
   std::int64_t changed = 0;
   std::int64_t deleted = 0;
@@ -124,84 +157,66 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
     return out;
   }
 
-  auto fail = [&](std::string message, const ApiError* api) {
-    if (!out.error) out.error = std::move(message);
-    if (api && api->kind == ApiErrorKind::kConfig) out.config_error = true;
-  };
+  auto fail = [&](std::string message, const ApiError* api) { record_failure(out, message, api); };
   auto observed_at = [&](const std::optional<std::int64_t>& date) {
-    return date.value_or(clock_());
+    return observation_time(date, clock_());
   };
 
   std::unordered_set<std::int64_t> listed;
   const std::string filter = kind == PollKind::kActive ? "&is_completed=0" : "";
 
-  // Runs that are not in plans.
-  std::optional<std::string> uri = "get_runs/" + std::to_string(project.id) + filter;
-  std::unordered_set<std::string> seen_uris;
-  while (uri && !out.error) {
-    if (!seen_uris.insert(*uri).second || out.stats.pages >= kMaxPages) {
-      fail("get_runs pagination does not end (next link " + *uri + " repeats)", nullptr);
-      break;
-    }
-    // The body is parsed here rather than by get_runs_page: straight into
-    // observations, without a JSON document per run (issue 3), and in
-    // place (the client leaves the padding the parser needs).
-    static_assert(HttpResponse::kBodyPadding >= RunsPageParser::kPadding);
-    auto response = client_.get(*uri);
-    if (!response) {
-      out.stats.requests += response.error().attempts;
-      fail("get_runs: " + describe(response.error()), &response.error());
-      break;
-    }
-    out.stats.requests += response->attempts;
-    auto page =
-        runs_parser_.parse_in_place(response->body, observed_at(response->server_date),
-                                    Source::kPoll);
-    if (!page) {
-      const ApiError bad{ApiErrorKind::kBadResponse, response->http_status, page.message(),
-                         response->attempts};
-      fail("get_runs: " + describe(bad), &bad);
-      break;
-    }
-    ++out.stats.pages;
-    if (page->run_error) {
-      fail("get_runs answered a run it cannot parse: " + *page->run_error, nullptr);
-      break;
-    }
-    for (const Observation& o : page->observations) listed.insert(o.run_id);
-    out.stats.runs_seen += static_cast<std::int64_t>(page->observations.size());
-    if (Status s = apply_page(page->observations, out); !s.is_ok()) {
-      fail("storing runs: " + s.message(), nullptr);
-    }
-    uri = page->next ? std::optional(next_link_to_uri(*page->next)) : std::nullopt;
-  }
+  // Runs that are not in plans, applied page by page. The body is parsed
+  // straight into observations, without a JSON document per run, and in
+  // place (the client leaves the padding the parser needs).
+  static_assert(HttpResponse::kBodyPadding >= RunsPageParser::kPadding);
+  list_pages("get_runs/" + std::to_string(project.id) + filter, out,
+             [&](const ApiResponse& response, std::int64_t at) -> StatusOr<ListedPage> {
+               auto page = runs_parser_.parse_in_place(response.body, at, Source::kPoll);
+               if (!page) {
+                 return Status::error("get_runs: " + describe({ApiErrorKind::kBadResponse,
+                                                               response.http_status, page.message(),
+                                                               response.attempts}));
+               }
+               if (page->run_error) {
+                 return Status::error("get_runs answered a run it cannot parse: " +
+                                      *page->run_error);
+               }
+               ListedPage listed_page{page->bare, std::move(page->next), {}};
+               listed_page.ids.reserve(page->observations.size());
+               for (const Observation& o : page->observations) {
+                 listed.insert(o.run_id);
+                 listed_page.ids.push_back(o.run_id);
+               }
+               out.stats.runs_seen += static_cast<std::int64_t>(page->observations.size());
+               if (Status st = apply_page(page->observations, out); !st.is_ok()) {
+                 return Status::error("storing runs: " + st.message());
+               }
+               return listed_page;
+             });
 
   // Plans, then the runs of each.
   std::vector<std::int64_t> plan_ids;
-  uri = "get_plans/" + std::to_string(project.id) + filter;
-  seen_uris.clear();
-  while (uri && !out.error) {
-    if (!seen_uris.insert(*uri).second || out.stats.pages >= kMaxPages) {
-      fail("get_plans pagination does not end (next link " + *uri + " repeats)", nullptr);
-      break;
-    }
-    auto page = client_.get_plans_page(*uri);
-    if (!page) {
-      out.stats.requests += page.error().attempts;
-      fail("get_plans: " + describe(page.error()), &page.error());
-      break;
-    }
-    out.stats.requests += page->attempts;
-    ++out.stats.pages;
-    for (const auto& plan : page->value.plans) {
-      auto id = plan.find("id");
-      if (id == plan.end() || !id->is_number_integer()) {
-        fail("get_plans answered a plan without an integer id", nullptr);
-        break;
-      }
-      plan_ids.push_back(id->get<std::int64_t>());
-    }
-    uri = page->value.next ? std::optional(next_link_to_uri(*page->value.next)) : std::nullopt;
+  if (!out.error) {
+    list_pages("get_plans/" + std::to_string(project.id) + filter, out,
+               [&](const ApiResponse& response, std::int64_t) -> StatusOr<ListedPage> {
+                 auto page = parse_plans_page(response.body);
+                 if (!page) {
+                   return Status::error("get_plans: " + describe({ApiErrorKind::kBadResponse,
+                                                                  response.http_status,
+                                                                  page.message(),
+                                                                  response.attempts}));
+                 }
+                 ListedPage listed_page{page->bare, std::move(page->next), {}};
+                 for (const auto& plan : page->plans) {
+                   auto id = plan.find("id");
+                   if (id == plan.end() || !id->is_number_integer()) {
+                     return Status::error("get_plans answered a plan without an integer id");
+                   }
+                   listed_page.ids.push_back(id->get<std::int64_t>());
+                 }
+                 plan_ids.insert(plan_ids.end(), listed_page.ids.begin(), listed_page.ids.end());
+                 return listed_page;
+               });
   }
   for (std::int64_t plan_id : plan_ids) {
     if (out.error || stop_) break;

@@ -54,6 +54,11 @@ struct CycleOutcome {
 // latency, waits and failures, and logs retries and failures.
 ApiObserver make_api_observer(Metrics& metrics, Logger logger);
 
+// When a poll answer was observed (SPEC §6 rule 2): the server's Date, but
+// never later than the local time it arrived; that time without a Date.
+std::int64_t observation_time(const std::optional<std::int64_t>& server_date,
+                              std::int64_t arrived_at);
+
 class Poller {
  public:
   using UnixClock = std::function<std::int64_t()>;
@@ -71,8 +76,9 @@ class Poller {
   void run();
   void stop();
 
-  // Why the mirror is not ready, or nullopt: every project's last cycle
-  // succeeded, within three poll intervals (plus a minute).
+  // Why polling is unhealthy, or nullopt: every project's last cycle
+  // succeeded, within three poll intervals (plus a minute). For the
+  // service's STATUS line; /readyz does not depend on it (SPEC §4).
   std::optional<std::string> not_ready_reason() const;
 
  private:
@@ -81,6 +87,21 @@ class Poller {
     std::optional<std::string> last_error;
   };
 
+  // One page of a listing as list_pages needs it (see PageCursor::advance).
+  struct ListedPage {
+    bool bare = false;
+    std::optional<std::string> next;
+    std::vector<std::int64_t> ids;
+  };
+  // Applies one 2xx answer observed at `observed_at`; the page, or why the
+  // listing cannot go on (the cycle's error message).
+  using PageHandler =
+      std::function<StatusOr<ListedPage>(const ApiResponse& response, std::int64_t observed_at)>;
+
+  // Fetches every page of the listing `base` (e.g. "get_runs/1&is_completed=0")
+  // in turn and hands each to `take`; the first failure goes into `out`.
+  void list_pages(const std::string& base, CycleOutcome& out, const PageHandler& take);
+  static void record_failure(CycleOutcome& out, std::string message, const ApiError* api);
   void record(const CycleOutcome& outcome);
   // How long a project waits after a configuration error (401/403).
   std::chrono::milliseconds config_retry_interval() const;

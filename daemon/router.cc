@@ -29,41 +29,47 @@ void Router::count_response(int status) {
       .inc();
 }
 
+std::optional<ServerResponse> Router::refusal(const ServerRequest& req) const {
+  const std::string_view path = req.path();
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  const char* allow = nullptr;
+  if (path == webhook_path_) {
+    if (req.method != "POST") allow = "POST";
+  } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+    if (!get) allow = "GET, HEAD";
+  } else {
+    logger_->debug("{} {} from {}: 404", log_text(req.method), log_text(path), req.remote);
+    return ServerResponse::error(404, "no such path: " + std::string(path));
+  }
+  if (allow == nullptr) return std::nullopt;
+  ServerResponse r = ServerResponse::error(
+      405, "method " + req.method + " not allowed on " + std::string(path) + "; use " + allow);
+  r.headers.emplace_back("Allow", allow);
+  logger_->debug("{} {} from {}: 405", log_text(req.method), log_text(path), req.remote);
+  return r;
+}
+
+std::optional<ServerResponse> Router::answer_from_head(const ServerRequest& head) {
+  auto answer = refusal(head);
+  if (!answer && head.path() == webhook_path_) answer = webhook_.check_head(head);
+  if (answer) count_response(answer->status);
+  return answer;
+}
+
 void Router::handle(ServerRequest&& req, Respond respond) {
   Respond counted = [this, respond = std::move(respond)](ServerResponse r) {
     count_response(r.status);
     respond(std::move(r));
   };
-  const std::string path(req.path());
-  const bool get = req.method == "GET" || req.method == "HEAD";
-  auto method_not_allowed = [&](const char* allow) {
-    ServerResponse r = ServerResponse::error(
-        405, "method " + req.method + " not allowed on " + path + "; use " + allow);
-    r.headers.emplace_back("Allow", allow);
-    logger_->debug("{} {} from {}: 405", req.method, path, req.remote);
-    counted(std::move(r));
-  };
-  if (path == webhook_path_) {
-    if (req.method != "POST") return method_not_allowed("POST");
-    return webhook_.handle(std::move(req), std::move(counted));
-  }
-  if (path == "/healthz") {
-    if (!get) return method_not_allowed("GET, HEAD");
-    return counted(ServerResponse::json(200, R"({"status":"ok"})"));
-  }
-  if (path == "/readyz") {
-    if (!get) return method_not_allowed("GET, HEAD");
-    return ready(std::move(counted));
-  }
-  if (path == "/metrics") {
-    if (!get) return method_not_allowed("GET, HEAD");
-    ServerResponse r;
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = metrics_.render();
-    return counted(std::move(r));
-  }
-  logger_->debug("{} {} from {}: 404", req.method, path, req.remote);
-  counted(ServerResponse::error(404, "no such path: " + path));
+  if (auto answer = refusal(req)) return counted(std::move(*answer));
+  const std::string_view path = req.path();
+  if (path == webhook_path_) return webhook_.handle(std::move(req), std::move(counted));
+  if (path == "/healthz") return counted(ServerResponse::json(200, R"({"status":"ok"})"));
+  if (path == "/readyz") return ready(std::move(counted));
+  ServerResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics_.render();
+  counted(std::move(r));
 }
 
 void Router::ready(Respond respond) {
@@ -74,8 +80,9 @@ void Router::ready(Respond respond) {
   if (readiness_) {
     if (auto reason = readiness_()) return respond(not_ready(*reason));
   }
-  // Writable means the writer can take the write lock and commit now.
-  auto probe = [](Store&) { return Status::ok(); };
+  // Writable means a write commits now: the probe writes a page, so a full
+  // disk, a read-only file or a failed sync shows, as it does for webhooks.
+  auto probe = [](Store& store) { return store.probe_write(); };
   auto done = [respond, not_ready](const Status& s) {
     respond(s.is_ok() ? ServerResponse::json(200, R"({"status":"ready"})")
                       : not_ready("database is not writable: " + s.message()));

@@ -20,18 +20,27 @@ namespace runsync {
 
 class Router {
  public:
-  // Returns why the daemon is not ready (beyond the database), or nullopt.
+  // Returns why the daemon cannot take webhooks (beyond the database), or
+  // nullopt. /readyz is 503 when it gives a reason or when a write to the
+  // database fails (SPEC §4); TestRail's health is not part of it.
   using ReadinessCheck = std::function<std::optional<std::string>()>;
 
   // Every reference must outlive the router.
   Router(std::string webhook_path, WebhookEndpoint& webhook, Writer& writer, Metrics& metrics,
          Logger logger, ReadinessCheck readiness);
 
+  // Answers a request from its head alone when that settles it: 404, 405,
+  // or the webhook endpoint's 401 (see WebhookEndpoint::check_head). The
+  // answer is counted and logged; nullopt when the body is needed.
+  std::optional<ServerResponse> answer_from_head(const ServerRequest& head);
   void handle(ServerRequest&& request, Respond respond);
   // Counts a response sent without the router (e.g. 413 from the session).
   void count_response(int status);
 
  private:
+  // 404 or 405 (logged, not counted) when no endpoint takes this
+  // method and path; nullopt otherwise.
+  std::optional<ServerResponse> refusal(const ServerRequest& request) const;
   void ready(Respond respond);
 
   std::string webhook_path_;

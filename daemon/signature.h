@@ -35,11 +35,17 @@ class SigningKey {
 std::string standard_webhook_signature(const SigningKey& key, std::string_view id,
                                        std::string_view timestamp, std::string_view body);
 
+// What can be checked of the Standard Webhooks headers before the body is
+// read: all three present, and the timestamp an integer within ±300 s of
+// `now` (unix seconds). The error says which check failed.
+Status check_standard_webhook_headers(std::string_view id, std::string_view timestamp,
+                                      std::string_view signature_header, std::int64_t now);
+
 // Verifies the webhook-id / webhook-timestamp / webhook-signature headers
 // over the raw body. `now` is unix seconds; the timestamp must be within
 // ±300 s of it. The signature header may hold several space-separated
 // entries; any matching v1 entry passes. The error says what failed
-// (missing header, stale timestamp, no matching signature).
+// (those of check_standard_webhook_headers, or no matching signature).
 Status verify_standard_webhook(const SigningKey& key, std::string_view id,
                                std::string_view timestamp, std::string_view signature_header,
                                std::string_view body, std::int64_t now);

@@ -32,7 +32,8 @@ Counter& events_counter(Metrics& m, const std::string& event, const std::string&
 }  // namespace
 
 WebhookEndpoint::WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::int64_t> projects,
-                                 Writer& writer, Metrics& metrics, Logger logger, UnixClock clock)
+                                 Writer& writer, Metrics& metrics, Logger logger, UnixClock clock,
+                                 LogRateLimiter::Clock steady_clock)
     : auth_(std::make_shared<const WebhookAuth>(std::move(auth))),
       projects_(std::move(projects)),
       writer_(writer),
@@ -40,7 +41,8 @@ WebhookEndpoint::WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::in
       logger_(std::move(logger)),
       clock_(std::move(clock)),
       ack_latency_(metrics.histogram("runsync_webhook_ack_seconds",
-                                     "Time from a webhook request to its durable answer")) {
+                                     "Time from a webhook request to its durable answer")),
+      warnings_(std::move(steady_clock)) {
   for (std::size_t e = 0; e < 7; ++e) {
     for (std::size_t r = 0; r < 6; ++r) {
       events_[e][r] = &events_counter(metrics_, e < 6 ? kKnownEvents[e] : "other", kResults[r]);
@@ -65,43 +67,58 @@ void WebhookEndpoint::set_auth(WebhookAuth auth) {
   auth_ = std::move(next);
 }
 
-void WebhookEndpoint::reject(const ServerRequest& request, const Respond& respond, int status,
-                             const std::string& reason, const char* result_label) {
+std::shared_ptr<const WebhookAuth> WebhookEndpoint::current_auth() {
+  std::lock_guard lock(auth_mu_);
+  return auth_;
+}
+
+ServerResponse WebhookEndpoint::reject(const ServerRequest& request, int status,
+                                       const std::string& reason, const char* result_label) {
   events_counter(metrics_, "unparsed", result_label).inc();
-  if (status == 401) {
-    logger_->warn("webhook from {} refused (401): {}; the sender should be configured with the "
-                  "right secret", request.remote, reason);
-  } else {
+  if (status != 401) {
     logger_->debug("webhook from {} refused ({}): {}", request.remote, status, reason);
+  } else if (auto note = warnings_.admit("401")) {
+    logger_->warn("webhook from {} refused (401): {}; the sender should be configured with the "
+                  "right secret{}", request.remote, reason, *note);
   }
-  respond(ServerResponse::error(status, reason));
+  return ServerResponse::error(status, reason);
+}
+
+std::optional<std::string> WebhookEndpoint::auth_failure(const WebhookAuth& auth,
+                                                         const ServerRequest& request,
+                                                         const std::string* body,
+                                                         std::int64_t now) {
+  const std::string_view secret = request.header("x-qase-secret");
+  if (!auth.secret.empty() && !constant_time_equals(secret, auth.secret)) {
+    return secret.empty() ? "missing X-Qase-Secret header" : "wrong X-Qase-Secret";
+  }
+  if (auth.signing_key) {
+    const std::string_view id = request.header("webhook-id");
+    const std::string_view timestamp = request.header("webhook-timestamp");
+    const std::string_view signature = request.header("webhook-signature");
+    Status s = body == nullptr
+                   ? check_standard_webhook_headers(id, timestamp, signature, now)
+                   : verify_standard_webhook(*auth.signing_key, id, timestamp, signature, *body, now);
+    if (!s.is_ok()) return s.message();
+  }
+  return std::nullopt;
+}
+
+std::optional<ServerResponse> WebhookEndpoint::check_head(const ServerRequest& head) {
+  auto failure = auth_failure(*current_auth(), head, nullptr, clock_());
+  if (!failure) return std::nullopt;
+  return reject(head, 401, *failure, "unauthorized");
 }
 
 void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
   const auto started = std::chrono::steady_clock::now();
-  std::shared_ptr<const WebhookAuth> auth;
-  {
-    std::lock_guard lock(auth_mu_);
-    auth = auth_;
-  }
   const std::int64_t now = clock_();
-
-  if (!auth->secret.empty() &&
-      !constant_time_equals(request.header("x-qase-secret"), auth->secret)) {
-    return reject(request, respond, 401,
-                  request.header("x-qase-secret").empty() ? "missing X-Qase-Secret header"
-                                                          : "wrong X-Qase-Secret",
-                  "unauthorized");
-  }
-  if (auth->signing_key) {
-    Status s = verify_standard_webhook(*auth->signing_key, request.header("webhook-id"),
-                                       request.header("webhook-timestamp"),
-                                       request.header("webhook-signature"), request.body, now);
-    if (!s.is_ok()) return reject(request, respond, 401, s.message(), "unauthorized");
+  if (auto failure = auth_failure(*current_auth(), request, &request.body, now)) {
+    return respond(reject(request, 401, *failure, "unauthorized"));
   }
 
   auto parsed = parse_webhook_event(request.body);
-  if (!parsed) return reject(request, respond, 400, parsed.message(), "invalid");
+  if (!parsed) return respond(reject(request, 400, parsed.message(), "invalid"));
 
   auto delivery = std::make_shared<WebhookDelivery>();
   delivery->event = std::move(parsed).value();
@@ -124,8 +141,11 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
   };
   auto done = [this, delivery, result, respond, started](const Status& s) {
     if (!s.is_ok()) {
-      logger_->error("webhook {} for run {} not stored: {}; answered 500, the sender may retry",
-                     delivery->event.event_name, delivery->event.run_id.value_or(0), s.message());
+      if (auto note = warnings_.admit("500")) {
+        logger_->error("webhook {} for run {} not stored: {}; answered 500, the sender may retry{}",
+                       log_text(delivery->event.event_name), delivery->event.run_id.value_or(0),
+                       s.message(), *note);
+      }
       events(delivery->event.event_name, "error").inc();
       respond(ServerResponse::error(500, "not stored: " + s.message()));
       return;
@@ -134,21 +154,16 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
     events(delivery->event.event_name, *result).inc();
     ack_latency_.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    logger_->debug("webhook {} run {} at {}: {}", delivery->event.event_name,
+    logger_->debug("webhook {} run {} at {}: {}", log_text(delivery->event.event_name),
                    delivery->event.run_id.value_or(0), delivery->event.timestamp, name);
     respond(ServerResponse::json(200, std::string("{\"result\":\"") + name + "\"}"));
   };
   if (!writer_.try_submit(std::move(job), std::move(done))) {
     events(delivery->event.event_name, "busy").inc();
-    // One warning per 10 s at most: a flood of 503s would flood the log.
-    const auto now_steady = std::chrono::steady_clock::now();
-    if (now_steady - last_busy_warning_ >= std::chrono::seconds(10)) {
-      last_busy_warning_ = now_steady;
+    if (auto note = warnings_.admit("503")) {
       logger_->warn("ingest queue full ({} waiting): answered 503 with Retry-After: 1; the sender "
-                    "should retry (further 503s in the next 10 s are logged at debug)",
-                    writer_.depth());
-    } else {
-      logger_->debug("ingest queue full: answered 503");
+                    "should retry{}",
+                    writer_.depth(), *note);
     }
     ServerResponse busy = ServerResponse::error(503, "ingest queue is full, retry later");
     busy.headers.emplace_back("Retry-After", "1");

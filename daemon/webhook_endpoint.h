@@ -34,18 +34,31 @@ class WebhookEndpoint {
   using UnixClock = std::function<std::int64_t()>;
 
   // `projects` maps project_code → TestRail project id. `writer`, `metrics`
-  // and `logger` must outlive the endpoint.
+  // and `logger` must outlive the endpoint. `steady_clock` paces the
+  // warnings about refused deliveries (one per kind per 10 s, with a count).
   WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::int64_t> projects, Writer& writer,
-                  Metrics& metrics, Logger logger, UnixClock clock);
+                  Metrics& metrics, Logger logger, UnixClock clock,
+                  LogRateLimiter::Clock steady_clock = std::chrono::steady_clock::now);
 
+  // Refuses a delivery from its head alone, before its body is read: 401
+  // for a wrong or missing X-Qase-Secret, or Standard Webhooks headers that
+  // are missing or too old. Returns that answer (counted and logged), or
+  // nullopt when the body is needed to decide. `head.body` is ignored.
+  std::optional<ServerResponse> check_head(const ServerRequest& head);
   void handle(ServerRequest&& request, Respond respond);
   void set_auth(WebhookAuth auth);
 
  private:
+  std::shared_ptr<const WebhookAuth> current_auth();
+  // Why `request` is not authenticated, or nullopt. Without `body` only
+  // what the headers tell is checked.
+  static std::optional<std::string> auth_failure(const WebhookAuth& auth,
+                                                 const ServerRequest& request,
+                                                 const std::string* body, std::int64_t now);
   Counter& events(const std::string& event_name, WebhookResult result);
   Counter& events(const std::string& event_name, const char* result);
-  void reject(const ServerRequest& request, const Respond& respond, int status,
-              const std::string& reason, const char* result_label);
+  ServerResponse reject(const ServerRequest& request, int status, const std::string& reason,
+                        const char* result_label);
 
   std::mutex auth_mu_;
   std::shared_ptr<const WebhookAuth> auth_;
@@ -55,7 +68,7 @@ class WebhookEndpoint {
   Logger logger_;
   UnixClock clock_;
   Histogram& ack_latency_;
-  std::chrono::steady_clock::time_point last_busy_warning_{};
+  LogRateLimiter warnings_;
   // runsync_webhook_events_total series, looked up once: [event][result].
   std::array<std::array<Counter*, 6>, 7> events_{};
 };

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages runsync builds with, when any is missing.
+# Installs the Debian 12 packages runsync builds, tests and packages with, and
+# those the README's commands use, when any is missing.
 set -euo pipefail
 packages=(
+  # build
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev libsimdjson-dev
   libspdlog-dev libtomlplusplus-dev libcli11-dev googletest libgtest-dev libgmock-dev
-  libbenchmark-dev sqlite3 systemd
+  libbenchmark-dev
+  # the man page runsync(8), generated from `runsync --help`
+  help2man
+  # tests: the unit (systemd-analyze, systemd-sysusers, /bin/kill of ExecReload=)
+  # and the package (cpack's DEB generator needs file and dpkg-shlibdeps)
+  systemd procps file dpkg-dev lintian
+  # the README: sqlite3 and curl in "Try it"
+  sqlite3 curl
 )
 missing=()
 for p in "${packages[@]}"; do

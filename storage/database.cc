@@ -4,6 +4,12 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <mutex>
 
 #include "storage/migrations.h"
@@ -14,6 +20,32 @@ namespace runsync {
 int latest_schema_version() {
   const auto& all = embedded_migrations();
   return all.empty() ? 0 : all.back().version;
+}
+
+Status check_room_to_write(const std::string& path) {
+  struct stat file {};
+  if (::stat(path.c_str(), &file) != 0) {
+    return Status::error("cannot stat " + path + ": " + std::strerror(errno));
+  }
+  if ((file.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0) {
+    return Status::error(path + " is read-only (no write permission)");
+  }
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  struct statvfs fs {};
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &fs) != 0) {
+    return Status::error("cannot stat the file system holding " + path + ": " +
+                         std::strerror(errno));
+  }
+  if ((fs.f_flag & ST_RDONLY) != 0) {
+    return Status::error("the file system holding " + path + " is mounted read-only");
+  }
+  const unsigned long long available =
+      static_cast<unsigned long long>(fs.f_bavail) * static_cast<unsigned long long>(fs.f_frsize);
+  if (available < kMinFreeBytesForWrites) {
+    return Status::error("the file system holding " + path + " is full (" +
+                         std::to_string(available) + " bytes available)");
+  }
+  return Status::ok();
 }
 
 int schema_version(SQLite::Database& db) {

@@ -35,6 +35,18 @@ int latest_schema_version();
 StatusOr<std::unique_ptr<SQLite::Database>> open_database(const std::string& path,
                                                           const OpenOptions& options);
 
+// Free space below which `runsync status` says the database may not take
+// writes: a batch of webhooks writes up to about this much to the WAL.
+inline constexpr unsigned long long kMinFreeBytesForWrites = 1ull << 20;
+
+// What `runsync status` can tell, without writing, of whether the daemon's
+// writes to the database at `path` can succeed: an error naming the
+// problem when the file has no write permission left for anyone, when its
+// file system is mounted read-only, or when less than
+// kMinFreeBytesForWrites is available on it. (The daemon's own /readyz
+// probe really writes.) Never throws.
+Status check_room_to_write(const std::string& path);
+
 // PRAGMA user_version of an open database.
 int schema_version(SQLite::Database& db);
 

@@ -81,6 +81,16 @@ WebhookJournal& Store::journal() { return impl_->journal; }
 PollCycleLog& Store::poll_cycles() { return impl_->poll_cycles; }
 Outbox& Store::outbox() { return impl_->outbox; }
 
+Status Store::probe_write() {
+  try {
+    // Setting user_version always dirties page 1, even to the same value.
+    impl_->db->exec("PRAGMA user_version = " + std::to_string(schema_version(*impl_->db)));
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::error(std::string("writing: ") + e.what());
+  }
+}
+
 Status Store::begin() {
   Status s = Impl::run(impl_->begin, "BEGIN");
   if (!s.is_ok()) return s;

@@ -52,6 +52,12 @@ class Store {
   Status release();
   void rollback_to_savepoint();
 
+  // Writes one page (the database header, its user_version unchanged), so
+  // that committing the transaction needs room in the WAL and a sync like
+  // any other write: /readyz's probe that the database takes writes. Must
+  // run inside a transaction.
+  Status probe_write();
+
   RunRepository& runs();
   WebhookJournal& journal();
   PollCycleLog& poll_cycles();

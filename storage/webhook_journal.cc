@@ -39,8 +39,17 @@ StatusOr<WebhookResult> WebhookJournal::apply(const WebhookDelivery& delivery) {
     if (!loaded) return loaded.status();
     current = std::move(loaded).value();
   }
+  // Rule 2: observed at its timestamp, but never later than it arrived, so
+  // a sender whose clock runs ahead cannot pin the run. Copied only then.
+  const Observation* observation = &ev.observation;
+  std::optional<Observation> clamped;
+  if (ev.known && observation->observed_at > delivery.received_at) {
+    clamped = *observation;
+    clamped->observed_at = delivery.received_at;
+    observation = &*clamped;
+  }
   // Made in place (not assigned): a decision holds a whole row.
-  Decision decision = ev.known ? Reconciler::apply(current, ev.observation, delivery.received_at)
+  Decision decision = ev.known ? Reconciler::apply(current, *observation, delivery.received_at)
                                : Decision{};
   WebhookResult result = WebhookResult::kIgnored;
   if (ev.known) {
@@ -67,7 +76,7 @@ StatusOr<WebhookResult> WebhookJournal::apply(const WebhookDelivery& delivery) {
   }
   if (sqlite3_changes(db_.getHandle()) == 0) return WebhookResult::kDuplicate;
   if (ev.known) {
-    auto written = runs_.write(current, decision, ev.observation.source, delivery.received_at);
+    auto written = runs_.write(current, decision, observation->source, delivery.received_at);
     if (!written) return written.status();
   }
   return result;

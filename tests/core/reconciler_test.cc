@@ -74,7 +74,8 @@ std::vector<Case> cases() {
        obs(W, 100, StateClaim::kNone, {{Field::kReportVisible, I(1)}}), O::kApplied, true,
        {{Field::kState, S("active")}, {Field::kReportVisible, I(1)}}, {"state", "is_completed", "report_visible"}},
       {"deleted event for an unknown run leaves a tombstone", std::nullopt,
-       obs(W, 100, StateClaim::kDeleted, {}), O::kApplied, true, {{Field::kState, S("deleted")}}, {"state"}},
+       obs(W, 100, StateClaim::kDeleted, {}), O::kApplied, true,
+       {{Field::kState, S("deleted")}, {Field::kIsCompleted, I(0)}}, {"state", "is_completed"}},
       {"same webhook again changes no field", active,
        obs(W, 100, StateClaim::kNone, {{Field::kPassedCount, I(3)}}), O::kApplied, true,
        {{Field::kPassedCount, I(3)}}, {}},
@@ -129,6 +130,9 @@ std::vector<Case> cases() {
        O::kApplied, true, {{Field::kState, S("deleted")}, {Field::kIsCompleted, I(1)}}, {"state"}},
       {"cases_added adds to a known count", active, obs(W, 150, StateClaim::kNone, {}, 14), O::kApplied,
        true, {{Field::kCasesCount, I(24)}}, {"cases_count"}},
+      {"cases_added saturates instead of overflowing", active,
+       obs(W, 150, StateClaim::kNone, {}, INT64_MAX), O::kApplied, true,
+       {{Field::kCasesCount, I(INT64_MAX)}}, {"cases_count"}},
       {"cases_added in the same second as the counts adds nothing", active,
        obs(W, 100, StateClaim::kNone, {}, 14), O::kApplied, true, {{Field::kCasesCount, I(10)}}, {}},
       {"cases_added on a stale group adds nothing", active, obs(W, 50, StateClaim::kNone, {}, 14),
@@ -303,6 +307,26 @@ TEST(Reconciler, ChangesJsonEscapesAtEveryOffset) {
           << "byte " << static_cast<int>(special) << " at " << at;
     }
   }
+}
+
+// A poll that saw the run end cannot tell how (rule 8): a run.aborted that
+// happened before that poll but arrives after it still says aborted.
+TEST(Reconciler, APollThatSawTheRunEndDoesNotHideHowItEnded) {
+  const RunRecord active = stored(1, RunState::kActive, {}, {100, 100, 100, 0});
+  const Decision polled = Reconciler::apply(active, obs(P, 900, StateClaim::kEnded, {}), 900);
+  ASSERT_EQ(polled.next.get(Field::kState), S("completed"));
+  const Decision aborted = Reconciler::apply(
+      polled.next, obs(W, 700, StateClaim::kAborted, {{Field::kCompletedOn, I(700)}}), 950);
+  EXPECT_EQ(aborted.outcome, Decision::Outcome::kApplied);
+  EXPECT_EQ(aborted.next.get(Field::kState), S("aborted"));
+  // Nor does a run.started that arrived late, after the run had ended.
+  const Decision started = Reconciler::apply(polled.next, obs(W, 800, StateClaim::kActive, {}), 960);
+  const Decision aborted_after_start = Reconciler::apply(
+      started.next, obs(W, 700, StateClaim::kAborted, {}), 970);
+  EXPECT_EQ(aborted_after_start.next.get(Field::kState), S("aborted"));
+  // And a later poll still does not turn it back.
+  const Decision again = Reconciler::apply(aborted.next, obs(P, 1000, StateClaim::kEnded, {}), 1000);
+  EXPECT_EQ(again.next.get(Field::kState), S("aborted"));
 }
 
 TEST(Reconciler, LastEventAndPollTimesTrackSources) {

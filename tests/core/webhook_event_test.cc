@@ -139,6 +139,49 @@ TEST(WebhookEvent, IntegersBeyond64BitsAreNotIntegers) {
   EXPECT_EQ(real.message(), "payload.passed must be an integer or null");
 }
 
+// Counts are integers >= 0 (SPEC §4): anything else is an error naming
+// the field, whichever event carries it and whichever parse reads it (a
+// body simdjson refuses is read again after normalizing).
+TEST(WebhookEvent, CountsAreNonNegativeIntegers) {
+  struct Case {
+    const char* event;
+    const char* payload;
+    const char* error;  // nullptr: accepted
+  };
+  const Case cases[] = {
+      {"run.started", R"({"id":1,"cases_count":-1})", "payload.cases_count must be an integer >= 0 or null"},
+      {"run.started", R"({"id":1,"cases_count":0})", nullptr},
+      {"run.started", R"({"id":1,"cases_count":null})", nullptr},
+      {"run.updated", R"({"id":1,"cases_count":-5})", "payload.cases_count must be an integer >= 0 or null"},
+      {"run.updated", R"({"id":1,"cases_added":-3})", "payload.cases_added must be an integer >= 0 or null"},
+      {"run.updated", R"({"id":1,"cases_added":1.5})", "payload.cases_added must be an integer or null"},
+      {"run.updated", R"({"id":1,"cases_added":9223372036854775807})", nullptr},
+      {"run.updated", R"({"id":1,"cases_added":18446744073709551616})", "payload.cases_added must be an integer or null"},
+      {"run.completed", R"({"id":1,"passed":-1})", "payload.passed must be an integer >= 0 or null"},
+      {"run.completed", R"({"id":1,"failed":-9223372036854775808})", "payload.failed must be an integer >= 0 or null"},
+      {"run.completed", R"({"id":1,"blocked":"2"})", "payload.blocked must be an integer or null"},
+      {"run.aborted", R"({"id":1,"untested":-2})", "payload.untested must be an integer >= 0 or null"},
+      {"run.aborted", R"({"id":1,"retest":-2})", "payload.retest must be an integer >= 0 or null"},
+      {"run.aborted", R"({"id":1,"skiped":-2})", "payload.skiped must be an integer >= 0 or null"},
+      {"run.aborted", R"({"id":1,"skipped":-2})", "payload.skipped must be an integer >= 0 or null"},
+      {"run.aborted", R"({"id":1,"cases":-2})", "payload.cases must be an integer >= 0 or null"},
+      {"run.aborted", R"({"id":1,"duration":-2})", "payload.duration must be an integer >= 0 or null"},
+      {"run.completed", R"({"id":1,"passed":0,"failed":3})", nullptr},
+  };
+  for (const Case& c : cases) {
+    for (const std::string prefix : {"", "\xEF\xBB\xBF"}) {  // a byte order mark
+      const std::string body = prefix + envelope(c.event, c.payload);
+      auto ev = parse_webhook_event(body);
+      if (c.error == nullptr) {
+        EXPECT_TRUE(ev.is_ok()) << c.event << " " << c.payload << ": " << ev.message();
+      } else {
+        ASSERT_FALSE(ev.is_ok()) << c.event << " " << c.payload;
+        EXPECT_EQ(ev.message(), c.error) << c.event << " " << c.payload;
+      }
+    }
+  }
+}
+
 TEST(WebhookEvent, ByteOrderMarkAndNulAreReadAsNlohmannDid) {
   const std::string body = envelope("run.deleted", R"({"id":4})");
   auto bom = parse_webhook_event("\xEF\xBB\xBF" + body);

@@ -45,19 +45,21 @@ class PollerTest : public ::testing::Test {
   }
 
   CycleOutcome cycle(PollKind kind) { return poller_->run_cycle({1, "ID"}, kind); }
+  void expect_a_repeated_page_fails_the_cycle(int runs);
 
   SQLite::Database reader() { return SQLite::Database(dir_.file("mirror.db"), SQLite::OPEN_READONLY); }
   std::int64_t count(const std::string& sql) { return reader().execAndGet(sql).getInt64(); }
   std::string text(const std::string& sql) { return reader().execAndGet(sql).getString(); }
 
-  void webhook(const std::string& body) {
+  void webhook(const std::string& body) { webhook(body, fake_.now()); }
+  void webhook(const std::string& body, std::int64_t received_at) {
     auto ev = parse_webhook_event(body);
     ASSERT_TRUE(ev.is_ok()) << ev.message();
     WebhookDelivery d;
     d.event = std::move(ev).value();
     d.event.observation.set(Field::kProjectId, Value{std::int64_t{1}});
     d.delivery_key = "test:" + body;
-    d.received_at = fake_.now();
+    d.received_at = received_at;
     d.body = body;
     ASSERT_TRUE(writer_->run([&](Store& s) { return s.journal().apply(d).status(); }).is_ok());
   }
@@ -256,8 +258,11 @@ TEST_F(PollerTest, WebhookNewerThanThePollWins) {
   start();
   const auto id = add_runs(1);
   fake_.update_run(id, {{"passed_count", 2}});
+  // Received when it says it happened: a webhook is never observed later
+  // than it arrived (rule 2), and the poll's Date is older.
   webhook(R"({"event_name":"run.completed","timestamp":)" + std::to_string(fake_.now() + 100) +
-          R"(,"payload":{"id":)" + std::to_string(id) + R"(,"passed":5},"project_code":"ID"})");
+              R"(,"payload":{"id":)" + std::to_string(id) + R"(,"passed":5},"project_code":"ID"})",
+          fake_.now() + 100);
   ASSERT_FALSE(cycle(PollKind::kFull).error);
   EXPECT_EQ(count("SELECT passed_count FROM runs WHERE run_id = " + std::to_string(id)), 5);
   EXPECT_EQ(text("SELECT state FROM runs WHERE run_id = " + std::to_string(id)), "completed");
@@ -299,6 +304,98 @@ TEST_F(PollerTest, WrongCredentialsAreAConfigurationError) {
   ASSERT_TRUE(out.error.has_value());
   EXPECT_TRUE(out.config_error);
   EXPECT_NE(metrics_.render().find(R"(outcome="config_error")"), std::string::npos);
+}
+
+// Older servers answer bare arrays but still apply limit and offset: every
+// page is read while one comes back full.
+TEST_F(PollerTest, BareArraysArePagedByLimitAndOffset) {
+  start();
+  fake_.set_bare_arrays(true);
+  add_runs(300);
+  const CycleOutcome out = cycle(PollKind::kFull);
+  ASSERT_FALSE(out.error) << *out.error;
+  EXPECT_EQ(count("SELECT count(*) FROM runs"), 300);
+  std::vector<std::string> listings;
+  for (const auto& r : fake_.requests()) {
+    if (r.endpoint == "get_runs" || r.endpoint == "get_plans") listings.push_back(r.uri);
+  }
+  EXPECT_EQ(listings, (std::vector<std::string>{"get_runs/1&limit=250&offset=0",
+                                                "get_runs/1&limit=250&offset=250",
+                                                "get_plans/1&limit=250&offset=0"}));
+  EXPECT_EQ(fake_.count("get_run"), 0);  // nothing left for get_run to find
+}
+
+TEST_F(PollerTest, BarePagesStopOnAShortOneEvenWhenItIsEmpty) {
+  start();
+  fake_.set_bare_arrays(true);
+  add_runs(500);
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  EXPECT_EQ(count("SELECT count(*) FROM runs"), 500);
+  EXPECT_EQ(fake_.count("get_runs"), 3);  // 250, 250, then an empty page
+}
+
+TEST_F(PollerTest, PlansInBareArraysArePagedToo) {
+  start();
+  fake_.set_bare_arrays(true);
+  for (int i = 0; i < 251; ++i) fake_.add_plan(1, "P" + std::to_string(i), {{{"name", "r"}}});
+  const CycleOutcome out = cycle(PollKind::kFull);
+  ASSERT_FALSE(out.error) << *out.error;
+  EXPECT_EQ(fake_.count("get_plans"), 2);
+  EXPECT_EQ(fake_.count("get_plan"), 251);
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE plan_id IS NOT NULL"), 251);
+}
+
+// A server that ignores offset answers the first page again: the listing
+// cannot be trusted, so the cycle fails and deletes nothing.
+void PollerTest::expect_a_repeated_page_fails_the_cycle(int runs) {
+  start();
+  const auto first = add_runs(runs);
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  fake_.remove_run(first);
+  fake_.set_ignore_offset(true);
+  fake_.clear_requests();
+  const CycleOutcome out = cycle(PollKind::kFull);
+  ASSERT_TRUE(out.error.has_value());
+  EXPECT_NE(out.error->find("get_runs answered page 2 the same as the one before"),
+            std::string::npos)
+      << *out.error;
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 0);
+  EXPECT_EQ(fake_.count("get_run"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM poll_cycles WHERE error IS NOT NULL"), 1);
+}
+
+TEST_F(PollerTest, ABarePageThatRepeatsThePreviousOneFailsTheCycle) {
+  fake_.set_bare_arrays(true);
+  expect_a_repeated_page_fails_the_cycle(260);
+}
+
+TEST_F(PollerTest, APaginatedPageThatRepeatsThePreviousOneFailsTheCycle) {
+  expect_a_repeated_page_fails_the_cycle(7);
+}
+
+// A poll page is observed at its Date, but never later than it arrived:
+// a server whose clock runs ahead cannot pin a run either.
+TEST_F(PollerTest, APageIsObservedNoLaterThanItArrived) {
+  start();
+  std::int64_t local = fake_.now();
+  poller_ = std::make_unique<Poller>(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_,
+                                     null_logger(), [&local] { return local; });
+  const auto id = add_runs(1);
+  fake_.set_now(local + 86400);  // the server's clock a day ahead
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  EXPECT_EQ(count("SELECT details_at FROM runs WHERE run_id = " + std::to_string(id)), local);
+  // So a webhook a minute later still wins.
+  local += 60;
+  webhook(R"({"event_name":"run.started","timestamp":)" + std::to_string(local) +
+              R"(,"payload":{"id":)" + std::to_string(id) + R"(,"title":"Renamed"},"project_code":"ID"})",
+          local);
+  EXPECT_EQ(text("SELECT name FROM runs WHERE run_id = " + std::to_string(id)), "Renamed");
+}
+
+TEST(PollObservationTime, TheEarlierOfDateAndArrival) {
+  EXPECT_EQ(observation_time(100, 200), 100);
+  EXPECT_EQ(observation_time(300, 200), 200);
+  EXPECT_EQ(observation_time(std::nullopt, 200), 200);
 }
 
 TEST(PollPlan, RunsToRefresh) {

@@ -89,6 +89,10 @@ TEST_F(ServiceTest, ServePollsAndCarriesCommandsBack) {
   ASSERT_NE(port, 0) << daemon.log();
   TestHttpClient client(port);
   ASSERT_TRUE(wait_until([&] { return client.get("/readyz").status == 200; }, 20s)) << daemon.log();
+  // /readyz no longer waits for a poll (SPEC §4): wait for the first one.
+  ASSERT_TRUE(wait_until([&] { return count("SELECT count(*) FROM poll_cycles WHERE error IS NULL "
+                                            "AND finished_at IS NOT NULL") > 0; }, 20s))
+      << daemon.log();
   EXPECT_EQ(count("SELECT count(*) FROM runs"), 6);
 
   auto add = run_command({RUNSYNC_BINARY, "run", "add", "--config", cfg, "--project", "1", "--suite",
@@ -131,6 +135,10 @@ TEST_F(ServiceTest, MetricsAreValidPrometheusText) {
   ASSERT_NE(port, 0) << daemon.log();
   TestHttpClient client(port);
   ASSERT_TRUE(wait_until([&] { return client.get("/readyz").status == 200; }, 20s));
+  // /readyz no longer waits for a poll (SPEC §4): wait for the first one.
+  ASSERT_TRUE(wait_until([&] { return count("SELECT count(*) FROM poll_cycles WHERE error IS NULL "
+                                            "AND finished_at IS NOT NULL") > 0; }, 20s))
+      << daemon.log();
   client.post("/webhook", R"({"event_name":"run.deleted","timestamp":1,"payload":{"id":1},"project_code":"ID"})");
   auto m = client.get("/metrics");
   ASSERT_EQ(m.status, 200);

@@ -1,6 +1,8 @@
 #!/bin/sh
-# `cpack -G DEB` builds a package with the Debian layout, the maintainer
-# scripts and the example config as a conffile. Exits 77 (skipped) without
+# `cpack -G DEB` builds a package with the Debian layout, the man page,
+# copyright and changelog, Debian's systemd and sysusers maintainer scripts
+# and the example config as a conffile, which lintian (when installed) passes
+# without an error or a warning. Exits 77 (skipped) without
 # dpkg-deb.
 #
 # usage: check_deb.sh BUILD_DIR WORK_DIR
@@ -43,7 +45,9 @@ echo "built $deb"
 
 dpkg-deb --contents "$deb" | awk '{ print $NF }' | sed 's|^\./|/|' >"$work/contents"
 for f in /usr/bin/runsync /usr/lib/systemd/system/runsync.service \
-    /usr/lib/sysusers.d/runsync.conf /etc/runsync/runsync.toml.example; do
+    /usr/lib/sysusers.d/runsync.conf /etc/runsync/runsync.toml.example \
+    /usr/share/man/man8/runsync.8.gz /usr/share/doc/runsync/copyright \
+    /usr/share/doc/runsync/changelog.Debian.gz; do
     check "package holds $f" grep -qx "$f" "$work/contents"
 done
 check "nothing in /usr/etc" sh -c "! grep -q '^/usr/etc' '$work/contents'"
@@ -58,8 +62,20 @@ dpkg-deb --control "$deb" "$work/control.d"
 for script in postinst prerm postrm; do
     check "$script is executable" test -x "$work/control.d/$script"
 done
-check "postinst applies sysusers" grep -q 'systemd-sysusers runsync.conf' \
+check "postinst applies sysusers" grep -q 'systemd-sysusers .*runsync.conf' \
     "$work/control.d/postinst"
+check "postinst creates no user but with sysusers" sh -c \
+    "! grep -Eq '^[^#]*(adduser|useradd)' '$work/control.d/postinst'"
+check "postinst registers the unit with deb-systemd-helper" grep -q \
+    "deb-systemd-helper update-state 'runsync.service'" "$work/control.d/postinst"
+check "prerm stops through deb-systemd-invoke" grep -q \
+    "deb-systemd-invoke stop 'runsync.service'" "$work/control.d/prerm"
+check "postrm purges the unit's state" grep -q \
+    "deb-systemd-helper purge 'runsync.service'" "$work/control.d/postrm"
+check "Depends on a systemd-sysusers" grep -q '^Depends:.*systemd | systemd-standalone-sysusers' \
+    "$work/control"
+check "Maintainer is a real address" sh -c \
+    "grep '^Maintainer: ' '$work/control' | grep -Eqv '@(localhost|example\\.)'"
 check "example config is a conffile" grep -qx '/etc/runsync/runsync.toml.example' \
     "$work/control.d/conffiles"
 
@@ -67,5 +83,18 @@ dpkg-deb --extract "$deb" "$work/root"
 check "packaged unit runs /usr/bin/runsync" grep -qx \
     'ExecStart=/usr/bin/runsync serve --config /etc/runsync/runsync.toml' \
     "$work/root/usr/lib/systemd/system/runsync.service"
+
+# lintian, when installed: no error and no warning; no hardening tag either
+# (those are informational: -I shows them).
+if command -v lintian >/dev/null 2>&1; then
+    lintian -I --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1 || true
+    cat "$work/lintian.log"
+    check "lintian: no error, no warning" sh -c "! grep -Eq '^[EW]: ' '$work/lintian.log'"
+    check "lintian: hardening flags found" sh -c "! grep -q ' hardening-' '$work/lintian.log'"
+    check "lintian ran on the package" sh -c \
+        "! grep -Eqi 'command not found|^(error|fatal)' '$work/lintian.log'"
+else
+    echo "note: lintian not installed; package not linted"
+fi
 
 exit $fail

@@ -1,6 +1,8 @@
 #!/bin/sh
 # `cmake --install` produces the installed tree SPEC §8 promises, with the
-# unit and the config location following the prefix chosen at install time.
+# unit and the config location following the prefix chosen at install time,
+# the man page, licence and changelog in it, and the README's install
+# command putting things where its next commands expect them.
 #
 # usage: check_install.sh BUILD_DIR WORK_DIR
 # Leaves WORK_DIR/prefix installed (check_unit.sh runs on it).
@@ -77,5 +79,57 @@ check "prefix /usr: example config in /etc/runsync" \
 check "prefix /usr: nothing in /usr/etc" test ! -e "$stage/usr/etc"
 check "prefix /usr: ExecStart" test "$(unit_value "$unit" ExecStart)" = \
     "/usr/bin/runsync serve --config /etc/runsync/runsync.toml"
+
+# The doc directory: the DEP-5 copyright written from the root's LICENSE (the
+# Apache License 2.0 text Debian ships) and the Debian changelog of this
+# version.
+source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+doc=$prefix/share/doc/runsync
+check "LICENSE at the source root" test -s "$source_dir/LICENSE"
+if [ -f /usr/share/common-licenses/Apache-2.0 ]; then
+    check "LICENSE is the Apache License 2.0" cmp -s "$source_dir/LICENSE" \
+        /usr/share/common-licenses/Apache-2.0
+fi
+check "copyright is DEP-5" grep -qx \
+    'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' "$doc/copyright"
+check "copyright: Files: *" grep -qx 'Files: [*]' "$doc/copyright"
+check "copyright: License: Apache-2.0" grep -qx 'License: Apache-2.0' "$doc/copyright"
+check "copyright points at common-licenses" grep -q '/usr/share/common-licenses/Apache-2.0' \
+    "$doc/copyright"
+version=$("$prefix/bin/runsync" --version | sed -n 's/^runsync //p')
+check "changelog.Debian.gz: latest entry is version $version" sh -c \
+    "gzip -dc '$doc/changelog.Debian.gz' | head -n1 | grep -q '^runsync ($version-[0-9a-z.+~]*) '"
+
+# 3. The README's install command, as written: its prefix puts the unit, the
+#    sysusers file and the example config where the README's next commands
+#    (systemd-sysusers, cp, check-config) and the unit expect them.
+readme=$source_dir/README.md
+install_line=$(grep -m1 '^cmake --install build' "$readme" | sed 's/ *#.*//')
+readme_prefix=$(echo "$install_line" | sed -n 's/.*--prefix \([^ ]*\).*/\1/p')
+check "README installs with an explicit --prefix ($install_line)" test -n "$readme_prefix"
+copy_line=$(grep -m1 '^cp [^ ]*runsync.toml.example ' "$readme" | sed 's/ *#.*//')
+example_path=$(echo "$copy_line" | cut -d' ' -f2)
+config_path=$(echo "$copy_line" | cut -d' ' -f3)
+if [ -n "$readme_prefix" ]; then
+    stage=$work/readme
+    DESTDIR=$stage "${CMAKE:-cmake}" --install "$build" --prefix "$readme_prefix" \
+        >"$work/install-readme.log" 2>&1 || {
+        cat "$work/install-readme.log"
+        echo "FAIL: DESTDIR=$stage $install_line"
+        exit 1
+    }
+    unit=$stage$readme_prefix/lib/systemd/system/runsync.service
+    check "README: the example it copies ($example_path) is installed" test -f "$stage$example_path"
+    check "README: the unit reads the config it writes ($config_path)" test \
+        "$(unit_value "$unit" ExecStart)" = "$readme_prefix/bin/runsync serve --config $config_path"
+    check "README: check-config names that config" grep -q \
+        "^runsync check-config --config $config_path\$" "$readme"
+    # systemd-sysusers NAME searches /etc, /run, /usr/local/lib and /usr/lib.
+    check "README: systemd-sysusers finds runsync.conf" sh -c \
+        "test -f '$stage/usr/lib/sysusers.d/runsync.conf' ||
+         test -f '$stage/usr/local/lib/sysusers.d/runsync.conf'"
+    check "README: runsync(8) in the man path" sh -c \
+        "test -f '$stage$readme_prefix/share/man/man8/runsync.8.gz'"
+fi
 
 exit $fail

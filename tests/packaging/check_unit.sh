@@ -1,7 +1,7 @@
 #!/bin/sh
 # The installed unit passes `systemd-analyze verify`, scores an exposure of at
-# most 2.0 with `systemd-analyze security`, and the sysusers file creates the
-# service user. Needs no running systemd. Exits 77 (skipped) without
+# most 2.0 with `systemd-analyze security`, does not restart after a
+# configuration error, and the sysusers file creates the service user. Needs no running systemd. Exits 77 (skipped) without
 # systemd-analyze.
 #
 # usage: check_unit.sh PREFIX WORK_DIR   (PREFIX as left by check_install.sh)
@@ -22,6 +22,21 @@ fail=0
 rm -rf "$work"
 mkdir -p "$work"
 
+check() {  # check DESCRIPTION COMMAND...
+    what=$1
+    shift
+    if "$@"; then
+        echo "ok:   $what"
+    else
+        echo "FAIL: $what"
+        fail=1
+    fi
+}
+
+unit_value() {  # unit_value UNIT KEY: every value of KEY=, one per line
+    sed -n "s/^$2=//p" "$1"
+}
+
 # verify checks that every Exec*= binary exists: ExecStart's is the installed
 # one; ExecReload's /bin/kill comes from procps, which minimal containers lack.
 checked=$unit
@@ -33,7 +48,15 @@ fi
 
 # Any complaint about our unit fails the test, even with exit status 0 (verify
 # only warns about unknown or malformed settings).
-if systemd-analyze verify "$checked" >"$work/verify.log" 2>&1; then
+# Documentation=man:runsync(8) is looked up with man, in the prefix's man pages.
+if command -v man >/dev/null 2>&1; then
+    man_option=--man=yes
+else
+    echo "note: man not installed; Documentation=man: not checked"
+    man_option=--man=no
+fi
+if MANPATH=$prefix/share/man systemd-analyze verify "$man_option" "$checked" \
+    >"$work/verify.log" 2>&1; then
     verify_rc=0
 else
     verify_rc=$?
@@ -64,6 +87,29 @@ else
     echo "FAIL: exposure $exposure > $max_exposure"
     fail=1
 fi
+
+# A configuration error is not retried for ever: the status the binary exits
+# with on one is in RestartPreventExitStatus=, and it says why in one line,
+# at error priority (<3>) when stderr is the journal.
+printf '[storage]\nno_such_key = 1\n' >"$work/bad.toml"
+if "$prefix/bin/runsync" serve --config "$work/bad.toml" >"$work/bad.out" 2>"$work/bad.err"; then
+    config_rc=0
+else
+    config_rc=$?
+fi
+check_restart_prevented() {
+    [ "$config_rc" -ne 0 ] &&
+        unit_value "$unit" RestartPreventExitStatus | tr ' ' '\n' | grep -qx "$config_rc" &&
+        unit_value "$unit" Restart | grep -qx on-failure
+}
+check "exit status $config_rc of a config error is in RestartPreventExitStatus=" \
+    check_restart_prevented
+check "a config error prints one line naming file:line" sh -c \
+    "[ \$(wc -l <'$work/bad.err') -eq 1 ] && grep -q '^runsync: $work/bad.toml:2: ' '$work/bad.err'"
+journal_stream=$(stat -c '%d:%i' "$work/bad.err")
+JOURNAL_STREAM=$journal_stream "$prefix/bin/runsync" serve --config "$work/bad.toml" \
+    2>"$work/bad.err" >/dev/null || true
+check "under journald the config error has priority err" grep -q '^<3>runsync: ' "$work/bad.err"
 
 # Secrets are optional: LoadCredential= must name credentials in the credential
 # store (skipped when missing), never absolute paths (a missing file fails the

@@ -47,6 +47,7 @@ using nlohmann::json;
 
 constexpr std::string_view kApiPrefix = "/index.php?/api/v2/";
 constexpr std::string_view kLegacyPrefix = "USER AUTHENTICATION SUCCESSFUL!\n";
+constexpr std::int64_t kBareMaxLimit = 250;  // the default and largest `limit` of bare arrays
 
 std::string base64(std::string_view in) {
   std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
@@ -191,6 +192,7 @@ class FakeTestRail::Impl final : public SessionHost {
   mutable std::condition_variable cv_;
   std::int64_t now_;
   bool bare_arrays_ = false;
+  bool ignore_offset_ = false;
   bool legacy_prefix_ = false;
   bool keep_alive_ = true;
   bool next_limit_zero_ = false;
@@ -470,14 +472,21 @@ std::pair<int, std::string> FakeTestRail::Impl::paginate(
       filters += "&" + k + "=" + v;
     }
   }
+  if (ignore_offset_) offset = 0;
+  const auto size = static_cast<std::int64_t>(items.size());
   if (bare_arrays_) {
-    json all = json::array();
-    for (const json* item : items) all.push_back(*item);
-    return {200, all.dump()};
+    // Older servers: `limit` (default and at most 250) and `offset` apply,
+    // whatever max_page_size says of the paginated shape.
+    limit = kBareMaxLimit;
+    for (const auto& [k, v] : params) {
+      if (k == "limit") limit = std::min<std::int64_t>(*parse_id(v), kBareMaxLimit);
+    }
+    json page = json::array();
+    for (std::int64_t i = offset; i < std::min(size, offset + limit); ++i) page.push_back(*items[i]);
+    return {200, page.dump()};
   }
   // Items are pointers: a listing of 100,000 runs copies one page, not all.
   json page = json::array();
-  const auto size = static_cast<std::int64_t>(items.size());
   for (std::int64_t i = offset; i < std::min(size, offset + limit); ++i) page.push_back(*items[i]);
   const std::string link_limit = next_limit_zero_ ? "0" : std::to_string(limit);
   json next = nullptr;
@@ -791,6 +800,11 @@ std::int64_t FakeTestRail::now() const {
 void FakeTestRail::set_bare_arrays(bool on) {
   std::lock_guard lock(impl_->mu_);
   impl_->bare_arrays_ = on;
+}
+
+void FakeTestRail::set_ignore_offset(bool on) {
+  std::lock_guard lock(impl_->mu_);
+  impl_->ignore_offset_ = on;
 }
 
 void FakeTestRail::set_legacy_prefix(bool on) {

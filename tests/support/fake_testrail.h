@@ -6,7 +6,8 @@
 //
 // URL form: `{base_url()}/index.php?/api/v2/get_runs/1&limit=250&offset=0`.
 // Served: get_runs/{project} (only runs not in a plan; is_completed filter;
-// limit/offset pagination with a relative `_links.next`, or a bare array),
+// limit/offset pagination with a relative `_links.next`, or a bare array
+// that applies limit/offset),
 // get_run/{id}, get_plans/{project} (paginated, entries omitted),
 // get_plan/{id} (entries[].runs[]), and the POSTs add_run/{project},
 // update_run/{id}, close_run/{id}, delete_run/{id} (which change the state
@@ -104,7 +105,11 @@ class FakeTestRail {
   // --- behaviour ----------------------------------------------------------
   void set_now(std::int64_t unix_seconds);  // Date header and timestamps
   std::int64_t now() const;
-  void set_bare_arrays(bool on);      // get_runs/get_plans answer a bare array, unpaginated
+  // get_runs/get_plans answer a bare array, as older servers do: they still
+  // apply `limit` (default and at most 250, whatever max_page_size) and
+  // `offset`, and send no next link.
+  void set_bare_arrays(bool on);
+  void set_ignore_offset(bool on);    // listings answer from offset 0 whatever was asked
   void set_legacy_prefix(bool on);    // prefix bodies with "USER AUTHENTICATION SUCCESSFUL!\n"
   void set_keep_alive(bool on);       // false: close the connection after each answer
   void set_next_limit_zero(bool on);  // write `limit=0` into `_links.next` (as some servers do)

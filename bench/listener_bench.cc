@@ -1,0 +1,224 @@
+// Listener under hostile load: starts the real `runsync serve` binary with a
+// shared secret, then opens N connections at once (2,000 by default), each
+// sending a 1 MB body with a wrong X-Qase-Secret — all of it, even after
+// the answer has come, as a client that writes its whole body before
+// reading (Python's http.client) would — for several waves. Meanwhile a
+// normal client posts valid events over one keep-alive connection opened
+// before the load, and another asks GET /healthz over a new connection each
+// time (which waits in the listen backlog behind the hostile ones while
+// webhook.max_connections are open).
+//
+// Prints the daemon's resident size (VmRSS sampled every 10 ms, and VmHWM,
+// both from /proc/<pid>/status), what the hostile clients were answered,
+// and the normal clients' latencies. Performance is reported, never
+// asserted: the exit status is non-zero only when something was wrong (the
+// daemon did not start or stop, a normal request failed, a hostile client
+// saw a reset instead of its answer).
+//
+// Usage: runsync_listener_bench [--connections 2000] [--body 1048576]
+//          [--waves 3] [--binary PATH]
+// See bench/README.md.
+
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/hostile_load.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using runsync::testing::ChildProcess;
+using runsync::testing::TestHttpClient;
+
+struct Latencies {
+  std::vector<double> ms;
+  std::size_t failed = 0;
+  std::string first_failure;
+
+  std::string summary() const {
+    if (ms.empty()) return "no answers";
+    std::vector<double> sorted = ms;
+    std::sort(sorted.begin(), sorted.end());
+    auto at = [&](double p) {
+      return sorted[std::min(sorted.size() - 1,
+                             static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5))];
+    };
+    char line[200];
+    std::snprintf(line, sizeof line, "%zu answered, p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+                  sorted.size(), at(0.5), at(0.99), sorted.back());
+    return line;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t connections = 2000;
+  std::size_t body = 1024 * 1024;
+  int waves = 3;
+  std::string binary = RUNSYNC_BINARY;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", arg.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--connections") {
+      connections = std::stoul(next());
+    } else if (arg == "--body") {
+      body = std::stoul(next());
+    } else if (arg == "--waves") {
+      waves = std::stoi(next());
+    } else if (arg == "--binary") {
+      binary = next();
+    } else {
+      std::fprintf(stderr,
+                   "usage: runsync_listener_bench [--connections N] [--body BYTES] [--waves N] "
+                   "[--binary PATH]\n");
+      return arg == "--help" ? 0 : 2;
+    }
+  }
+
+  // This process holds one socket per hostile connection.
+  rlimit fds{};
+  getrlimit(RLIMIT_NOFILE, &fds);
+  fds.rlim_cur = fds.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &fds);
+
+  runsync::testing::TempDir dir;
+  const std::string secret_file = dir.write("secret", "s3cret\n");
+  const std::string config = dir.write(
+      "runsync.toml", "[storage]\npath = \"" + dir.file("runsync.db") +
+                          "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\nsecret_file = \"" +
+                          secret_file + "\"\n[log]\nlevel = \"info\"\n");
+  std::unique_ptr<ChildProcess> daemon;
+  try {
+    daemon = std::make_unique<ChildProcess>(
+        std::vector<std::string>{binary, "serve", "--config", config}, dir.file("daemon.log"),
+        std::vector<std::string>{}, std::vector<std::string>{"NOTIFY_SOCKET", "WATCHDOG_USEC"});
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cannot start %s: %s\n", binary.c_str(), e.what());
+    return 1;
+  }
+  const unsigned short port = runsync::testing::wait_for_listen_port(*daemon);
+  if (port == 0) {
+    std::fprintf(stderr, "the daemon did not start listening:\n%s\n", daemon->log().c_str());
+    return 1;
+  }
+  const pid_t pid = daemon->pid();
+
+  utsname host{};
+  uname(&host);
+  double load[3] = {};
+  getloadavg(load, 3);
+  std::printf("runsync_listener_bench: %s %s, %u CPUs, load %.2f; binary %s\n", host.sysname,
+              host.release, std::thread::hardware_concurrency(), load[0], binary.c_str());
+  std::printf("load: %zu connections at once x %d waves, each a %zu-byte body with a wrong "
+              "X-Qase-Secret, sent in full even after the answer; webhook.max_connections default; "
+              "this process's fd limit %llu\n",
+              connections, waves, body, static_cast<unsigned long long>(fds.rlim_cur));
+  const long idle_kb = runsync::testing::proc_status_kb(pid, "VmRSS");
+
+  std::atomic<bool> loading{true};
+  Latencies keep_alive;
+  Latencies fresh;
+  std::thread normal([&] {
+    TestHttpClient client(port);
+    for (int i = 0; loading; ++i) {
+      const std::string event = R"({"event_name":"run.started","timestamp":1650540069,)"
+                                R"("payload":{"id":)" + std::to_string(100000 + i) +
+                                R"(},"project_code":"ID"})";
+      const auto t0 = Clock::now();
+      auto r = client.post("/webhook", event, {{"X-Qase-Secret", "s3cret"}});
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (r.status == 200) {
+        keep_alive.ms.push_back(ms);
+      } else if (keep_alive.failed++ == 0) {
+        keep_alive.first_failure = std::to_string(r.status) + " " + r.error + r.body;
+      }
+    }
+  });
+  std::thread newcomer([&] {
+    while (loading) {
+      TestHttpClient once(port);
+      const auto t0 = Clock::now();
+      auto h = once.get("/healthz");
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (h.status == 200) {
+        fresh.ms.push_back(ms);
+      } else if (fresh.failed++ == 0) {
+        fresh.first_failure = std::to_string(h.status) + " " + h.error;
+      }
+    }
+  });
+
+  const std::string head =
+      "POST /webhook HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+      "X-Qase-Secret: wrong\r\nContent-Length: " + std::to_string(body) + "\r\n\r\n";
+  long max_rss_kb = idle_kb;
+  bool problems = false;
+  const auto t0 = Clock::now();
+  for (int w = 0; w < waves; ++w) {
+    const auto wave_start = Clock::now();
+    const auto r = runsync::testing::run_hostile_load(
+        port, connections, head, body, std::chrono::seconds(120), [&] {
+          max_rss_kb = std::max(max_rss_kb, runsync::testing::proc_status_kb(pid, "VmRSS"));
+        });
+    std::string statuses;
+    for (const auto& [code, n] : r.statuses) {
+      statuses += (statuses.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
+    }
+    std::printf("wave %d: %.1f s; answered %zu (%s), %zu before their whole body was sent; "
+                "%zu reset, %zu unfinished\n",
+                w + 1, std::chrono::duration<double>(Clock::now() - wave_start).count(), r.answered,
+                statuses.c_str(), r.body_incomplete, r.reset, r.unfinished);
+    problems = problems || r.reset > 0 || r.unfinished > 0;
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  loading = false;
+  normal.join();
+  newcomer.join();
+  const long hwm_kb = runsync::testing::proc_status_kb(pid, "VmHWM");
+  const long after_kb = runsync::testing::proc_status_kb(pid, "VmRSS");
+
+  std::printf("daemon RSS: %.1f MB idle, %.1f MB max sampled during the load, VmHWM %.1f MB, "
+              "%.1f MB after (%.1f s of load)\n",
+              idle_kb / 1024.0, max_rss_kb / 1024.0, hwm_kb / 1024.0, after_kb / 1024.0, seconds);
+  std::printf("normal client, valid POST over one keep-alive connection: %s; %zu failed%s%s\n",
+              keep_alive.summary().c_str(), keep_alive.failed,
+              keep_alive.failed ? ", first: " : "", keep_alive.first_failure.c_str());
+  std::printf("normal client, GET /healthz over a new connection: %s; %zu failed%s%s\n",
+              fresh.summary().c_str(), fresh.failed, fresh.failed ? ", first: " : "",
+              fresh.first_failure.c_str());
+  problems = problems || keep_alive.failed > 0 || fresh.failed > 0 || keep_alive.ms.empty();
+
+  daemon->signal(SIGTERM);
+  const auto status = daemon->wait(std::chrono::seconds(10));
+  if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    std::fprintf(stderr, "the daemon did not exit 0 after SIGTERM\n");
+    problems = true;
+  }
+  return problems ? 1 : 0;
+}

@@ -1,0 +1,110 @@
+// End-to-end: /readyz and `runsync status` tell whether the database takes
+// writes (SPEC §4), and only that: TestRail's health is not part of it.
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+namespace runsync {
+namespace {
+
+using namespace std::chrono_literals;
+using runsync::testing::ChildProcess;
+using runsync::testing::run_command;
+using runsync::testing::TempDir;
+using runsync::testing::TestHttpClient;
+using runsync::testing::wait_for_listen_port;
+using runsync::testing::wait_until;
+
+std::string deleted_event(int run) {
+  return R"({"event_name":"run.deleted","timestamp":1650540100,"payload":{"id":)" +
+         std::to_string(run) + R"(},"project_code":"ID"})";
+}
+
+class ReadinessTest : public ::testing::Test {
+ protected:
+  // `testrail`: extra lines for a [testrail] section, none when empty.
+  std::string write_config(const std::string& testrail = "") {
+    return dir_.write("runsync.toml", "[storage]\npath = \"" + dir_.file("mirror.db") +
+                                          "\"\n\n[webhook]\nlisten = \"127.0.0.1:0\"\n\n" +
+                                          testrail + "[[project]]\nid = 1\ncode = \"ID\"\n");
+  }
+
+  std::int64_t count(const std::string& sql) {
+    SQLite::Database db(dir_.file("mirror.db"), SQLite::OPEN_READONLY);
+    return db.execAndGet(sql).getInt64();
+  }
+
+  TempDir dir_;
+};
+
+// A full disk, as the daemon meets it: every write to a file fails (here a
+// file-size limit of 0 set from outside). Webhooks get 500 and /readyz 503;
+// once writes succeed again both recover, without a restart.
+TEST_F(ReadinessTest, ReadyzIs503WhileWritesFailAnd200OnceTheySucceed) {
+  ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", write_config()},
+                      dir_.file("serve.log"));
+  const unsigned short port = wait_for_listen_port(daemon);
+  ASSERT_NE(port, 0) << daemon.log();
+  TestHttpClient client(port);
+  ASSERT_TRUE(wait_until([&] { return client.get("/readyz").status == 200; }, 20s)) << daemon.log();
+
+  rlimit unlimited{};
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_FSIZE, nullptr, &unlimited), 0);
+  rlimit full = unlimited;
+  full.rlim_cur = 0;
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_FSIZE, &full, nullptr), 0);
+  EXPECT_EQ(client.post("/webhook", deleted_event(1)).status, 500);
+  const auto refused = client.get("/readyz");
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_NE(refused.body.find("database is not writable"), std::string::npos) << refused.body;
+  EXPECT_FALSE(daemon.exited()) << "a failed write must not kill the daemon";
+
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_FSIZE, &unlimited, nullptr), 0);
+  EXPECT_TRUE(wait_until([&] { return client.get("/readyz").status == 200; }, 20s));
+  EXPECT_EQ(client.post("/webhook", deleted_event(2)).status, 200);
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 1);
+}
+
+// TestRail down: the poll fails, yet the daemon takes webhooks, so /readyz
+// stays 200; `status` is the one to report the failed poll.
+TEST_F(ReadinessTest, ReadyzDoesNotFollowTestRail) {
+  const std::string cfg = write_config(
+      "[testrail]\nurl = \"http://127.0.0.1:1\"\nuser = \"ci@example.com\"\n"
+      "request_timeout = \"1s\"\n\n");
+  ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", cfg}, dir_.file("serve.log"),
+                      {"RUNSYNC_TESTRAIL_API_KEY=k"});
+  const unsigned short port = wait_for_listen_port(daemon);
+  ASSERT_NE(port, 0) << daemon.log();
+  TestHttpClient client(port);
+  ASSERT_TRUE(wait_until(
+      [&] { return count("SELECT count(*) FROM poll_cycles WHERE error IS NOT NULL") > 0; }, 60s))
+      << daemon.log();
+  EXPECT_EQ(client.get("/readyz").status, 200);
+  EXPECT_EQ(client.post("/webhook", deleted_event(3)).status, 200);
+  auto status =
+      run_command({RUNSYNC_BINARY, "status", "--config", cfg}, {"RUNSYNC_TESTRAIL_API_KEY=k"});
+  EXPECT_EQ(status.exit_code, 1) << status.out;  // unhealthy: the poll failed
+}
+
+// `status` says when the database cannot take writes: here a file left
+// without write permission.
+TEST_F(ReadinessTest, StatusNamesADatabaseThatCannotTakeWrites) {
+  const std::string cfg = write_config();
+  ASSERT_EQ(run_command({RUNSYNC_BINARY, "migrate", "--config", cfg}).exit_code, 0);
+  auto healthy = run_command({RUNSYNC_BINARY, "status", "--config", cfg});
+  EXPECT_EQ(healthy.exit_code, 0) << healthy.out << healthy.err;
+  ASSERT_EQ(::chmod(dir_.file("mirror.db").c_str(), 0444), 0);
+  auto status = run_command({RUNSYNC_BINARY, "status", "--config", cfg});
+  EXPECT_EQ(status.exit_code, 1) << status.out;
+  EXPECT_NE(status.out.find("the database cannot take writes"), std::string::npos) << status.out;
+  auto json = run_command({RUNSYNC_BINARY, "status", "--json", "--config", cfg});
+  EXPECT_EQ(json.exit_code, 1) << json.out;
+  EXPECT_NE(json.out.find("\"healthy\": false"), std::string::npos) << json.out;
+}
+
+}  // namespace
+}  // namespace runsync
