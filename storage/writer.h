@@ -10,10 +10,11 @@
 // for every batch committed since its last sync (wal_sync.h) and then runs
 // their completions, while the writer already applies the next batch.
 //
-// The checkpoint hold. The writer's connection never checkpoints; the
-// Checkpointer copies the WAL into the database from its own connection,
-// and when the WAL has grown large it holds the writer's next transaction
-// off through the WriteGate (write_gate.h) for a bounded time while it
+// The checkpoint hold. In the daemon the writer's connection never
+// checkpoints (OpenOptions::auto_checkpoint = false): the Checkpointer
+// copies the WAL into the database from its own connection, and when the
+// WAL has grown large it holds the writer's next transaction off through
+// the WriteGate (Options::gate, write_gate.h) for a bounded time while it
 // copies the last frames, so that transaction starts the WAL over instead
 // of growing it (checkpointer.h).
 //

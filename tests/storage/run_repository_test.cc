@@ -17,9 +17,9 @@ namespace {
 
 using namespace runsync::testing;  // TempDir and the storage fixtures
 
-TEST(RunRepository, ARepollThatFindsNothingNewWritesNothing) {
-  TempDir dir;
-  auto store = open_store(dir.file("s.db"));
+class RunRepositoryTest : public StoreTest {};
+
+TEST_F(RunRepositoryTest, ARepollThatFindsNothingNewWritesNothing) {
   Observation poll = observation(7, Source::kPoll, 100, StateClaim::kActive);
   poll.set(Field::kName, Value{std::string("Nightly")});
   poll.set(Field::kPassedCount, Value{std::int64_t{4}});
@@ -40,9 +40,7 @@ TEST(RunRepository, ARepollThatFindsNothingNewWritesNothing) {
   EXPECT_EQ(count(store->db(), "SELECT count(*) FROM run_changes"), 1);
 }
 
-TEST(RunRepository, RoundTripsEveryField) {
-  TempDir dir;
-  auto store = open_store(dir.file("s.db"));
+TEST_F(RunRepositoryTest, RoundTripsEveryField) {
   Observation o = observation(11, Source::kWebhook, 50, StateClaim::kAborted);
   std::int64_t n = 1;
   for (const auto& f : all_fields()) {
@@ -75,7 +73,7 @@ TEST(RunRepository, RoundTripsEveryField) {
   EXPECT_EQ(r.observed_at(FieldGroup::kCounts), 50);
 }
 
-TEST(RunRepository, ApplyAllDoesWhatApplyingEachInTurnDoes) {
+TEST_F(RunRepositoryTest, ApplyAllDoesWhatApplyingEachInTurnDoes) {
   // Known runs (some deleted, some only from a webhook) and a batch larger
   // than one query's worth of ids, with the same run more than once: newer
   // after older, older after newer, and a deletion in the middle.
@@ -100,8 +98,7 @@ TEST(RunRepository, ApplyAllDoesWhatApplyingEachInTurnDoes) {
   batch.push_back(polled(802, 290, 7));
   batch.push_back(polled(1, 200, 2));  // the same again: nothing new
 
-  TempDir dir;
-  auto one = open_store(dir.file("one.db"));
+  std::unique_ptr<Store>& one = store;
   auto all = open_store(dir.file("all.db"));
   for (Store* s : {one.get(), all.get()}) {
     ASSERT_TRUE(s->begin().is_ok());
@@ -137,9 +134,7 @@ TEST(RunRepository, ApplyAllDoesWhatApplyingEachInTurnDoes) {
   EXPECT_EQ(all->db().execAndGet("SELECT state FROM runs WHERE run_id = 7").getString(), "aborted");
 }
 
-TEST(RunRepository, ApplyAllTwiceWritesNothingTheSecondTime) {
-  TempDir dir;
-  auto store = open_store(dir.file("s.db"));
+TEST_F(RunRepositoryTest, ApplyAllTwiceWritesNothingTheSecondTime) {
   std::vector<Observation> batch;
   for (std::int64_t id = 1; id <= 600; ++id) batch.push_back(polled(id, 100, 1, id % 2 == 0));
   ASSERT_TRUE(store->begin().is_ok());
@@ -164,9 +159,7 @@ TEST(RunRepository, ApplyAllTwiceWritesNothingTheSecondTime) {
 // The runs a poll cycle starts from: the project's own (by project_id) and
 // those only a webhook named (project_code, no project_id), deleted ones
 // included; another project's never. `polled` only when asked for.
-TEST(RunRepository, KnownRunsOfAProjectWithAndWithoutWhetherAPollSawThem) {
-  TempDir dir;
-  auto store = open_store(dir.file("s.db"));
+TEST_F(RunRepositoryTest, KnownRunsOfAProjectWithAndWithoutWhetherAPollSawThem) {
   std::vector<Observation> batch = {polled(1, 100, 1), polled(2, 100, 1, /*completed=*/true),
                                     polled(3, 100, 1)};
   Observation other = polled(4, 100, 1);
@@ -206,9 +199,7 @@ TEST(RunRepository, KnownRunsOfAProjectWithAndWithoutWhetherAPollSawThem) {
                                            {10, RunState::kCompleted, false}}));
 }
 
-TEST(RunRepository, ApplyAllOfNothingIsFine) {
-  TempDir dir;
-  auto store = open_store(dir.file("s.db"));
+TEST_F(RunRepositoryTest, ApplyAllOfNothingIsFine) {
   ASSERT_TRUE(store->begin().is_ok());
   auto r = store->runs().apply_all({}, 1);
   ASSERT_TRUE(store->commit().is_ok());
@@ -219,9 +210,7 @@ TEST(RunRepository, ApplyAllOfNothingIsFine) {
 // The writer keeps the runs it wrote last in memory; what another
 // connection commits, and what a rollback undoes, must not be served from
 // there.
-TEST(RunRepository, RecentRunsAreReadAgainAfterAnotherConnectionWritesOrARollback) {
-  TempDir dir;
-  auto store = open_store(dir.file("c.db"));
+TEST_F(RunRepositoryTest, RecentRunsAreReadAgainAfterAnotherConnectionWritesOrARollback) {
   auto apply = [&](const std::string& body, std::int64_t at) {
     EXPECT_TRUE(store->begin().is_ok());
     auto r = store->journal().apply(delivery(body, at));
@@ -237,7 +226,7 @@ TEST(RunRepository, RecentRunsAreReadAgainAfterAnotherConnectionWritesOrARollbac
 
   // Another connection changes the row behind the writer's back.
   {
-    auto other = open_database(dir.file("c.db"), OpenOptions{});
+    auto other = open_database(dir.file("s.db"), OpenOptions{});
     ASSERT_TRUE(other.is_ok());
     other.value()->exec("UPDATE runs SET passed_count = 7 WHERE run_id = 1");
   }

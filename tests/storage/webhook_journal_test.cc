@@ -13,9 +13,9 @@ namespace {
 
 using namespace runsync::testing;  // TempDir and the storage fixtures
 
-TEST(WebhookJournal, WebhookResultsAndJournal) {
-  TempDir dir;
-  auto store = open_store(dir.file("s.db"));
+class WebhookJournalTest : public StoreTest {};
+
+TEST_F(WebhookJournalTest, WebhookResultsAndJournal) {
   ASSERT_TRUE(store->begin().is_ok());
   auto r1 = store->journal().apply(delivery(completed(5, 200, 3)));
   auto r2 = store->journal().apply(delivery(completed(5, 200, 3)));   // same delivery again

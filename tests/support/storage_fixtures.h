@@ -14,6 +14,7 @@
 #include "core/webhook_event.h"
 #include "storage/database.h"
 #include "storage/store.h"
+#include "support/temp_dir.h"
 
 namespace runsync::testing {
 
@@ -101,5 +102,12 @@ inline std::int64_t journaled(const std::string& path) {
   EXPECT_TRUE(db.is_ok()) << db.message();
   return count(*db.value(), "SELECT count(*) FROM webhook_events");
 }
+
+// A test with a Store on a fresh database file, dir.file("s.db").
+class StoreTest : public ::testing::Test {
+ protected:
+  TempDir dir;
+  std::unique_ptr<Store> store = open_store(dir.file("s.db"));
+};
 
 }  // namespace runsync::testing
