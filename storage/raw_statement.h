@@ -3,9 +3,9 @@
 // shared_ptr copy per value read, which costs more than the read itself at
 // a run's many columns. Everything else uses SQLiteCpp.
 //
-// Every function throws SQLite::Exception on an error, like SQLiteCpp, so
-// one catch in the caller handles both. Not thread-safe: a statement
-// belongs to its connection's one user.
+// prepare_raw, step_raw and exec_raw throw SQLite::Exception on an error,
+// like SQLiteCpp, so one catch in the caller handles both. Not
+// thread-safe: a statement belongs to its connection's one user.
 #pragma once
 
 #include <memory>

@@ -43,9 +43,9 @@ class WebhookJournal {
   WebhookJournal& operator=(const WebhookJournal&) = delete;
 
   // Journals a delivery and applies its event, unless the delivery key was
-  // seen before (kDuplicate: nothing is written). An event that is not
-  // about a run is journaled as kIgnored; one the mirror already knows
-  // better as kStale.
+  // seen before (kDuplicate: nothing is written). An event other than the
+  // six run.* events (WebhookEvent::known is false) is journaled as
+  // kIgnored; one the mirror already knows better as kStale.
   StatusOr<WebhookResult> apply(const WebhookDelivery& delivery);
 
  private:
