@@ -1,15 +1,11 @@
 #include "core/testrail_api.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
-#include <array>
 #include <cstdint>
 #include <limits>
 #include <unordered_set>
 #include <utility>
 
-#include "core/key_table.h"
 #include "core/webhook_event.h"  // json_depth_within, kMaxJsonDepth
 
 namespace runsync {
@@ -163,110 +159,10 @@ StatusOr<ListPage> parse_list_page(std::string_view body, const char* key) {
   return page;
 }
 
-// --- the fast path of RunsPageParser ---------------------------------------
-// Every run key observation_from_api_run reads, and what it is.
-enum class KeyKind : std::uint8_t { kId, kInt, kText, kIsCompleted };
-struct RunKey {
-  KeyKind kind = KeyKind::kId;
-  Field field = Field::kCount;
-};
-constexpr std::size_t kRunKeyCount = std::size(kIntKeys) + std::size(kTextKeys) + 2;
-using RunKeyTable = KeyTable<RunKey, kRunKeyCount>;
+}  // namespace
 
-constexpr RunKeyTable run_keys() {
-  std::array<RunKeyTable::Entry, kRunKeyCount> keys{};
-  std::size_t n = 0;
-  keys[n++] = {"id", {KeyKind::kId, Field::kCount}};
-  keys[n++] = {"is_completed", {KeyKind::kIsCompleted, Field::kCount}};
-  for (const auto& k : kIntKeys) keys[n++] = {k.key, {KeyKind::kInt, k.field}};
-  for (const auto& k : kTextKeys) keys[n++] = {k.key, {KeyKind::kText, k.field}};
-  return RunKeyTable(keys);
-}
-constexpr RunKeyTable kRunKeys = run_keys();
-
-namespace dom = simdjson::dom;
-
-// observation_from_api_run on a simdjson element. Returns false, leaving
-// `obs` unspecified, wherever that function would fail, and also for inputs
-// it leaves to the reference path; otherwise `obs` is what it gives. Keys
-// are read in order and the last occurrence of a key wins, as in nlohmann.
-bool fast_observation(dom::element element, std::int64_t observed_at, Source source,
-                      Observation& obs) {
-  dom::object run;
-  if (element.get_object().get(run) != simdjson::SUCCESS) return false;
-  obs.source = source;
-  obs.observed_at = observed_at;
-  bool have_id = false;
-  for (const dom::key_value_pair field : run) {
-    const RunKey* key = kRunKeys.find(field.key);
-    if (key == nullptr) continue;
-    const dom::element v = field.value;
-    switch (key->kind) {
-      case KeyKind::kId: {
-        std::int64_t id = 0;
-        if (v.get_int64().get(id) != simdjson::SUCCESS || id <= 0) return false;
-        obs.run_id = id;
-        have_id = true;
-        break;
-      }
-      case KeyKind::kInt: {
-        std::int64_t i = 0;
-        if (v.is_null()) {
-          obs.set(key->field, Value{});
-        } else if (v.get_int64().get(i) == simdjson::SUCCESS) {
-          obs.set(key->field, Value{i});
-        } else {
-          return false;
-        }
-        break;
-      }
-      case KeyKind::kText: {
-        std::string_view text;
-        if (v.is_null()) {
-          obs.set(key->field, Value{});
-        } else if (v.get_string().get(text) == simdjson::SUCCESS) {
-          obs.set(key->field, Value{std::string(text)});
-        } else {
-          return false;
-        }
-        break;
-      }
-      case KeyKind::kIsCompleted: {
-        bool done = false;
-        std::int64_t i = 0;
-        if (v.is_null()) {
-          obs.state = StateClaim::kNone;
-          break;
-        }
-        if (v.get_bool().get(done) != simdjson::SUCCESS) {
-          if (v.get_int64().get(i) != simdjson::SUCCESS || (i != 0 && i != 1)) return false;
-          done = i == 1;
-        }
-        obs.state = done ? StateClaim::kEnded : StateClaim::kActive;
-        break;
-      }
-    }
-  }
-  if (!have_id) return false;
-  if (const auto& plan = obs.get(Field::kPlanId); plan && is_null(*plan)) {
-    obs.set(Field::kPlanName, Value{});
-  }
-  return true;
-}
-
-// The last value of `key` in `object` (nlohmann keeps the last duplicate).
-std::optional<dom::element> last_value(dom::object object, std::string_view key) {
-  std::optional<dom::element> found;
-  for (const dom::key_value_pair field : object) {
-    if (field.key == key) found = field.value;
-  }
-  return found;
-}
-
-// parse_runs_page plus observation_from_api_run for each run, with the
-// nlohmann-based functions: the reference the fast path must agree with.
-StatusOr<ObservedRunsPage> reference_runs_page(std::string_view body, std::int64_t observed_at,
-                                               Source source) {
+StatusOr<ObservedRunsPage> observe_runs_page(std::string_view body, std::int64_t observed_at,
+                                             Source source) {
   auto page = parse_runs_page(body);
   if (!page) return page.status();
   ObservedRunsPage out;
@@ -283,8 +179,6 @@ StatusOr<ObservedRunsPage> reference_runs_page(std::string_view body, std::int64
   }
   return out;
 }
-
-}  // namespace
 
 std::string_view strip_legacy_prefix(std::string_view body) {
   if (body.starts_with(kLegacyAuthPrefix)) body.remove_prefix(kLegacyAuthPrefix.size());
@@ -479,83 +373,6 @@ Status PageCursor::advance(bool bare, const std::optional<std::string>& next,
                          " repeats)");
   }
   return Status::ok();
-}
-
-// Parser buffers kept between pages at most (a page of 250 runs is ~200 KB).
-constexpr std::size_t kRetainedCapacity = 8u << 20;
-
-struct RunsPageParser::Impl {
-  dom::parser parser;
-
-  // The page the fast path accepts, into `out`; false when it leaves the
-  // body to the reference path.
-  // `padded`: kPadding bytes past the end of `body` may be read.
-  bool parse(std::string_view body, bool padded, std::int64_t observed_at, Source source,
-             ObservedRunsPage& out) {
-    body = strip_legacy_prefix(body);
-    if (parser.max_depth() != static_cast<std::size_t>(kMaxJsonDepth) &&
-        parser.allocate(std::max<std::size_t>(body.size(), 1 << 16), kMaxJsonDepth) !=
-            simdjson::SUCCESS) {
-      return false;
-    }
-    dom::element root;
-    if (parser.parse(body.data(), body.size(), /*realloc_if_needed=*/!padded).get(root) !=
-        simdjson::SUCCESS) {
-      return false;
-    }
-    dom::array runs;
-    dom::object page;
-    if (root.get_array().get(runs) == simdjson::SUCCESS) {
-      out.bare = true;  // older servers: no next link, PageCursor pages by offset
-    } else if (root.get_object().get(page) == simdjson::SUCCESS) {
-      auto listed = last_value(page, "runs");
-      if (!listed || listed->get_array().get(runs) != simdjson::SUCCESS) return false;
-      if (auto links = last_value(page, "_links"); links && !links->is_null()) {
-        dom::object links_object;
-        if (links->get_object().get(links_object) != simdjson::SUCCESS) return false;
-        if (auto next = last_value(links_object, "next"); next && !next->is_null()) {
-          std::string_view link;
-          if (next->get_string().get(link) != simdjson::SUCCESS) return false;
-          out.next = std::string(link);
-        }
-      }
-    } else {
-      return false;
-    }
-    out.observations.resize(runs.size());
-    std::size_t i = 0;
-    for (const dom::element run : runs) {
-      if (!fast_observation(run, observed_at, source, out.observations[i++])) return false;
-    }
-    return true;
-  }
-};
-
-RunsPageParser::RunsPageParser() : impl_(std::make_unique<Impl>()) {}
-RunsPageParser::~RunsPageParser() = default;
-
-static_assert(simdjson::SIMDJSON_PADDING <= RunsPageParser::kPadding);
-
-StatusOr<ObservedRunsPage> RunsPageParser::parse_in_place(const std::string& body,
-                                                          std::int64_t observed_at, Source source) {
-  return parse_impl(body, body.capacity() - body.size() >= kPadding, observed_at, source);
-}
-
-StatusOr<ObservedRunsPage> RunsPageParser::parse(std::string_view body, std::int64_t observed_at,
-                                                 Source source) {
-  return parse_impl(body, /*padded=*/false, observed_at, source);
-}
-
-StatusOr<ObservedRunsPage> RunsPageParser::parse_impl(std::string_view body, bool padded,
-                                                      std::int64_t observed_at, Source source) {
-  ObservedRunsPage page;
-  const bool fast = impl_->parse(body, padded, observed_at, source, page);
-  // The buffers grow to the largest body seen; a bare array of an older
-  // server holds the whole list, so do not keep that much for good.
-  if (impl_->parser.capacity() > kRetainedCapacity) impl_ = std::make_unique<Impl>();
-  if (fast) return page;
-  ++fallbacks_;
-  return reference_runs_page(body, observed_at, source);
 }
 
 }  // namespace runsync

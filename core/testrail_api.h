@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -73,7 +72,7 @@ struct PlansPage {
 // string nor null, or an {"error": ...} object) the message says which.
 StatusOr<RunsPage> parse_runs_page(std::string_view body);
 
-// A get_runs page mapped straight to observations (see RunsPageParser).
+// A get_runs page mapped to observations.
 struct ObservedRunsPage {
   std::vector<Observation> observations;  // in page order
   std::optional<std::string> next;        // as RunsPage::next
@@ -84,44 +83,11 @@ struct ObservedRunsPage {
   std::optional<std::string> run_error;
 };
 
-// Parses get_runs answers into observations without building a JSON
-// document per run (the poll's hot path). The result is exactly that of
-// parse_runs_page(body) followed by observation_from_api_run(run,
-// observed_at, source) for each run in order: on a page error the Status
-// carries parse_runs_page's message, on a run error `run_error` is set.
-//
-// Pages that are well formed take a fast path (simdjson, which also
-// enforces kMaxJsonDepth); anything it does not accept, errors included,
-// is handed to the nlohmann-based functions above, so messages and corner
-// cases (duplicate keys, numbers out of range, the legacy prefix) behave
-// the same either way.
-//
-// Keeps its buffers from page to page. Not thread-safe: use one per thread.
-class RunsPageParser {
- public:
-  RunsPageParser();
-  ~RunsPageParser();
-  RunsPageParser(const RunsPageParser&) = delete;
-  RunsPageParser& operator=(const RunsPageParser&) = delete;
-
-  StatusOr<ObservedRunsPage> parse(std::string_view body, std::int64_t observed_at, Source source);
-  // The same, parsing `body` where it is instead of a copy when it has at
-  // least kPadding bytes of spare capacity (as HttpResponse leaves); a
-  // string without copies it as parse does.
-  StatusOr<ObservedRunsPage> parse_in_place(const std::string& body, std::int64_t observed_at,
-                                            Source source);
-  static constexpr std::size_t kPadding = 64;
-
-  // Pages handed to the nlohmann-based path so far (for tests).
-  std::uint64_t fallbacks() const { return fallbacks_; }
-
- private:
-  struct Impl;
-  StatusOr<ObservedRunsPage> parse_impl(std::string_view body, bool padded,
-                                        std::int64_t observed_at, Source source);
-  std::unique_ptr<Impl> impl_;
-  std::uint64_t fallbacks_ = 0;
-};
+// parse_runs_page(body), then observation_from_api_run(run, observed_at,
+// source) for each run in order. On a page error the Status carries
+// parse_runs_page's message; on a run error `run_error` is set.
+StatusOr<ObservedRunsPage> observe_runs_page(std::string_view body, std::int64_t observed_at,
+                                             Source source);
 
 // The same for get_plans (key `plans`).
 StatusOr<PlansPage> parse_plans_page(std::string_view body);

@@ -75,52 +75,6 @@ struct Connection {
   beast::tcp_stream& lowest() { return tls ? secure->next_layer() : *plain; }
 };
 
-// http::string_body's reader, except that it appends what arrives instead
-// of growing the string first (which zero-fills it, and Beast then copies
-// over the zeros), and reserves HttpResponse::kBodyPadding bytes beyond an
-// announced length. A 250-run page is ~200 KB: the zeroing cost as much as
-// the copy.
-struct PaddedStringBody {
-  using value_type = std::string;
-
-  static std::uint64_t size(const value_type& body) { return body.size(); }
-
-  class reader {
-   public:
-    template <bool isRequest, class Fields>
-    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
-
-    void init(const boost::optional<std::uint64_t>& length, error_code& ec) {
-      ec = {};
-      if (!length) return;
-      if (*length > body_.max_size() - HttpResponse::kBodyPadding) {
-        ec = http::error::buffer_overflow;
-        return;
-      }
-      body_.reserve(static_cast<std::size_t>(*length) + HttpResponse::kBodyPadding);
-    }
-
-    template <class ConstBufferSequence>
-    std::size_t put(const ConstBufferSequence& buffers, error_code& ec) {
-      const std::size_t extra = beast::buffer_bytes(buffers);
-      if (extra > body_.max_size() - body_.size()) {
-        ec = http::error::buffer_overflow;
-        return 0;
-      }
-      ec = {};
-      for (const auto b : beast::buffers_range_ref(buffers)) {
-        body_.append(static_cast<const char*>(b.data()), b.size());
-      }
-      return extra;
-    }
-
-    void finish(error_code& ec) { ec = {}; }
-
-   private:
-    value_type& body_;
-  };
-};
-
 }  // namespace
 
 const char* stage_name(HttpStage stage) {
@@ -396,7 +350,7 @@ HttpClient::Impl::Exchange HttpClient::Impl::exchange_on(Stream& stream, Connect
     return out;
   }
 
-  http::response_parser<PaddedStringBody> parser;
+  http::response_parser<http::string_body> parser;
   parser.body_limit(options_.body_limit);
   parser.header_limit(64 * 1024);
   conn.lowest().expires_at(deadline);

@@ -37,11 +37,7 @@ struct HttpResponse {
   std::string date;          // the Date header, empty when absent
   std::string retry_after;   // the Retry-After header, empty when absent
   std::string content_type;  // the Content-Type header, empty when absent
-  // When the answer announced its length, `body` has at least
-  // kBodyPadding bytes of spare capacity, so that a parser that reads a
-  // little past the end (simdjson) can use it in place.
   std::string body;
-  static constexpr std::size_t kBodyPadding = 64;
 };
 
 // Where a request failed.

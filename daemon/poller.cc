@@ -165,13 +165,10 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
   std::unordered_set<std::int64_t> listed;
   const std::string filter = kind == PollKind::kActive ? "&is_completed=0" : "";
 
-  // Runs that are not in plans, applied page by page. The body is parsed
-  // straight into observations, without a JSON document per run, and in
-  // place (the client leaves the padding the parser needs).
-  static_assert(HttpResponse::kBodyPadding >= RunsPageParser::kPadding);
+  // Runs that are not in plans, applied page by page.
   list_pages("get_runs/" + std::to_string(project.id) + filter, out,
              [&](const ApiResponse& response, std::int64_t at) -> StatusOr<ListedPage> {
-               auto page = runs_parser_.parse_in_place(response.body, at, Source::kPoll);
+               auto page = observe_runs_page(response.body, at, Source::kPoll);
                if (!page) {
                  return Status::error("get_runs: " + describe({ApiErrorKind::kBadResponse,
                                                                response.http_status, page.message(),

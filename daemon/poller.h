@@ -113,7 +113,6 @@ class Poller {
   Metrics& metrics_;
   Logger logger_;
   UnixClock clock_;
-  RunsPageParser runs_parser_;  // used by run_cycle only
   std::atomic<bool> stop_{false};
   bool scheduled_ = false;  // run() is polling on schedule (its thread only)
   mutable std::mutex mu_;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -364,201 +365,194 @@ TEST(ApiPath, AcceptsEveryForm) {
   EXPECT_EQ(api_path("http://h/index.php?/api/v2/get_plan/3"), "get_plan/3");
 }
 
-// --- RunsPageParser: the same answers as parse_runs_page followed by
-// observation_from_api_run, without a JSON document per run. -----------------
-
-void expect_same_observation(const Observation& got, const Observation& want,
-                             const std::string& where) {
-  EXPECT_EQ(got.run_id, want.run_id) << where;
-  EXPECT_EQ(got.source, want.source) << where;
-  EXPECT_EQ(got.observed_at, want.observed_at) << where;
-  EXPECT_EQ(got.state, want.state) << where;
-  EXPECT_EQ(got.cases_added, want.cases_added) << where;
-  for (const auto& info : all_fields()) {
-    EXPECT_EQ(got.get(info.field), want.get(info.field)) << where << ": " << info.column;
-  }
-}
-
-// What the parser must answer: the DOM functions, composed as the poller
-// used them.
-StatusOr<ObservedRunsPage> reference(std::string_view body, std::int64_t at, Source source) {
-  auto page = parse_runs_page(body);
-  if (!page) return page.status();
-  ObservedRunsPage out;
-  out.next = page->next;
-  for (const auto& run : page->runs) {
-    auto obs = observation_from_api_run(run, at, source);
-    if (!obs) {
-      out.run_error = obs.message();
-      break;
-    }
-    out.observations.push_back(std::move(obs).value());
-  }
-  return out;
-}
-
-void expect_same_page_from(const std::string& body, Source source,
-                           const StatusOr<ObservedRunsPage>& got);
-
-// parse, and parse_in_place of the body with the padding it needs and of
-// the body as it is, all give the reference's answer.
-void expect_same_page(RunsPageParser& parser, const std::string& body,
-                      Source source = Source::kPoll) {
-  expect_same_page_from(body, source, parser.parse(std::string_view(body), 77, source));
-  std::string padded;
-  padded.reserve(body.size() + RunsPageParser::kPadding);
-  padded = body;
-  ASSERT_GE(padded.capacity() - padded.size(), RunsPageParser::kPadding);
-  expect_same_page_from(body, source, parser.parse_in_place(padded, 77, source));
-  expect_same_page_from(body, source, parser.parse_in_place(body, 77, source));
-}
-
-void expect_same_page_from(const std::string& body, Source source,
-                           const StatusOr<ObservedRunsPage>& got) {
-  auto want = reference(body, 77, source);
-  ASSERT_EQ(got.is_ok(), want.is_ok()) << body << " → " << got.message() << want.message();
-  if (!want.is_ok()) {
-    EXPECT_EQ(got.message(), want.message()) << body;
-    return;
-  }
-  EXPECT_EQ(got->next, want->next) << body;
-  EXPECT_EQ(got->run_error, want->run_error) << body;
-  ASSERT_EQ(got->observations.size(), want->observations.size()) << body;
-  for (std::size_t i = 0; i < want->observations.size(); ++i) {
-    expect_same_observation(got->observations[i], want->observations[i],
-                            body.substr(0, 80) + " run " + std::to_string(i));
-  }
-}
+// --- observe_runs_page: a get_runs page straight to observations. ----------
 
 std::string nested(int depth) {
   return std::string(static_cast<std::size_t>(depth), '[') +
          std::string(static_cast<std::size_t>(depth), ']');
 }
 
-TEST(RunsPageParser, WellFormedPagesTakeTheFastPathWithTheSameResult) {
+std::vector<std::int64_t> ids_of(const ObservedRunsPage& page) {
+  std::vector<std::int64_t> ids;
+  for (const auto& o : page.observations) ids.push_back(o.run_id);
+  return ids;
+}
+
+TEST(ObserveRunsPage, WellFormedPagesOfEitherShape) {
   json other = example_run();
   other["id"] = 82;
   other["plan_id"] = 12;
   other["is_completed"] = 1;
   other["name"] = "caf\u00e9 \"quoted\" \\ \n tab\t \u2603";
   other["refs"] = nullptr;
-  other["passed_count"] = -4;
   other["created_on"] = 9223372036854775807LL;
   json sparse = {{"id", 3}, {"is_completed", nullptr}};
   json zero = {{"id", 4}, {"is_completed", 0}, {"milestone_id", nullptr}};
   const json runs = json::array({example_run(), other, sparse, zero});
-  const std::vector<std::string> bodies = {
-      json{{"offset", 0},
-           {"limit", 250},
-           {"size", 4},
-           {"runs", runs},
-           {"_links", {{"next", "/api/v2/get_runs/1&limit=250&offset=250"}, {"prev", nullptr}}}}
-          .dump(),
-      json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump(2),
-      json{{"runs", runs}, {"_links", nullptr}}.dump(),
-      json{{"runs", runs}}.dump(),
-      runs.dump(),
-      "[]",
-      R"({"runs":[]})",
-      std::string(kLegacyAuthPrefix) + runs.dump(),
-      std::string(kLegacyAuthPrefix) + R"({"runs":[{"id":5}],"_links":{"next":null}})",
-      // Escaped keys, and the last of duplicate keys winning (as in nlohmann).
-      R"([{"id":6,"na\u006de":"escaped key","name":"first","name":"last","plan_id":1,"plan_id":null}])",
-      R"({"runs":[{"id":7}],"runs":[{"id":8}],"_links":{"next":"a","next":"b"}})",
+  const std::vector<std::int64_t> all = {81, 82, 3, 4};
+  struct Case {
+    std::string body;
+    std::vector<std::int64_t> ids;
+    std::optional<std::string> next;
+    bool bare;
+  };
+  const std::vector<Case> cases = {
+      {json{{"offset", 0},
+            {"limit", 250},
+            {"size", 4},
+            {"runs", runs},
+            {"_links", {{"next", "/api/v2/get_runs/1&limit=250&offset=250"}, {"prev", nullptr}}}}
+           .dump(),
+       all, "/api/v2/get_runs/1&limit=250&offset=250", false},
+      {json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump(2), all, std::nullopt, false},
+      {json{{"runs", runs}, {"_links", nullptr}}.dump(), all, std::nullopt, false},
+      {json{{"runs", runs}}.dump(), all, std::nullopt, false},
+      {runs.dump(), all, std::nullopt, true},
+      {"[]", {}, std::nullopt, true},
+      {R"({"runs":[]})", {}, std::nullopt, false},
+      {std::string(kLegacyAuthPrefix) + runs.dump(), all, std::nullopt, true},
+      {std::string(kLegacyAuthPrefix) + R"({"runs":[{"id":5}],"_links":{"next":null}})", {5},
+       std::nullopt, false},
+      // The last of duplicate keys wins.
+      {R"({"runs":[{"id":7}],"runs":[{"id":8}],"_links":{"next":"a","next":"b"}})", {8}, "b",
+       false},
+      {R"([{"id":"x","id":5,"name":1,"name":"ok"}])", {5}, std::nullopt, true},
       // Unknown keys of any type and depth are skipped.
-      R"([{"id":9,"x":{"y":[1,2.5,-0,1e300,"s",true,null,{"z":{}}]},"config_ids":[2,6]}])",
-      R"([{"id":10,"big_unknown":18446744073709551615}])",
-      R"({"runs":[{"id":11}],"error":"ignored when runs are there"})",
+      {R"([{"id":9,"x":{"y":[1,2.5,-0,1e300,"s",true,null,{"z":{}}]},"config_ids":[2,6]}])", {9},
+       std::nullopt, true},
+      {R"([{"id":10,"big_unknown":18446744073709551615}])", {10}, std::nullopt, true},
+      {R"({"runs":[{"id":11}],"error":"ignored when runs are there"})", {11}, std::nullopt, false},
       // As deep as kMaxJsonDepth allows.
-      R"([{"id":12,"x":)" + nested(30) + "}]",
+      {R"([{"id":12,"x":)" + nested(30) + "}]", {12}, std::nullopt, true},
+      {"\xEF\xBB\xBF[{\"id\":1}]", {1}, std::nullopt, true},  // a byte order mark is skipped
   };
-  RunsPageParser parser;
-  for (const auto& body : bodies) {
-    expect_same_page(parser, body);
-    EXPECT_EQ(parser.fallbacks(), 0u) << body;
+  for (const auto& c : cases) {
+    auto page = observe_runs_page(c.body, 77, Source::kPoll);
+    ASSERT_TRUE(page.is_ok()) << c.body << ": " << page.message();
+    EXPECT_EQ(ids_of(*page), c.ids) << c.body;
+    EXPECT_EQ(page->next, c.next) << c.body;
+    EXPECT_EQ(page->bare, c.bare) << c.body;
+    EXPECT_FALSE(page->run_error.has_value()) << c.body;
+    for (const auto& o : page->observations) {
+      EXPECT_EQ(o.observed_at, 77);
+      EXPECT_EQ(o.source, Source::kPoll);
+    }
   }
-  expect_same_page(parser, runs.dump(), Source::kApi);
-}
 
-TEST(RunsPageParser, PageErrorsHaveTheDomParsersMessages) {
-  const std::vector<std::string> bodies = {
-      "",
-      "   \n",
-      std::string(kLegacyAuthPrefix),
-      "not json",
-      "42",
-      R"("runs")",
-      R"({"plans":[]})",
-      R"({"runs":{}})",
-      R"({"runs":[1]})",
-      R"([{"id":1}, "x"])",
-      R"({"runs":[],"_links":{"next":5}})",
-      R"({"runs":[],"_links":[]})",
-      R"({"error":"Field :project_id is not a valid or accessible project."})",
-      R"([{"id":1}] trailing)",
-      R"([{"id":1},])",
-      "[\"\\ud800\"]",
-      "[\"\xff\"]",
-      "[" + nested(30) + "]",
-      R"([{"id":12,"x":)" + nested(31) + "}]",
-      nested(40),
-      "\xEF\xBB\xBF[{\"id\":1}]",  // a byte order mark: nlohmann skips it
-  };
-  RunsPageParser parser;
-  for (const auto& body : bodies) expect_same_page(parser, body);
-  auto deep = parser.parse(R"([{"id":12,"x":)" + nested(31) + "}]", 1, Source::kPoll);
-  ASSERT_FALSE(deep.is_ok());
-  EXPECT_NE(deep.message().find("nests deeper than 32"), std::string::npos) << deep.message();
-}
-
-TEST(RunsPageParser, RunErrorsHaveTheMappersMessages) {
-  const std::vector<std::string> bodies = {
-      R"([{"name":"no id"}])",
-      R"([{"id":"81"}])",
-      R"([{"id":0}])",
-      R"([{"id":-3}])",
-      R"([{"id":1.5}])",
-      R"([{"id":9223372036854775808}])",
-      R"([{"id":1,"name":3}])",
-      R"([{"id":1,"passed_count":"2"}])",
-      R"([{"id":1,"passed_count":2.0}])",
-      R"([{"id":1,"passed_count":18446744073709551615}])",
-      R"([{"id":1,"created_on":true}])",
-      R"([{"id":1,"is_completed":"yes"}])",
-      R"([{"id":1,"is_completed":2}])",
-      R"({"runs":[{"id":1},{"id":2,"url":5},{"id":3}]})",
-      // The first occurrence is wrong, the last (the one nlohmann keeps) is not.
-      R"([{"id":"x","id":5,"name":1,"name":"ok"}])",
-  };
-  RunsPageParser parser;
-  for (const auto& body : bodies) expect_same_page(parser, body);
-
-  auto page = parser.parse(R"({"runs":[{"id":1},{"id":2,"url":5},{"id":3}]})", 1, Source::kPoll);
+  // Each run is what observation_from_api_run makes of it.
+  auto page = observe_runs_page(runs.dump(), 77, Source::kApi);
   ASSERT_TRUE(page.is_ok()) << page.message();
-  ASSERT_TRUE(page->run_error.has_value());
-  EXPECT_NE(page->run_error->find("run.url"), std::string::npos) << *page->run_error;
-  ASSERT_EQ(page->observations.size(), 1u);
-  EXPECT_EQ(page->observations[0].run_id, 1);
+  ASSERT_EQ(page->observations.size(), 4u);
+  const Observation& o = page->observations[1];
+  EXPECT_EQ(o.source, Source::kApi);
+  EXPECT_EQ(o.state, StateClaim::kEnded);
+  EXPECT_EQ(o.get(Field::kName), Value{std::string("caf\u00e9 \"quoted\" \\ \n tab\t \u2603")});
+  EXPECT_EQ(o.get(Field::kRefs), Value{});
+  EXPECT_EQ(o.get(Field::kPlanId), Value{std::int64_t{12}});
+  EXPECT_FALSE(o.get(Field::kPlanName).has_value());
+  EXPECT_EQ(o.get(Field::kCreatedOn), Value{std::int64_t{9223372036854775807LL}});
+  EXPECT_EQ(page->observations[2].state, StateClaim::kNone);
+  EXPECT_EQ(page->observations[3].state, StateClaim::kActive);
+  EXPECT_EQ(page->observations[3].get(Field::kMilestoneId), Value{});
+  auto dup = observe_runs_page(R"([{"id":"x","id":5,"name":1,"name":"ok"}])", 1, Source::kPoll);
+  ASSERT_TRUE(dup.is_ok());
+  EXPECT_EQ(dup->observations[0].get(Field::kName), Value{std::string("ok")});
 }
 
-TEST(RunsPageParser, ReusesItselfAcrossPagesOfAnySize) {
-  RunsPageParser parser;
+TEST(ObserveRunsPage, PageErrorsNameTheProblem) {
+  struct Case {
+    std::string body;
+    std::string error;
+  };
+  const std::string not_json = "body is not valid JSON";
+  const std::string deep = "body nests deeper than 32 levels";
+  const std::vector<Case> cases = {
+      {"", "empty body"},
+      {"   \n", "empty body"},
+      {std::string(kLegacyAuthPrefix), "empty body"},
+      {"not json", not_json},
+      {"42", "body must be a JSON array or an object with `runs`"},
+      {R"("runs")", "body must be a JSON array or an object with `runs`"},
+      {R"({"plans":[]})", "page has no `runs` array"},
+      {R"({"runs":{}})", "`runs` must be an array"},
+      {R"({"runs":[1]})", "runs[0] must be an object"},
+      {R"([{"id":1}, "x"])", "runs[1] must be an object"},
+      {"[" + nested(30) + "]", "runs[0] must be an object"},
+      {R"({"runs":[],"_links":{"next":5}})", "`_links.next` must be a string or null"},
+      {R"({"runs":[],"_links":[]})", "`_links` must be an object"},
+      {R"({"error":"Field :project_id is not a valid or accessible project."})",
+       "API error: Field :project_id is not a valid or accessible project."},
+      {R"([{"id":1}] trailing)", not_json},
+      {R"([{"id":1},])", not_json},
+      {"[\"\\ud800\"]", not_json},
+      {"[\"\xff\"]", not_json},
+      {R"([{"id":12,"x":)" + nested(31) + "}]", deep},
+      {nested(40), deep},
+  };
+  for (const auto& c : cases) {
+    auto page = observe_runs_page(c.body, 1, Source::kPoll);
+    ASSERT_FALSE(page.is_ok()) << c.body;
+    EXPECT_EQ(page.message(), c.error) << c.body;
+  }
+}
+
+TEST(ObserveRunsPage, RunErrorsKeepTheRunsBeforeThem) {
+  struct Case {
+    std::string body;
+    std::string error;
+  };
+  const std::string bad_id = "run.id must be a positive integer";
+  const std::vector<Case> cases = {
+      {R"([{"name":"no id"}])", "run.id is missing"},
+      {R"([{"id":"81"}])", bad_id},
+      {R"([{"id":0}])", bad_id},
+      {R"([{"id":-3}])", bad_id},
+      {R"([{"id":1.5}])", bad_id},
+      {R"([{"id":9223372036854775808}])", bad_id},
+      {R"([{"id":1,"name":3}])", "run.name must be a string or null"},
+      {R"([{"id":1,"passed_count":"2"}])", "run.passed_count must be an integer or null"},
+      {R"([{"id":1,"passed_count":2.0}])", "run.passed_count must be an integer or null"},
+      {R"([{"id":1,"passed_count":18446744073709551615}])",
+       "run.passed_count must be an integer within 64 bits"},
+      {R"([{"id":1,"created_on":true}])", "run.created_on must be an integer or null"},
+      {R"([{"id":1,"is_completed":"yes"}])", "run.is_completed must be a boolean or null"},
+      {R"([{"id":1,"is_completed":2}])", "run.is_completed must be a boolean or null"},
+  };
+  for (const auto& c : cases) {
+    auto page = observe_runs_page(c.body, 1, Source::kPoll);
+    ASSERT_TRUE(page.is_ok()) << c.body << ": " << page.message();
+    EXPECT_EQ(page->run_error, c.error) << c.body;
+    EXPECT_TRUE(page->observations.empty()) << c.body;
+  }
+
+  auto page = observe_runs_page(R"({"runs":[{"id":1},{"id":2,"url":5},{"id":3}]})", 1,
+                                Source::kPoll);
+  ASSERT_TRUE(page.is_ok()) << page.message();
+  EXPECT_EQ(page->run_error, "run.url must be a string or null");
+  EXPECT_EQ(ids_of(*page), std::vector<std::int64_t>{1});
+}
+
+TEST(ObserveRunsPage, PagesOfAnySize) {
   for (int n : {1, 300, 2, 1000, 0}) {
     json runs = json::array();
+    std::vector<std::int64_t> want;
     for (int i = 0; i < n; ++i) {
       json r = example_run();
       r["id"] = i + 1;
       r["description"] = std::string(static_cast<std::size_t>(i % 200), 'd');
       runs.push_back(std::move(r));
+      want.push_back(i + 1);
     }
-    expect_same_page(parser, json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump());
+    auto page = observe_runs_page(json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump(), 1,
+                                  Source::kPoll);
+    ASSERT_TRUE(page.is_ok()) << page.message();
+    EXPECT_EQ(ids_of(*page), want);
   }
-  // A body larger than the buffers it keeps, then small ones again.
   json huge = example_run();
   huge["description"] = std::string(9u << 20, 'h');
-  expect_same_page(parser, json::array({huge}).dump());
-  expect_same_page(parser, json::array({example_run()}).dump());
-  EXPECT_EQ(parser.fallbacks(), 0u);
+  auto page = observe_runs_page(json::array({huge}).dump(), 1, Source::kPoll);
+  ASSERT_TRUE(page.is_ok()) << page.message();
+  EXPECT_EQ(page->observations[0].get(Field::kDescription), Value{std::string(9u << 20, 'h')});
 }
 
 }  // namespace
