@@ -4,26 +4,15 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <utility>
 
 #include "core/key_table.h"
 
-// Parsing runs on simdjson's DOM, once per delivery on the I/O thread. The
-// rules (and their messages) are those of the former nlohmann-based parser,
-// which also fixes what counts as JSON here:
-//  - the last of duplicate keys wins;
-//  - a UTF-8 byte order mark at the very start is skipped, and a NUL byte
-//    ends the input (nlohmann's lexer reads it as end of input);
-//  - integers beyond 64 bits are valid JSON, read as non-integers (so a
-//    "must be an integer" error when the field is known, ignored when not).
-// simdjson refuses all three shapes, so when it refuses a body, the body is
-// normalized (see normalized_body) and parsed once more: the rare cost is
-// paid by odd or invalid bodies only.
+// Parsing runs on simdjson's DOM, once per delivery on the I/O thread. What
+// counts as JSON is what simdjson accepts (RFC 8259: numbers must fit in 64
+// bits), plus a leading UTF-8 byte order mark, which RFC 8259 §8.1 lets a
+// parser ignore and some senders write. The last of duplicate keys wins.
 
 namespace runsync {
 namespace {
@@ -72,7 +61,6 @@ Status type_error(std::string_view path, std::string_view key, const char* want)
 
 // Accessors for an element whose type was checked.
 std::int64_t as_int64(dom::element e) { return e.get_int64().value_unsafe(); }
-std::uint64_t as_uint64(dom::element e) { return e.get_uint64().value_unsafe(); }
 dom::object as_object(dom::element e) { return e.get_object().value_unsafe(); }
 std::string_view as_string(dom::element e) { return e.get_string().value_unsafe(); }
 
@@ -317,8 +305,7 @@ Status fill_event(dom::element root, WebhookEvent& ev) {
     if (team_member->type() == Type::INT64) {
       ev.team_member_id = as_int64(*team_member);
     } else if (team_member->type() == Type::UINT64) {
-      // As nlohmann's get<std::int64_t>() did: the bits, wrapped.
-      ev.team_member_id = static_cast<std::int64_t>(as_uint64(*team_member));
+      return type_error("", "team_member_id", "an integer within 64 bits or null");
     } else {
       return type_error("", "team_member_id", "an integer or null");
     }
@@ -372,13 +359,10 @@ StatusOr<WebhookEvent> event_from(dom::element root) {
   return out;
 }
 
-// simdjson's max_depth counts nesting so that a parser allocated with
-// max_depth = kMaxJsonDepth accepts only bodies json_depth_within accepts,
-// but not all of them: it refuses a body whose innermost non-empty array or
-// object is at level kMaxJsonDepth. One with kMaxJsonDepth + 1 accepts every
-// body json_depth_within accepts, and some deeper.
-constexpr std::size_t kHotMaxDepth = kMaxJsonDepth;
-constexpr std::size_t kColdMaxDepth = kMaxJsonDepth + 1;
+// simdjson's max_depth refuses a body whose innermost non-empty array or
+// object is at level max_depth, which json_depth_within(kMaxJsonDepth)
+// accepts; json_depth_within decides, simdjson only needs the room.
+constexpr std::size_t kParserMaxDepth = kMaxJsonDepth + 1;
 
 // One parser per thread, its buffers reused between deliveries. The input
 // is copied into the parser's padded buffer (realloc_if_needed).
@@ -387,10 +371,10 @@ dom::parser& thread_parser() {
   return parser;
 }
 
-simdjson::error_code parse_document(dom::parser& parser, std::size_t max_depth,
-                                    std::string_view text, dom::element& root) {
-  if (parser.capacity() < text.size() || parser.max_depth() != max_depth) {
-    if (auto err = parser.allocate(std::max(text.size(), kInitialCapacity), max_depth)) {
+simdjson::error_code parse_document(dom::parser& parser, std::string_view text,
+                                    dom::element& root) {
+  if (parser.capacity() < text.size() || parser.max_depth() != kParserMaxDepth) {
+    if (auto err = parser.allocate(std::max(text.size(), kInitialCapacity), kParserMaxDepth)) {
       return err;
     }
   }
@@ -408,58 +392,6 @@ struct ReleaseLargeBuffers {
     if (parser.capacity() > kRetainedCapacity) parser = dom::parser{};
   }
 };
-
-// `body` as nlohmann would have read it, in a form simdjson reads the same
-// way: without a leading byte order mark, cut at the first NUL byte, and
-// with every integer literal beyond 64 bits (that nlohmann reads as a finite
-// double) replaced by a double literal of the same length. Every rule treats
-// all doubles alike, so the value does not matter. nullopt when nothing
-// changes.
-std::optional<std::string> normalized_body(std::string_view body) {
-  std::string_view text = body;
-  if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  if (const void* nul = std::memchr(text.data(), '\0', text.size())) {
-    text = text.substr(0, static_cast<std::size_t>(static_cast<const char*>(nul) - text.data()));
-  }
-  const auto is_number_char = [](char ch) {
-    return (ch >= '0' && ch <= '9') || ch == '-' || ch == '+' || ch == '.' || ch == 'e' ||
-           ch == 'E';
-  };
-  bool changed = text.size() != body.size();
-  std::string out(text);
-  JsonStrings strings;
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const char c = out[i];
-    if (strings.inside(c)) continue;
-    if (c != '-' && (c < '0' || c > '9')) continue;
-    // A number token: the longest run of characters a number can hold.
-    std::size_t end = i;
-    while (end < out.size() && is_number_char(out[end])) ++end;
-    const std::string token = out.substr(i, end - i);
-    const std::size_t digits = token[0] == '-' ? 1 : 0;
-    const bool integer =
-        token.size() > digits &&
-        token.find_first_not_of("0123456789", digits) == std::string::npos &&
-        (token[digits] != '0' || token.size() == digits + 1);
-    if (integer) {
-      // nlohmann: strtoll / strtoull, then strtod when out of range; a
-      // non-finite double is an error.
-      errno = 0;
-      if (digits != 0) {
-        (void)std::strtoll(token.c_str(), nullptr, 10);
-      } else {
-        (void)std::strtoull(token.c_str(), nullptr, 10);
-      }
-      if (errno == ERANGE && std::isfinite(std::strtod(token.c_str(), nullptr))) {
-        out.replace(i, token.size(), "0." + std::string(token.size() - 2, '0'));
-        changed = true;
-      }
-    }
-    i = end - 1;
-  }
-  if (!changed) return std::nullopt;
-  return out;
-}
 
 }  // namespace
 
@@ -482,26 +414,19 @@ bool json_depth_within(std::string_view body, int max_depth) {
 }
 
 StatusOr<WebhookEvent> parse_webhook_event(std::string_view body) {
-  const ReleaseLargeBuffers release_large_buffers;
-  dom::element root;
-  const simdjson::error_code error = parse_document(thread_parser(), kHotMaxDepth, body, root);
-  // Accepted: so it is JSON that json_depth_within accepts, and that
-  // normalized_body leaves as it is; what nlohmann accepted.
-  if (error == SUCCESS) return event_from(root);
-
-  // Refused: too deep, invalid, or one of the shapes normalized_body
-  // rewrites. Rare, so a parser of its own, one level deeper.
+  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+  if (body.starts_with(kByteOrderMark)) body.remove_prefix(kByteOrderMark.size());
   if (!json_depth_within(body, kMaxJsonDepth)) {
     return Status::error("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
-  const auto normalized = normalized_body(body);
-  if (!normalized && error != simdjson::DEPTH_ERROR) return Status::error("body is not valid JSON");
-  const std::string_view text = normalized ? std::string_view(*normalized) : body;
-  dom::parser parser;
-  if (parse_document(parser, kColdMaxDepth, text, root) != SUCCESS) {
-    return Status::error("body is not valid JSON");
+  const ReleaseLargeBuffers release_large_buffers;
+  dom::element root;
+  switch (parse_document(thread_parser(), body, root)) {
+    case SUCCESS: return event_from(root);
+    case simdjson::NUMBER_ERROR:
+      return Status::error("body is not valid JSON: a number is malformed or beyond 64 bits");
+    default: return Status::error("body is not valid JSON");
   }
-  return event_from(root);
 }
 
 }  // namespace runsync

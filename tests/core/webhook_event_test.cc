@@ -114,16 +114,17 @@ TEST(WebhookEvent, EscapedKeysAreTheirText) {
   EXPECT_EQ(o.get(Field::kName), Value{std::string("x\xC3\xA9")});
 }
 
-TEST(WebhookEvent, IntegersBeyond64BitsAreNotIntegers) {
-  // Ignored where the field is unknown, an error naming the path where not.
-  auto ok = parse_webhook_event(
-      envelope("run.completed",
-               R"({"id":2,"shiny":123456789012345678901234567890,"dull":-9223372036854775809})"));
-  EXPECT_TRUE(ok.is_ok()) << ok.message();
-  auto beyond = parse_webhook_event(
-      envelope("run.completed", R"({"id":2,"passed":123456789012345678901234567890})"));
-  ASSERT_FALSE(beyond.is_ok());
-  EXPECT_EQ(beyond.message(), "payload.passed must be an integer or null");
+TEST(WebhookEvent, IntegersBeyond64BitsAreRefused) {
+  // Beyond 64 bits a number is refused wherever it is (RFC 8259 §6 lets a
+  // parser limit the range), known field or not.
+  const std::string refused = "body is not valid JSON: a number is malformed or beyond 64 bits";
+  for (const char* payload : {R"({"id":2,"shiny":123456789012345678901234567890})",
+                              R"({"id":2,"dull":-9223372036854775809})",
+                              R"({"id":2,"passed":123456789012345678901234567890})"}) {
+    auto beyond = parse_webhook_event(envelope("run.completed", payload));
+    ASSERT_FALSE(beyond.is_ok()) << payload;
+    EXPECT_EQ(beyond.message(), refused) << payload;
+  }
   auto unsigned_only =
       parse_webhook_event(envelope("run.completed", R"({"id":2,"failed":9223372036854775808})"));
   ASSERT_FALSE(unsigned_only.is_ok());
@@ -140,8 +141,7 @@ TEST(WebhookEvent, IntegersBeyond64BitsAreNotIntegers) {
 }
 
 // Counts are integers >= 0 (SPEC §4): anything else is an error naming
-// the field, whichever event carries it and whichever parse reads it (a
-// body simdjson refuses is read again after normalizing).
+// the field, whichever event carries it, with or without a byte order mark.
 TEST(WebhookEvent, CountsAreNonNegativeIntegers) {
   struct Case {
     const char* event;
@@ -156,7 +156,7 @@ TEST(WebhookEvent, CountsAreNonNegativeIntegers) {
       {"run.updated", R"({"id":1,"cases_added":-3})", "payload.cases_added must be an integer >= 0 or null"},
       {"run.updated", R"({"id":1,"cases_added":1.5})", "payload.cases_added must be an integer or null"},
       {"run.updated", R"({"id":1,"cases_added":9223372036854775807})", nullptr},
-      {"run.updated", R"({"id":1,"cases_added":18446744073709551616})", "payload.cases_added must be an integer or null"},
+      {"run.updated", R"({"id":1,"cases_added":18446744073709551616})", "body is not valid JSON: a number is malformed or beyond 64 bits"},
       {"run.completed", R"({"id":1,"passed":-1})", "payload.passed must be an integer >= 0 or null"},
       {"run.completed", R"({"id":1,"failed":-9223372036854775808})", "payload.failed must be an integer >= 0 or null"},
       {"run.completed", R"({"id":1,"blocked":"2"})", "payload.blocked must be an integer or null"},
@@ -182,14 +182,14 @@ TEST(WebhookEvent, CountsAreNonNegativeIntegers) {
   }
 }
 
-TEST(WebhookEvent, ByteOrderMarkAndNulAreReadAsNlohmannDid) {
+TEST(WebhookEvent, ByteOrderMarkIsSkippedAndNulIsInvalid) {
   const std::string body = envelope("run.deleted", R"({"id":4})");
   auto bom = parse_webhook_event("\xEF\xBB\xBF" + body);
   EXPECT_EQ(ok_obs(bom).state, StateClaim::kDeleted);
-  // A NUL byte ends the input: what follows it is not read (but still
-  // counts for the depth limit).
+  // A NUL byte is not JSON anywhere; the whole body counts for the depth limit.
   auto nul = parse_webhook_event(body + std::string(1, '\0') + "trailing garbage");
-  EXPECT_EQ(ok_obs(nul).run_id, 4);
+  ASSERT_FALSE(nul.is_ok());
+  EXPECT_EQ(nul.message(), "body is not valid JSON");
   auto nul_deep = parse_webhook_event(body + std::string(1, '\0') + std::string(40, '['));
   ASSERT_FALSE(nul_deep.is_ok());
   EXPECT_NE(nul_deep.message().find("nests deeper"), std::string::npos);
@@ -245,6 +245,10 @@ TEST(WebhookEvent, EnvelopeDetails) {
       R"({"event_name":"run.deleted","timestamp":1,"payload":{"id":1},"project_code":"ID","team_member_id":"40"})");
   ASSERT_FALSE(bad_member.is_ok());
   EXPECT_EQ(bad_member.message(), "team_member_id must be an integer or null");
+  auto huge_member = parse_webhook_event(
+      R"({"event_name":"run.deleted","timestamp":1,"payload":{"id":1},"project_code":"ID","team_member_id":18446744073709551615})");
+  ASSERT_FALSE(huge_member.is_ok());
+  EXPECT_EQ(huge_member.message(), "team_member_id must be an integer within 64 bits or null");
   auto empty_name = parse_webhook_event(envelope("", R"({"id":1})"));
   ASSERT_FALSE(empty_name.is_ok());
   EXPECT_EQ(empty_name.message(), "event_name must be a non-empty string");
