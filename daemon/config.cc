@@ -1,5 +1,7 @@
 #include "daemon/config.h"
 
+#include "daemon/base64.h"
+
 #include <toml++/toml.h>
 
 #include <cerrno>
@@ -79,19 +81,6 @@ std::string trim_trailing_whitespace(std::string text) {
     text.pop_back();
   }
   return text;
-}
-
-bool is_base64(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return false;
-  std::size_t padding = 0;
-  while (padding < 2 && text[text.size() - 1 - padding] == '=') ++padding;
-  for (std::size_t i = 0; i < text.size() - padding; ++i) {
-    const char c = text[i];
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    c == '+' || c == '/';
-    if (!ok) return false;
-  }
-  return true;
 }
 
 std::string render_duration(milliseconds duration) {
@@ -516,7 +505,7 @@ Status resolve_secrets(const ConfigEnvironment& env, const KeyLocations& locatio
   if (!signing) return signing.status();
   if (!signing->value.empty()) {
     const std::string_view value = signing->value;
-    if (!value.starts_with("whsec_") || !is_base64(value.substr(6))) {
+    if (!value.starts_with("whsec_") || base64_decode(value.substr(6)).value_or("").empty()) {
       std::string origin = signing->origin;
       return Status::error(origin + ": signing secret must be \"whsec_\" followed by base64");
     }

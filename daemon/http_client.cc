@@ -1,5 +1,7 @@
 #include "daemon/http_client.h"
 
+#include "daemon/base64.h"
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -44,15 +46,6 @@ bool is_ip_literal(const std::string& host) {
   error_code ec;
   asio::ip::make_address(host, ec);
   return !ec;
-}
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return out;
 }
 
 // An error of the connection itself, as when the server closed an idle
@@ -327,7 +320,7 @@ HttpClient::Impl::Exchange HttpClient::Impl::exchange_on(Stream& stream, Connect
   req.set(http::field::accept, "application/json");
   if (request.basic_auth) {
     req.set(http::field::authorization,
-            "Basic " + base64(request.basic_auth->first + ":" + request.basic_auth->second));
+            "Basic " + base64_encode(request.basic_auth->first + ":" + request.basic_auth->second));
   }
   for (const auto& [name, value] : request.headers) req.set(name, value);
   req.keep_alive(true);

@@ -16,8 +16,6 @@ namespace runsync {
 bool constant_time_equals(std::string_view a, std::string_view b);
 
 std::string sha256_hex(std::string_view data);
-std::string base64_encode(std::string_view bytes);
-std::optional<std::string> base64_decode(std::string_view text);
 
 // A decoded Standard Webhooks key ("whsec_" + base64).
 class SigningKey {

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "daemon/base64.h"
 #include "storage/store.h"
 #include "support/fake_testrail.h"
 #include "support/process.h"
@@ -31,29 +32,6 @@ using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
 using runsync::testing::wait_for_listen_port;
 using runsync::testing::wait_until;
-
-std::string base64(const std::string& in) {
-  static const char* kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += std::string{kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    const unsigned v =
-        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += std::string{kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63],
-                       kAlphabet[(v >> 6) & 63], '='};
-  }
-  return out;
-}
 
 std::string event_body(int thread, int seq) {
   return R"({"event_name":"run.completed","timestamp":)" + std::to_string(1700000000 + seq) +
@@ -155,8 +133,8 @@ TEST_F(OperatorTest, SighupReloadsTheApiKeyForEveryLaterRequest) {
   const std::string key_file = dir_.write("api-key", "fake-api-key\n");
   auto daemon = start(write_config(fake.base_url(), key_file));
   ASSERT_NE(wait_for_listen_port(*daemon), 0) << daemon->log();
-  const std::string old_auth = "Basic " + base64("ci@example.com:fake-api-key");
-  const std::string new_auth = "Basic " + base64("ci@example.com:rotated-key");
+  const std::string old_auth = "Basic " + base64_encode("ci@example.com:fake-api-key");
+  const std::string new_auth = "Basic " + base64_encode("ci@example.com:rotated-key");
   ASSERT_TRUE(fake.wait_for_requests(1, 20s)) << daemon->log();
   EXPECT_EQ(fake.requests().front().authorization, old_auth);
 

@@ -32,6 +32,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "daemon/base64.h"
 #include "daemon/http_client.h"  // format_http_date
 
 namespace runsync::test {
@@ -48,15 +49,6 @@ using nlohmann::json;
 constexpr std::string_view kApiPrefix = "/index.php?/api/v2/";
 constexpr std::string_view kLegacyPrefix = "USER AUTHENTICATION SUCCESSFUL!\n";
 constexpr std::int64_t kBareMaxLimit = 250;  // the default and largest `limit` of bare arrays
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(std::max(n, 0)));
-  return out;
-}
 
 std::string error_body(const std::string& message) { return json{{"error", message}}.dump(); }
 
@@ -670,7 +662,7 @@ Answer FakeTestRail::Impl::handle(const http::request<http::string_body>& req,
     answer.body = fault->body.empty() ? error_body("fake fault") : fault->body;
     answer.retry_after = fault->retry_after;
   } else {
-    const std::string expected = "Basic " + base64(options_.user + ":" + options_.api_key);
+    const std::string expected = "Basic " + runsync::base64_encode(options_.user + ":" + options_.api_key);
     if (rec.authorization != expected) {
       answer.status = 401;
       answer.body =
