@@ -177,9 +177,8 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
 
 namespace {
 
-// JSON by hand: this runs for every change written, and building a
-// nlohmann object (a std::map) cost more than the SQL around it. The text
-// is what nlohmann's dump() wrote.
+// JSON by hand: this runs for every change written, and building a JSON
+// document per change cost more than the SQL around it.
 constexpr std::array<bool, 256> kEscaped = [] {
   std::array<bool, 256> escaped{};
   for (int c = 0; c < 0x20; ++c) escaped[c] = true;
@@ -285,9 +284,8 @@ const std::array<ChangeKey, kFieldCount>& change_keys() {
 }  // namespace
 
 std::string changes_to_json(const FieldChanges& changes, const RunRecord& next) {
-  // Keys sorted, as the nlohmann object this replaced wrote them. One
-  // buffer, sized once: a new run logs every field, on every run of a first
-  // sync.
+  // Keys sorted (readers may compare the text). One buffer, sized once: a
+  // new run logs every field, on every run of a first sync.
   std::size_t bound = 2;
   for (const ChangeKey& key : change_keys()) {
     if (!changes.contains(key.field)) continue;

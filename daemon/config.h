@@ -26,8 +26,8 @@ struct Config {
     std::string path = "runsync.db";  // see default_database_path()
     // "full" (default: survives power loss) or "normal" (survives a crash).
     std::string synchronous = "full";
-    // Most writes committed in one transaction (group commit). 1 gives the
-    // naive one-transaction-per-event design (the benchmark's baseline).
+    // Most writes committed in one transaction (group commit); 1 commits
+    // each write on its own.
     std::uint64_t max_batch = 4096;
   } storage;
 
