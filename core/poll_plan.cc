@@ -6,6 +6,11 @@ namespace runsync {
 
 const char* poll_kind_name(PollKind kind) { return kind == PollKind::kFull ? "full" : "active"; }
 
+std::chrono::seconds poll_stale_after(std::chrono::milliseconds poll_interval) {
+  return std::chrono::duration_cast<std::chrono::seconds>(3 * poll_interval) +
+         std::chrono::minutes(1);
+}
+
 std::vector<std::int64_t> runs_to_refresh(const std::vector<KnownRun>& known,
                                           const std::unordered_set<std::int64_t>& listed,
                                           PollKind kind) {

@@ -1,8 +1,9 @@
-// Which runs a poll cycle must look at one by one (SPEC §5, §6 rule 4):
-// runs the mirror knows that no complete listing of the cycle covered.
-// Pure.
+// Rules of polling that do not depend on I/O: which runs a poll cycle must
+// look at one by one (SPEC §5, §6 rule 4), and when a project's polling
+// counts as stale. Pure.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <unordered_set>
 #include <vector>
@@ -13,6 +14,11 @@ namespace runsync {
 
 enum class PollKind { kActive, kFull };
 const char* poll_kind_name(PollKind kind);
+
+// How long after its last successful cycle a project's polling is stale:
+// three poll intervals, plus a minute for a cycle that takes that long.
+// Used by `runsync status` and the service's STATUS line.
+std::chrono::seconds poll_stale_after(std::chrono::milliseconds poll_interval);
 
 // What the mirror holds about a run, as far as polling cares.
 struct KnownRun {

@@ -19,6 +19,7 @@
 #include "daemon/router.h"
 #include "daemon/sd_notify.h"
 #include "daemon/webhook_endpoint.h"
+#include "daemon/wiring.h"
 #include "storage/checkpointer.h"
 #include "storage/database.h"
 #include "storage/report.h"
@@ -28,12 +29,6 @@ namespace runsync {
 namespace {
 
 namespace asio = boost::asio;
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 StatusOr<WebhookAuth> auth_from(const Config& config) {
   WebhookAuth auth;
@@ -221,7 +216,7 @@ struct App::Impl {
 
   void reload() {
     (void)notifier.reloading();
-    auto fresh = load_config(config.source_path, ConfigEnvironment::from_process());
+    auto fresh = load_config(config.source_path, env);
     if (!fresh) {
       logger->error("reload failed: {}; keeping the previous configuration", fresh.message());
       (void)notifier.ready();
@@ -294,9 +289,7 @@ struct App::Impl {
     // A file-size limit (systemd's LimitFSIZE=) makes a write fail like a
     // full disk: reported and retried, not a crash by SIGXFSZ.
     ::signal(SIGXFSZ, SIG_IGN);
-    OpenOptions open_options;
-    open_options.durability =
-        config.storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
+    OpenOptions open_options = open_options_for(config);
     open_options.auto_checkpoint = false;  // the Checkpointer does it, off the writer's path
     auto store = Store::open(config.storage.path, open_options);
     if (!store) {
@@ -394,30 +387,21 @@ struct App::Impl {
     endpoint = std::make_unique<WebhookEndpoint>(std::move(auth).value(), projects, *writer,
                                                  metrics, logger, unix_now);
 
-    auto hp = split_host_port(config.webhook.listen);
-    if (!hp) {
+    const auto listen = parse_listen_address(config.webhook.listen);
+    if (!listen) {
       logger->critical("webhook.listen '{}' is not host:port; not starting", config.webhook.listen);
       return 1;
     }
     HttpServerOptions sopts;
-    sopts.host = hp->first;
-    sopts.port = hp->second;
+    sopts.host = listen->host;
+    sopts.port = listen->port;
     sopts.max_body_bytes = config.webhook.max_body_bytes;
     sopts.max_connections = config.webhook.max_connections;
     check_open_file_limit(config.webhook.max_connections);
     if (!config.testrail.url.empty()) {
-      TestRailClientOptions copts;
-      copts.base_url = config.testrail.url;
-      copts.user = config.testrail.user;
-      copts.api_key = config.testrail.api_key;
-      copts.request_timeout = config.testrail.request_timeout;
-      copts.max_requests_per_minute = config.testrail.max_requests_per_minute;
-      client = TestRailClient::create(copts, make_api_observer(metrics, logger));
-      PollerOptions popts;
-      popts.projects = config.projects;
-      popts.poll_interval = config.testrail.poll_interval;
-      popts.full_sync_interval = config.testrail.full_sync_interval;
-      poller = std::make_unique<Poller>(popts, *client, *writer, metrics, logger, unix_now);
+      client = TestRailClient::create(client_options_for(config), make_api_observer(metrics, logger));
+      poller = std::make_unique<Poller>(poller_options_for(config), *client, *writer, metrics,
+                                        logger, unix_now);
       auto mark = PollerMark::hold(config.storage.path);
       if (mark) {
         poller_mark = std::move(mark).value();

@@ -15,6 +15,7 @@
 #include "daemon/config.h"
 #include "daemon/logging.h"
 #include "daemon/poller.h"
+#include "daemon/wiring.h"
 #include "storage/backup.h"
 #include "storage/store.h"
 #include "storage/writer.h"
@@ -25,12 +26,6 @@
 
 namespace runsync {
 namespace {
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Loads the config named by --config (`path`), $RUNSYNC_CONFIG or the
 // system file, or prints the error (at error priority under journald);
@@ -49,8 +44,7 @@ std::optional<Config> load_or_report(const std::string& path,
 int cmd_serve(const std::string& path) {
   auto config = load_or_report(path, SecretUse::kRequired);
   if (!config) return 2;
-  Logger logger = make_logger(stderr_is_journal());
-  if (auto level = parse_log_level(config->log.level)) set_log_level(logger, *level);
+  Logger logger = logger_for(*config);
   App app(std::move(*config), ConfigEnvironment::from_process(), logger);
   return app.serve();
 }
@@ -74,12 +68,8 @@ int cmd_sync(const std::string& path, bool full) {
     std::cerr << "runsync: sync needs testrail.url (and user, API key, [[project]]) in the config\n";
     return 2;
   }
-  Logger logger = make_logger(stderr_is_journal());
-  if (auto level = parse_log_level(config->log.level)) set_log_level(logger, *level);
-  OpenOptions open_options;
-  open_options.durability =
-      config->storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
-  auto store = Store::open(config->storage.path, open_options);
+  Logger logger = logger_for(*config);
+  auto store = Store::open(config->storage.path, open_options_for(*config));
   if (!store) {
     std::cerr << "runsync: " << store.message() << "\n";
     return 1;
@@ -88,16 +78,8 @@ int cmd_sync(const std::string& path, bool full) {
   if (!mark) logger->warn("{}; `runsync status` will call this cycle interrupted", mark.message());
   Writer writer(std::move(store).value(), Writer::Options{});
   Metrics metrics;
-  TestRailClientOptions copts;
-  copts.base_url = config->testrail.url;
-  copts.user = config->testrail.user;
-  copts.api_key = config->testrail.api_key;
-  copts.request_timeout = config->testrail.request_timeout;
-  copts.max_requests_per_minute = config->testrail.max_requests_per_minute;
-  auto client = TestRailClient::create(copts, make_api_observer(metrics, logger));
-  PollerOptions popts;
-  popts.projects = config->projects;
-  Poller poller(popts, *client, writer, metrics, logger, unix_now);
+  auto client = TestRailClient::create(client_options_for(*config), make_api_observer(metrics, logger));
+  Poller poller(poller_options_for(*config), *client, writer, metrics, logger, unix_now);
   int failed = 0;
   for (const auto& project : config->projects) {
     const CycleOutcome out = poller.run_cycle(project, full ? PollKind::kFull : PollKind::kActive);
@@ -298,9 +280,7 @@ int cmd_status(const std::string& path, bool as_json) {
     problems.push_back("the database cannot take writes: " + room.message());
   }
   if (!config->testrail.url.empty()) {
-    const auto stale_after = 3 * std::chrono::duration_cast<std::chrono::seconds>(
-                                     config->testrail.poll_interval)
-                                     .count() + 60;
+    const std::int64_t stale_after = poll_stale_after(config->testrail.poll_interval).count();
     for (const auto& p : config->projects) {
       auto it = std::find_if(r.polls.begin(), r.polls.end(),
                              [&](const PollSummary& s) { return s.project_id == p.id; });
@@ -308,7 +288,9 @@ int cmd_status(const std::string& path, bool as_json) {
         problems.push_back("project " + std::to_string(p.id) + " has never been polled");
       } else if (it->state == CycleState::kFailed) {
         problems.push_back("project " + std::to_string(p.id) + " last poll failed: " + *it->error);
-      } else if (!it->last_success_at || now - *it->last_success_at > stale_after) {
+      } else if (!it->last_success_at) {
+        problems.push_back("project " + std::to_string(p.id) + " has never been polled successfully");
+      } else if (now - *it->last_success_at > stale_after) {
         problems.push_back("project " + std::to_string(p.id) + " has not been polled successfully for over " +
                            std::to_string(stale_after) + "s");
       }

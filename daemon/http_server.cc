@@ -49,31 +49,6 @@ ServerResponse ServerResponse::error(int status, std::string_view message) {
                           -1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
-std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view listen) {
-  std::string host;
-  std::string_view port_text;
-  if (!listen.empty() && listen.front() == '[') {
-    const auto close = listen.find(']');
-    if (close == std::string_view::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
-      return std::nullopt;
-    }
-    host = std::string(listen.substr(1, close - 1));
-    port_text = listen.substr(close + 2);
-  } else {
-    const auto colon = listen.rfind(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    host = std::string(listen.substr(0, colon));
-    port_text = listen.substr(colon + 1);
-    if (host.find(':') != std::string::npos) return std::nullopt;
-  }
-  unsigned port = 0;
-  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (host.empty() || port_text.empty() || ec != std::errc() ||
-      ptr != port_text.data() + port_text.size() || port > 65535) {
-    return std::nullopt;
-  }
-  return std::make_pair(host, static_cast<std::uint16_t>(port));
-}
 
 namespace {
 

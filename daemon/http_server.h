@@ -130,7 +130,4 @@ struct OpenFileLimit {
 // where setrlimit is not allowed, e.g. under a seccomp filter.
 OpenFileLimit raise_open_file_limit();
 
-// Splits "host:port" or "[v6]:port". nullopt when malformed.
-std::optional<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view listen);
-
 }  // namespace runsync

@@ -415,7 +415,7 @@ void Poller::stop() {
 }
 
 std::optional<std::string> Poller::not_ready_reason() const {
-  const auto limit = options_.poll_interval * 3 + std::chrono::minutes(1);
+  const auto limit = poll_stale_after(options_.poll_interval);
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   for (const auto& [id, st] : state_) {
@@ -423,7 +423,7 @@ std::optional<std::string> Poller::not_ready_reason() const {
     if (!st.last_success) return "project " + std::to_string(id) + ": no poll has succeeded yet";
     if (now - *st.last_success > limit) {
       return "project " + std::to_string(id) + ": no successful poll for over " +
-             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(limit).count()) + "s";
+             std::to_string(limit.count()) + "s";
     }
   }
   return std::nullopt;

@@ -409,5 +409,12 @@ TEST(PollPlan, RunsToRefresh) {
   EXPECT_EQ(runs_to_refresh(known, listed, PollKind::kFull), (std::vector<std::int64_t>{1, 2, 3, 6}));
 }
 
+TEST(PollStaleAfter, ThreeIntervalsAndAMinute) {
+  using namespace std::chrono_literals;
+  EXPECT_EQ(poll_stale_after(60s), 240s);
+  EXPECT_EQ(poll_stale_after(5min), 960s);
+  EXPECT_EQ(poll_stale_after(250ms), 60s);
+}
+
 }  // namespace
 }  // namespace runsync

@@ -905,12 +905,5 @@ TEST(Signature, Sha256Hex) {
   EXPECT_EQ(sha256_hex(million), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
-TEST(HostPort, Splits) {
-  EXPECT_EQ(split_host_port("127.0.0.1:8080")->second, 8080);
-  EXPECT_EQ(split_host_port("[::1]:0")->first, "::1");
-  EXPECT_FALSE(split_host_port("localhost").has_value());
-  EXPECT_FALSE(split_host_port("h:99999").has_value());
-}
-
 }  // namespace
 }  // namespace runsync
