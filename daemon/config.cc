@@ -1,6 +1,7 @@
 #include "daemon/config.h"
 
-#include "daemon/base64.h"
+#include "daemon/http_client.h"  // parse_url
+#include "daemon/secrets.h"
 
 #include <toml++/toml.h>
 
@@ -53,34 +54,6 @@ std::string type_name(toml::node_type type) {
       break;
   }
   return "nothing";
-}
-
-struct FileContents {
-  std::string text;
-  int error = 0;  // errno; 0 on success
-};
-
-FileContents read_file(const std::string& path) {
-  FileContents result;
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) {
-    result.error = errno;
-    return result;
-  }
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) result.text.append(buffer, n);
-  if (std::ferror(file)) result.error = errno != 0 ? errno : EIO;
-  std::fclose(file);
-  return result;
-}
-
-std::string trim_trailing_whitespace(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ' ||
-                           text.back() == '\t')) {
-    text.pop_back();
-  }
-  return text;
 }
 
 std::string render_duration(milliseconds duration) {
@@ -250,9 +223,7 @@ class Section {
 // when the key was not in the file.
 struct KeyLocations {
   std::string testrail_url;
-  std::string secret_file;
-  std::string signing_secret_file;
-  std::string api_key_file;
+  SecretKeyLocations secrets;
 };
 
 // Returns the sub-table `name` of the root, nullptr when absent.
@@ -303,9 +274,9 @@ Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& lo
                    "must be at most " + std::to_string(kMaxConnectionsLimit) +
                        " (the kernel's default limit on open files per process)");
   }
-  if (s.find("secret_file")) locations.secret_file = s.location("secret_file");
+  if (s.find("secret_file")) locations.secrets.secret_file = s.location("secret_file");
   if (s.find("signing_secret_file")) {
-    locations.signing_secret_file = s.location("signing_secret_file");
+    locations.secrets.signing_secret_file = s.location("signing_secret_file");
   }
   return Status::ok();
 }
@@ -320,16 +291,14 @@ Status read_testrail(const Section& s, Config::TestRail& testrail, KeyLocations&
   if (Status st = s.read_string("url", testrail.url); !st) return st;
   if (!testrail.url.empty()) {
     const std::string& url = testrail.url;
-    const bool http = url.starts_with("http://") && url.size() > 7;
-    const bool https = url.starts_with("https://") && url.size() > 8;
-    if (!http && !https) {
-      return s.error("url", "must start with http:// or https:// (got '" + url + "')");
+    if (!parse_url(url)) {
+      return s.error("url", "must be an http:// or https:// URL with a host (got '" + url + "')");
     }
     locations.testrail_url = s.location("url");
   }
   if (Status st = s.read_string("user", testrail.user); !st) return st;
   if (Status st = s.read_string("api_key_file", testrail.api_key_file); !st) return st;
-  if (s.find("api_key_file")) locations.api_key_file = s.location("api_key_file");
+  if (s.find("api_key_file")) locations.secrets.api_key_file = s.location("api_key_file");
   if (Status st = s.read_duration("poll_interval", testrail.poll_interval); !st) return st;
   if (testrail.poll_interval < std::chrono::seconds(1)) {
     return s.error("poll_interval", "must be at least 1s");
@@ -423,101 +392,6 @@ Status read_document(const FileContext& file, const toml::table& root, Config& c
       return st;
     }
   }
-  return Status::ok();
-}
-
-// One secret and where it may come from, lowest priority first.
-struct SecretSources {
-  std::string name;           // e.g. "webhook.secret"
-  std::string file_key;       // e.g. "webhook.secret_file"
-  std::string file_path;      // from the config; empty when not set
-  std::string file_location;  // "FILE:LINE: " of file_key
-  const char* env_var;        // nullptr when there is none
-  const char* credential;     // file name in $CREDENTIALS_DIRECTORY
-};
-
-struct ResolvedSecret {
-  std::string value;
-  std::string origin;  // for error messages; never the value
-};
-
-StatusOr<ResolvedSecret> resolve_secret(const SecretSources& sources,
-                                        const ConfigEnvironment& env) {
-  if (const auto dir = env.get("CREDENTIALS_DIRECTORY"); dir && !dir->empty()) {
-    const std::string path = *dir + "/" + sources.credential;
-    FileContents contents = read_file(path);
-    if (contents.error != ENOENT) {
-      if (contents.error != 0) {
-        return Status::error("cannot read credential '" + path + "' for " + sources.name + ": " +
-                             std::strerror(contents.error));
-      }
-      std::string value = trim_trailing_whitespace(std::move(contents.text));
-      if (value.empty()) {
-        return Status::error("credential '" + path + "' for " + sources.name + " is empty");
-      }
-      return ResolvedSecret{std::move(value), "credential '" + path + "'"};
-    }
-  }
-  if (sources.env_var != nullptr) {
-    if (const auto value = env.get(sources.env_var); value && !value->empty()) {
-      std::string trimmed = trim_trailing_whitespace(*value);
-      if (!trimmed.empty()) {
-        return ResolvedSecret{std::move(trimmed), std::string("$") + sources.env_var};
-      }
-    }
-  }
-  if (sources.file_path.empty()) return ResolvedSecret{};
-  const std::string prefix = sources.file_location + sources.file_key + ": ";
-  FileContents contents = read_file(sources.file_path);
-  if (contents.error != 0) {
-    return Status::error(prefix + "cannot read '" + sources.file_path +
-                         "': " + std::strerror(contents.error));
-  }
-  std::string value = trim_trailing_whitespace(std::move(contents.text));
-  if (value.empty()) return Status::error(prefix + "'" + sources.file_path + "' is empty");
-  return ResolvedSecret{std::move(value), prefix + "'" + sources.file_path + "'"};
-}
-
-// With SecretUse::kNotNeeded a secret that cannot be read stays empty.
-StatusOr<ResolvedSecret> resolve_for(SecretUse use, const SecretSources& sources,
-                                     const ConfigEnvironment& env, Config& config) {
-  auto resolved = resolve_secret(sources, env);
-  if (!resolved && use == SecretUse::kNotNeeded) {
-    config.unread_secrets.push_back(resolved.message());
-    return ResolvedSecret{};
-  }
-  return resolved;
-}
-
-Status resolve_secrets(const ConfigEnvironment& env, const KeyLocations& locations, SecretUse use,
-                       Config& config) {
-  auto secret = resolve_for(use, {"webhook.secret", "webhook.secret_file", config.webhook.secret_file,
-                                locations.secret_file, "RUNSYNC_WEBHOOK_SECRET", "webhook-secret"},
-                            env, config);
-  if (!secret) return secret.status();
-  config.webhook.secret = std::move(secret->value);
-
-  // The signing secret has no environment variable, only the credential.
-  auto signing = resolve_for(
-      use, {"webhook.signing_secret", "webhook.signing_secret_file", config.webhook.signing_secret_file,
-       locations.signing_secret_file, nullptr, "webhook-signing-secret"},
-      env, config);
-  if (!signing) return signing.status();
-  if (!signing->value.empty()) {
-    const std::string_view value = signing->value;
-    if (!value.starts_with("whsec_") || base64_decode(value.substr(6)).value_or("").empty()) {
-      std::string origin = signing->origin;
-      return Status::error(origin + ": signing secret must be \"whsec_\" followed by base64");
-    }
-  }
-  config.webhook.signing_secret = std::move(signing->value);
-
-  auto api_key =
-      resolve_for(use, {"testrail.api_key", "testrail.api_key_file", config.testrail.api_key_file,
-                      locations.api_key_file, "RUNSYNC_TESTRAIL_API_KEY", "testrail-api-key"},
-                  env, config);
-  if (!api_key) return api_key.status();
-  config.testrail.api_key = std::move(api_key->value);
   return Status::ok();
 }
 
@@ -652,7 +526,7 @@ StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& e
     if (Status st = read_document(file, root, config, locations); !st) return st;
     config.source_path = path;
   }
-  if (Status st = resolve_secrets(env, locations, use, config); !st) return st;
+  if (Status st = resolve_secrets(env, locations.secrets, use, config); !st) return st;
   if (Status st = check_testrail_complete(config, locations, use); !st) return st;
   return config;
 }

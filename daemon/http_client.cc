@@ -3,7 +3,6 @@
 #include "daemon/base64.h"
 
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include <array>
@@ -16,7 +15,6 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -25,7 +23,9 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/url/parse.hpp>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <map>
 
@@ -435,63 +435,34 @@ HttpResult HttpClient::send(const HttpRequest& request) { return impl_->send(req
 void HttpClient::cancel() { impl_->cancel(); }
 std::uint64_t HttpClient::connections_opened() const { return impl_->connections_opened(); }
 
-std::optional<ParsedUrl> parse_url(std::string_view url) {
+std::optional<ParsedUrl> parse_url(std::string_view text) {
+  auto parsed = boost::urls::parse_uri(text);
+  if (!parsed) return std::nullopt;
+  const boost::urls::url_view& url = *parsed;
   ParsedUrl out;
-  auto starts_with_ci = [&](std::string_view prefix) {
-    if (url.size() < prefix.size()) return false;
-    for (std::size_t i = 0; i < prefix.size(); ++i) {
-      if (std::tolower(static_cast<unsigned char>(url[i])) != prefix[i]) return false;
-    }
-    return true;
-  };
-  if (starts_with_ci("https://")) {
+  if (url.scheme_id() == boost::urls::scheme::https) {
     out.tls = true;
-    url.remove_prefix(8);
-  } else if (starts_with_ci("http://")) {
-    url.remove_prefix(7);
-  } else {
+  } else if (url.scheme_id() != boost::urls::scheme::http) {
     return std::nullopt;
   }
-  const std::size_t end = url.find_first_of("/?#");
-  std::string_view authority = url.substr(0, end);
-  std::string_view rest = end == std::string_view::npos ? std::string_view() : url.substr(end);
-  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
-  std::string_view port;
-  if (authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    out.host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return std::nullopt;
-      port = after.substr(1);
-    }
-  } else {
-    const auto colon = authority.find(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
+  if (url.has_userinfo()) return std::nullopt;
+  out.host = url.host_type() == boost::urls::host_type::ipv6
+                 ? url.host_ipv6_address().to_string()
+                 : std::string(url.encoded_host());
   if (out.host.empty()) return std::nullopt;
-  if (!port.empty()) {
-    if (port.size() > 5) return std::nullopt;
-    for (char c : port) {
-      if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
-    }
-    if (std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535) {
+  const std::string_view port = url.port();
+  if (port.empty()) {
+    out.port = out.tls ? "443" : "80";
+  } else {
+    unsigned number = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+    if (ec != std::errc() || end != port.data() + port.size() || number == 0 || number > 65535) {
       return std::nullopt;
     }
     out.port = std::string(port);
-  } else {
-    out.port = out.tls ? "443" : "80";
   }
-  if (auto hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
-  if (rest.empty()) {
-    out.target = "/";
-  } else if (rest.front() == '?') {
-    out.target = "/" + std::string(rest);
-  } else {
-    out.target = std::string(rest);
-  }
+  out.target = url.encoded_path().empty() ? "/" : std::string(url.encoded_path());
+  if (url.has_query()) out.target += "?" + std::string(url.encoded_query());
   return out;
 }
 
