@@ -138,34 +138,9 @@ Status Poller::apply_page(std::span<const Observation> observations, CycleOutcom
   return s;
 }
 
-CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
-  const auto started = std::chrono::steady_clock::now();
-  CycleOutcome out;
-  out.project_id = project.id;
-  out.kind = kind;
-  std::int64_t cycle_id = 0;
-  const std::int64_t started_at = clock_();
-  Status begun = writer_.run([&](Store& store) -> Status {
-    auto id = store.poll_cycles().begin(project.id, kind, started_at);
-    if (!id) return id.status();
-    cycle_id = id.value();
-    return Status::ok();
-  });
-  if (!begun.is_ok()) {
-    out.error = "cannot record the cycle: " + begun.message();
-    record(out);
-    return out;
-  }
-
-  auto fail = [&](std::string message, const ApiError* api) { record_failure(out, message, api); };
-  auto observed_at = [&](const std::optional<std::int64_t>& date) {
-    return observation_time(date, clock_());
-  };
-
-  std::unordered_set<std::int64_t> listed;
+void Poller::list_runs(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
+                       std::unordered_set<std::int64_t>& listed) {
   const std::string filter = kind == PollKind::kActive ? "&is_completed=0" : "";
-
-  // Runs that are not in plans, applied page by page.
   list_pages("get_runs/" + std::to_string(project.id) + filter, out,
              [&](const ApiResponse& response, std::int64_t at) -> StatusOr<ListedPage> {
                auto page = observe_runs_page(response.body, at, Source::kPoll);
@@ -190,113 +165,147 @@ CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
                }
                return listed_page;
              });
+}
 
-  // Plans, then the runs of each.
+void Poller::poll_plans(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
+                        std::unordered_set<std::int64_t>& listed) {
+  const std::string filter = kind == PollKind::kActive ? "&is_completed=0" : "";
   std::vector<std::int64_t> plan_ids;
-  if (!out.error) {
-    list_pages("get_plans/" + std::to_string(project.id) + filter, out,
-               [&](const ApiResponse& response, std::int64_t) -> StatusOr<ListedPage> {
-                 auto page = parse_plans_page(response.body);
-                 if (!page) {
-                   return Status::error("get_plans: " + describe({ApiErrorKind::kBadResponse,
-                                                                  response.http_status,
-                                                                  page.message(),
-                                                                  response.attempts}));
+  list_pages("get_plans/" + std::to_string(project.id) + filter, out,
+             [&](const ApiResponse& response, std::int64_t) -> StatusOr<ListedPage> {
+               auto page = parse_plans_page(response.body);
+               if (!page) {
+                 return Status::error("get_plans: " + describe({ApiErrorKind::kBadResponse,
+                                                                response.http_status,
+                                                                page.message(),
+                                                                response.attempts}));
+               }
+               ListedPage listed_page{page->bare, std::move(page->next), {}};
+               for (const auto& plan : page->plans) {
+                 auto id = plan.find("id");
+                 if (id == plan.end() || !id->is_number_integer()) {
+                   return Status::error("get_plans answered a plan without an integer id");
                  }
-                 ListedPage listed_page{page->bare, std::move(page->next), {}};
-                 for (const auto& plan : page->plans) {
-                   auto id = plan.find("id");
-                   if (id == plan.end() || !id->is_number_integer()) {
-                     return Status::error("get_plans answered a plan without an integer id");
-                   }
-                   listed_page.ids.push_back(id->get<std::int64_t>());
-                 }
-                 plan_ids.insert(plan_ids.end(), listed_page.ids.begin(), listed_page.ids.end());
-                 return listed_page;
-               });
-  }
+                 listed_page.ids.push_back(id->get<std::int64_t>());
+               }
+               plan_ids.insert(plan_ids.end(), listed_page.ids.begin(), listed_page.ids.end());
+               return listed_page;
+             });
   for (std::int64_t plan_id : plan_ids) {
-    if (out.error || stop_) break;
+    if (out.error || stop_) return;
+    const std::string where = "get_plan/" + std::to_string(plan_id);
     auto plan = client_.get_plan(plan_id);
     if (!plan) {
       out.stats.requests += plan.error().attempts;
-      // A plan deleted since it was listed: its runs are refreshed below.
+      // A plan deleted since it was listed: its runs are refreshed later.
       if (plan.error().kind == ApiErrorKind::kNotFound) continue;
-      fail("get_plan/" + std::to_string(plan_id) + ": " + describe(plan.error()), &plan.error());
-      break;
+      record_failure(out, where + ": " + describe(plan.error()), &plan.error());
+      return;
     }
     out.stats.requests += plan->attempts;
     ++out.stats.pages;
+    const std::int64_t at = observation_time(plan->server_date, clock_());
     std::vector<Observation> observations;
     for (const auto& run : plan->value.runs) {
-      auto o = observation_from_plan_run(run, plan->value, observed_at(plan->server_date), Source::kPoll);
+      auto o = observation_from_plan_run(run, plan->value, at, Source::kPoll);
       if (!o) {
-        fail("get_plan/" + std::to_string(plan_id) + " answered a run it cannot parse: " + o.message(),
-             nullptr);
-        break;
+        record_failure(out, where + " answered a run it cannot parse: " + o.message(), nullptr);
+        return;
       }
       listed.insert(o->run_id);
       observations.push_back(std::move(o).value());
     }
-    if (out.error) break;
     out.stats.runs_seen += static_cast<std::int64_t>(observations.size());
-    if (Status s = apply_page(observations, out); !s.is_ok()) fail("storing plan runs: " + s.message(), nullptr);
-  }
-
-  // Known runs no complete listing covered: ask for each (SPEC §6 rule 4).
-  if (!out.error && !stop_) {
-    std::vector<KnownRun> known;
-    Status s = writer_.run([&](Store& store) -> Status {
-      auto k = store.runs().known_runs(project.id, project.code,
-                                       /*with_polled=*/kind != PollKind::kFull);
-      if (!k) return k.status();
-      known = std::move(k).value();
-      return Status::ok();
-    });
-    if (!s.is_ok()) fail("reading known runs: " + s.message(), nullptr);
-    for (std::int64_t run_id : runs_to_refresh(known, listed, kind)) {
-      if (out.error || stop_) break;
-      auto run = client_.get_run(run_id);
-      Observation o;
-      if (run) {
-        out.stats.requests += run->attempts;
-        auto parsed = observation_from_api_run(run->value, observed_at(run->server_date), Source::kPoll);
-        if (!parsed) {
-          fail("get_run/" + std::to_string(run_id) + " answered a run it cannot parse: " + parsed.message(),
-               nullptr);
-          break;
-        }
-        o = std::move(parsed).value();
-      } else if (run.error().kind == ApiErrorKind::kNotFound) {
-        out.stats.requests += run.error().attempts;
-        o.run_id = run_id;
-        o.source = Source::kPoll;
-        o.observed_at = clock_();
-        o.state = StateClaim::kDeleted;
-        logger_->info("run {} of project {}: get_run says it does not exist; marked deleted", run_id,
-                      project.id);
-      } else {
-        out.stats.requests += run.error().attempts;
-        fail("get_run/" + std::to_string(run_id) + ": " + describe(run.error()), &run.error());
-        break;
-      }
-      ++out.stats.runs_seen;
-      if (Status st = apply_page({&o, 1}, out); !st.is_ok()) {
-        fail("storing run: " + st.message(), nullptr);
-      }
+    if (Status s = apply_page(observations, out); !s.is_ok()) {
+      record_failure(out, "storing plan runs: " + s.message(), nullptr);
     }
   }
+}
+
+void Poller::refresh_unlisted(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
+                              const std::unordered_set<std::int64_t>& listed) {
+  std::vector<KnownRun> known;
+  Status s = writer_.run([&](Store& store) -> Status {
+    auto k = store.runs().known_runs(project.id, project.code,
+                                     /*with_polled=*/kind != PollKind::kFull);
+    if (!k) return k.status();
+    known = std::move(k).value();
+    return Status::ok();
+  });
+  if (!s.is_ok()) {
+    record_failure(out, "reading known runs: " + s.message(), nullptr);
+    return;
+  }
+  for (std::int64_t run_id : runs_to_refresh(known, listed, kind)) {
+    if (out.error || stop_) return;
+    const std::string where = "get_run/" + std::to_string(run_id);
+    auto run = client_.get_run(run_id);
+    Observation o;
+    if (run) {
+      out.stats.requests += run->attempts;
+      auto parsed = observation_from_api_run(run->value, observation_time(run->server_date, clock_()),
+                                             Source::kPoll);
+      if (!parsed) {
+        record_failure(out, where + " answered a run it cannot parse: " + parsed.message(), nullptr);
+        return;
+      }
+      o = std::move(parsed).value();
+    } else if (run.error().kind == ApiErrorKind::kNotFound) {
+      out.stats.requests += run.error().attempts;
+      o.run_id = run_id;
+      o.source = Source::kPoll;
+      o.observed_at = clock_();
+      o.state = StateClaim::kDeleted;
+      logger_->info("run {} of project {}: get_run says it does not exist; marked deleted", run_id,
+                    project.id);
+    } else {
+      out.stats.requests += run.error().attempts;
+      record_failure(out, where + ": " + describe(run.error()), &run.error());
+      return;
+    }
+    ++out.stats.runs_seen;
+    if (Status st = apply_page({&o, 1}, out); !st.is_ok()) {
+      record_failure(out, "storing run: " + st.message(), nullptr);
+    }
+  }
+}
+
+CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {
+  const auto started = std::chrono::steady_clock::now();
+  CycleOutcome out;
+  out.project_id = project.id;
+  out.kind = kind;
+  std::int64_t cycle_id = 0;
+  const std::int64_t started_at = clock_();
+  Status begun = writer_.run([&](Store& store) -> Status {
+    auto id = store.poll_cycles().begin(project.id, kind, started_at);
+    if (!id) return id.status();
+    cycle_id = id.value();
+    return Status::ok();
+  });
+  if (!begun.is_ok()) {
+    out.error = "cannot record the cycle: " + begun.message();
+    record(out);
+    return out;
+  }
+
+  // Runs outside plans, then plans and their runs, each applied as it
+  // arrives; then, only when every listing was complete, the known runs no
+  // listing covered (SPEC §6 rule 4).
+  std::unordered_set<std::int64_t> listed;
+  list_runs(project, kind, out, listed);
+  if (!out.error) poll_plans(project, kind, out, listed);
+  if (!out.error && !stop_) refresh_unlisted(project, kind, out, listed);
+
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (stop_) {
     // A clean stop is not a failure: the row stays unfinished, which
     // `runsync status` reports as interrupted.
     out.stopped = true;
     if (!out.error) out.error = "stopped before the cycle finished";
-    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     record(out);
     return out;
   }
-
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const std::int64_t finished_at = clock_();
   Status finished = writer_.run([&](Store& store) {
     return store.poll_cycles().finish(cycle_id, out.stats, out.error, finished_at);

@@ -22,6 +22,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/poll_plan.h"
@@ -101,6 +102,14 @@ class Poller {
   // Fetches every page of the listing `base` (e.g. "get_runs/1&is_completed=0")
   // in turn and hands each to `take`; the first failure goes into `out`.
   void list_pages(const std::string& base, CycleOutcome& out, const PageHandler& take);
+  // The three parts of a cycle; each records its first failure in `out`
+  // and adds the runs it listed to `listed`.
+  void list_runs(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
+                 std::unordered_set<std::int64_t>& listed);
+  void poll_plans(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
+                  std::unordered_set<std::int64_t>& listed);
+  void refresh_unlisted(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
+                        const std::unordered_set<std::int64_t>& listed);
   static void record_failure(CycleOutcome& out, std::string message, const ApiError* api);
   void record(const CycleOutcome& outcome);
   // How long a project waits after a configuration error (401/403).
