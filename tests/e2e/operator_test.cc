@@ -195,6 +195,9 @@ TEST_F(OperatorTest, StatusDuringAnInterruptedAndAFailedPoll) {
   EXPECT_NE(interrupted.out.find("interrupted (runsync stopped before it finished)"),
             std::string::npos)
       << interrupted.out;
+  EXPECT_NE(interrupted.out.find("project 1 has never been polled successfully"),
+            std::string::npos)
+      << interrupted.out;
   auto interrupted_json = status(config, true);
   EXPECT_EQ(nlohmann::json::parse(interrupted_json.out)["polls"][0]["state"], "interrupted");
 
