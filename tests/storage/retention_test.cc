@@ -2,6 +2,8 @@
 // always keeps, and that freed pages are reused.
 #include "storage/retention.h"
 
+#include "storage/report.h"
+
 #include <gtest/gtest.h>
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -200,6 +202,28 @@ TEST_F(RetentionTest, FreedPagesAreReusedSoTheFileStopsGrowing) {
   EXPECT_LE(static_cast<double>(sizes[11]), static_cast<double>(sizes[2]) * 1.05) << trace;
   // Without pruning the file would have grown by a cycle's rows each time.
   EXPECT_GT(sizes[1], sizes[0]) << trace;
+}
+
+TEST_F(RetentionTest, TheReportShowsFileSizeFreePagesAndTheOldestJournalRow) {
+  ASSERT_TRUE(store->begin().is_ok());
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(store->journal().apply(delivery_at(1, 1000 + i, i, 2000)).is_ok());
+  }
+  ASSERT_TRUE(store->commit().is_ok());
+  auto before = read_mirror_report(dir.file("s.db"), 5000);
+  ASSERT_TRUE(before.is_ok()) << before.message();
+  EXPECT_EQ(before->oldest_webhook_at, 1000);
+  EXPECT_EQ(before->free_bytes, 0);
+
+  prune(HistoryTable::kWebhookEvents, 1400);
+  store->db().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  auto after = read_mirror_report(dir.file("s.db"), 5000);
+  ASSERT_TRUE(after.is_ok()) << after.message();
+  EXPECT_EQ(after->oldest_webhook_at, 1400);
+  EXPECT_GT(after->free_bytes, 400 * 2000 / 2);  // most of the deleted rows' pages
+  EXPECT_EQ(after->file_bytes,
+            static_cast<std::int64_t>(std::filesystem::file_size(dir.file("s.db"))));
+  EXPECT_LT(after->free_bytes, after->file_bytes);
 }
 
 }  // namespace
