@@ -493,9 +493,9 @@ int main(int argc, char** argv) {
   std::printf("  date        %s; %u CPUs, load avg %.2f before the run\n", now_utc().c_str(),
               std::thread::hardware_concurrency(), load[0]);
   std::printf("  binary      %s\n", opt.binary.c_str());
-  std::printf("  databases   %s (empty, and history bulk-loaded with sqlite3: %" PRId64
+  std::printf("  databases   %s: empty; history, bulk-loaded with sqlite3: %" PRId64
               " journal rows with random 64-hex delivery keys over the last 29 days, %" PRId64
-              " change-log rows, %" PRId64 " runs)\n",
+              " change-log rows, %" PRId64 " runs; aged, the same over 90 days\n",
               root.c_str(), opt.history, (opt.history + 1) / 2, opt.history / 6);
   std::printf("  ingest      `runsync serve`, sync=full, %d keep-alive connections, closed loop, "
               "%.1f s warm-up + %.1f s measured per row; latency of 200 answers\n",
