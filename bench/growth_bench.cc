@@ -28,10 +28,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -231,20 +231,18 @@ void bulk_load(const std::string& path, std::int64_t history, std::int64_t now, 
     check(sqlite3_step(event), db, "journal insert");
     sqlite3_reset(event);
     if (k % 2 == 0) {
-      const std::string changes = "{\"passed_count\":[" + std::to_string(k % 97) + "," +
-                                  std::to_string(k % 97 + 1) + "]}";
+      const std::string changes =
+          "{\"passed_count\":[" + std::to_string(k % 97) + "," + std::to_string(k % 97 + 1) + "]}";
       sqlite3_bind_int64(change, 1, run_id);
       sqlite3_bind_int64(change, 2, at);
-      sqlite3_bind_text(change, 3, changes.data(), static_cast<int>(changes.size()),
-                        SQLITE_STATIC);
+      sqlite3_bind_text(change, 3, changes.data(), static_cast<int>(changes.size()), SQLITE_STATIC);
       check(sqlite3_step(change), db, "change insert");
       sqlite3_reset(change);
     }
     if (k % 6 == 5) {
       const std::string run_name = "Nightly regression " + std::to_string(run_id);
       sqlite3_bind_int64(run, 1, run_id);
-      sqlite3_bind_text(run, 2, run_name.data(), static_cast<int>(run_name.size()),
-                        SQLITE_STATIC);
+      sqlite3_bind_text(run, 2, run_name.data(), static_cast<int>(run_name.size()), SQLITE_STATIC);
       sqlite3_bind_int64(run, 3, k % 90);
       sqlite3_bind_int64(run, 4, k % 10);
       sqlite3_bind_int64(run, 5, at);
@@ -254,8 +252,8 @@ void bulk_load(const std::string& path, std::int64_t history, std::int64_t now, 
     }
     if (k % 100'000 == 99'999) {
       check(sqlite3_exec(db, "COMMIT; BEGIN", nullptr, nullptr, nullptr), db, "commit");
-      std::fprintf(stderr, "\r  bulk load: %" PRId64 " of %" PRId64 " journal rows, %.0f s",
-                   k + 1, history, since(t0));
+      std::fprintf(stderr, "\r  bulk load: %" PRId64 " of %" PRId64 " journal rows, %.0f s", k + 1,
+                   history, since(t0));
     }
   }
   check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db, "commit");
@@ -279,9 +277,9 @@ DbFacts facts(const std::string& path) {
     f.journal = scalar(db, "SELECT count(*) FROM webhook_events");
     f.changes = scalar(db, "SELECT count(*) FROM run_changes");
     f.runs = scalar(db, "SELECT count(*) FROM runs");
-    f.free_mib = static_cast<double>(scalar(db, "PRAGMA freelist_count") *
-                                     scalar(db, "PRAGMA page_size")) /
-                 (1024.0 * 1024.0);
+    f.free_mib =
+        static_cast<double>(scalar(db, "PRAGMA freelist_count") * scalar(db, "PRAGMA page_size")) /
+        (1024.0 * 1024.0);
   }
   sqlite3_close(db);
   std::error_code ec;
@@ -334,8 +332,8 @@ IngestResult ingest(const Options& opt, const fs::path& dir, const std::string& 
   }
   if (wait_for_retention) {
     const std::int64_t cutoff = std::time(nullptr) - 30 * 86400;
-    const std::string past = "SELECT count(*) FROM webhook_events WHERE received_at < " +
-                             std::to_string(cutoff);
+    const std::string past =
+        "SELECT count(*) FROM webhook_events WHERE received_at < " + std::to_string(cutoff);
     const bool pruned = runsync::testing::wait_until(
         [&] {
           sqlite3* h = nullptr;
@@ -377,8 +375,8 @@ IngestResult ingest(const Options& opt, const fs::path& dir, const std::string& 
           if (r.status == 0) return;
           continue;
         }
-        if (measuring) latencies[static_cast<std::size_t>(c)].push_back(
-            static_cast<std::uint32_t>(us.count()));
+        if (measuring)
+          latencies[static_cast<std::size_t>(c)].push_back(static_cast<std::uint32_t>(us.count()));
       }
     });
   }
@@ -402,8 +400,8 @@ IngestResult ingest(const Options& opt, const fs::path& dir, const std::string& 
   out.p50 = percentile(all, 0.50);
   out.p99 = percentile(all, 0.99);
   out.max = all.empty() ? 0 : all.back() / 1000.0;
-  const double commits = metric(after, "runsync_db_commits_total") -
-                         metric(before, "runsync_db_commits_total");
+  const double commits =
+      metric(after, "runsync_db_commits_total") - metric(before, "runsync_db_commits_total");
   const double jobs = metric(after, "runsync_db_committed_jobs_total") -
                       metric(before, "runsync_db_committed_jobs_total");
   const double commit_s = metric(after, "runsync_db_commit_seconds_sum") -
@@ -497,12 +495,14 @@ int main(int argc, char** argv) {
               " journal rows with random 64-hex delivery keys over the last 29 days, %" PRId64
               " change-log rows, %" PRId64 " runs; aged, the same over 90 days\n",
               root.c_str(), opt.history, (opt.history + 1) / 2, opt.history / 6);
-  std::printf("  ingest      `runsync serve`, sync=full, %d keep-alive connections, closed loop, "
-              "%.1f s warm-up + %.1f s measured per row; latency of 200 answers\n",
-              opt.connections, opt.warmup, opt.seconds);
-  std::printf("  poll        `runsync sync --full` of %d runs (250 per page) from the fake "
-              "TestRail server in this process\n",
-              opt.poll_runs);
+  std::printf(
+      "  ingest      `runsync serve`, sync=full, %d keep-alive connections, closed loop, "
+      "%.1f s warm-up + %.1f s measured per row; latency of 200 answers\n",
+      opt.connections, opt.warmup, opt.seconds);
+  std::printf(
+      "  poll        `runsync sync --full` of %d runs (250 per page) from the fake "
+      "TestRail server in this process\n",
+      opt.poll_runs);
   std::printf("  command     ");
   for (int i = 0; i < argc; ++i) std::printf("%s%s", i ? " " : "", argv[i]);
   std::printf("\n\n");
@@ -560,19 +560,22 @@ int main(int argc, char** argv) {
   }
 
   std::printf("bulk load of the history: %.0f s\n\n", load_seconds);
-  std::printf("%-8s %10s %9s %8s %8s %9s %7s %7s %7s %7s %6s %8s %8s %7s\n", "database",
-              "journal", "changes", "file MiB", "free MiB", "events/s", "p50 ms", "p99 ms",
-              "max ms", "commit", "batch", "poll s", "requests", "prune s");
+  std::printf("%-8s %10s %9s %8s %8s %9s %7s %7s %7s %7s %6s %8s %8s %7s\n", "database", "journal",
+              "changes", "file MiB", "free MiB", "events/s", "p50 ms", "p99 ms", "max ms", "commit",
+              "batch", "poll s", "requests", "prune s");
   for (const Row& r : rows) {
     char prune[16] = "-";
-    if (r.ingest.prune_seconds >= 0) std::snprintf(prune, sizeof prune, "%.0f", r.ingest.prune_seconds);
-    std::printf("%-8s %10" PRId64 " %9" PRId64 " %8.0f %8.0f %9.0f %7.2f %7.2f %7.1f %7.2f %6.1f %8.2f %8zu %7s\n",
+    if (r.ingest.prune_seconds >= 0)
+      std::snprintf(prune, sizeof prune, "%.0f", r.ingest.prune_seconds);
+    std::printf("%-8s %10" PRId64 " %9" PRId64
+                " %8.0f %8.0f %9.0f %7.2f %7.2f %7.1f %7.2f %6.1f %8.2f %8zu %7s\n",
                 r.name, r.ingest.at_start.journal, r.ingest.at_start.changes,
-                r.ingest.at_start.file_mib, r.ingest.at_start.free_mib,
-                r.ingest.events_per_s, r.ingest.p50, r.ingest.p99, r.ingest.max,
-                r.ingest.commit_ms, r.ingest.batch, r.poll.seconds, r.poll.requests, prune);
+                r.ingest.at_start.file_mib, r.ingest.at_start.free_mib, r.ingest.events_per_s,
+                r.ingest.p50, r.ingest.p99, r.ingest.max, r.ingest.commit_ms, r.ingest.batch,
+                r.poll.seconds, r.poll.requests, prune);
   }
-  std::printf("\nhistory = %" PRId64 " journal rows over 29 days (all inside the 30-day window); "
+  std::printf("\nhistory = %" PRId64
+              " journal rows over 29 days (all inside the 30-day window); "
               "aged = as many over 90 days, pruned by the daemon before the load (prune s: from "
               "its start until no row was past the window); journal/changes/file/free = when "
               "the load started; commit = the daemon's average commit (ms), batch = events per "
@@ -586,13 +589,14 @@ int main(int argc, char** argv) {
     if (e.events_per_s <= 0 || e.p99 <= 0) break;
     const double rate = h.events_per_s / e.events_per_s;
     const double p99 = h.p99 / e.p99;
-    std::printf("%s vs empty: events/s x%.2f (target >= 0.80: %s), p99 x%.2f "
-                "(target <= 2: %s)\n",
-                rows[i].name, rate, rate >= 0.8 ? "met" : "MISSED", p99,
-                p99 <= 2 ? "met" : "MISSED");
+    std::printf(
+        "%s vs empty: events/s x%.2f (target >= 0.80: %s), p99 x%.2f "
+        "(target <= 2: %s)\n",
+        rows[i].name, rate, rate >= 0.8 ? "met" : "MISSED", p99, p99 <= 2 ? "met" : "MISSED");
   }
   for (const Row& r : rows) {
-    if (!r.ingest.problem.empty()) std::printf("PROBLEM (%s): %s\n", r.name, r.ingest.problem.c_str());
+    if (!r.ingest.problem.empty())
+      std::printf("PROBLEM (%s): %s\n", r.name, r.ingest.problem.c_str());
     if (!r.poll.ok || r.poll.runs != opt.poll_runs) {
       std::printf("PROBLEM (%s): the full poll mirrored %" PRId64 " of %d runs\n", r.name,
                   r.poll.runs, opt.poll_runs);

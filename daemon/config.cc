@@ -417,8 +417,8 @@ Status read_projects(const FileContext& file, const toml::node& node,
 
 Status read_document(const FileContext& file, const toml::table& root, Config& config,
                      KeyLocations& locations) {
-  if (Status st =
-          Section(file, "", root).check_keys({"storage", "webhook", "testrail", "project", "log", "retention"});
+  if (Status st = Section(file, "", root)
+                      .check_keys({"storage", "webhook", "testrail", "project", "log", "retention"});
       !st) {
     return st;
   }
@@ -759,7 +759,9 @@ std::string render_config(const Config& config) {
       << "level = " << toml_string(config.log.level) << "\n";
 
   const Config::Retention& retention = config.retention;
-  auto window = [](milliseconds w) { return w.count() == 0 ? "\"0\"" : toml_string(render_duration(w)); };
+  auto window = [](milliseconds w) {
+    return w.count() == 0 ? "\"0\"" : toml_string(render_duration(w));
+  };
   out << "\n[retention]\n"
       << "webhook_events = " << window(retention.webhook_events) << "\n"
       << "poll_cycles = " << window(retention.poll_cycles) << "\n"

@@ -19,9 +19,12 @@ Pruner::Pruner(PrunerOptions options, Writer& writer, Metrics& metrics, Logger l
 
 std::chrono::milliseconds Pruner::window(HistoryTable table) const {
   switch (table) {
-    case HistoryTable::kWebhookEvents: return options_.webhook_events;
-    case HistoryTable::kPollCycles: return options_.poll_cycles;
-    case HistoryTable::kRunChanges: return options_.run_changes;
+    case HistoryTable::kWebhookEvents:
+      return options_.webhook_events;
+    case HistoryTable::kPollCycles:
+      return options_.poll_cycles;
+    case HistoryTable::kRunChanges:
+      return options_.run_changes;
   }
   return std::chrono::milliseconds(0);
 }

@@ -18,23 +18,26 @@ struct TableSql {
 TableSql sql_for(HistoryTable table) {
   switch (table) {
     case HistoryTable::kWebhookEvents:
-      return {"SELECT max(seq), count(*), coalesce(sum(received_at < ?2), 0) FROM "
-              "(SELECT seq, received_at FROM webhook_events WHERE seq > ?1 ORDER BY seq LIMIT ?3)",
-              "DELETE FROM webhook_events WHERE seq > ?1 AND seq <= ?2 AND received_at < ?3 "
-              "AND seq < (SELECT max(seq) FROM webhook_events)"};
+      return {
+          "SELECT max(seq), count(*), coalesce(sum(received_at < ?2), 0) FROM "
+          "(SELECT seq, received_at FROM webhook_events WHERE seq > ?1 ORDER BY seq LIMIT ?3)",
+          "DELETE FROM webhook_events WHERE seq > ?1 AND seq <= ?2 AND received_at < ?3 "
+          "AND seq < (SELECT max(seq) FROM webhook_events)"};
     case HistoryTable::kRunChanges:
-      return {"SELECT max(seq), count(*), coalesce(sum(changed_at < ?2), 0) FROM "
-              "(SELECT seq, changed_at FROM run_changes WHERE seq > ?1 ORDER BY seq LIMIT ?3)",
-              "DELETE FROM run_changes WHERE seq > ?1 AND seq <= ?2 AND changed_at < ?3 "
-              "AND seq < (SELECT max(seq) FROM run_changes)"};
+      return {
+          "SELECT max(seq), count(*), coalesce(sum(changed_at < ?2), 0) FROM "
+          "(SELECT seq, changed_at FROM run_changes WHERE seq > ?1 ORDER BY seq LIMIT ?3)",
+          "DELETE FROM run_changes WHERE seq > ?1 AND seq <= ?2 AND changed_at < ?3 "
+          "AND seq < (SELECT max(seq) FROM run_changes)"};
     case HistoryTable::kPollCycles:
       // Both kept rows are found through poll_cycles_by_project (project_id, id).
-      return {"SELECT max(id), count(*), coalesce(sum(started_at < ?2), 0) FROM "
-              "(SELECT id, started_at FROM poll_cycles WHERE id > ?1 ORDER BY id LIMIT ?3)",
-              "DELETE FROM poll_cycles AS p WHERE p.id > ?1 AND p.id <= ?2 AND p.started_at < ?3 "
-              "AND p.id < (SELECT max(q.id) FROM poll_cycles AS q WHERE q.project_id = p.project_id) "
-              "AND p.id IS NOT (SELECT s.id FROM poll_cycles AS s WHERE s.project_id = p.project_id "
-              "AND s.error IS NULL AND s.finished_at IS NOT NULL ORDER BY s.id DESC LIMIT 1)"};
+      return {
+          "SELECT max(id), count(*), coalesce(sum(started_at < ?2), 0) FROM "
+          "(SELECT id, started_at FROM poll_cycles WHERE id > ?1 ORDER BY id LIMIT ?3)",
+          "DELETE FROM poll_cycles AS p WHERE p.id > ?1 AND p.id <= ?2 AND p.started_at < ?3 "
+          "AND p.id < (SELECT max(q.id) FROM poll_cycles AS q WHERE q.project_id = p.project_id) "
+          "AND p.id IS NOT (SELECT s.id FROM poll_cycles AS s WHERE s.project_id = p.project_id "
+          "AND s.error IS NULL AND s.finished_at IS NOT NULL ORDER BY s.id DESC LIMIT 1)"};
   }
   return {"", ""};
 }
@@ -43,9 +46,12 @@ TableSql sql_for(HistoryTable table) {
 
 const char* history_table_name(HistoryTable table) {
   switch (table) {
-    case HistoryTable::kWebhookEvents: return "webhook_events";
-    case HistoryTable::kPollCycles: return "poll_cycles";
-    case HistoryTable::kRunChanges: return "run_changes";
+    case HistoryTable::kWebhookEvents:
+      return "webhook_events";
+    case HistoryTable::kPollCycles:
+      return "poll_cycles";
+    case HistoryTable::kRunChanges:
+      return "run_changes";
   }
   return "?";
 }

@@ -1,9 +1,8 @@
 // The daemon's pruner over a real Writer and database file, with a fake clock.
 #include "daemon/pruner.h"
 
-#include <gtest/gtest.h>
-
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
@@ -52,7 +51,8 @@ class PrunerTest : public ::testing::Test {
   }
 
   std::unique_ptr<Pruner> pruner(PrunerOptions options) {
-    return std::make_unique<Pruner>(options, *writer_, metrics_, null_logger(), [] { return kNow; });
+    return std::make_unique<Pruner>(options, *writer_, metrics_, null_logger(),
+                                    [] { return kNow; });
   }
 
   std::uint64_t pruned(const std::string& table) {
@@ -65,7 +65,7 @@ class PrunerTest : public ::testing::Test {
 };
 
 TEST_F(PrunerTest, DeletesPastTheWindowInBatchesAndCountsThem) {
-  history(2500, 40, 1);   // past 30 days
+  history(2500, 40, 1);    // past 30 days
   history(100, 10, 5000);  // inside
   PrunerOptions options;
   options.webhook_events = std::chrono::hours(24 * 30);

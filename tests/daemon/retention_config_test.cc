@@ -73,8 +73,9 @@ TEST_F(RetentionConfigTest, BadValuesNameTheKeyAndLine) {
 }
 
 TEST_F(RetentionConfigTest, RenderedConfigLoadsBackTheSame) {
-  auto config = load("[retention]\nwebhook_events = \"0\"\npoll_cycles = \"36h\"\n"
-                     "run_changes = \"90d\"\ninterval = \"250ms\"\n");
+  auto config = load(
+      "[retention]\nwebhook_events = \"0\"\npoll_cycles = \"36h\"\n"
+      "run_changes = \"90d\"\ninterval = \"250ms\"\n");
   ASSERT_TRUE(config.is_ok()) << config.message();
   const std::string rendered = render_config(*config);
   EXPECT_NE(rendered.find("[retention]\nwebhook_events = \"0\"\npoll_cycles = \"36h\"\n"

@@ -1,10 +1,10 @@
 // End-to-end: `runsync serve` prunes the journal on its own, and `runsync
 // status` shows what is left.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
-#include <SQLiteCpp/SQLiteCpp.h>
 #include <nlohmann/json.hpp>
 
 #include "support/process.h"
@@ -29,11 +29,11 @@ std::string event(int run) {
 TEST(RetentionE2E, ServePrunesTheJournalInTheBackground) {
   TempDir dir;
   const std::string db = dir.file("mirror.db");
-  const std::string config = dir.write(
-      "runsync.toml", "[storage]\npath = \"" + db +
-                          "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n"
-                          "[retention]\nwebhook_events = \"1s\"\ninterval = \"100ms\"\n"
-                          "[[project]]\nid = 1\ncode = \"ID\"\n");
+  const std::string config =
+      dir.write("runsync.toml", "[storage]\npath = \"" + db +
+                                    "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n"
+                                    "[retention]\nwebhook_events = \"1s\"\ninterval = \"100ms\"\n"
+                                    "[[project]]\nid = 1\ncode = \"ID\"\n");
   ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", config}, dir.file("serve.log"));
   const unsigned short port = wait_for_listen_port(daemon);
   ASSERT_NE(port, 0) << daemon.log();
@@ -47,11 +47,10 @@ TEST(RetentionE2E, ServePrunesTheJournalInTheBackground) {
   // All but the newest delivery go once they are past the 1 s window.
   ASSERT_TRUE(wait_until([&] { return journal_rows() == 1; }, 20s)) << daemon.log();
   EXPECT_TRUE(wait_until(
-      [&] { return daemon.log().find("retention: deleted ") != std::string::npos; },
-      10s))
+      [&] { return daemon.log().find("retention: deleted ") != std::string::npos; }, 10s))
       << daemon.log();
-  EXPECT_NE(client.get("/metrics").body.find(
-                "runsync_retention_pruned_rows_total{table=\"webhook_events\"} 2"),
+  EXPECT_NE(client.get("/metrics")
+                .body.find("runsync_retention_pruned_rows_total{table=\"webhook_events\"} 2"),
             std::string::npos);
   {
     SQLite::Database read(db, SQLite::OPEN_READONLY);

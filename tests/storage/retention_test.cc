@@ -2,15 +2,13 @@
 // always keeps, and that freed pages are reused.
 #include "storage/retention.h"
 
-#include "storage/report.h"
-
-#include <gtest/gtest.h>
-
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
 
+#include "storage/report.h"
 #include "support/storage_fixtures.h"
 #include "support/temp_dir.h"
 
@@ -118,7 +116,8 @@ TEST_F(RetentionTest, TombstonesStay) {
 
 TEST_F(RetentionTest, BatchesFollowTheKeyAndStopAtTheWindow) {
   for (int i = 0; i < 25; ++i) journal(1, 1000 + i, i);
-  PruneBatch first = prune(HistoryTable::kWebhookEvents, 1020, std::numeric_limits<std::int64_t>::min(), 10);
+  PruneBatch first =
+      prune(HistoryTable::kWebhookEvents, 1020, std::numeric_limits<std::int64_t>::min(), 10);
   EXPECT_EQ(first.deleted, 10);
   EXPECT_TRUE(first.more);
   EXPECT_EQ(first.last_key, 10);
@@ -134,9 +133,11 @@ TEST_F(RetentionTest, BatchesFollowTheKeyAndStopAtTheWindow) {
 
 TEST_F(RetentionTest, ABatchDeletesAtMostTheLimit) {
   ASSERT_TRUE(store->begin().is_ok());
-  for (int i = 0; i < 1500; ++i) ASSERT_TRUE(store->journal().apply(delivery_at(1, 1000, i)).is_ok());
+  for (int i = 0; i < 1500; ++i)
+    ASSERT_TRUE(store->journal().apply(delivery_at(1, 1000, i)).is_ok());
   ASSERT_TRUE(store->commit().is_ok());
-  PruneBatch batch = prune(HistoryTable::kWebhookEvents, 2000, std::numeric_limits<std::int64_t>::min(), 5000);
+  PruneBatch batch =
+      prune(HistoryTable::kWebhookEvents, 2000, std::numeric_limits<std::int64_t>::min(), 5000);
   EXPECT_EQ(batch.deleted, kMaxPruneBatch);
   EXPECT_TRUE(batch.more);
 }
@@ -147,7 +148,7 @@ TEST_F(RetentionTest, PollCyclesKeepEachProjectsNewestAndNewestSuccessfulRow) {
   poll_cycle(1, 110, true, true);  // newest successful of project 1
   poll_cycle(2, 115, true, true);  // newest successful of project 2
   poll_cycle(1, 120, true, false);
-  poll_cycle(1, 130, true, false);  // newest of project 1
+  poll_cycle(1, 130, true, false);   // newest of project 1
   poll_cycle(2, 135, false, false);  // newest of project 2
   EXPECT_EQ(prune_all(HistoryTable::kPollCycles, 99999, 2), 2);
   SQLite::Statement left(store->db(), "SELECT started_at FROM poll_cycles ORDER BY id");
