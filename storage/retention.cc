@@ -31,13 +31,18 @@ TableSql sql_for(HistoryTable table) {
           "AND seq < (SELECT max(seq) FROM run_changes)"};
     case HistoryTable::kPollCycles:
       // Both kept rows are found through poll_cycles_by_project (project_id, id).
+      // The newest successful row is looked up once per project in the range,
+      // not once per row: for a project that has been failing for long, the
+      // lookup walks back over all its failed rows.
       return {
           "SELECT max(id), count(*), coalesce(sum(started_at < ?2), 0) FROM "
           "(SELECT id, started_at FROM poll_cycles WHERE id > ?1 ORDER BY id LIMIT ?3)",
           "DELETE FROM poll_cycles AS p WHERE p.id > ?1 AND p.id <= ?2 AND p.started_at < ?3 "
           "AND p.id < (SELECT max(q.id) FROM poll_cycles AS q WHERE q.project_id = p.project_id) "
-          "AND p.id IS NOT (SELECT s.id FROM poll_cycles AS s WHERE s.project_id = p.project_id "
-          "AND s.error IS NULL AND s.finished_at IS NOT NULL ORDER BY s.id DESC LIMIT 1)"};
+          "AND p.id NOT IN (SELECT k FROM (SELECT (SELECT s.id FROM poll_cycles AS s "
+          "WHERE s.project_id = d.project_id AND s.error IS NULL AND s.finished_at IS NOT NULL "
+          "ORDER BY s.id DESC LIMIT 1) AS k FROM (SELECT DISTINCT project_id FROM poll_cycles "
+          "WHERE id > ?1 AND id <= ?2) AS d) WHERE k IS NOT NULL)"};
   }
   return {"", ""};
 }

@@ -150,11 +150,14 @@ TEST_F(RetentionTest, PollCyclesKeepEachProjectsNewestAndNewestSuccessfulRow) {
   poll_cycle(1, 120, true, false);
   poll_cycle(1, 130, true, false);   // newest of project 1
   poll_cycle(2, 135, false, false);  // newest of project 2
-  EXPECT_EQ(prune_all(HistoryTable::kPollCycles, 99999, 2), 2);
+  poll_cycle(3, 140, true, false);   // project 3 never succeeded:
+  poll_cycle(3, 141, true, false);
+  poll_cycle(3, 142, true, false);  // only its newest stays
+  EXPECT_EQ(prune_all(HistoryTable::kPollCycles, 99999, 2), 4);
   SQLite::Statement left(store->db(), "SELECT started_at FROM poll_cycles ORDER BY id");
   std::vector<std::int64_t> kept;
   while (left.executeStep()) kept.push_back(left.getColumn(0).getInt64());
-  EXPECT_EQ(kept, (std::vector<std::int64_t>{110, 115, 130, 135}));
+  EXPECT_EQ(kept, (std::vector<std::int64_t>{110, 115, 130, 135, 142}));
 }
 
 TEST_F(RetentionTest, PollCyclesInsideTheWindowStay) {
