@@ -16,6 +16,7 @@
 #include "daemon/metrics.h"
 #include "daemon/outbox_worker.h"
 #include "daemon/poller.h"
+#include "daemon/pruner.h"
 #include "daemon/router.h"
 #include "daemon/sd_notify.h"
 #include "daemon/webhook_endpoint.h"
@@ -119,6 +120,15 @@ void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> read
   });
 }
 
+PrunerOptions pruner_options(const Config::Retention& retention) {
+  PrunerOptions options;
+  options.webhook_events = retention.webhook_events;
+  options.poll_cycles = retention.poll_cycles;
+  options.run_changes = retention.run_changes;
+  options.interval = retention.interval;
+  return options;
+}
+
 }  // namespace
 
 struct App::Impl {
@@ -138,6 +148,8 @@ struct App::Impl {
   std::thread poller_thread;
   std::unique_ptr<OutboxWorker> outbox;
   std::thread outbox_thread;
+  std::unique_ptr<Pruner> pruner;
+  std::thread pruner_thread;
   std::unique_ptr<HttpServer> server;
   asio::signal_set signals{ioc};
   asio::steady_timer watchdog_timer{ioc};
@@ -252,6 +264,7 @@ struct App::Impl {
     server->stop_accepting();
     if (outbox) outbox->stop();
     if (poller) poller->stop();  // cancels waits and the request in flight
+    if (pruner) pruner->stop();
     writer->stop();  // commits everything queued; answers are posted to this loop
     server->close_sessions();
     stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -468,6 +481,9 @@ struct App::Impl {
       poller_thread = std::thread([this] { poller->run(); });
       outbox_thread = std::thread([this] { outbox->run(); });
     }
+    pruner = std::make_unique<Pruner>(pruner_options(config.retention), *writer, metrics, logger,
+                                      unix_now);
+    pruner_thread = std::thread([this] { pruner->run(); });
     (void)notifier.ready();
     (void)notifier.status("serving webhooks");
 
@@ -476,6 +492,8 @@ struct App::Impl {
     if (poller) poller->stop();
     if (outbox_thread.joinable()) outbox_thread.join();
     if (poller_thread.joinable()) poller_thread.join();
+    if (pruner) pruner->stop();
+    if (pruner_thread.joinable()) pruner_thread.join();
     writer->stop();
     logger->info("stopped");
     return 0;

@@ -324,9 +324,17 @@ int cmd_status(const std::string& path, bool as_json) {
     j["outbox_by_state"] = r.outbox_by_state;
     j["outbox_oldest_pending_at"] = time_json(r.oldest_pending_at);
     j["outbox_oldest_pending_at_iso"] = iso_json(r.oldest_pending_at);
+    j["database_file_bytes"] = r.file_bytes;
+    j["database_free_bytes"] = r.free_bytes;
+    j["oldest_webhook_at"] = time_json(r.oldest_webhook_at);
+    j["oldest_webhook_at_iso"] = iso_json(r.oldest_webhook_at);
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "database: " << config->storage.path << " (schema " << r.schema_version << ")\n";
+    std::cout << "database file: " << r.file_bytes << " bytes, " << r.free_bytes
+              << " of them free pages (reused before the file grows)\n";
+    std::cout << "oldest webhook kept: "
+              << (r.oldest_webhook_at ? ago(*r.oldest_webhook_at) : std::string("none")) << "\n";
     std::cout << "runs:";
     if (r.runs_by_state.empty()) std::cout << " none";
     for (const auto& [state, n] : r.runs_by_state) std::cout << " " << state << "=" << n;

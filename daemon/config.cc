@@ -244,6 +244,32 @@ Status read_storage(const Section& s, Config::Storage& storage) {
   return s.read_choice("synchronous", {"full", "normal"}, storage.synchronous);
 }
 
+// A retention window: a duration of at least 1s, or "0" for keeping rows for ever.
+Status read_window(const Section& s, std::string_view key, milliseconds& out) {
+  if (const toml::node* node = s.find(key); node != nullptr && node->as_string() != nullptr &&
+                                            node->as_string()->get() == "0") {
+    out = milliseconds(0);
+    return Status::ok();
+  }
+  if (Status st = s.read_duration(key, out); !st) return st;
+  if (out.count() != 0 && out < std::chrono::seconds(1)) {
+    return s.error(key, "must be at least 1s, or \"0\" to keep rows for ever");
+  }
+  return Status::ok();
+}
+
+Status read_retention(const Section& s, Config::Retention& retention) {
+  if (Status st = s.check_keys({"webhook_events", "poll_cycles", "run_changes", "interval"}); !st) {
+    return st;
+  }
+  if (Status st = read_window(s, "webhook_events", retention.webhook_events); !st) return st;
+  if (Status st = read_window(s, "poll_cycles", retention.poll_cycles); !st) return st;
+  if (Status st = read_window(s, "run_changes", retention.run_changes); !st) return st;
+  if (Status st = s.read_duration("interval", retention.interval); !st) return st;
+  if (retention.interval < milliseconds(100)) return s.error("interval", "must be at least 100ms");
+  return Status::ok();
+}
+
 constexpr std::uint32_t kMaxConnectionsLimit = 1048576;
 
 Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& locations) {
@@ -349,8 +375,8 @@ Status read_projects(const FileContext& file, const toml::node& node,
 
 Status read_document(const FileContext& file, const toml::table& root, Config& config,
                      KeyLocations& locations) {
-  if (Status st =
-          Section(file, "", root).check_keys({"storage", "webhook", "testrail", "project", "log"});
+  if (Status st = Section(file, "", root)
+                      .check_keys({"storage", "webhook", "testrail", "project", "log", "retention"});
       !st) {
     return st;
   }
@@ -380,6 +406,14 @@ Status read_document(const FileContext& file, const toml::table& root, Config& c
   }
   if (const toml::node* projects = root.get("project")) {
     if (Status st = read_projects(file, *projects, config.projects); !st) return st;
+  }
+  auto retention = section_table(file, root, "retention");
+  if (!retention) return retention.status();
+  if (*retention) {
+    if (Status st = read_retention(Section(file, "retention", **retention), config.retention);
+        !st) {
+      return st;
+    }
   }
   auto log = section_table(file, root, "log");
   if (!log) return log.status();
@@ -586,6 +620,16 @@ std::string render_config(const Config& config) {
 
   out << "\n[log]\n"
       << "level = " << toml_string(config.log.level) << "\n";
+
+  const Config::Retention& retention = config.retention;
+  auto window = [](milliseconds w) {
+    return w.count() == 0 ? "\"0\"" : toml_string(render_duration(w));
+  };
+  out << "\n[retention]\n"
+      << "webhook_events = " << window(retention.webhook_events) << "\n"
+      << "poll_cycles = " << window(retention.poll_cycles) << "\n"
+      << "run_changes = " << window(retention.run_changes) << "\n"
+      << "interval = " << toml_string(render_duration(retention.interval)) << "\n";
   return out.str();
 }
 

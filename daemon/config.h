@@ -63,6 +63,15 @@ struct Config {
     std::string level = "info";  // trace, debug, info, warn, error
   } log;
 
+  // How long the history tables keep their rows; zero keeps them for ever
+  // ("0" in the file). Rows are deleted in the background every `interval`.
+  struct Retention {
+    std::chrono::milliseconds webhook_events{std::chrono::hours(24 * 30)};
+    std::chrono::milliseconds poll_cycles{std::chrono::hours(24 * 30)};
+    std::chrono::milliseconds run_changes{0};  // a feed for readers: kept by default
+    std::chrono::milliseconds interval{std::chrono::minutes(10)};
+  } retention;
+
   // With SecretUse::kNotNeeded: why each secret that could not be read was
   // left empty (never the secret itself).
   std::vector<std::string> unread_secrets;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <mutex>
 
 #include "storage/database.h"
@@ -141,6 +142,15 @@ StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t 
       if (!polls.getColumn(5).isNull()) s.last_success_at = polls.getColumn(5).getInt64();
       r.polls.push_back(std::move(s));
     }
+    SQLite::Statement oldest(db, "SELECT min(received_at) FROM webhook_events");
+    if (oldest.executeStep() && !oldest.getColumn(0).isNull()) {
+      r.oldest_webhook_at = oldest.getColumn(0).getInt64();
+    }
+    r.free_bytes = db.execAndGet("PRAGMA freelist_count").getInt64() *
+                   db.execAndGet("PRAGMA page_size").getInt64();
+    std::error_code size_error;
+    const auto size = std::filesystem::file_size(path, size_error);
+    if (!size_error) r.file_bytes = static_cast<std::int64_t>(size);
     if (db.tableExists("outbox")) {
       SQLite::Statement outbox(db, "SELECT state, count(*) FROM outbox GROUP BY state");
       while (outbox.executeStep()) r.outbox_by_state[outbox.getColumn(0).getString()] = outbox.getColumn(1).getInt64();

@@ -43,6 +43,11 @@ struct MirrorReport {
   // created_at of the oldest command not yet sent or in flight
   // (state pending or sending).
   std::optional<std::int64_t> oldest_pending_at;
+  // The database file's size in bytes (without its -wal file), and how many
+  // of them are free pages, which new rows reuse before the file grows.
+  std::int64_t file_bytes = 0;
+  std::int64_t free_bytes = 0;
+  std::optional<std::int64_t> oldest_webhook_at;  // received_at of the oldest journal row
 };
 
 // The figures /metrics shows about the mirror's contents.

@@ -1,0 +1,67 @@
+// Retention in the daemon: every `interval`, deletes the rows of the
+// history tables that are older than their window (storage/retention.h),
+// one batch per write job through the single Writer, so that webhooks keep
+// flowing between batches. Logs one info line per round that deleted
+// something and counts the rows in runsync_retention_pruned_rows_total.
+//
+// Thread safety: run() on its own thread; stop() from any thread.
+// prune_once() is for tests and one-shot use, not concurrently with run().
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+
+#include "core/status.h"
+#include "daemon/logging.h"
+#include "daemon/metrics.h"
+#include "storage/retention.h"
+#include "storage/writer.h"
+
+namespace runsync {
+
+struct PrunerOptions {
+  // How long each table keeps its rows; zero keeps them for ever.
+  std::chrono::milliseconds webhook_events{std::chrono::hours(24 * 30)};
+  std::chrono::milliseconds poll_cycles{std::chrono::hours(24 * 30)};
+  std::chrono::milliseconds run_changes{0};
+  std::chrono::milliseconds interval{std::chrono::minutes(10)};
+};
+
+class Pruner {
+ public:
+  using UnixClock = std::function<std::int64_t()>;
+
+  // `writer` and `metrics` must outlive the pruner. Registers the counter's
+  // series for every table at 0.
+  Pruner(PrunerOptions options, Writer& writer, Metrics& metrics, Logger logger, UnixClock clock);
+
+  // One round: every table with a window, batch after batch until a batch
+  // finds nothing more to delete or stop() is called. Returns the rows
+  // deleted per table (tables without a window are absent), or the first
+  // error (rows deleted before it stay deleted and counted).
+  StatusOr<std::map<HistoryTable, std::int64_t>> prune_once();
+
+  // A round right away, then one every interval, until stop(). A failed
+  // round is logged and retried at the next interval.
+  void run();
+  void stop();  // idempotent; run() returns after the batch in flight
+
+ private:
+  std::chrono::milliseconds window(HistoryTable table) const;
+  bool stopping() const;
+
+  PrunerOptions options_;
+  Writer& writer_;
+  Logger logger_;
+  UnixClock clock_;
+  std::map<HistoryTable, Counter*> pruned_;
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+};
+
+}  // namespace runsync

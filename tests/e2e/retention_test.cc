@@ -1,0 +1,76 @@
+// End-to-end: `runsync serve` prunes the journal on its own, and `runsync
+// status` shows what is left.
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+namespace runsync {
+namespace {
+
+using namespace std::chrono_literals;
+using runsync::testing::ChildProcess;
+using runsync::testing::run_command;
+using runsync::testing::TempDir;
+using runsync::testing::TestHttpClient;
+using runsync::testing::wait_for_listen_port;
+using runsync::testing::wait_until;
+
+std::string event(int run) {
+  return R"({"event_name":"run.started","timestamp":1700000000,"payload":{"id":)" +
+         std::to_string(run) + R"(},"project_code":"ID"})";
+}
+
+TEST(RetentionE2E, ServePrunesTheJournalInTheBackground) {
+  TempDir dir;
+  const std::string db = dir.file("mirror.db");
+  const std::string config =
+      dir.write("runsync.toml", "[storage]\npath = \"" + db +
+                                    "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n"
+                                    "[retention]\nwebhook_events = \"1s\"\ninterval = \"100ms\"\n"
+                                    "[[project]]\nid = 1\ncode = \"ID\"\n");
+  ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", config}, dir.file("serve.log"));
+  const unsigned short port = wait_for_listen_port(daemon);
+  ASSERT_NE(port, 0) << daemon.log();
+  TestHttpClient client(port);
+  for (int run = 1; run <= 3; ++run) ASSERT_EQ(client.post("/webhook", event(run)).status, 200);
+
+  auto journal_rows = [&] {
+    SQLite::Database read(db, SQLite::OPEN_READONLY);
+    return read.execAndGet("SELECT count(*) FROM webhook_events").getInt64();
+  };
+  // All but the newest delivery go once they are past the 1 s window.
+  ASSERT_TRUE(wait_until([&] { return journal_rows() == 1; }, 20s)) << daemon.log();
+  EXPECT_TRUE(wait_until(
+      [&] { return daemon.log().find("retention: deleted ") != std::string::npos; }, 10s))
+      << daemon.log();
+  EXPECT_NE(client.get("/metrics")
+                .body.find("runsync_retention_pruned_rows_total{table=\"webhook_events\"} 2"),
+            std::string::npos);
+  {
+    SQLite::Database read(db, SQLite::OPEN_READONLY);
+    EXPECT_EQ(read.execAndGet("SELECT count(*) FROM runs").getInt64(), 3);
+  }
+
+  auto status = run_command({RUNSYNC_BINARY, "status", "--json", "--config", config});
+  const auto j = nlohmann::json::parse(status.out);
+  EXPECT_GT(j.at("database_file_bytes").get<std::int64_t>(), 0);
+  EXPECT_GE(j.at("database_free_bytes").get<std::int64_t>(), 0);
+  EXPECT_TRUE(j.at("oldest_webhook_at").is_number_integer()) << status.out;
+  auto text = run_command({RUNSYNC_BINARY, "status", "--config", config});
+  EXPECT_NE(text.out.find("database file: "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("oldest webhook kept: "), std::string::npos) << text.out;
+
+  daemon.signal(SIGTERM);
+  auto exited = daemon.wait(10s);
+  ASSERT_TRUE(exited.has_value());
+  EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0) << daemon.log();
+}
+
+}  // namespace
+}  // namespace runsync
