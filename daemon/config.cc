@@ -56,48 +56,7 @@ std::string type_name(toml::node_type type) {
   return "nothing";
 }
 
-std::string render_duration(milliseconds duration) {
-  const std::int64_t ms = duration.count();
-  for (const DurationUnit& unit : kDurationUnits) {
-    if (ms != 0 && ms % unit.ms == 0) {
-      return std::to_string(ms / unit.ms) + std::string(unit.suffix);
-    }
-  }
-  return std::to_string(ms) + "ms";
-}
 
-std::string toml_string(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned char>(c));
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
 
 // Where problems found in the config file are reported: "FILE:LINE: ".
 class FileContext {
@@ -488,6 +447,16 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   return std::nullopt;
 }
 
+std::string render_duration(std::chrono::milliseconds duration) {
+  const std::int64_t ms = duration.count();
+  for (const DurationUnit& unit : kDurationUnits) {
+    if (ms != 0 && ms % unit.ms == 0) {
+      return std::to_string(ms / unit.ms) + std::string(unit.suffix);
+    }
+  }
+  return std::to_string(ms) + "ms";
+}
+
 std::optional<ListenAddress> parse_listen_address(const std::string& text) {
   ListenAddress address;
   std::string_view port;
@@ -563,74 +532,6 @@ StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& e
   if (Status st = resolve_secrets(env, locations.secrets, use, config); !st) return st;
   if (Status st = check_testrail_complete(config, locations, use); !st) return st;
   return config;
-}
-
-std::string render_config(const Config& config) {
-  std::ostringstream out;
-  if (config.source_path.empty()) {
-    out << "# runsync effective configuration: embedded defaults (no config file)\n";
-  } else {
-    out << "# runsync effective configuration, loaded from " << config.source_path << "\n";
-  }
-  out << "# Secrets are redacted; they are not config keys, so they appear as comments.\n";
-  for (const std::string& problem : config.unread_secrets) {
-    out << "# not read (only serve and sync need it): " << problem << "\n";
-  }
-
-  out << "\n[storage]\n"
-      << "path = " << toml_string(config.storage.path) << "\n"
-      << "synchronous = " << toml_string(config.storage.synchronous) << "\n"
-      << "max_batch = " << config.storage.max_batch << "\n";
-
-  const Config::Webhook& webhook = config.webhook;
-  out << "\n[webhook]\n"
-      << "listen = " << toml_string(webhook.listen) << "\n"
-      << "path = " << toml_string(webhook.path) << "\n"
-      << "secret_file = " << toml_string(webhook.secret_file) << "\n"
-      << "signing_secret_file = " << toml_string(webhook.signing_secret_file) << "\n"
-      << "max_body_bytes = " << webhook.max_body_bytes << "\n"
-      << "queue_capacity = " << webhook.queue_capacity << "\n"
-      << "max_connections = " << webhook.max_connections << "\n";
-  if (!webhook.secret.empty()) out << "# secret = \"<redacted>\"\n";
-  if (!webhook.signing_secret.empty()) out << "# signing_secret = \"<redacted>\"\n";
-
-  const Config::TestRail& testrail = config.testrail;
-  out << "\n[testrail]\n"
-      << "url = " << toml_string(testrail.url) << "\n"
-      << "user = " << toml_string(testrail.user) << "\n"
-      << "api_key_file = " << toml_string(testrail.api_key_file) << "\n"
-      << "poll_interval = " << toml_string(render_duration(testrail.poll_interval)) << "\n"
-      << "full_sync_interval = " << toml_string(render_duration(testrail.full_sync_interval))
-      << "\n"
-      << "request_timeout = " << toml_string(render_duration(testrail.request_timeout)) << "\n"
-      << "max_requests_per_minute = " << testrail.max_requests_per_minute << "\n";
-  if (!testrail.api_key.empty()) {
-    out << "# api_key = \"<redacted>\"\n";
-  } else if (!testrail.url.empty()) {
-    out << "# api_key: none found here; `runsync serve` and `runsync sync` need one (set "
-           "testrail.api_key_file, $RUNSYNC_TESTRAIL_API_KEY or the testrail-api-key "
-           "credential)\n";
-  }
-
-  for (const ProjectConfig& project : config.projects) {
-    out << "\n[[project]]\n"
-        << "id = " << project.id << "\n"
-        << "code = " << toml_string(project.code) << "\n";
-  }
-
-  out << "\n[log]\n"
-      << "level = " << toml_string(config.log.level) << "\n";
-
-  const Config::Retention& retention = config.retention;
-  auto window = [](milliseconds w) {
-    return w.count() == 0 ? "\"0\"" : toml_string(render_duration(w));
-  };
-  out << "\n[retention]\n"
-      << "webhook_events = " << window(retention.webhook_events) << "\n"
-      << "poll_cycles = " << window(retention.poll_cycles) << "\n"
-      << "run_changes = " << window(retention.run_changes) << "\n"
-      << "interval = " << toml_string(render_duration(retention.interval)) << "\n";
-  return out.str();
 }
 
 }  // namespace runsync
