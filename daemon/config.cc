@@ -13,7 +13,6 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
-#include <sstream>
 #include <string_view>
 #include <utility>
 
