@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "event_stream.h"
+#include "fsync_probe.h"
 #include "support/fake_testrail.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -64,6 +65,7 @@ struct Options {
   double seconds = 8;
   double warmup = 2;
   int poll_runs = 100'000;
+  int rounds = 1;
   bool quick = false;
   bool keep = false;
   std::string dir;
@@ -80,6 +82,8 @@ struct Options {
                "  --seconds S       measured seconds per row (default 8)\n"
                "  --warmup S        warm-up seconds before measuring (default 2)\n"
                "  --poll-runs N     runs in the fake TestRail's full poll (default 100000)\n"
+               "  --rounds N        ingest rows on every database N times, interleaved\n"
+               "                    (default 1); later rounds write on top of earlier ones\n"
                "  --dir DIR         where the databases go (default $TMPDIR or /tmp)\n"
                "  --binary PATH     runsync binary (default the built one)\n"
                "  --keep            keep the databases\n"
@@ -116,6 +120,8 @@ Options parse_options(int argc, char** argv) {
     } else if (a == "--poll-runs") {
       o.poll_runs = static_cast<int>(value());
       poll_set = true;
+    } else if (a == "--rounds") {
+      o.rounds = std::max(1, static_cast<int>(value()));
     } else if (a == "--dir") {
       if (i + 1 >= argc) usage(argv[0], a + " needs a value");
       o.dir = argv[++i];
@@ -304,6 +310,7 @@ struct IngestResult {
   std::string problem;
   double events_per_s = 0, p50 = 0, p99 = 0, max = 0;
   double commit_ms = 0, batch = 0;  // the daemon's average commit time and events per commit
+  double fsync_before = -1, fsync_after = -1;  // ms (p50) of a 4 KiB append + fdatasync
   std::uint64_t non_200 = 0;
 };
 
@@ -323,6 +330,9 @@ IngestResult ingest(const Options& opt, const fs::path& dir, const std::string& 
   const std::string config = (dir / "serve.toml").string();
   std::ofstream(config) << "[storage]\npath = \"" << db
                         << "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"info\"\n";
+  // A fresh log: the port and the retention line are read from it.
+  std::error_code removed;
+  fs::remove(dir / "serve.log", removed);
   runsync::testing::ChildProcess daemon({opt.binary, "serve", "--config", config},
                                         (dir / "serve.log").string(), {},
                                         {"NOTIFY_SOCKET", "WATCHDOG_USEC"});
@@ -375,6 +385,7 @@ IngestResult ingest(const Options& opt, const fs::path& dir, const std::string& 
   }
   runsync::testing::TestHttpClient metrics(port);
   std::this_thread::sleep_for(std::chrono::duration<double>(opt.warmup));  // the warm-up itself
+  out.fsync_before = runsync::bench::probe_fsync(dir, 50, 0.3).first;
   const std::string before = metrics.get("/metrics").body;
   measuring = true;
   const auto t0 = Clock::now();
@@ -382,6 +393,7 @@ IngestResult ingest(const Options& opt, const fs::path& dir, const std::string& 
   measuring = false;
   const double window = since(t0);
   const std::string after = metrics.get("/metrics").body;
+  out.fsync_after = runsync::bench::probe_fsync(dir, 50, 0.3).first;
   stop = true;
   for (auto& t : threads) t.join();
   daemon.signal(SIGTERM);
@@ -520,13 +532,12 @@ int main(int argc, char** argv) {
     std::string db;
     fs::path dir;
     bool wait_for_retention;
-    DbFacts before;
-    IngestResult ingest;
     PollResult poll;
+    std::vector<IngestResult> ingest;  // one per round
   };
-  std::vector<Row> rows = {{"empty", empty_db, empty_dir, false, {}, {}, {}},
-                           {"history", history_db, history_dir, false, {}, {}, {}},
-                           {"aged", aged_db, aged_dir, true, {}, {}, {}}};
+  std::vector<Row> rows = {{"empty", empty_db, empty_dir, false, {}, {}},
+                           {"history", history_db, history_dir, false, {}, {}},
+                           {"aged", aged_db, aged_dir, true, {}, {}}};
   runsync::test::FakeTestRail::Options fo;
   fo.max_page_size = 250;
   runsync::test::FakeTestRail fake(fo);
@@ -541,56 +552,77 @@ int main(int argc, char** argv) {
                   {"untested_count", 100 - i % 50}});
   }
   bool ok = true;
-  for (Row& row : rows) {
-    row.before = facts(row.db);
-    // The poll first: runs the live events create would otherwise be
-    // refreshed by it (get_run each), which is not the poll being measured.
-    std::fprintf(stderr, "full poll on the %s database...\n", row.name);
-    row.poll = full_poll(opt, row.dir, row.db, fake);
-    std::fprintf(stderr, "ingest on the %s database...\n", row.name);
-    row.ingest = ingest(opt, row.dir, row.db, row.wait_for_retention);
-    ok = ok && row.ingest.ok && row.poll.ok && row.poll.runs == opt.poll_runs;
+  for (int round = 0; round < opt.rounds; ++round) {
+    for (Row& row : rows) {
+      if (round == 0) {
+        // The poll first: runs the live events create would otherwise be
+        // refreshed by it (get_run each), which is not the poll being measured.
+        std::fprintf(stderr, "full poll on the %s database...\n", row.name);
+        row.poll = full_poll(opt, row.dir, row.db, fake);
+        ok = ok && row.poll.ok && row.poll.runs == opt.poll_runs;
+      }
+      std::fprintf(stderr, "round %d: ingest on the %s database...\n", round + 1, row.name);
+      row.ingest.push_back(ingest(opt, row.dir, row.db, row.wait_for_retention && round == 0));
+      ok = ok && row.ingest.back().ok;
+    }
   }
 
   std::printf("bulk load of the history: %.0f s\n\n", load_seconds);
-  std::printf("%-8s %10s %9s %8s %8s %7s %9s %7s %7s %7s %7s %6s %8s %8s %7s\n", "database",
-              "journal", "changes", "file MiB", "free MiB", "WAL MiB", "events/s", "p50 ms",
-              "p99 ms", "max ms", "commit", "batch", "poll s", "requests", "prune s");
-  for (const Row& r : rows) {
-    char prune[16] = "-";
-    if (r.ingest.prune_seconds >= 0)
-      std::snprintf(prune, sizeof prune, "%.0f", r.ingest.prune_seconds);
-    std::printf("%-8s %10" PRId64 " %9" PRId64
-                " %8.0f %8.0f %7.0f %9.0f %7.2f %7.2f %7.1f %7.2f %6.1f %8.2f %8zu %7s\n",
-                r.name, r.ingest.at_start.journal, r.ingest.at_start.changes,
-                r.ingest.at_start.file_mib, r.ingest.at_start.free_mib, r.ingest.at_start.wal_mib,
-                r.ingest.events_per_s, r.ingest.p50, r.ingest.p99, r.ingest.max, r.ingest.commit_ms,
-                r.ingest.batch, r.poll.seconds, r.poll.requests, prune);
+  std::printf("%-5s %-8s %10s %9s %8s %8s %7s %9s %7s %7s %7s %7s %6s %11s %8s %8s %7s\n", "round",
+              "database", "journal", "changes", "file MiB", "free MiB", "WAL MiB", "events/s",
+              "p50 ms", "p99 ms", "max ms", "commit", "batch", "fsync ms", "poll s", "requests",
+              "prune s");
+  for (int round = 0; round < opt.rounds; ++round) {
+    for (const Row& r : rows) {
+      const IngestResult& in = r.ingest[static_cast<std::size_t>(round)];
+      char prune[16] = "-";
+      if (in.prune_seconds >= 0) std::snprintf(prune, sizeof prune, "%.0f", in.prune_seconds);
+      char poll_s[16] = "-", requests[16] = "-";
+      if (round == 0) {
+        std::snprintf(poll_s, sizeof poll_s, "%.2f", r.poll.seconds);
+        std::snprintf(requests, sizeof requests, "%zu", r.poll.requests);
+      }
+      char fsync[24];
+      std::snprintf(fsync, sizeof fsync, "%.2f/%.2f", in.fsync_before, in.fsync_after);
+      std::printf("%-5d %-8s %10" PRId64 " %9" PRId64
+                  " %8.0f %8.0f %7.0f %9.0f %7.2f %7.2f %7.1f %7.2f %6.1f %11s %8s %8s %7s\n",
+                  round + 1, r.name, in.at_start.journal, in.at_start.changes,
+                  in.at_start.file_mib, in.at_start.free_mib, in.at_start.wal_mib,
+                  in.events_per_s, in.p50, in.p99, in.max, in.commit_ms, in.batch, fsync, poll_s,
+                  requests, prune);
+    }
   }
   std::printf("\nhistory = %" PRId64
               " journal rows over 29 days (all inside the 30-day window); "
-              "aged = as many over 90 days, pruned by the daemon before the load (prune s: from "
-              "its start until no row was past the window); journal/changes/file/free/WAL = "
-              "when the load started (WAL: the -wal file, which keeps the largest size it "
+              "aged = as many over 90 days, pruned by the daemon before its first load (prune "
+              "s: from its start until no row was past the window); journal/changes/file/free/"
+              "WAL = when the load started (WAL: the -wal file, which keeps the largest size it "
               "reached); commit = the daemon's average commit (ms), batch = events per "
-              "commit, both from /metrics over the window; poll s = wall time of the full poll, "
-              "which ran first, on the loaded (not yet pruned) file; requests = API requests it "
-              "made\n",
+              "commit, both from /metrics over the window; fsync = p50 of a 4 KiB append + "
+              "fdatasync on the database's filesystem just before and after the window (compare "
+              "rows only where it is about the same: a virtual disk changes speed for minutes "
+              "at a time); poll s = wall time of the full poll, which ran first, on the loaded "
+              "(not yet pruned) file; requests = API requests it made; later rounds write on "
+              "top of what earlier rounds wrote\n",
               opt.history);
-  const IngestResult& e = rows[0].ingest;
-  for (std::size_t i = 1; i < rows.size(); ++i) {
-    const IngestResult& h = rows[i].ingest;
-    if (e.events_per_s <= 0 || e.p99 <= 0) break;
-    const double rate = h.events_per_s / e.events_per_s;
-    const double p99 = h.p99 / e.p99;
-    std::printf(
-        "%s vs empty: events/s x%.2f (target >= 0.80: %s), p99 x%.2f "
-        "(target <= 2: %s)\n",
-        rows[i].name, rate, rate >= 0.8 ? "met" : "MISSED", p99, p99 <= 2 ? "met" : "MISSED");
+  for (int round = 0; round < opt.rounds; ++round) {
+    const IngestResult& e = rows[0].ingest[static_cast<std::size_t>(round)];
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+      const IngestResult& h = rows[i].ingest[static_cast<std::size_t>(round)];
+      if (e.events_per_s <= 0 || e.p99 <= 0) break;
+      const double rate = h.events_per_s / e.events_per_s;
+      const double p99 = h.p99 / e.p99;
+      std::printf(
+          "round %d, %s vs empty: events/s x%.2f (target >= 0.80: %s), p99 x%.2f "
+          "(target <= 2: %s)\n",
+          round + 1, rows[i].name, rate, rate >= 0.8 ? "met" : "MISSED", p99,
+          p99 <= 2 ? "met" : "MISSED");
+    }
   }
   for (const Row& r : rows) {
-    if (!r.ingest.problem.empty())
-      std::printf("PROBLEM (%s): %s\n", r.name, r.ingest.problem.c_str());
+    for (const IngestResult& in : r.ingest) {
+      if (!in.problem.empty()) std::printf("PROBLEM (%s): %s\n", r.name, in.problem.c_str());
+    }
     if (!r.poll.ok || r.poll.runs != opt.poll_runs) {
       std::printf("PROBLEM (%s): the full poll mirrored %" PRId64 " of %d runs\n", r.name,
                   r.poll.runs, opt.poll_runs);

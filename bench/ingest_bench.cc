@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "cpu_time.h"
+#include "fsync_probe.h"
 #include "event_stream.h"
 #include "support/process.h"
 
@@ -71,6 +72,8 @@
 #endif
 
 namespace {
+
+using runsync::bench::probe_fsync;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -620,7 +623,6 @@ DbCheck check_database(const std::string& path) {
   return out;
 }
 
-std::pair<double, double> probe_fsync(const fs::path& dir, int iterations, double max_seconds);
 
 // --- scenarios -----------------------------------------------------------
 
@@ -809,30 +811,6 @@ std::string filesystem_of(const fs::path& p) {
   }
   if (best_type.empty()) return "unknown filesystem";
   return best_type + " on " + best_dev + " mounted at " + best_mnt;
-}
-
-// How long the database's filesystem takes to make a 4 KiB append durable
-// (pwrite + fdatasync, as a WAL commit does), p50 and p99 in ms.
-std::pair<double, double> probe_fsync(const fs::path& dir, int iterations,
-                                      double max_seconds) {
-  const std::string path = (dir / "fsync-probe").string();
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) return {-1, -1};
-  std::vector<double> ms;
-  std::string page(4096, 'x');
-  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                        std::chrono::duration<double>(max_seconds));
-  for (int i = 0; i < iterations && Clock::now() < until; ++i) {
-    const auto t0 = Clock::now();
-    if (::pwrite(fd, page.data(), page.size(), static_cast<off_t>(i) * 4096) < 0) break;
-    if (::fdatasync(fd) != 0) break;
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-  }
-  ::close(fd);
-  ::unlink(path.c_str());
-  if (ms.empty()) return {-1, -1};
-  std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)]};
 }
 
 std::string cpu_model() {
