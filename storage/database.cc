@@ -71,6 +71,9 @@ Status migrate(SQLite::Database& db, int* applied) {
       tx.commit();
       ++count;
     }
+    // A migration that rebuilt a table leaves a -wal file as large as the
+    // table, which would otherwise keep that size on disk.
+    if (count > 0) db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   } catch (const std::exception& e) {
     return Status::error(std::string("migration failed: ") + e.what());
   }

@@ -26,7 +26,7 @@ WebhookJournal::WebhookJournal(SQLite::Database& db, RunRepository& runs)
                           "INSERT INTO webhook_events (received_at, delivery_key, event_name, "
                           "project_code, run_id, event_ts, body, result) "
                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                          "ON CONFLICT (delivery_key) DO NOTHING")) {}
+                          "ON CONFLICT (event_ts, delivery_key) DO NOTHING")) {}
 
 StatusOr<WebhookResult> WebhookJournal::apply(const WebhookDelivery& delivery) {
   const WebhookEvent& ev = delivery.event;

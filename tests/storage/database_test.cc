@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/migrations.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
@@ -50,6 +51,52 @@ TEST(Database, MigrationsCreateTheSpecSchema) {
     while (info.executeStep()) have.insert(info.getColumn(0).getString());
     for (const auto& c : columns) EXPECT_TRUE(have.count(c)) << table << "." << c;
   }
+}
+
+// Migration 4 rebuilds webhook_events so that its duplicate check is the
+// unique (event_ts, delivery_key) index: every row survives, and the same
+// key with the same timestamp is still refused.
+TEST(Database, JournalRebuiltWithItsRowsAndADuplicateCheckByTime) {
+  TempDir dir;
+  const std::string path = dir.file("v3.db");
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    for (const Migration& m : embedded_migrations()) {
+      if (m.version <= 3) raw.exec(m.sql);
+    }
+    raw.exec("PRAGMA user_version = 3");
+    raw.exec(
+        "INSERT INTO webhook_events (seq, received_at, delivery_key, event_name, project_code, "
+        "run_id, event_ts, body, result) VALUES "
+        "(5, 10, 'sha256:a', 'run.started', 'ID', 1, 100, '{\"a\":1}', 'applied'), "
+        "(9, 11, 'id:b', 'plan.created', NULL, NULL, 200, '{}', 'ignored')");
+  }
+  auto db = open_database(path, OpenOptions{});
+  ASSERT_TRUE(db.is_ok()) << db.message();
+  SQLite::Database& d = *db.value();
+  EXPECT_GE(schema_version(d), 4);
+  EXPECT_EQ(d.execAndGet("SELECT group_concat(seq || ':' || received_at || ':' || delivery_key || "
+                         "':' || event_name || ':' || coalesce(project_code, '-') || ':' || "
+                         "coalesce(run_id, '-') || ':' || event_ts || ':' || body || ':' || "
+                         "result, ' ') FROM (SELECT * FROM webhook_events ORDER BY seq)")
+                .getString(),
+            "5:10:sha256:a:run.started:ID:1:100:{\"a\":1}:applied "
+            "9:11:id:b:plan.created:-:-:200:{}:ignored");
+  std::map<std::string, int> indexes;  // name -> unique
+  SQLite::Statement list(d, "SELECT name, \"unique\" FROM pragma_index_list('webhook_events')");
+  while (list.executeStep()) indexes[list.getColumn(0).getString()] = list.getColumn(1).getInt();
+  EXPECT_EQ(indexes, (std::map<std::string, int>{{"webhook_events_by_received", 0},
+                                                 {"webhook_events_dedupe", 1}}));
+  const char* insert =
+      "INSERT INTO webhook_events (received_at, delivery_key, event_name, event_ts, body, result) "
+      "VALUES (12, 'sha256:a', 'run.started', ?, '{}', 'applied')";
+  SQLite::Statement same_time(d, insert);
+  same_time.bind(1, 100);
+  EXPECT_THROW(same_time.exec(), SQLite::Exception);
+  SQLite::Statement other_time(d, insert);
+  other_time.bind(1, 101);
+  EXPECT_EQ(other_time.exec(), 1);
+  EXPECT_EQ(d.execAndGet("PRAGMA integrity_check").getString(), "ok");
 }
 
 TEST(Database, ReopeningAppliesNothingTwice) {

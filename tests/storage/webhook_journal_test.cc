@@ -41,5 +41,28 @@ TEST_F(WebhookJournalTest, WebhookResultsAndJournal) {
   EXPECT_EQ(db.execAndGet("SELECT source FROM run_changes").getString(), "webhook");
 }
 
+// A duplicate is a delivery whose key and event timestamp were journaled
+// before, as a redelivery's are; a key reused for an event with another
+// timestamp is a delivery of its own.
+TEST_F(WebhookJournalTest, DuplicatesAreFoundByKeyAndTimestamp) {
+  const WebhookDelivery first = delivery(completed(7, 300, 2));
+  WebhookDelivery again = first;
+  again.received_at = 5000;  // redelivered much later
+  WebhookDelivery reused = delivery(completed(7, 400, 4));
+  reused.delivery_key = first.delivery_key;
+  ASSERT_TRUE(store->begin().is_ok());
+  auto r1 = store->journal().apply(first);
+  auto r2 = store->journal().apply(again);
+  auto r3 = store->journal().apply(reused);
+  ASSERT_TRUE(store->commit().is_ok());
+  ASSERT_TRUE(r1.is_ok() && r2.is_ok() && r3.is_ok());
+  EXPECT_EQ(r1.value(), WebhookResult::kApplied);
+  EXPECT_EQ(r2.value(), WebhookResult::kDuplicate);
+  EXPECT_EQ(r3.value(), WebhookResult::kApplied);
+  SQLite::Database& db = store->db();
+  EXPECT_EQ(count(db, "SELECT count(*) FROM webhook_events"), 2);
+  EXPECT_EQ(count(db, "SELECT passed_count FROM runs WHERE run_id = 7"), 4);
+}
+
 }  // namespace
 }  // namespace runsync
