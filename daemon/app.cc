@@ -120,15 +120,6 @@ void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> read
   });
 }
 
-PrunerOptions pruner_options(const Config::Retention& retention) {
-  PrunerOptions options;
-  options.webhook_events = retention.webhook_events;
-  options.poll_cycles = retention.poll_cycles;
-  options.run_changes = retention.run_changes;
-  options.interval = retention.interval;
-  return options;
-}
-
 }  // namespace
 
 struct App::Impl {
@@ -481,8 +472,7 @@ struct App::Impl {
       poller_thread = std::thread([this] { poller->run(); });
       outbox_thread = std::thread([this] { outbox->run(); });
     }
-    pruner = std::make_unique<Pruner>(pruner_options(config.retention), *writer, metrics, logger,
-                                      unix_now);
+    pruner = std::make_unique<Pruner>(config.retention, *writer, metrics, logger, unix_now);
     pruner_thread = std::thread([this] { pruner->run(); });
     (void)notifier.ready();
     (void)notifier.status("serving webhooks");

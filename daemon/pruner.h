@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "core/status.h"
+#include "daemon/config.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "storage/retention.h"
@@ -23,13 +24,9 @@
 
 namespace runsync {
 
-struct PrunerOptions {
-  // How long each table keeps its rows; zero keeps them for ever.
-  std::chrono::milliseconds webhook_events{std::chrono::hours(24 * 30)};
-  std::chrono::milliseconds poll_cycles{std::chrono::hours(24 * 30)};
-  std::chrono::milliseconds run_changes{0};
-  std::chrono::milliseconds interval{std::chrono::minutes(10)};
-};
+// The [retention] section as it is: each table's window (zero keeps rows
+// for ever) and the interval between rounds.
+using PrunerOptions = Config::Retention;
 
 class Pruner {
  public:
