@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <string_view>
 #include <unordered_set>
 
 #include "core/testrail_api.h"
@@ -17,6 +18,14 @@ std::string seconds_text(std::chrono::milliseconds wait) {
   const auto ms = wait.count();
   if (ms % 1000 == 0 || ms >= 10'000) return std::to_string((ms + 500) / 1000) + " s";
   return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0);
+}
+
+// The listing `endpoint` ("get_runs", "get_plans") of a project, as a
+// cycle of `kind` asks for it: an active cycle lists active items only.
+std::string listing(std::string_view endpoint, std::int64_t project_id, PollKind kind) {
+  std::string base = std::string(endpoint) + "/" + std::to_string(project_id);
+  if (kind == PollKind::kActive) base += "&is_completed=0";
+  return base;
 }
 
 }  // namespace
@@ -140,8 +149,7 @@ Status Poller::apply_page(std::span<const Observation> observations, CycleOutcom
 
 void Poller::list_runs(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
                        std::unordered_set<std::int64_t>& listed) {
-  const std::string filter = kind == PollKind::kActive ? "&is_completed=0" : "";
-  list_pages("get_runs/" + std::to_string(project.id) + filter, out,
+  list_pages(listing("get_runs", project.id, kind), out,
              [&](const ApiResponse& response, std::int64_t at) -> StatusOr<ListedPage> {
                auto page = observe_runs_page(response.body, at, Source::kPoll);
                if (!page) {
@@ -169,9 +177,8 @@ void Poller::list_runs(const ProjectConfig& project, PollKind kind, CycleOutcome
 
 void Poller::poll_plans(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
                         std::unordered_set<std::int64_t>& listed) {
-  const std::string filter = kind == PollKind::kActive ? "&is_completed=0" : "";
   std::vector<std::int64_t> plan_ids;
-  list_pages("get_plans/" + std::to_string(project.id) + filter, out,
+  list_pages(listing("get_plans", project.id, kind), out,
              [&](const ApiResponse& response, std::int64_t) -> StatusOr<ListedPage> {
                auto page = parse_plans_page(response.body);
                if (!page) {
