@@ -6,7 +6,7 @@
 #include <string_view>
 #include <utility>
 
-#include "daemon/base64.h"
+#include "daemon/signature.h"  // SigningKey::parse decides what a key is
 
 namespace runsync {
 namespace {
@@ -100,7 +100,7 @@ Status resolve_secrets(const ConfigEnvironment& env, const SecretKeyLocations& l
   if (!signing) return signing.status();
   if (!signing->value.empty()) {
     const std::string_view value = signing->value;
-    if (!value.starts_with("whsec_") || base64_decode(value.substr(6)).value_or("").empty()) {
+    if (!SigningKey::parse(value).is_ok()) {
       std::string origin = signing->origin;
       return Status::error(origin + ": signing secret must be \"whsec_\" followed by base64");
     }
