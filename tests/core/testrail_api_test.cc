@@ -385,6 +385,7 @@ TEST(ObserveRunsPage, WellFormedPagesOfEitherShape) {
   other["is_completed"] = 1;
   other["name"] = "caf\u00e9 \"quoted\" \\ \n tab\t \u2603";
   other["refs"] = nullptr;
+  other["passed_count"] = -4;
   other["created_on"] = 9223372036854775807LL;
   json sparse = {{"id", 3}, {"is_completed", nullptr}};
   json zero = {{"id", 4}, {"is_completed", 0}, {"milestone_id", nullptr}};
