@@ -13,6 +13,7 @@ struct Store::Impl {
   WebhookJournal journal;
   PollCycleLog poll_cycles;
   Outbox outbox;
+  HintQueue hints;
   std::int64_t last_data_version = -1;
   bool may_split_sync = false;  // opened with Durability::kFull and no auto checkpoint
   bool split_sync = false;      // commit() leaves the WAL sync to a WalSync
@@ -29,7 +30,8 @@ struct Store::Impl {
         runs(*db),
         journal(*db, runs),
         poll_cycles(*db),
-        outbox(*db) {}
+        outbox(*db),
+        hints(*db) {}
 
   static Status run(SQLite::Statement& st, const char* what) {
     try {
@@ -78,6 +80,7 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path, const Open
 SQLite::Database& Store::db() { return *impl_->db; }
 RunRepository& Store::runs() { return impl_->runs; }
 WebhookJournal& Store::journal() { return impl_->journal; }
+HintQueue& Store::hints() { return impl_->hints; }
 PollCycleLog& Store::poll_cycles() { return impl_->poll_cycles; }
 Outbox& Store::outbox() { return impl_->outbox; }
 

@@ -5,6 +5,7 @@
 //   journal()      accepted webhook deliveries    (webhook_journal.h)
 //   poll_cycles()  one row per poll cycle         (poll_cycle_log.h)
 //   outbox()       write-back commands            (outbox.h)
+//   hints()        refreshes TestRail hints asked for (hint_queue.h)
 // The repositories write inside the transaction the Store's user opened;
 // one transaction may span all of them.
 //
@@ -20,6 +21,7 @@
 
 #include "core/status.h"
 #include "storage/database.h"
+#include "storage/hint_queue.h"
 #include "storage/outbox.h"
 #include "storage/poll_cycle_log.h"
 #include "storage/run_repository.h"
@@ -62,6 +64,7 @@ class Store {
   WebhookJournal& journal();
   PollCycleLog& poll_cycles();
   Outbox& outbox();
+  HintQueue& hints();
 
   // The underlying connection, for read queries on the writer thread.
   SQLite::Database& db();
