@@ -1,10 +1,13 @@
 #include "daemon/config.h"
 
+#include "core/testrail_hint.h"  // check_hint_pointer
 #include "daemon/http_client.h"  // parse_url
 #include "daemon/secrets.h"
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -181,6 +184,7 @@ class Section {
 // when the key was not in the file.
 struct KeyLocations {
   std::string testrail_url;
+  std::string testrail_webhook_path;  // "FILE:LINE: " of testrail_webhook.path
   SecretKeyLocations secrets;
 };
 
@@ -225,6 +229,52 @@ Status read_retention(const Section& s, Config::Retention& retention) {
   if (Status st = read_window(s, "run_changes", retention.run_changes); !st) return st;
   if (Status st = s.read_duration("interval", retention.interval); !st) return st;
   if (retention.interval < milliseconds(100)) return s.error("interval", "must be at least 100ms");
+  return Status::ok();
+}
+
+Status read_testrail_webhook(const Section& s, Config::TestRailWebhook& hints,
+                             KeyLocations& locations) {
+  if (Status st = s.check_keys({"path", "secret_file", "secret_header", "run_id", "plan_id",
+                                "project_id", "min_refresh_interval"});
+      !st) {
+    return st;
+  }
+  if (Status st = s.read_string("path", hints.path); !st) return st;
+  if (hints.path.empty() || hints.path.front() != '/') {
+    return s.error("path", "must start with '/' (got '" + hints.path + "')");
+  }
+  if (s.find("path")) locations.testrail_webhook_path = s.location("path");
+  if (Status st = s.read_string("secret_file", hints.secret_file); !st) return st;
+  if (s.find("secret_file")) {
+    locations.secrets.testrail_webhook_secret_file = s.location("secret_file");
+  }
+  if (Status st = s.read_string("secret_header", hints.secret_header); !st) return st;
+  const bool token = !hints.secret_header.empty() &&
+                     std::all_of(hints.secret_header.begin(), hints.secret_header.end(), [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) ||
+                              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+                     });
+  if (!token) {
+    return s.error("secret_header",
+                   "must be an HTTP header name such as X-Runsync-Secret (got '" +
+                       hints.secret_header + "')");
+  }
+  for (auto [key, pointer] : {std::pair<const char*, std::string*>{"run_id", &hints.run_id},
+                              {"plan_id", &hints.plan_id},
+                              {"project_id", &hints.project_id}}) {
+    if (Status st = s.read_string(key, *pointer); !st) return st;
+    if (Status st = check_hint_pointer(*pointer); !st) return s.error(key, st.message());
+  }
+  if (hints.run_id.empty() && hints.plan_id.empty() && hints.project_id.empty()) {
+    return s.error("run_id", "run_id, plan_id and project_id are all empty: no hint could name "
+                             "anything to refresh");
+  }
+  if (Status st = s.read_duration("min_refresh_interval", hints.min_refresh_interval); !st) {
+    return st;
+  }
+  if (hints.min_refresh_interval > std::chrono::hours(1)) {
+    return s.error("min_refresh_interval", "must be at most 1h");
+  }
   return Status::ok();
 }
 
@@ -334,7 +384,8 @@ Status read_projects(const FileContext& file, const toml::node& node,
 Status read_document(const FileContext& file, const toml::table& root, Config& config,
                      KeyLocations& locations) {
   if (Status st = Section(file, "", root)
-                      .check_keys({"storage", "webhook", "testrail", "project", "log", "retention"});
+                      .check_keys({"storage", "webhook", "testrail", "testrail_webhook", "project",
+                                   "log", "retention"});
       !st) {
     return st;
   }
@@ -358,6 +409,15 @@ Status read_document(const FileContext& file, const toml::table& root, Config& c
   if (*testrail) {
     if (Status st =
             read_testrail(Section(file, "testrail", **testrail), config.testrail, locations);
+        !st) {
+      return st;
+    }
+  }
+  auto hints = section_table(file, root, "testrail_webhook");
+  if (!hints) return hints.status();
+  if (*hints) {
+    if (Status st = read_testrail_webhook(Section(file, "testrail_webhook", **hints),
+                                          config.testrail_webhook, locations);
         !st) {
       return st;
     }
@@ -417,7 +477,8 @@ std::optional<std::int64_t> Config::project_id_for_code(const std::string& code)
 
 ConfigEnvironment ConfigEnvironment::from_process() {
   ConfigEnvironment env;
-  for (const char* name : {"RUNSYNC_TESTRAIL_API_KEY", "RUNSYNC_WEBHOOK_SECRET", "STATE_DIRECTORY",
+  for (const char* name : {"RUNSYNC_TESTRAIL_API_KEY", "RUNSYNC_WEBHOOK_SECRET",
+                           "RUNSYNC_TESTRAIL_WEBHOOK_SECRET", "STATE_DIRECTORY",
                            "CREDENTIALS_DIRECTORY", "RUNSYNC_CONFIG"}) {
     if (const char* value = std::getenv(name)) env.vars[name] = value;
   }
@@ -530,6 +591,12 @@ StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& e
   }
   if (Status st = resolve_secrets(env, locations.secrets, use, config); !st) return st;
   if (Status st = check_testrail_complete(config, locations, use); !st) return st;
+  const std::string& hint_path = config.testrail_webhook.path;
+  if (hint_path == config.webhook.path || hint_path == "/healthz" || hint_path == "/readyz" ||
+      hint_path == "/metrics") {
+    return Status::error(locations.testrail_webhook_path + "testrail_webhook.path: '" + hint_path +
+                         "' is already served (webhook.path, /healthz, /readyz or /metrics)");
+  }
   return config;
 }
 

@@ -57,6 +57,21 @@ struct Config {
     std::string api_key;  // resolved; never logged
   } testrail;
 
+  // TestRail's own webhooks as refresh hints (SPEC §4a); the endpoint is
+  // on only when testrail.url is set.
+  struct TestRailWebhook {
+    std::string path = "/testrail/webhook";
+    std::string secret_file;
+    std::string secret_header = "X-Runsync-Secret";  // a custom header the admin adds
+    // Where each id is read: JSON pointers; a form's field is the last segment.
+    std::string run_id = "/run_id";
+    std::string plan_id = "/plan_id";
+    std::string project_id = "/project_id";
+    // A run, plan or project is refreshed at most once per this window.
+    std::chrono::milliseconds min_refresh_interval{2'000};
+    std::string secret;  // resolved; never logged
+  } testrail_webhook;
+
   std::vector<ProjectConfig> projects;
 
   struct Log {
@@ -117,8 +132,9 @@ enum class SecretUse {
 // (unknown keys, wrong types, bad durations).
 //
 // Secrets, lowest priority first: the *_file named in the config, then the
-// environment (RUNSYNC_WEBHOOK_SECRET, RUNSYNC_TESTRAIL_API_KEY), then files
-// in $CREDENTIALS_DIRECTORY (webhook-secret, testrail-api-key, and
+// environment (RUNSYNC_WEBHOOK_SECRET, RUNSYNC_TESTRAIL_API_KEY,
+// RUNSYNC_TESTRAIL_WEBHOOK_SECRET), then files in $CREDENTIALS_DIRECTORY
+// (webhook-secret, testrail-api-key, testrail-webhook-secret, and
 // webhook-signing-secret, which has no environment variable). A secret file
 // is read only when nothing of higher priority supplies the secret, so a
 // root-only file handed over by systemd's LoadCredential= is not an error.

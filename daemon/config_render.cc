@@ -93,6 +93,18 @@ std::string render_config(const Config& config) {
            "credential)\n";
   }
 
+  const Config::TestRailWebhook& hints = config.testrail_webhook;
+  out << "\n[testrail_webhook]\n"
+      << "path = " << toml_string(hints.path) << "\n"
+      << "secret_file = " << toml_string(hints.secret_file) << "\n"
+      << "secret_header = " << toml_string(hints.secret_header) << "\n"
+      << "run_id = " << toml_string(hints.run_id) << "\n"
+      << "plan_id = " << toml_string(hints.plan_id) << "\n"
+      << "project_id = " << toml_string(hints.project_id) << "\n"
+      << "min_refresh_interval = " << toml_string(render_duration(hints.min_refresh_interval))
+      << "\n";
+  if (!hints.secret.empty()) out << "# secret = \"<redacted>\"\n";
+
   for (const ProjectConfig& project : config.projects) {
     out << "\n[[project]]\n"
         << "id = " << project.id << "\n"

@@ -113,6 +113,14 @@ Status resolve_secrets(const ConfigEnvironment& env, const SecretKeyLocations& l
                   env, config);
   if (!api_key) return api_key.status();
   config.testrail.api_key = std::move(api_key->value);
+
+  auto hint_secret = resolve_for(
+      use, {"testrail_webhook.secret", "testrail_webhook.secret_file",
+            config.testrail_webhook.secret_file, locations.testrail_webhook_secret_file,
+            "RUNSYNC_TESTRAIL_WEBHOOK_SECRET", "testrail-webhook-secret"},
+      env, config);
+  if (!hint_secret) return hint_secret.status();
+  config.testrail_webhook.secret = std::move(hint_secret->value);
   return Status::ok();
 }
 

@@ -25,10 +25,12 @@ struct SecretKeyLocations {
   std::string secret_file;
   std::string signing_secret_file;
   std::string api_key_file;
+  std::string testrail_webhook_secret_file;
 };
 
 // Fills config.webhook.secret, config.webhook.signing_secret (checked to be
-// "whsec_" + base64) and config.testrail.api_key. With SecretUse::kRequired
+// "whsec_" + base64), config.testrail.api_key and
+// config.testrail_webhook.secret. With SecretUse::kRequired
 // a secret that is configured but cannot be read is an error; with
 // kNotNeeded it stays empty and the reason goes to config.unread_secrets.
 Status resolve_secrets(const ConfigEnvironment& env, const SecretKeyLocations& locations,
