@@ -42,21 +42,33 @@ RateLimiter::RateLimiter(std::uint32_t max_per_minute, ClientClock& clock)
     : max_per_minute_(max_per_minute), clock_(clock) {}
 
 std::optional<ClientClock::TimePoint> RateLimiter::acquire(
-    const std::atomic<bool>& stop, const std::function<void(milliseconds)>& before_wait) {
+    const std::atomic<bool>& stop, const std::function<void(milliseconds)>& before_wait,
+    RequestPriority priority) {
   if (stop) return std::nullopt;
   if (max_per_minute_ == 0) return clock_.now();
+  const bool hint = priority == RequestPriority::kHint;
   std::unique_lock lock(mu_);
+  if (hint) ++hints_waiting_;
+  struct Leave {
+    RateLimiter& limiter;
+    bool hint;
+    ~Leave() {
+      if (hint) --limiter.hints_waiting_;  // runs with mu_ held
+    }
+  } leave{*this, hint};
   for (;;) {
     if (stop) return std::nullopt;
     const auto now = clock_.now();
     while (!recent_.empty() && recent_.front() + kWindow <= now) recent_.pop_front();
-    if (recent_.size() < max_per_minute_) {
+    const bool room = recent_.size() < max_per_minute_;
+    if (room && (hint || hints_waiting_ == 0)) {
       recent_.push_back(now);
       return now;
     }
-    const auto wake = recent_.front() + kWindow;
+    // A routine caller with room yields to the hint about to take it.
+    const auto wake = room ? now + kSleepSlice : recent_.front() + kWindow;
     lock.unlock();
-    if (before_wait) before_wait(to_ms(wake - now));
+    if (before_wait && !room) before_wait(to_ms(wake - now));
     const bool woke = clock_.sleep_until(wake, stop);
     lock.lock();
     if (!woke) return std::nullopt;
@@ -108,27 +120,31 @@ TestRailClient::TestRailClient(TestRailClientOptions options, HttpTransport& tra
 
 TestRailClient::TestRailClient(TestRailClientOptions options,
                                std::unique_ptr<HttpTransport> transport,
-                               std::unique_ptr<ClientClock> clock, ApiObserver observer)
+                               std::unique_ptr<ClientClock> clock, ApiObserver observer,
+                               RateLimiter* shared_limiter)
     : options_(std::move(options)),
       owned_transport_(std::move(transport)),
       owned_clock_(std::move(clock)),
-      owned_limiter_(
-          std::make_unique<RateLimiter>(options_.max_requests_per_minute, *owned_clock_)),
+      owned_limiter_(shared_limiter != nullptr ? nullptr
+                                               : std::make_unique<RateLimiter>(
+                                                     options_.max_requests_per_minute,
+                                                     *owned_clock_)),
       transport_(*owned_transport_),
       clock_(*owned_clock_),
-      limiter_(*owned_limiter_),
+      limiter_(shared_limiter != nullptr ? *shared_limiter : *owned_limiter_),
       observer_(std::move(observer)),
       rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {
   api_key_ = options_.api_key;
 }
 
 std::unique_ptr<TestRailClient> TestRailClient::create(TestRailClientOptions options,
-                                                       ApiObserver observer) {
+                                                       ApiObserver observer,
+                                                       RateLimiter* shared_limiter) {
   HttpClientOptions http;
   http.timeout = options.request_timeout;
-  return std::unique_ptr<TestRailClient>(
-      new TestRailClient(std::move(options), std::make_unique<HttpClient>(std::move(http)),
-                         std::make_unique<SteadyClientClock>(), std::move(observer)));
+  return std::unique_ptr<TestRailClient>(new TestRailClient(
+      std::move(options), std::make_unique<HttpClient>(std::move(http)),
+      std::make_unique<SteadyClientClock>(), std::move(observer), shared_limiter));
 }
 
 TestRailClient::~TestRailClient() = default;
@@ -228,7 +244,7 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
       w.reason = "rate_limit";
       emit(w);
     };
-    if (!limiter_.acquire(stop_, on_rate_limit) || stop_) {
+    if (!limiter_.acquire(stop_, on_rate_limit, options_.priority) || stop_) {
       return fail(stopped_error(attempt - 1));
     }
 

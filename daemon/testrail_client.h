@@ -43,6 +43,10 @@ class SteadyClientClock final : public ClientClock {
   bool sleep_until(TimePoint deadline, const std::atomic<bool>& stop) override;
 };
 
+// Who is asking for a request slot. A refresh a TestRail webhook hint asked
+// for goes before routine polling and write-back when both wait (SPEC §4a).
+enum class RequestPriority { kRoutine, kHint };
+
 // A sliding-window limiter: at most `max_per_minute` acquisitions in any 60 s
 // window of `clock`. Thread-safe; share one between all clients that talk
 // to the same instance (the budget is per instance). `clock` must outlive it.
@@ -52,18 +56,21 @@ class RateLimiter {
   RateLimiter(std::uint32_t max_per_minute, ClientClock& clock);
 
   // Blocks until one more request fits, then counts it and returns the
-  // clock time it was counted at. Calls `before_wait(duration)` (when set)
-  // each time it is about to wait. Returns nullopt, counting nothing, when
-  // `stop` is or becomes true.
+  // clock time it was counted at. While a kHint caller waits, no kRoutine
+  // caller takes a slot. Calls `before_wait(duration)` (when set) each time
+  // it is about to wait. Returns nullopt, counting nothing, when `stop` is
+  // or becomes true.
   std::optional<ClientClock::TimePoint> acquire(
       const std::atomic<bool>& stop,
-      const std::function<void(std::chrono::milliseconds)>& before_wait = {});
+      const std::function<void(std::chrono::milliseconds)>& before_wait = {},
+      RequestPriority priority = RequestPriority::kRoutine);
 
  private:
   const std::uint32_t max_per_minute_;
   ClientClock& clock_;
   std::mutex mu_;
   std::deque<ClientClock::TimePoint> recent_;  // start times within the last minute
+  int hints_waiting_ = 0;                      // kHint callers inside acquire()
 };
 
 enum class ApiErrorKind {
@@ -174,6 +181,7 @@ struct TestRailClientOptions {
   std::chrono::seconds max_retry_after{300};          // longer Retry-After values are capped
   std::chrono::seconds max_backoff{30};               // backoff: min(2^i s, this), jittered
   std::uint64_t jitter_seed = 0;                      // 0: seeded from std::random_device
+  RequestPriority priority = RequestPriority::kRoutine;  // for every request of this client
 };
 
 // A TestRail API client.
@@ -214,9 +222,11 @@ class TestRailClient {
   TestRailClient(TestRailClientOptions options, HttpTransport& transport, ClientClock& clock,
                  ApiObserver observer = {}, RateLimiter* shared_limiter = nullptr);
   // A client with its own HttpClient (request_timeout as its deadline) and
-  // a SteadyClientClock.
+  // a SteadyClientClock; with `shared_limiter` (which must outlive it) its
+  // requests count against that limiter's budget.
   static std::unique_ptr<TestRailClient> create(TestRailClientOptions options,
-                                                ApiObserver observer = {});
+                                                ApiObserver observer = {},
+                                                RateLimiter* shared_limiter = nullptr);
   ~TestRailClient();
   TestRailClient(const TestRailClient&) = delete;
   TestRailClient& operator=(const TestRailClient&) = delete;
@@ -248,7 +258,8 @@ class TestRailClient {
 
  private:
   TestRailClient(TestRailClientOptions options, std::unique_ptr<HttpTransport> transport,
-                 std::unique_ptr<ClientClock> clock, ApiObserver observer);
+                 std::unique_ptr<ClientClock> clock, ApiObserver observer,
+                 RateLimiter* shared_limiter);
   // `entity_lookup`: get_run/get_plan, where a 400 saying the id "is not a
   // valid" entity means kNotFound.
   ApiResult<ApiResponse> call(const char* method, std::string_view uri, std::string body,

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -271,6 +273,82 @@ TEST(RateLimiter, StopEndsTheWait) {
   stop = true;
   t.join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(1));
+}
+
+// A clock whose sleeps last until the test moves it on.
+class ManualClock final : public ClientClock {
+ public:
+  TimePoint now() override {
+    std::lock_guard lock(mu_);
+    return now_;
+  }
+  bool sleep_until(TimePoint deadline, const std::atomic<bool>& stop) override {
+    std::unique_lock lock(mu_);
+    ++sleepers_;
+    moved_.wait(lock, [&] { return stop || (now_ >= deadline && woken_); });
+    --sleepers_;
+    return !stop;
+  }
+  // Moves time on; sleepers notice only when `wake` is true.
+  void advance(milliseconds d, bool wake = true) {
+    {
+      std::lock_guard lock(mu_);
+      now_ += d;
+      woken_ = wake;
+    }
+    if (wake) moved_.notify_all();
+  }
+  int sleepers() {
+    std::lock_guard lock(mu_);
+    return sleepers_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable moved_;
+  TimePoint now_ = FakeClock::kStart;
+  bool woken_ = true;
+  int sleepers_ = 0;
+};
+
+TEST(RateLimiter, AHintTakesTheNextSlotBeforeRoutineRequests) {
+  ManualClock clock;
+  RateLimiter limiter(1, clock);
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(limiter.acquire(stop).has_value());  // the budget is spent for a minute
+  std::mutex mu;
+  std::vector<std::pair<std::string, ClientClock::TimePoint>> order;
+  auto take = [&](const char* who, RequestPriority priority) {
+    auto at = limiter.acquire(stop, {}, priority);
+    ASSERT_TRUE(at.has_value());
+    std::lock_guard lock(mu);
+    order.emplace_back(who, *at);
+  };
+  std::thread hint(take, "hint", RequestPriority::kHint);
+  ASSERT_TRUE(wait_until([&] { return clock.sleepers() == 1; }, seconds(5)));
+  // The slot frees while the hint still sleeps, and a routine request comes
+  // first: it must leave the slot to the hint.
+  clock.advance(std::chrono::minutes(1), /*wake=*/false);
+  std::atomic<bool> routine_done{false};
+  std::thread routine([&] {
+    take("routine", RequestPriority::kRoutine);
+    routine_done = true;
+  });
+  ASSERT_TRUE(wait_until([&] { return routine_done || clock.sleepers() == 2; }, seconds(5)));
+  clock.advance(milliseconds(0));
+  auto taken = [&] {
+    std::lock_guard lock(mu);
+    return order.size();
+  };
+  ASSERT_TRUE(wait_until([&] { return taken() >= 1; }, seconds(5)));
+  clock.advance(std::chrono::minutes(1));
+  hint.join();
+  routine.join();
+  ASSERT_EQ(order.size(), 2u);
+  EXPECT_EQ(order[0].first, "hint");
+  EXPECT_EQ(order[0].second, FakeClock::kStart + std::chrono::minutes(1));
+  EXPECT_EQ(order[1].first, "routine");
+  EXPECT_EQ(order[1].second, FakeClock::kStart + std::chrono::minutes(2));
 }
 
 TEST(TestRailClient, RequestsStayWithinMaxRequestsPerMinute) {
