@@ -188,7 +188,8 @@ Status check_hint_pointer(std::string_view pointer) {
 
 StatusOr<HintFormat> hint_format(std::string_view content_type) {
   const std::string type = lower(trim(content_type.substr(0, content_type.find(';'))));
-  if (type.empty() || type == "application/json" || type.starts_with("text/") ||
+  const bool xml = type.ends_with("/xml") || type.ends_with("+xml");
+  if (type.empty() || type == "application/json" || (type.starts_with("text/") && !xml) ||
       (type.starts_with("application/") && type.ends_with("+json"))) {
     return HintFormat::kJson;
   }

@@ -33,9 +33,10 @@ Status check_hint_pointer(std::string_view pointer);
 enum class HintFormat { kJson, kForm };
 
 // The format of a body by its Content-Type (parameters such as charset are
-// ignored): application/json, any +json type, text/* (text holding JSON)
-// and a missing type are JSON; application/x-www-form-urlencoded is a form.
-// Any other type is an error naming the accepted ones.
+// ignored): application/json, any +json type, text/* other than text/xml
+// (text holding JSON) and a missing type are JSON;
+// application/x-www-form-urlencoded is a form. Any other type (XML, which
+// TestRail also offers, included) is an error naming the accepted ones.
 StatusOr<HintFormat> hint_format(std::string_view content_type);
 
 struct Hint {

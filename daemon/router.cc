@@ -14,11 +14,16 @@ Router::Router(std::string webhook_path, WebhookEndpoint& webhook, Writer& write
       metrics_(metrics),
       logger_(std::move(logger)),
       readiness_(std::move(readiness)) {
-  for (int code : {200, 400, 401, 404, 405, 413, 500, 503}) {
+  for (int code : {200, 202, 400, 401, 404, 405, 413, 415, 500, 503}) {
     responses_[code] = &metrics_.counter("runsync_http_responses_total",
                                          "HTTP responses by status code",
                                          {{"code", std::to_string(code)}});
   }
+}
+
+void Router::serve_hints(std::string path, HintEndpoint& hints) {
+  hints_path_ = std::move(path);
+  hints_ = &hints;
 }
 
 void Router::count_response(int status) {
@@ -33,7 +38,7 @@ std::optional<ServerResponse> Router::refusal(const ServerRequest& req) const {
   const std::string_view path = req.path();
   const bool get = req.method == "GET" || req.method == "HEAD";
   const char* allow = nullptr;
-  if (path == webhook_path_) {
+  if (path == webhook_path_ || (hints_ != nullptr && path == hints_path_)) {
     if (req.method != "POST") allow = "POST";
   } else if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
     if (!get) allow = "GET, HEAD";
@@ -52,6 +57,7 @@ std::optional<ServerResponse> Router::refusal(const ServerRequest& req) const {
 std::optional<ServerResponse> Router::answer_from_head(const ServerRequest& head) {
   auto answer = refusal(head);
   if (!answer && head.path() == webhook_path_) answer = webhook_.check_head(head);
+  if (!answer && hints_ != nullptr && head.path() == hints_path_) answer = hints_->check_head(head);
   if (answer) count_response(answer->status);
   return answer;
 }
@@ -64,6 +70,9 @@ void Router::handle(ServerRequest&& req, Respond respond) {
   if (auto answer = refusal(req)) return counted(std::move(*answer));
   const std::string_view path = req.path();
   if (path == webhook_path_) return webhook_.handle(std::move(req), std::move(counted));
+  if (hints_ != nullptr && path == hints_path_) {
+    return hints_->handle(std::move(req), std::move(counted));
+  }
   if (path == "/healthz") return counted(ServerResponse::json(200, R"({"status":"ok"})"));
   if (path == "/readyz") return ready(std::move(counted));
   ServerResponse r;

@@ -1,5 +1,6 @@
-// Maps HTTP requests to the daemon's endpoints (SPEC §4): the webhook path,
-// /healthz, /readyz and /metrics; 404 and 405 otherwise. Counts every
+// Maps HTTP requests to the daemon's endpoints (SPEC §4, §4a): the webhook
+// path, TestRail's webhook path when served, /healthz, /readyz and
+// /metrics; 404 and 405 otherwise. Counts every
 // response by status code.
 //
 // Thread safety: handle() runs on the HTTP thread.
@@ -10,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "daemon/hint_endpoint.h"
 #include "daemon/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
@@ -29,6 +31,10 @@ class Router {
   Router(std::string webhook_path, WebhookEndpoint& webhook, Writer& writer, Metrics& metrics,
          Logger logger, ReadinessCheck readiness);
 
+  // Also serves TestRail's webhooks (hints) at `path`, from before the
+  // server starts; `hints` must outlive the router.
+  void serve_hints(std::string path, HintEndpoint& hints);
+
   // Answers a request from its head alone when that settles it: 404, 405,
   // or the webhook endpoint's 401 (see WebhookEndpoint::check_head). The
   // answer is counted and logged; nullopt when the body is needed.
@@ -45,6 +51,8 @@ class Router {
 
   std::string webhook_path_;
   WebhookEndpoint& webhook_;
+  std::string hints_path_;            // empty: not served
+  HintEndpoint* hints_ = nullptr;
   Writer& writer_;
   Metrics& metrics_;
   Logger logger_;

@@ -44,28 +44,34 @@ RateLimiter::RateLimiter(std::uint32_t max_per_minute, ClientClock& clock)
 std::optional<ClientClock::TimePoint> RateLimiter::acquire(
     const std::atomic<bool>& stop, const std::function<void(milliseconds)>& before_wait,
     RequestPriority priority) {
+  constexpr int kMaxHintStreak = 3;
   if (stop) return std::nullopt;
   if (max_per_minute_ == 0) return clock_.now();
   const bool hint = priority == RequestPriority::kHint;
   std::unique_lock lock(mu_);
-  if (hint) ++hints_waiting_;
+  int& waiting = hint ? hints_waiting_ : routine_waiting_;
+  ++waiting;
   struct Leave {
-    RateLimiter& limiter;
-    bool hint;
-    ~Leave() {
-      if (hint) --limiter.hints_waiting_;  // runs with mu_ held
-    }
-  } leave{*this, hint};
+    int& waiting;
+    ~Leave() { --waiting; }  // runs with mu_ held
+  } leave{waiting};
   for (;;) {
     if (stop) return std::nullopt;
     const auto now = clock_.now();
     while (!recent_.empty() && recent_.front() + kWindow <= now) recent_.pop_front();
     const bool room = recent_.size() < max_per_minute_;
-    if (room && (hint || hints_waiting_ == 0)) {
+    const bool routine_due = routine_waiting_ > 0 && hint_streak_ >= kMaxHintStreak;
+    const bool mine = hint ? !routine_due : hints_waiting_ == 0 || routine_due;
+    if (room && mine) {
       recent_.push_back(now);
+      if (!hint) {
+        hint_streak_ = 0;
+      } else if (routine_waiting_ > 0) {
+        ++hint_streak_;
+      }
       return now;
     }
-    // A routine caller with room yields to the hint about to take it.
+    // With room, the slot is another caller's turn: let it take it.
     const auto wake = room ? now + kSleepSlice : recent_.front() + kWindow;
     lock.unlock();
     if (before_wait && !room) before_wait(to_ms(wake - now));

@@ -44,7 +44,9 @@ class SteadyClientClock final : public ClientClock {
 };
 
 // Who is asking for a request slot. A refresh a TestRail webhook hint asked
-// for goes before routine polling and write-back when both wait (SPEC §4a).
+// for goes before routine polling and write-back when both wait (SPEC §4a),
+// but for at most 3 slots in a row, so a flood of hints slows polling
+// instead of stopping it.
 enum class RequestPriority { kRoutine, kHint };
 
 // A sliding-window limiter: at most `max_per_minute` acquisitions in any 60 s
@@ -56,8 +58,9 @@ class RateLimiter {
   RateLimiter(std::uint32_t max_per_minute, ClientClock& clock);
 
   // Blocks until one more request fits, then counts it and returns the
-  // clock time it was counted at. While a kHint caller waits, no kRoutine
-  // caller takes a slot. Calls `before_wait(duration)` (when set) each time
+  // clock time it was counted at. While a kHint caller waits, a kRoutine
+  // caller takes no slot, unless hints took the last 3 while it waited.
+  // Calls `before_wait(duration)` (when set) each time
   // it is about to wait. Returns nullopt, counting nothing, when `stop` is
   // or becomes true.
   std::optional<ClientClock::TimePoint> acquire(
@@ -71,6 +74,8 @@ class RateLimiter {
   std::mutex mu_;
   std::deque<ClientClock::TimePoint> recent_;  // start times within the last minute
   int hints_waiting_ = 0;                      // kHint callers inside acquire()
+  int routine_waiting_ = 0;                    // kRoutine callers inside acquire()
+  int hint_streak_ = 0;  // slots hints took in a row while a routine caller waited
 };
 
 enum class ApiErrorKind {

@@ -26,6 +26,7 @@ TEST(HintFormat, ByContentType) {
       {"application/x-www-form-urlencoded; charset=utf-8", HintFormat::kForm},
       {"multipart/form-data; boundary=x", std::nullopt},
       {"application/xml", std::nullopt},
+      {"text/xml", std::nullopt},
   };
   for (const auto& c : cases) {
     auto format = hint_format(c.content_type);

@@ -351,6 +351,44 @@ TEST(RateLimiter, AHintTakesTheNextSlotBeforeRoutineRequests) {
   EXPECT_EQ(order[1].second, FakeClock::kStart + std::chrono::minutes(2));
 }
 
+TEST(RateLimiter, AFloodOfHintsLeavesRoutineRequestsEveryFourthSlot) {
+  ManualClock clock;
+  RateLimiter limiter(1, clock);
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(limiter.acquire(stop).has_value());
+  std::mutex mu;
+  std::vector<std::string> order;
+  auto taken = [&] {
+    std::lock_guard lock(mu);
+    return order.size();
+  };
+  std::thread routine([&] {
+    ASSERT_TRUE(limiter.acquire(stop).has_value());
+    std::lock_guard lock(mu);
+    order.emplace_back("routine");
+  });
+  ASSERT_TRUE(wait_until([&] { return clock.sleepers() == 1; }, seconds(5)));
+  // One hint after another, each waiting beside the routine request.
+  std::vector<std::thread> hints;
+  for (std::size_t i = 0; i < 4; ++i) {
+    hints.emplace_back([&] {
+      ASSERT_TRUE(limiter.acquire(stop, {}, RequestPriority::kHint).has_value());
+      std::lock_guard lock(mu);
+      order.emplace_back("hint");
+    });
+    ASSERT_TRUE(wait_until([&] { return clock.sleepers() == 2; }, seconds(5)));
+    clock.advance(std::chrono::minutes(1));
+    ASSERT_TRUE(wait_until([&] { return taken() == i + 1; }, seconds(5)));
+    if (i < 3) {
+      ASSERT_TRUE(wait_until([&] { return clock.sleepers() == 1; }, seconds(5)));
+    }
+  }
+  clock.advance(std::chrono::minutes(1));
+  routine.join();
+  for (auto& t : hints) t.join();
+  EXPECT_EQ(order, (std::vector<std::string>{"hint", "hint", "hint", "routine", "hint"}));
+}
+
 TEST(TestRailClient, RequestsStayWithinMaxRequestsPerMinute) {
   FakeClock clock;
   ScriptedTransport transport(clock);
