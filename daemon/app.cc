@@ -12,11 +12,13 @@
 #include <thread>
 
 #include "core/outbox_command.h"
+#include "daemon/hint_endpoint.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
 #include "daemon/outbox_worker.h"
 #include "daemon/poller.h"
 #include "daemon/pruner.h"
+#include "daemon/refresher.h"
 #include "daemon/router.h"
 #include "daemon/sd_notify.h"
 #include "daemon/webhook_endpoint.h"
@@ -102,7 +104,9 @@ void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> read
   Gauge& pending = metrics.gauge("runsync_outbox_pending", "Write-back commands waiting to be sent");
   Gauge& oldest = metrics.gauge("runsync_outbox_oldest_pending_age_seconds",
                                 "Age of the oldest pending write-back command (0: none pending)");
-  metrics.add_collector([=, &last_webhook, &pending, &oldest] {
+  Gauge& refreshes = metrics.gauge("runsync_hint_pending_refreshes",
+                                   "Refreshes TestRail webhook hints asked for, not done yet");
+  metrics.add_collector([=, &last_webhook, &pending, &oldest, &refreshes] {
     auto g = reader->read();
     if (!g) {
       logger->warn("metrics: {}; the mirror's gauges keep their last values", g.message());
@@ -114,6 +118,7 @@ void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> read
     }
     last_webhook.set(g->last_webhook_at ? static_cast<double>(*g->last_webhook_at) : 0.0);
     pending.set(static_cast<double>(g->outbox_pending));
+    refreshes.set(static_cast<double>(g->pending_refreshes));
     oldest.set(g->oldest_pending_at
                    ? static_cast<double>(std::max<std::int64_t>(0, unix_now() - *g->oldest_pending_at))
                    : 0.0);
@@ -133,8 +138,17 @@ struct App::Impl {
   std::unique_ptr<Checkpointer> checkpointer;
   std::unique_ptr<WebhookEndpoint> endpoint;
   std::unique_ptr<Router> router;
+  // One request budget for polling, write-back and hint refreshes.
+  SteadyClientClock limiter_clock;
+  std::unique_ptr<RateLimiter> limiter;
   std::unique_ptr<TestRailClient> client;
   std::unique_ptr<Poller> poller;
+  // TestRail's webhooks (SPEC §4a): the refresher's own client and poller.
+  std::unique_ptr<TestRailClient> hint_client;
+  std::unique_ptr<Poller> hint_poller;
+  std::unique_ptr<Refresher> refresher;
+  std::thread refresher_thread;
+  std::unique_ptr<HintEndpoint> hints;
   std::unique_ptr<PollerMark> poller_mark;
   std::thread poller_thread;
   std::unique_ptr<OutboxWorker> outbox;
@@ -193,11 +207,24 @@ struct App::Impl {
     const auto polls_ok = delta("polls_ok", metrics.counter_sum(kPolls, {{"outcome", "ok"}}));
     const auto polls_all = delta("polls_all", metrics.counter_sum(kPolls));
     const auto outbox_done = delta("outbox_done", metrics.counter_sum("runsync_outbox_commands_total", {{"outcome", "done"}}));
+    std::string hint_part;
+    if (hints) {
+      const char* kHints = "runsync_testrail_hints_total";
+      const auto queued = delta("hints_queued", metrics.counter_sum(kHints, {{"result", "queued"}}));
+      const auto hints_all = delta("hints_all", metrics.counter_sum(kHints));
+      const char* kRefreshes = "runsync_hint_refreshes_total";
+      const auto refresh_failed =
+          delta("refreshes_failed", metrics.counter_sum(kRefreshes, {{"outcome", "failed"}}));
+      const auto refresh_all = delta("refreshes_all", metrics.counter_sum(kRefreshes));
+      hint_part = fmt::format("; testrail hints queued={} refused={}, refreshes ok={} failed={}",
+                              queued, hints_all - queued, refresh_all - refresh_failed,
+                              refresh_failed);
+    }
     logger->info(
         "summary (last 60s): webhooks applied={} duplicate={} stale={} ignored={} refused={}; "
-        "polls ok={} failed={}; outbox done={}; queue depth {}",
+        "polls ok={} failed={}; outbox done={}{}; queue depth {}",
         applied, duplicate, stale, ignored, refused, polls_ok, polls_all - polls_ok, outbox_done,
-        writer->depth());
+        hint_part, writer->depth());
     std::string status = "webhooks/min " + std::to_string(all);
     if (poller) {
       const auto reason = poller->not_ready_reason();
@@ -232,11 +259,14 @@ struct App::Impl {
       return;
     }
     endpoint->set_auth(std::move(auth).value());
+    if (hints) hints->set_secret(fresh->testrail_webhook.secret);
     if (client) client->set_api_key(fresh->testrail.api_key);
+    if (hint_client) hint_client->set_api_key(fresh->testrail.api_key);
     if (auto level = parse_log_level(fresh->log.level)) set_log_level(logger, *level);
     config.webhook.secret = fresh->webhook.secret;
     config.webhook.signing_secret = fresh->webhook.signing_secret;
     config.testrail.api_key = fresh->testrail.api_key;
+    config.testrail_webhook.secret = fresh->testrail_webhook.secret;
     config.log.level = fresh->log.level;
     logger->info("reloaded secrets and log level ({}){}", fresh->log.level,
                  client ? "; later TestRail requests carry the reloaded API key" : "");
@@ -254,6 +284,7 @@ struct App::Impl {
     summary_timer.cancel();
     server->stop_accepting();
     if (outbox) outbox->stop();
+    if (refresher) refresher->stop();
     if (poller) poller->stop();  // cancels waits and the request in flight
     if (pruner) pruner->stop();
     writer->stop();  // commits everything queued; answers are posted to this loop
@@ -403,9 +434,23 @@ struct App::Impl {
     sopts.max_connections = config.webhook.max_connections;
     check_open_file_limit(config.webhook.max_connections);
     if (!config.testrail.url.empty()) {
-      client = TestRailClient::create(client_options_for(config), make_api_observer(metrics, logger));
+      limiter = std::make_unique<RateLimiter>(config.testrail.max_requests_per_minute,
+                                              limiter_clock);
+      client = TestRailClient::create(client_options_for(config),
+                                      make_api_observer(metrics, logger), limiter.get());
       poller = std::make_unique<Poller>(poller_options_for(config), *client, *writer, metrics,
                                         logger, unix_now);
+      TestRailClientOptions hint_options = client_options_for(config);
+      hint_options.priority = RequestPriority::kHint;
+      hint_client = TestRailClient::create(std::move(hint_options),
+                                           make_api_observer(metrics, logger), limiter.get());
+      hint_poller = std::make_unique<Poller>(poller_options_for(config), *hint_client, *writer,
+                                             metrics, logger, unix_now);
+      refresher = std::make_unique<Refresher>(refresher_options_for(config), *hint_client,
+                                              *hint_poller, *writer, metrics, logger, unix_now_ms);
+      hints = std::make_unique<HintEndpoint>(hint_endpoint_options_for(config), *writer, metrics,
+                                             logger, unix_now_ms,
+                                             [this] { refresher->notify(); });
       auto mark = PollerMark::hold(config.storage.path);
       if (mark) {
         poller_mark = std::move(mark).value();
@@ -419,6 +464,7 @@ struct App::Impl {
     // polling, so a balancer keeps sending while TestRail is down.
     router = std::make_unique<Router>(config.webhook.path, *endpoint, *writer, metrics, logger,
                                       Router::ReadinessCheck{});
+    if (hints) router->serve_hints(config.testrail_webhook.path, *hints);
     server = std::make_unique<HttpServer>(ioc, sopts, [this](ServerRequest&& req, Respond respond) {
       router->handle(std::move(req), std::move(respond));
     });
@@ -471,6 +517,19 @@ struct App::Impl {
                    config.projects.size());
       poller_thread = std::thread([this] { poller->run(); });
       outbox_thread = std::thread([this] { outbox->run(); });
+      refresher_thread = std::thread([this] { refresher->run(); });
+      if (config.testrail_webhook.secret.empty()) {
+        logger->warn("taking TestRail webhooks on {} WITHOUT a secret: anyone who can reach the "
+                     "listener can make runsync spend its API budget; set "
+                     "testrail_webhook.secret_file, $RUNSYNC_TESTRAIL_WEBHOOK_SECRET or the "
+                     "testrail-webhook-secret credential",
+                     config.testrail_webhook.path);
+      } else {
+        logger->info("taking TestRail webhooks on {} (secret in header {}); refreshing a run at "
+                     "most once per {}",
+                     config.testrail_webhook.path, config.testrail_webhook.secret_header,
+                     render_duration(config.testrail_webhook.min_refresh_interval));
+      }
     }
     pruner = std::make_unique<Pruner>(config.retention, *writer, metrics, logger, unix_now);
     pruner_thread = std::thread([this] { pruner->run(); });
@@ -479,8 +538,10 @@ struct App::Impl {
 
     ioc.run();
     if (outbox) outbox->stop();
+    if (refresher) refresher->stop();
     if (poller) poller->stop();
     if (outbox_thread.joinable()) outbox_thread.join();
+    if (refresher_thread.joinable()) refresher_thread.join();
     if (poller_thread.joinable()) poller_thread.join();
     if (pruner) pruner->stop();
     if (pruner_thread.joinable()) pruner_thread.join();

@@ -328,6 +328,13 @@ int cmd_status(const std::string& path, bool as_json) {
     j["database_free_bytes"] = r.free_bytes;
     j["oldest_webhook_at"] = time_json(r.oldest_webhook_at);
     j["oldest_webhook_at_iso"] = iso_json(r.oldest_webhook_at);
+    const std::optional<std::int64_t> oldest_hint =
+        r.oldest_pending_refresh_at_ms
+            ? std::optional<std::int64_t>(*r.oldest_pending_refresh_at_ms / 1000)
+            : std::nullopt;
+    j["pending_refreshes"] = r.pending_refreshes;
+    j["oldest_pending_refresh_at"] = time_json(oldest_hint);
+    j["oldest_pending_refresh_at_iso"] = iso_json(oldest_hint);
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "database: " << config->storage.path << " (schema " << r.schema_version << ")\n";
@@ -376,6 +383,10 @@ int cmd_status(const std::string& path, bool as_json) {
     if (r.outbox_by_state.empty()) std::cout << " empty";
     for (const auto& [state, n] : r.outbox_by_state) std::cout << " " << state << "=" << n;
     if (r.oldest_pending_at) std::cout << "; oldest pending since " << ago(*r.oldest_pending_at);
+    std::cout << "\npending refreshes (TestRail webhook hints): " << r.pending_refreshes;
+    if (r.oldest_pending_refresh_at_ms) {
+      std::cout << "; oldest hint " << ago(*r.oldest_pending_refresh_at_ms / 1000);
+    }
     std::cout << "\nhealth: " << (healthy ? "ok" : "UNHEALTHY") << "\n";
     for (const auto& p : problems) std::cout << "  - " << p << "\n";
   }

@@ -10,6 +10,12 @@ std::int64_t unix_now() {
       .count();
 }
 
+std::int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 Logger logger_for(const Config& config) {
   Logger logger = make_logger(stderr_is_journal());
   if (auto level = parse_log_level(config.log.level)) set_log_level(logger, *level);
@@ -38,6 +44,24 @@ PollerOptions poller_options_for(const Config& config) {
   options.projects = config.projects;
   options.poll_interval = config.testrail.poll_interval;
   options.full_sync_interval = config.testrail.full_sync_interval;
+  return options;
+}
+
+HintEndpointOptions hint_endpoint_options_for(const Config& config) {
+  HintEndpointOptions options;
+  options.secret = config.testrail_webhook.secret;
+  options.secret_header = config.testrail_webhook.secret_header;
+  options.pointers.run_id = config.testrail_webhook.run_id;
+  options.pointers.plan_id = config.testrail_webhook.plan_id;
+  options.pointers.project_id = config.testrail_webhook.project_id;
+  for (const ProjectConfig& p : config.projects) options.projects.insert(p.id);
+  return options;
+}
+
+RefresherOptions refresher_options_for(const Config& config) {
+  RefresherOptions options;
+  options.projects = config.projects;
+  options.min_refresh_interval = config.testrail_webhook.min_refresh_interval;
   return options;
 }
 

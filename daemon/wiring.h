@@ -6,8 +6,10 @@
 #include <cstdint>
 
 #include "daemon/config.h"
+#include "daemon/hint_endpoint.h"
 #include "daemon/logging.h"
 #include "daemon/poller.h"
+#include "daemon/refresher.h"
 #include "daemon/testrail_client.h"
 #include "storage/database.h"
 
@@ -16,6 +18,8 @@ namespace runsync {
 // The wall clock in unix seconds: the clock of observations, journal rows
 // and poll cycles.
 std::int64_t unix_now();
+// The same clock in milliseconds: the clock of TestRail webhook hints.
+std::int64_t unix_now_ms();
 
 // The process's logger (to the journal when stderr is it) at log.level.
 Logger logger_for(const Config& config);
@@ -28,5 +32,12 @@ TestRailClientOptions client_options_for(const Config& config);
 
 // The projects and intervals to poll.
 PollerOptions poller_options_for(const Config& config);
+
+// TestRail's webhook endpoint: its secret, header, id pointers and the
+// configured projects.
+HintEndpointOptions hint_endpoint_options_for(const Config& config);
+
+// The projects and the refresh window for hints.
+RefresherOptions refresher_options_for(const Config& config);
 
 }  // namespace runsync

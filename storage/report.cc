@@ -44,6 +44,13 @@ MirrorGauges read_figures(SQLite::Database& db) {
   if (last.executeStep() && !last.getColumn(0).isNull()) {
     g.last_webhook_at = last.getColumn(0).getInt64();
   }
+  if (db.tableExists("pending_refreshes")) {
+    SQLite::Statement hints(db, "SELECT count(*), min(first_hint_at_ms) FROM pending_refreshes");
+    if (hints.executeStep()) {
+      g.pending_refreshes = hints.getColumn(0).getInt64();
+      if (!hints.getColumn(1).isNull()) g.oldest_pending_refresh_at_ms = hints.getColumn(1).getInt64();
+    }
+  }
   if (!db.tableExists("outbox")) return g;
   SQLite::Statement pending(db,
                             "SELECT count(*), min(created_at) FROM outbox "
@@ -116,6 +123,8 @@ StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t 
     r.runs_by_state = std::move(figures.runs_by_state);
     r.last_webhook_at = figures.last_webhook_at;
     r.oldest_pending_at = figures.oldest_pending_at;
+    r.pending_refreshes = figures.pending_refreshes;
+    r.oldest_pending_refresh_at_ms = figures.oldest_pending_refresh_at_ms;
     SQLite::Statement hour(db,
                            "SELECT result, count(*) FROM webhook_events WHERE received_at >= ? "
                            "GROUP BY result");

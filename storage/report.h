@@ -48,6 +48,10 @@ struct MirrorReport {
   std::int64_t file_bytes = 0;
   std::int64_t free_bytes = 0;
   std::optional<std::int64_t> oldest_webhook_at;  // received_at of the oldest journal row
+  // Refreshes TestRail webhook hints asked for that are not done yet, and
+  // the oldest hint among them (unix ms).
+  std::int64_t pending_refreshes = 0;
+  std::optional<std::int64_t> oldest_pending_refresh_at_ms;
 };
 
 // The figures /metrics shows about the mirror's contents.
@@ -56,6 +60,8 @@ struct MirrorGauges {
   std::optional<std::int64_t> last_webhook_at;
   std::int64_t outbox_pending = 0;  // commands in state pending or sending
   std::optional<std::int64_t> oldest_pending_at;
+  std::int64_t pending_refreshes = 0;  // rows of pending_refreshes
+  std::optional<std::int64_t> oldest_pending_refresh_at_ms;
 };
 
 // Reads MirrorGauges over one read-only connection kept open, for a

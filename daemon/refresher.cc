@@ -1,0 +1,301 @@
+#include "daemon/refresher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "core/testrail_api.h"
+
+namespace runsync {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Counter& refreshes(Metrics& metrics, HintKind kind, const char* outcome) {
+  return metrics.counter("runsync_hint_refreshes_total",
+                         "Refreshes TestRail webhook hints asked for, by kind and outcome",
+                         {{"kind", hint_kind_name(kind)}, {"outcome", outcome}});
+}
+
+std::optional<std::int64_t> project_of(const nlohmann::json& run) {
+  auto it = run.find("project_id");
+  if (it == run.end() || !it->is_number_integer()) return std::nullopt;
+  return it->get<std::int64_t>();
+}
+
+}  // namespace
+
+Refresher::Refresher(RefresherOptions options, TestRailClient& client, Poller& project_poller,
+                     Writer& writer, Metrics& metrics, Logger logger, MillisClock clock,
+                     SteadyClock steady)
+    : options_(std::move(options)),
+      client_(client),
+      project_poller_(project_poller),
+      writer_(writer),
+      metrics_(metrics),
+      logger_(std::move(logger)),
+      clock_(std::move(clock)),
+      steady_(std::move(steady)),
+      latency_(metrics.histogram("runsync_hint_to_mirror_seconds",
+                                 "Time from a TestRail webhook hint to the refresh that served it",
+                                 {}, poll_duration_buckets())),
+      warnings_(steady_) {
+  for (HintKind kind : {HintKind::kRun, HintKind::kPlan, HintKind::kProject}) {
+    for (const char* outcome : kRefreshOutcomes) refreshes(metrics_, kind, outcome);
+  }
+}
+
+void Refresher::notify() {
+  {
+    std::lock_guard lock(mu_);
+    notified_ = true;
+  }
+  wake_.notify_all();
+}
+
+void Refresher::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  project_poller_.stop();  // also stops the client it shares with us
+  client_.stop();
+}
+
+void Refresher::run() {
+  while (!stop_) {
+    const auto next = refresh_due();
+    std::unique_lock lock(mu_);
+    auto woken = [&] { return stop_ || notified_; };
+    if (next) {
+      wake_.wait_until(lock, *next, woken);
+    } else {
+      wake_.wait(lock, woken);
+    }
+    notified_ = false;
+  }
+}
+
+std::optional<Clock::time_point> Refresher::refresh_due() {
+  std::vector<PendingRefresh> rows;
+  Status read = writer_.run([&](Store& store) -> Status {
+    auto oldest = store.hints().oldest(options_.batch);
+    if (!oldest) return oldest.status();
+    rows = std::move(oldest).value();
+    return Status::ok();
+  });
+  const auto now = steady_();
+  if (!read.is_ok()) {
+    if (auto note = warnings_.admit("read")) {
+      logger_->error("hint refresher: cannot read pending refreshes: {}; retrying in {}{}",
+                     read.message(), render_duration(options_.retry_interval), *note);
+    }
+    return now + options_.retry_interval;
+  }
+  std::erase_if(not_before_, [&](const auto& entry) { return entry.second <= now; });
+  std::optional<Clock::time_point> next;
+  bool refreshed = false;
+  for (const PendingRefresh& row : rows) {
+    if (stop_) break;
+    const Key key{row.kind, row.id};
+    if (auto it = not_before_.find(key); it != not_before_.end() && it->second > steady_()) {
+      next = next ? std::min(*next, it->second) : it->second;
+      continue;
+    }
+    const auto started = steady_();
+    const char* outcome = refresh(row);
+    refreshes(metrics_, row.kind, outcome).inc();
+    refreshed = true;
+    const bool failed = std::string_view(outcome) == "failed";
+    not_before_[key] = started + (failed ? std::max(options_.retry_interval,
+                                                    options_.min_refresh_interval)
+                                         : options_.min_refresh_interval);
+  }
+  if (refreshed) return steady_();
+  return next;
+}
+
+const char* Refresher::refresh(const PendingRefresh& row) {
+  const std::int64_t began_ms = clock_();
+  switch (row.kind) {
+    case HintKind::kRun:
+      return refresh_run(row, began_ms);
+    case HintKind::kPlan:
+      return refresh_plan(row, began_ms);
+    case HintKind::kProject:
+      return refresh_project(row, began_ms);
+  }
+  return "failed";
+}
+
+const ProjectConfig* Refresher::project(std::int64_t id) const {
+  for (const ProjectConfig& p : options_.projects) {
+    if (p.id == id) return &p;
+  }
+  return nullptr;
+}
+
+void Refresher::warn_failure(const PendingRefresh& row, const std::string& message) {
+  if (stop_) return;
+  if (auto note = warnings_.admit("failed")) {
+    logger_->warn("hint refresh of {} {} failed: {}; it stays pending and is retried in {}{}",
+                  hint_kind_name(row.kind), row.id, message,
+                  render_duration(std::max(options_.retry_interval, options_.min_refresh_interval)),
+                  *note);
+  }
+}
+
+void Refresher::served(const PendingRefresh& row, bool gone) {
+  if (!gone) return;  // a newer hint came meanwhile: its own refresh will tell
+  latency_.observe(static_cast<double>(std::max<std::int64_t>(0, clock_() - row.first_hint_at_ms)) /
+                   1000.0);
+}
+
+const char* Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
+                              const char* outcome, bool drop,
+                              const std::function<Status(Store&)>& also) {
+  bool gone = false;
+  Status s = writer_.run([&](Store& store) -> Status {
+    if (also) {
+      if (Status st = also(store); !st.is_ok()) return st;
+    }
+    if (drop) {
+      gone = false;
+      return store.hints().drop(row.kind, row.id);
+    }
+    auto done = store.hints().served(row.kind, row.id, began_ms);
+    if (!done) return done.status();
+    gone = done.value();
+    return Status::ok();
+  });
+  if (!s.is_ok()) {
+    warn_failure(row, "storing the refresh: " + s.message());
+    return "failed";
+  }
+  served(row, gone);
+  return outcome;
+}
+
+const char* Refresher::apply(const PendingRefresh& row, std::int64_t began_ms,
+                             const std::vector<Observation>& observations) {
+  bool changed = false;
+  const std::int64_t now = clock_() / 1000;
+  const char* outcome = finish(row, began_ms, "unchanged", false, [&](Store& store) -> Status {
+    changed = false;
+    auto results = store.runs().apply_all(observations, now);
+    if (!results) return results.status();
+    for (const ApplyResult& r : *results) changed = changed || r.changed;
+    return Status::ok();
+  });
+  if (std::string_view(outcome) == "failed") return outcome;
+  if (changed) {
+    logger_->debug("hint refresh of {} {}: mirror changed", hint_kind_name(row.kind), row.id);
+    return "changed";
+  }
+  return outcome;
+}
+
+const char* Refresher::refresh_run(const PendingRefresh& row, std::int64_t began_ms) {
+  auto run = client_.get_run(row.id);
+  if (!run) {
+    if (run.error().kind != ApiErrorKind::kNotFound) {
+      warn_failure(row, "get_run/" + std::to_string(row.id) + ": " + run.error().describe());
+      return "failed";
+    }
+    // Gone from TestRail: a tombstone when the mirror holds it, else nothing
+    // (an id nobody mirrored leaves no row).
+    bool held = false;
+    const std::int64_t now = clock_() / 1000;
+    const char* outcome = finish(row, began_ms, "deleted", false, [&](Store& store) -> Status {
+      auto current = store.runs().load(row.id);
+      if (!current) return current.status();
+      held = current->has_value();
+      if (!held) return Status::ok();
+      Observation o;
+      o.run_id = row.id;
+      o.source = Source::kPoll;
+      o.observed_at = now;
+      o.state = StateClaim::kDeleted;
+      auto applied = store.runs().apply(o, now);
+      return applied ? Status::ok() : applied.status();
+    });
+    if (std::string_view(outcome) == "deleted") {
+      if (!held) return "ignored";
+      logger_->info("run {}: get_run says it does not exist; marked deleted (TestRail webhook "
+                    "hint)",
+                    row.id);
+    }
+    return outcome;
+  }
+  const std::optional<std::int64_t> project_id = project_of(run->value);
+  if (!project_id || project(*project_id) == nullptr) {
+    logger_->debug("hint refresh of run {}: project {} is not mirrored; ignored", row.id,
+                   project_id.value_or(0));
+    return finish(row, began_ms, "ignored", true);
+  }
+  auto o = observation_from_api_run(run->value, observation_time(run->server_date, clock_() / 1000),
+                                    Source::kPoll);
+  if (!o) {
+    warn_failure(row, "get_run/" + std::to_string(row.id) + " answered a run it cannot parse: " +
+                          o.message());
+    return "failed";
+  }
+  return apply(row, began_ms, {std::move(o).value()});
+}
+
+const char* Refresher::refresh_plan(const PendingRefresh& row, std::int64_t began_ms) {
+  auto plan = client_.get_plan(row.id);
+  if (!plan) {
+    if (plan.error().kind != ApiErrorKind::kNotFound) {
+      warn_failure(row, "get_plan/" + std::to_string(row.id) + ": " + plan.error().describe());
+      return "failed";
+    }
+    // Its runs went with it: each is refreshed, and so marked deleted.
+    std::int64_t queued = 0;
+    const std::int64_t at_ms = clock_();
+    const char* outcome = finish(row, began_ms, "deleted", false, [&](Store& store) -> Status {
+      auto n = store.hints().add_runs_of_plan(row.id, at_ms);
+      if (!n) return n.status();
+      queued = n.value();
+      return Status::ok();
+    });
+    if (std::string_view(outcome) == "deleted") {
+      logger_->info("plan {}: get_plan says it does not exist; refreshing its {} mirrored runs",
+                    row.id, queued);
+      if (queued == 0) return "ignored";
+    }
+    return outcome;
+  }
+  const std::int64_t at = observation_time(plan->server_date, clock_() / 1000);
+  std::vector<Observation> observations;
+  for (const auto& run : plan->value.runs) {
+    const std::optional<std::int64_t> project_id = project_of(run);
+    if (!project_id || project(*project_id) == nullptr) {
+      logger_->debug("hint refresh of plan {}: project {} is not mirrored; ignored", row.id,
+                     project_id.value_or(0));
+      return finish(row, began_ms, "ignored", true);
+    }
+    auto o = observation_from_plan_run(run, plan->value, at, Source::kPoll);
+    if (!o) {
+      warn_failure(row, "get_plan/" + std::to_string(row.id) +
+                            " answered a run it cannot parse: " + o.message());
+      return "failed";
+    }
+    observations.push_back(std::move(o).value());
+  }
+  return apply(row, began_ms, observations);
+}
+
+const char* Refresher::refresh_project(const PendingRefresh& row, std::int64_t began_ms) {
+  const ProjectConfig* p = project(row.id);
+  if (p == nullptr) return finish(row, began_ms, "ignored", true);
+  const CycleOutcome out = project_poller_.run_cycle(*p, PollKind::kActive);
+  if (out.error) {
+    warn_failure(row, *out.error);
+    return "failed";
+  }
+  return finish(row, began_ms, out.stats.runs_changed > 0 ? "changed" : "unchanged", false);
+}
+
+}  // namespace runsync

@@ -1,0 +1,113 @@
+// Serves the refreshes TestRail webhook hints asked for (SPEC §4a): takes
+// pending rows oldest first and asks the API for the truth — get_run for a
+// run, get_plan for a plan, the project's active cycle for a project —
+// then applies what it finds through the same reconciler as polling. Its
+// client shares the polling client's request budget and goes first when
+// both wait (RequestPriority::kHint).
+//
+// A run, plan or project refreshed less than min_refresh_interval ago is
+// refreshed once more when that window ends, however many hints came
+// meanwhile. A run get_run says does not exist becomes a tombstone when
+// the mirror holds it (SPEC §6 rule 4); a plan that no longer exists has
+// its runs refreshed one by one. A failed refresh stays pending and is
+// retried after retry_interval.
+//
+// Thread safety: run() on its own thread; notify() and stop() from any
+// thread. refresh_due() is for tests, not concurrently with run().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "daemon/config.h"
+#include "daemon/logging.h"
+#include "daemon/metrics.h"
+#include "daemon/poller.h"
+#include "daemon/testrail_client.h"
+#include "storage/hint_queue.h"
+#include "storage/writer.h"
+
+namespace runsync {
+
+struct RefresherOptions {
+  std::vector<ProjectConfig> projects;
+  std::chrono::milliseconds min_refresh_interval{2'000};
+  std::chrono::milliseconds retry_interval{10'000};  // after a failed refresh
+  std::int64_t batch = 256;                           // pending rows read per pass
+};
+
+// The outcomes runsync_hint_refreshes_total counts.
+inline constexpr const char* kRefreshOutcomes[] = {"changed", "unchanged", "deleted", "ignored",
+                                                   "failed"};
+
+class Refresher {
+ public:
+  using MillisClock = std::function<std::int64_t()>;  // unix milliseconds
+  using SteadyClock = std::function<std::chrono::steady_clock::time_point()>;
+
+  // `client` must be a client of its own with RequestPriority::kHint;
+  // `project_poller` runs project hints' cycles with that client. Every
+  // reference must outlive the refresher.
+  Refresher(RefresherOptions options, TestRailClient& client, Poller& project_poller,
+            Writer& writer, Metrics& metrics, Logger logger, MillisClock clock,
+            SteadyClock steady = std::chrono::steady_clock::now);
+
+  // Refreshes until stop(), waking on notify() and when a window ends.
+  void run();
+  // A hint was stored.
+  void notify();
+  // Ends run() and cancels the request in flight.
+  void stop();
+
+  // One pass: refreshes every pending row that is due, oldest first.
+  // Returns when to pass again: now when it refreshed something (more may
+  // wait), the end of the earliest window it waits for, or nullopt when
+  // nothing is pending.
+  std::optional<std::chrono::steady_clock::time_point> refresh_due();
+
+ private:
+  using Key = std::pair<HintKind, std::int64_t>;
+  const char* refresh(const PendingRefresh& row);  // returns the outcome
+  const char* refresh_run(const PendingRefresh& row, std::int64_t began_ms);
+  const char* refresh_plan(const PendingRefresh& row, std::int64_t began_ms);
+  const char* refresh_project(const PendingRefresh& row, std::int64_t began_ms);
+  // Applies `observations` and marks `row` served by a refresh begun at
+  // `began_ms`, in one transaction. Returns "changed" or "unchanged", or
+  // "failed" when it could not be stored.
+  const char* apply(const PendingRefresh& row, std::int64_t began_ms,
+                    const std::vector<Observation>& observations);
+  // Marks `row` served (dropped when `drop`), in one transaction, plus
+  // `also` when set. Returns `outcome`, or "failed".
+  const char* finish(const PendingRefresh& row, std::int64_t began_ms, const char* outcome,
+                     bool drop, const std::function<Status(Store&)>& also = {});
+  void served(const PendingRefresh& row, bool gone);
+  const ProjectConfig* project(std::int64_t id) const;
+  void warn_failure(const PendingRefresh& row, const std::string& message);
+
+  const RefresherOptions options_;
+  TestRailClient& client_;
+  Poller& project_poller_;
+  Writer& writer_;
+  Metrics& metrics_;
+  Logger logger_;
+  MillisClock clock_;
+  SteadyClock steady_;
+  Histogram& latency_;
+  LogRateLimiter warnings_;
+  // When each kind/id may be refreshed next; entries past due are dropped.
+  std::map<Key, std::chrono::steady_clock::time_point> not_before_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool notified_ = false;  // guarded by mu_
+};
+
+}  // namespace runsync
