@@ -1,0 +1,181 @@
+// The refresher against the fake TestRail server, with a real SQLite
+// mirror and a clock the test moves.
+#include "daemon/refresher.h"
+
+#include <gtest/gtest.h>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "storage/store.h"
+#include "support/fake_testrail.h"
+#include "support/temp_dir.h"
+
+namespace runsync {
+namespace {
+
+using namespace std::chrono_literals;
+using runsync::test::FakeTestRail;
+using runsync::testing::TempDir;
+
+class RefresherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fake_.add_project(1);
+    fake_.add_project(2);
+    auto store = Store::open(dir_.file("mirror.db"), OpenOptions{});
+    ASSERT_TRUE(store.is_ok()) << store.message();
+    writer_ = std::make_unique<Writer>(std::move(store).value(), Writer::Options{});
+    TestRailClientOptions copts;
+    copts.base_url = fake_.base_url();
+    copts.user = "ci@example.com";
+    copts.api_key = "fake-api-key";
+    copts.request_timeout = 5s;
+    copts.max_requests_per_minute = 0;
+    copts.max_read_attempts = 1;
+    copts.priority = RequestPriority::kHint;
+    client_ = TestRailClient::create(copts);
+    PollerOptions popts;
+    popts.projects = {{1, "ID"}};
+    poller_ = std::make_unique<Poller>(popts, *client_, *writer_, metrics_, null_logger(),
+                                       [this] { return fake_.now(); });
+    RefresherOptions ropts;
+    ropts.projects = {{1, "ID"}};
+    ropts.min_refresh_interval = 2s;
+    ropts.retry_interval = 10s;
+    refresher_ = std::make_unique<Refresher>(
+        ropts, *client_, *poller_, *writer_, metrics_, null_logger(), [this] { return now_ms_; },
+        [this] { return steady_; });
+  }
+
+  void TearDown() override { writer_->stop(); }
+
+  // Stores a hint now; the wall clock then moves on by 1 ms, as it does
+  // between a hint and the refresh it asks for.
+  void hint(HintKind kind, std::int64_t id) {
+    ASSERT_TRUE(writer_->run([&](Store& s) { return s.hints().add(kind, id, now_ms_); }).is_ok());
+    ++now_ms_;
+  }
+  // Moves both clocks on.
+  void advance(std::chrono::milliseconds d) {
+    steady_ += d;
+    now_ms_ += d.count();
+  }
+  std::int64_t count(const std::string& sql) {
+    SQLite::Database read(dir_.file("mirror.db"), SQLite::OPEN_READONLY);
+    return read.execAndGet(sql).getInt64();
+  }
+  std::string column(std::int64_t run, const std::string& name) {
+    SQLite::Database read(dir_.file("mirror.db"), SQLite::OPEN_READONLY);
+    SQLite::Statement st(read, "SELECT " + name + " FROM runs WHERE run_id = ?");
+    st.bind(1, run);
+    return st.executeStep() ? st.getColumn(0).getString() : "";
+  }
+  std::int64_t pending() { return count("SELECT count(*) FROM pending_refreshes"); }
+  std::uint64_t outcomes(const char* outcome) {
+    return metrics_.counter_sum("runsync_hint_refreshes_total", {{"outcome", outcome}});
+  }
+
+  TempDir dir_;
+  FakeTestRail fake_;
+  Metrics metrics_;
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<TestRailClient> client_;
+  std::unique_ptr<Poller> poller_;
+  std::unique_ptr<Refresher> refresher_;
+  std::int64_t now_ms_ = 1'800'000'000'000;
+  std::chrono::steady_clock::time_point steady_ = std::chrono::steady_clock::time_point(1000h);
+};
+
+TEST_F(RefresherTest, ARunRefreshedWithinItsWindowWaitsForTheWindowToEnd) {
+  const auto run = fake_.add_run({{"project_id", 1}, {"name", "R"}, {"passed_count", 1}});
+  const std::int64_t id = run["id"].get<std::int64_t>();
+  hint(HintKind::kRun, id);
+  EXPECT_EQ(refresher_->refresh_due(), steady_);  // it refreshed: pass again at once
+  EXPECT_EQ(fake_.count("get_run"), 1);
+  EXPECT_EQ(column(id, "passed_count"), "1");
+  EXPECT_EQ(pending(), 0);
+
+  // Ten more hints within the window: held until it ends.
+  fake_.set_now(fake_.now() + 5);
+  fake_.update_run(id, {{"passed_count", 9}});
+  advance(500ms);
+  for (int i = 0; i < 10; ++i) hint(HintKind::kRun, id);
+  EXPECT_EQ(refresher_->refresh_due(), steady_ + 1500ms);
+  EXPECT_EQ(fake_.count("get_run"), 1);
+  advance(1500ms);
+  EXPECT_EQ(refresher_->refresh_due(), steady_);
+  EXPECT_EQ(fake_.count("get_run"), 2);
+  EXPECT_EQ(column(id, "passed_count"), "9");
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(refresher_->refresh_due(), std::nullopt);  // nothing pending
+  EXPECT_EQ(outcomes("changed"), 2u);
+}
+
+TEST_F(RefresherTest, AHintNewerThanTheRefreshKeepsItsRowForTheNextWindow) {
+  const std::int64_t id = fake_.add_run({{"project_id", 1}})["id"].get<std::int64_t>();
+  now_ms_ += 10;
+  hint(HintKind::kRun, id);  // stamped after the time the refresh begins at
+  now_ms_ -= 11;
+  EXPECT_EQ(refresher_->refresh_due(), steady_);
+  EXPECT_EQ(fake_.count("get_run"), 1);
+  EXPECT_EQ(pending(), 1);
+  EXPECT_EQ(refresher_->refresh_due(), steady_ + 2s);
+  advance(2s);
+  refresher_->refresh_due();
+  EXPECT_EQ(fake_.count("get_run"), 2);
+  EXPECT_EQ(pending(), 0);
+}
+
+TEST_F(RefresherTest, AFailedRefreshStaysPendingUntilItsRetry) {
+  const std::int64_t id = fake_.add_run({{"project_id", 1}})["id"].get<std::int64_t>();
+  fake_.fail_next(500, 1, "", "get_run");
+  hint(HintKind::kRun, id);
+  refresher_->refresh_due();
+  EXPECT_EQ(outcomes("failed"), 1u);
+  EXPECT_EQ(pending(), 1);
+  EXPECT_EQ(refresher_->refresh_due(), steady_ + 10s);
+  advance(10s);
+  refresher_->refresh_due();
+  EXPECT_EQ(fake_.count("get_run"), 2);
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(column(id, "state"), "active");
+}
+
+TEST_F(RefresherTest, DeletedUnknownAndUnmirroredRunsAreSettledWithoutLeftovers) {
+  const std::int64_t gone = fake_.add_run({{"project_id", 1}})["id"].get<std::int64_t>();
+  const std::int64_t other = fake_.add_run({{"project_id", 2}})["id"].get<std::int64_t>();
+  hint(HintKind::kRun, gone);
+  refresher_->refresh_due();
+  ASSERT_EQ(column(gone, "state"), "active");
+  fake_.remove_run(gone);
+  advance(2s);
+  hint(HintKind::kRun, gone);
+  hint(HintKind::kRun, other);       // a project not mirrored
+  hint(HintKind::kRun, 424242);      // a run TestRail never had
+  hint(HintKind::kProject, 2);       // a project not mirrored
+  refresher_->refresh_due();
+  EXPECT_EQ(column(gone, "state"), "deleted");
+  EXPECT_EQ(column(other, "state"), "");
+  EXPECT_EQ(column(424242, "state"), "");
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(outcomes("deleted"), 1u);
+  EXPECT_EQ(outcomes("ignored"), 3u);
+}
+
+TEST_F(RefresherTest, PlanAndProjectHintsRefreshTheirRuns) {
+  const auto plan = fake_.add_plan(1, "Release", {{{"project_id", 1}, {"name", "in plan"}}});
+  const std::int64_t loose = fake_.add_run({{"project_id", 1}, {"name", "loose"}})["id"];
+  hint(HintKind::kPlan, plan["id"].get<std::int64_t>());
+  refresher_->refresh_due();
+  EXPECT_EQ(fake_.count("get_plan"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE plan_id IS NOT NULL AND name = 'in plan'"), 1);
+  EXPECT_EQ(column(loose, "name"), "");
+  hint(HintKind::kProject, 1);
+  refresher_->refresh_due();
+  EXPECT_EQ(column(loose, "name"), "loose");
+  EXPECT_EQ(count("SELECT count(*) FROM poll_cycles WHERE kind = 'active' AND error IS NULL"), 1);
+  EXPECT_EQ(pending(), 0);
+}
+
+}  // namespace
+}  // namespace runsync
