@@ -146,7 +146,7 @@ void Refresher::warn_failure(const PendingRefresh& row, const std::string& messa
   }
 }
 
-void Refresher::served(const PendingRefresh& row, bool gone) {
+void Refresher::observe_latency(const PendingRefresh& row, bool gone) {
   if (!gone) return;  // a newer hint came meanwhile: its own refresh will tell
   latency_.observe(static_cast<double>(std::max<std::int64_t>(0, clock_() - row.first_hint_at_ms)) /
                    1000.0);
@@ -173,7 +173,7 @@ const char* Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
     warn_failure(row, "storing the refresh: " + s.message());
     return "failed";
   }
-  served(row, gone);
+  observe_latency(row, gone);
   return outcome;
 }
 

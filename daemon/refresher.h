@@ -88,7 +88,8 @@ class Refresher {
   // `also` when set. Returns `outcome`, or "failed".
   const char* finish(const PendingRefresh& row, std::int64_t began_ms, const char* outcome,
                      bool drop, const std::function<Status(Store&)>& also = {});
-  void served(const PendingRefresh& row, bool gone);
+  // The hint-to-mirror latency of `row`, when its refresh removed it (`gone`).
+  void observe_latency(const PendingRefresh& row, bool gone);
   const ProjectConfig* project(std::int64_t id) const;
   void warn_failure(const PendingRefresh& row, const std::string& message);
 
