@@ -80,7 +80,9 @@ void Refresher::run() {
 std::optional<Clock::time_point> Refresher::refresh_due() {
   std::vector<PendingRefresh> rows;
   Status read = writer_.run([&](Store& store) -> Status {
-    auto oldest = store.hints().oldest(options_.batch);
+    // The rows still waiting for a window are skipped: read past them.
+    auto oldest = store.hints().oldest(options_.batch +
+                                       static_cast<std::int64_t>(not_before_.size()));
     if (!oldest) return oldest.status();
     rows = std::move(oldest).value();
     return Status::ok();
@@ -107,10 +109,12 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
     const char* outcome = refresh(row);
     refreshes(metrics_, row.kind, outcome).inc();
     refreshed = true;
-    const bool failed = std::string_view(outcome) == "failed";
-    not_before_[key] = started + (failed ? std::max(options_.retry_interval,
-                                                    options_.min_refresh_interval)
-                                         : options_.min_refresh_interval);
+    if (std::string_view(outcome) == "failed") {
+      not_before_[key] = started + retry_delay(++failures_[key]);
+    } else {
+      failures_.erase(key);
+      not_before_[key] = started + options_.min_refresh_interval;
+    }
   }
   if (refreshed) return steady_();
   return next;
@@ -129,6 +133,14 @@ const char* Refresher::refresh(const PendingRefresh& row) {
   return "failed";
 }
 
+std::chrono::milliseconds Refresher::retry_delay(int failures) const {
+  const auto longest = std::max<std::chrono::milliseconds>(options_.max_retry_interval,
+                                                           options_.retry_interval);
+  auto delay = std::max(options_.retry_interval, options_.min_refresh_interval);
+  for (int i = 1; i < failures && delay < longest; ++i) delay *= 2;
+  return std::min(delay, longest);
+}
+
 const ProjectConfig* Refresher::project(std::int64_t id) const {
   for (const ProjectConfig& p : options_.projects) {
     if (p.id == id) return &p;
@@ -139,10 +151,11 @@ const ProjectConfig* Refresher::project(std::int64_t id) const {
 void Refresher::warn_failure(const PendingRefresh& row, const std::string& message) {
   if (stop_) return;
   if (auto note = warnings_.admit("failed")) {
+    const auto it = failures_.find({row.kind, row.id});
+    const int failures = (it == failures_.end() ? 0 : it->second) + 1;
     logger_->warn("hint refresh of {} {} failed: {}; it stays pending and is retried in {}{}",
                   hint_kind_name(row.kind), row.id, message,
-                  render_duration(std::max(options_.retry_interval, options_.min_refresh_interval)),
-                  *note);
+                  render_duration(retry_delay(failures)), *note);
   }
 }
 
@@ -164,7 +177,7 @@ const char* Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
       gone = false;
       return store.hints().drop(row.kind, row.id);
     }
-    auto done = store.hints().served(row.kind, row.id, began_ms);
+    auto done = store.hints().served(row, began_ms);
     if (!done) return done.status();
     gone = done.value();
     return Status::ok();
@@ -178,7 +191,8 @@ const char* Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
 }
 
 const char* Refresher::apply(const PendingRefresh& row, std::int64_t began_ms,
-                             const std::vector<Observation>& observations) {
+                             const std::vector<Observation>& observations,
+                             const std::function<Status(Store&)>& also) {
   bool changed = false;
   const std::int64_t now = clock_() / 1000;
   const char* outcome = finish(row, began_ms, "unchanged", false, [&](Store& store) -> Status {
@@ -186,7 +200,7 @@ const char* Refresher::apply(const PendingRefresh& row, std::int64_t began_ms,
     auto results = store.runs().apply_all(observations, now);
     if (!results) return results.status();
     for (const ApplyResult& r : *results) changed = changed || r.changed;
-    return Status::ok();
+    return also ? also(store) : Status::ok();
   });
   if (std::string_view(outcome) == "failed") return outcome;
   if (changed) {
@@ -284,7 +298,18 @@ const char* Refresher::refresh_plan(const PendingRefresh& row, std::int64_t bega
     }
     observations.push_back(std::move(o).value());
   }
-  return apply(row, began_ms, observations);
+  // Runs the mirror holds in this plan that its entries no longer list are
+  // refreshed one by one (SPEC §6 rule 4: plan runs are judged by the plan).
+  std::vector<std::int64_t> listed;
+  for (const Observation& o : observations) listed.push_back(o.run_id);
+  const std::int64_t at_ms = clock_();
+  return apply(row, began_ms, observations, [&](Store& store) -> Status {
+    auto n = store.hints().add_runs_of_plan(row.id, at_ms, listed);
+    if (n && n.value() > 0) {
+      logger_->debug("plan {} no longer lists {} mirrored runs; refreshing them", row.id, n.value());
+    }
+    return n.status();
+  });
 }
 
 const char* Refresher::refresh_project(const PendingRefresh& row, std::int64_t began_ms) {

@@ -9,8 +9,9 @@
 // refreshed once more when that window ends, however many hints came
 // meanwhile. A run get_run says does not exist becomes a tombstone when
 // the mirror holds it (SPEC §6 rule 4); a plan that no longer exists has
-// its runs refreshed one by one. A failed refresh stays pending and is
-// retried after retry_interval.
+// its runs refreshed one by one, and so are the mirrored runs a plan no
+// longer lists. A failed refresh stays pending and is retried after
+// retry_interval, doubling for each further failure.
 //
 // Thread safety: run() on its own thread; notify() and stop() from any
 // thread. refresh_due() is for tests, not concurrently with run().
@@ -40,7 +41,10 @@ namespace runsync {
 struct RefresherOptions {
   std::vector<ProjectConfig> projects;
   std::chrono::milliseconds min_refresh_interval{2'000};
-  std::chrono::milliseconds retry_interval{10'000};  // after a failed refresh
+  // After a failed refresh; doubled after each further failure of the same
+  // row, up to max_retry_interval.
+  std::chrono::milliseconds retry_interval{10'000};
+  std::chrono::milliseconds max_retry_interval{600'000};
   std::int64_t batch = 256;                           // pending rows read per pass
 };
 
@@ -79,17 +83,20 @@ class Refresher {
   const char* refresh_run(const PendingRefresh& row, std::int64_t began_ms);
   const char* refresh_plan(const PendingRefresh& row, std::int64_t began_ms);
   const char* refresh_project(const PendingRefresh& row, std::int64_t began_ms);
-  // Applies `observations` and marks `row` served by a refresh begun at
-  // `began_ms`, in one transaction. Returns "changed" or "unchanged", or
-  // "failed" when it could not be stored.
+  // Applies `observations`, then `also` when set, and marks `row` served by
+  // a refresh begun at `began_ms`, in one transaction. Returns "changed" or
+  // "unchanged", or "failed" when it could not be stored.
   const char* apply(const PendingRefresh& row, std::int64_t began_ms,
-                    const std::vector<Observation>& observations);
+                    const std::vector<Observation>& observations,
+                    const std::function<Status(Store&)>& also = {});
   // Marks `row` served (dropped when `drop`), in one transaction, plus
   // `also` when set. Returns `outcome`, or "failed".
   const char* finish(const PendingRefresh& row, std::int64_t began_ms, const char* outcome,
                      bool drop, const std::function<Status(Store&)>& also = {});
   // The hint-to-mirror latency of `row`, when its refresh removed it (`gone`).
   void observe_latency(const PendingRefresh& row, bool gone);
+  // How long a row waits after its `failures`-th failure in a row.
+  std::chrono::milliseconds retry_delay(int failures) const;
   const ProjectConfig* project(std::int64_t id) const;
   void warn_failure(const PendingRefresh& row, const std::string& message);
 
@@ -105,6 +112,7 @@ class Refresher {
   LogRateLimiter warnings_;
   // When each kind/id may be refreshed next; entries past due are dropped.
   std::map<Key, std::chrono::steady_clock::time_point> not_before_;
+  std::map<Key, int> failures_;  // failed refreshes in a row, per still-pending row
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable wake_;

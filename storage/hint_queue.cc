@@ -21,18 +21,22 @@ Status HintQueue::add(HintKind kind, std::int64_t id, std::int64_t at_ms) {
   }
 }
 
-StatusOr<std::int64_t> HintQueue::add_runs_of_plan(std::int64_t plan_id, std::int64_t at_ms) {
+StatusOr<std::int64_t> HintQueue::add_runs_of_plan(std::int64_t plan_id, std::int64_t at_ms,
+                                                   const std::vector<std::int64_t>& listed) {
   try {
-    // "WHERE true" lets SQLite tell the upsert's ON CONFLICT from a join.
+    std::string ids = "[";
+    for (std::int64_t id : listed) ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+    ids += "]";
     SQLite::Statement st(db_,
                          "INSERT INTO pending_refreshes (kind, entity_id, first_hint_at_ms, "
                          "last_hint_at_ms, hints) "
                          "SELECT 'run', run_id, ?, ?, 1 FROM runs "
-                         "WHERE plan_id = ? AND state <> 'deleted' AND true "
+                         "WHERE plan_id = ? AND state <> 'deleted' "
+                         "AND run_id NOT IN (SELECT value FROM json_each(?)) "
                          "ON CONFLICT (kind, entity_id) DO UPDATE SET "
                          "last_hint_at_ms = max(last_hint_at_ms, excluded.last_hint_at_ms), "
                          "hints = hints + 1");
-    SQLite::bind(st, at_ms, at_ms, plan_id);
+    SQLite::bind(st, at_ms, at_ms, plan_id, ids);
     return static_cast<std::int64_t>(st.exec());
   } catch (const std::exception& e) {
     return Status::error(std::string("queueing the runs of a plan: ") + e.what());
@@ -58,17 +62,18 @@ StatusOr<std::vector<PendingRefresh>> HintQueue::oldest(std::int64_t limit) {
   }
 }
 
-StatusOr<bool> HintQueue::served(HintKind kind, std::int64_t id, std::int64_t began_at_ms) {
+StatusOr<bool> HintQueue::served(const PendingRefresh& taken, std::int64_t began_at_ms) {
   try {
+    // By the count, not by time: a clock stepped back must not lose a hint.
     SQLite::Statement del(db_,
                           "DELETE FROM pending_refreshes WHERE kind = ? AND entity_id = ? AND "
-                          "last_hint_at_ms < ?");
-    SQLite::bind(del, hint_kind_name(kind), id, began_at_ms);
+                          "hints = ?");
+    SQLite::bind(del, hint_kind_name(taken.kind), taken.id, taken.hints);
     if (del.exec() > 0) return true;
     SQLite::Statement keep(db_,
                            "UPDATE pending_refreshes SET first_hint_at_ms = "
                            "max(first_hint_at_ms, ?) WHERE kind = ? AND entity_id = ?");
-    SQLite::bind(keep, began_at_ms, hint_kind_name(kind), id);
+    SQLite::bind(keep, began_at_ms, hint_kind_name(taken.kind), taken.id);
     keep.exec();
     return false;
   } catch (const std::exception& e) {

@@ -39,15 +39,18 @@ class HintQueue {
   // row already pending for this kind and id.
   Status add(HintKind kind, std::int64_t id, std::int64_t at_ms);
   // A pending run row for every run of plan `plan_id` the mirror holds and
-  // has not marked deleted, for a plan that no longer exists. Returns how
-  // many runs that names.
-  StatusOr<std::int64_t> add_runs_of_plan(std::int64_t plan_id, std::int64_t at_ms);
+  // has not marked deleted, except those in `listed`: for a plan that no
+  // longer exists, or runs its plan no longer lists. Returns how many runs
+  // that names.
+  StatusOr<std::int64_t> add_runs_of_plan(std::int64_t plan_id, std::int64_t at_ms,
+                                          const std::vector<std::int64_t>& listed = {});
   // Up to `limit` pending rows, the longest waiting first.
   StatusOr<std::vector<PendingRefresh>> oldest(std::int64_t limit);
-  // A refresh of `kind`/`id` that began at `began_at_ms` has been applied:
-  // the row goes when no hint came at or after that time (returns true);
-  // otherwise it stays, owing a refresh from `began_at_ms` on.
-  StatusOr<bool> served(HintKind kind, std::int64_t id, std::int64_t began_at_ms);
+  // A refresh of `taken` (a row oldest() returned) that began at
+  // `began_at_ms` has been applied: the row goes when no hint came since it
+  // was read, i.e. its count is still taken.hints (returns true); otherwise
+  // it stays, owing a refresh for the hints that came since.
+  StatusOr<bool> served(const PendingRefresh& taken, std::int64_t began_at_ms);
   // Drops the row without a refresh (a hint for something runsync does not
   // mirror).
   Status drop(HintKind kind, std::int64_t id);

@@ -6,6 +6,9 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <optional>
+#include <thread>
+
 #include "storage/store.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
@@ -111,13 +114,16 @@ TEST_F(RefresherTest, ARunRefreshedWithinItsWindowWaitsForTheWindowToEnd) {
   EXPECT_EQ(outcomes("changed"), 2u);
 }
 
-TEST_F(RefresherTest, AHintNewerThanTheRefreshKeepsItsRowForTheNextWindow) {
+TEST_F(RefresherTest, AHintDuringTheRefreshKeepsItsRowForTheNextWindow) {
   const std::int64_t id = fake_.add_run({{"project_id", 1}})["id"].get<std::int64_t>();
-  now_ms_ += 10;
-  hint(HintKind::kRun, id);  // stamped after the time the refresh begins at
-  now_ms_ -= 11;
-  EXPECT_EQ(refresher_->refresh_due(), steady_);
-  EXPECT_EQ(fake_.count("get_run"), 1);
+  hint(HintKind::kRun, id);
+  fake_.delay_next(1s, "get_run");
+  std::optional<std::chrono::steady_clock::time_point> next;
+  std::thread pass([&] { next = refresher_->refresh_due(); });
+  // The request is in flight: TestRail may have answered before this change.
+  ASSERT_TRUE(testing::wait_until([&] { return fake_.count("get_run") == 1; }, 5s));
+  hint(HintKind::kRun, id);
+  pass.join();
   EXPECT_EQ(pending(), 1);
   EXPECT_EQ(refresher_->refresh_due(), steady_ + 2s);
   advance(2s);
@@ -126,9 +132,9 @@ TEST_F(RefresherTest, AHintNewerThanTheRefreshKeepsItsRowForTheNextWindow) {
   EXPECT_EQ(pending(), 0);
 }
 
-TEST_F(RefresherTest, AFailedRefreshStaysPendingUntilItsRetry) {
+TEST_F(RefresherTest, AFailedRefreshStaysPendingAndIsRetriedLaterEachTime) {
   const std::int64_t id = fake_.add_run({{"project_id", 1}})["id"].get<std::int64_t>();
-  fake_.fail_next(500, 1, "", "get_run");
+  fake_.fail_next(500, 2, "", "get_run");
   hint(HintKind::kRun, id);
   refresher_->refresh_due();
   EXPECT_EQ(outcomes("failed"), 1u);
@@ -136,7 +142,11 @@ TEST_F(RefresherTest, AFailedRefreshStaysPendingUntilItsRetry) {
   EXPECT_EQ(refresher_->refresh_due(), steady_ + 10s);
   advance(10s);
   refresher_->refresh_due();
-  EXPECT_EQ(fake_.count("get_run"), 2);
+  EXPECT_EQ(outcomes("failed"), 2u);
+  EXPECT_EQ(refresher_->refresh_due(), steady_ + 20s);  // doubled
+  advance(20s);
+  refresher_->refresh_due();
+  EXPECT_EQ(fake_.count("get_run"), 3);
   EXPECT_EQ(pending(), 0);
   EXPECT_EQ(column(id, "state"), "active");
 }
@@ -160,6 +170,25 @@ TEST_F(RefresherTest, DeletedUnknownAndUnmirroredRunsAreSettledWithoutLeftovers)
   EXPECT_EQ(pending(), 0);
   EXPECT_EQ(outcomes("deleted"), 1u);
   EXPECT_EQ(outcomes("ignored"), 3u);
+}
+
+TEST_F(RefresherTest, ARunItsPlanNoLongerListsIsRefreshedAndSoMarkedDeleted) {
+  const auto plan = fake_.add_plan(1, "Release", {{{"project_id", 1}}, {{"project_id", 1}}});
+  const std::int64_t plan_id = plan["id"].get<std::int64_t>();
+  hint(HintKind::kPlan, plan_id);
+  refresher_->refresh_due();
+  ASSERT_EQ(count("SELECT count(*) FROM runs WHERE state = 'active'"), 2);
+  const std::int64_t dropped =
+      count("SELECT max(run_id) FROM runs WHERE plan_id = " + std::to_string(plan_id));
+  fake_.remove_run(dropped);
+  advance(2s);
+  hint(HintKind::kPlan, plan_id);
+  refresher_->refresh_due();  // get_plan lists one run: the other is queued
+  EXPECT_EQ(pending(), 1);
+  refresher_->refresh_due();  // get_run: gone
+  EXPECT_EQ(column(dropped, "state"), "deleted");
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'active'"), 1);
+  EXPECT_EQ(pending(), 0);
 }
 
 TEST_F(RefresherTest, PlanAndProjectHintsRefreshTheirRuns) {

@@ -41,20 +41,24 @@ TEST_F(HintQueueTest, CoalescesHintsToOneRowPerKindAndId) {
   EXPECT_EQ(store->hints().count().value(), 3);
 }
 
-TEST_F(HintQueueTest, ARefreshServesOnlyTheHintsBeforeItBegan) {
+TEST_F(HintQueueTest, ARefreshServesOnlyTheHintsThatCameBeforeItsRowWasRead) {
   add(HintKind::kRun, 7, 1000);
   add(HintKind::kRun, 7, 1500);
-  // Began before the newest hint: that hint may describe a change the
-  // refresh missed, so the row stays and owes a refresh from then on.
-  auto first = store->hints().served(HintKind::kRun, 7, 1200);
+  const PendingRefresh taken = pending().at(0);
+  // A hint while the refresh is in flight, stamped earlier than the refresh
+  // began (a clock stepped back): it may describe a change the refresh
+  // missed, so the row stays and owes a refresh from then on.
+  add(HintKind::kRun, 7, 1100);
+  auto first = store->hints().served(taken, 1200);
   ASSERT_TRUE(first.is_ok()) << first.message();
   EXPECT_FALSE(first.value());
   auto rows = pending();
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].first_hint_at_ms, 1200);
-  // A hint in the very millisecond the refresh began is not served either.
-  EXPECT_FALSE(store->hints().served(HintKind::kRun, 7, 1500).value());
-  EXPECT_TRUE(store->hints().served(HintKind::kRun, 7, 1501).value());
+  EXPECT_EQ(rows[0].hints, 3);
+  auto second = store->hints().served(rows[0], 1300);
+  ASSERT_TRUE(second.is_ok()) << second.message();
+  EXPECT_TRUE(second.value());
   EXPECT_TRUE(pending().empty());
 }
 
@@ -77,6 +81,9 @@ TEST_F(HintQueueTest, AVanishedPlanQueuesItsRunsTheMirrorStillHolds) {
   }
   ASSERT_TRUE(store->runs().apply(deleted_by_poll(2, 200), 200).is_ok());
   add(HintKind::kRun, 1, 500);  // already pending: coalesced
+  auto none = store->hints().add_runs_of_plan(4, 900, {1});  // the plan still lists run 1
+  ASSERT_TRUE(none.is_ok()) << none.message();
+  EXPECT_EQ(none.value(), 0);
   auto queued = store->hints().add_runs_of_plan(4, 1000);
   ASSERT_TRUE(queued.is_ok()) << queued.message();
   EXPECT_EQ(queued.value(), 1);  // run 1 only: 2 is deleted, 3 is in plan 9
