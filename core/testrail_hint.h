@@ -26,8 +26,9 @@ struct HintPointers {
   std::string project_id = "/project_id";
 };
 
-// Why `pointer` cannot be a HintPointers entry (it must be empty or start
-// with '/', with "~" only as "~0" or "~1"), or ok.
+// Why `pointer` cannot be a HintPointers entry, or ok. It must be empty, or
+// start with '/', use "~" only as "~0" or "~1", and end in a non-empty
+// segment (the field's name: "/" and "/a/" are refused).
 Status check_hint_pointer(std::string_view pointer);
 
 enum class HintFormat { kJson, kForm };

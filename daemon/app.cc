@@ -211,14 +211,17 @@ struct App::Impl {
     if (hints) {
       const char* kHints = "runsync_testrail_hints_total";
       const auto queued = delta("hints_queued", metrics.counter_sum(kHints, {{"result", "queued"}}));
+      const auto hints_ignored =
+          delta("hints_ignored", metrics.counter_sum(kHints, {{"result", "ignored"}}));
       const auto hints_all = delta("hints_all", metrics.counter_sum(kHints));
       const char* kRefreshes = "runsync_hint_refreshes_total";
       const auto refresh_failed =
           delta("refreshes_failed", metrics.counter_sum(kRefreshes, {{"outcome", "failed"}}));
       const auto refresh_all = delta("refreshes_all", metrics.counter_sum(kRefreshes));
-      hint_part = fmt::format("; testrail hints queued={} refused={}, refreshes ok={} failed={}",
-                              queued, hints_all - queued, refresh_all - refresh_failed,
-                              refresh_failed);
+      hint_part = fmt::format(
+          "; testrail hints queued={} ignored={} refused={}, refreshes ok={} failed={}", queued,
+          hints_ignored, hints_all - queued - hints_ignored, refresh_all - refresh_failed,
+          refresh_failed);
     }
     logger->info(
         "summary (last 60s): webhooks applied={} duplicate={} stale={} ignored={} refused={}; "

@@ -592,8 +592,8 @@ StatusOr<Config> load_config(const std::string& path, const ConfigEnvironment& e
   if (Status st = resolve_secrets(env, locations.secrets, use, config); !st) return st;
   if (Status st = check_testrail_complete(config, locations, use); !st) return st;
   const std::string& hint_path = config.testrail_webhook.path;
-  if (hint_path == config.webhook.path || hint_path == "/healthz" || hint_path == "/readyz" ||
-      hint_path == "/metrics") {
+  if (!config.testrail.url.empty() && (hint_path == config.webhook.path || hint_path == "/healthz" || hint_path == "/readyz" ||
+      hint_path == "/metrics")) {
     return Status::error(locations.testrail_webhook_path + "testrail_webhook.path: '" + hint_path +
                          "' is already served (webhook.path, /healthz, /readyz or /metrics)");
   }

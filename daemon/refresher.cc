@@ -38,7 +38,7 @@ Refresher::Refresher(RefresherOptions options, TestRailClient& client, Poller& p
       steady_(std::move(steady)),
       latency_(metrics.histogram("runsync_hint_to_mirror_seconds",
                                  "Time from a TestRail webhook hint to the refresh that served it",
-                                 {}, poll_duration_buckets())),
+                                 {}, {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800})),
       warnings_(steady_) {
   for (HintKind kind : {HintKind::kRun, HintKind::kPlan, HintKind::kProject}) {
     for (const char* outcome : kRefreshOutcomes) refreshes(metrics_, kind, outcome);

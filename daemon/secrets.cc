@@ -114,6 +114,8 @@ Status resolve_secrets(const ConfigEnvironment& env, const SecretKeyLocations& l
   if (!api_key) return api_key.status();
   config.testrail.api_key = std::move(api_key->value);
 
+  // TestRail's webhooks are taken only with testrail.url set.
+  if (config.testrail.url.empty()) return Status::ok();
   auto hint_secret = resolve_for(
       use, {"testrail_webhook.secret", "testrail_webhook.secret_file",
             config.testrail_webhook.secret_file, locations.testrail_webhook_secret_file,

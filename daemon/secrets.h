@@ -29,7 +29,7 @@ struct SecretKeyLocations {
 };
 
 // Fills config.webhook.secret, config.webhook.signing_secret (checked to be
-// "whsec_" + base64), config.testrail.api_key and
+// "whsec_" + base64), config.testrail.api_key and, with testrail.url set,
 // config.testrail_webhook.secret. With SecretUse::kRequired
 // a secret that is configured but cannot be read is an error; with
 // kNotNeeded it stays empty and the reason goes to config.unread_secrets.

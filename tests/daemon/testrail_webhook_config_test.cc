@@ -14,9 +14,15 @@ using namespace std::chrono_literals;
 
 class TestRailWebhookConfigTest : public ::testing::Test {
  protected:
+  // `toml` with polling configured after it: TestRail's webhooks are taken
+  // only with testrail.url set.
   StatusOr<Config> load(const std::string& toml, ConfigEnvironment env = {}) {
-    return load_config(dir_.write("runsync.toml", toml), env);
+    env.vars["RUNSYNC_TESTRAIL_API_KEY"] = "key";
+    return load_config(dir_.write("runsync.toml", toml + kPolling), env);
   }
+  static constexpr const char* kPolling =
+      "\n[testrail]\nurl = \"https://example.testrail.io\"\nuser = \"ci@example.com\"\n"
+      "[[project]]\nid = 1\ncode = \"P\"\n";
   std::string file() const { return dir_.file("runsync.toml"); }
   testing::TempDir dir_;
 };
@@ -64,7 +70,9 @@ TEST_F(TestRailWebhookConfigTest, EveryKeyAndTheSecretFromEachSource) {
   const std::string rendered = render_config(*config);
   EXPECT_EQ(rendered.find("from-file"), std::string::npos) << rendered;
   EXPECT_NE(rendered.find("# secret = \"<redacted>\""), std::string::npos) << rendered;
-  auto again = load_config(dir_.write("rendered.toml", rendered), {});
+  ConfigEnvironment key;
+  key.vars["RUNSYNC_TESTRAIL_API_KEY"] = "key";
+  auto again = load_config(dir_.write("rendered.toml", rendered), key);
   ASSERT_TRUE(again.is_ok()) << again.message() << "\n" << rendered;
   EXPECT_EQ(again->testrail_webhook.path, h.path);
   EXPECT_EQ(again->testrail_webhook.secret_header, h.secret_header);
@@ -123,6 +131,17 @@ TEST_F(TestRailWebhookConfigTest, AnUnreadableSecretFileIsAnErrorOnlyForServe) {
   auto status = load_config(file(), {}, SecretUse::kNotNeeded);
   ASSERT_TRUE(status.is_ok()) << status.message();
   EXPECT_EQ(status->testrail_webhook.secret, "");
+}
+
+TEST_F(TestRailWebhookConfigTest, WithoutTestRailTheSectionIsNotChecked) {
+  // Without testrail.url the endpoint is off: its secret is not read and
+  // its path may be anything.
+  auto config = load_config(
+      dir_.write("off.toml", "[webhook]\npath = \"/testrail/webhook\"\n[testrail_webhook]\n"
+                             "secret_file = \"" + dir_.file("missing") + "\"\n"),
+      {});
+  ASSERT_TRUE(config.is_ok()) << config.message();
+  EXPECT_EQ(config->testrail_webhook.secret, "");
 }
 
 }  // namespace

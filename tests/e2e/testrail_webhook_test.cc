@@ -312,10 +312,13 @@ TEST_F(TestRailWebhookE2E, APendingHintSurvivesARestart) {
   EXPECT_EQ(j.at("pending_refreshes").get<std::int64_t>(), 1) << status.out;
   EXPECT_TRUE(j.at("oldest_pending_refresh_at").is_number_integer()) << status.out;
 
+  fake_.clear_requests();
   start();
   ASSERT_TRUE(wait_until([&] { return column(run_, "retest_count") == "3"; }, 10s))
       << daemon_->log();
   ASSERT_TRUE(wait_until([&] { return pending() == 0; }, 5s));
+  // The stored hint was refreshed (the first poll lists runs, never get_run).
+  EXPECT_EQ(fake_.count("get_run"), 1);
   stop();
 }
 
