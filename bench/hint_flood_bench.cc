@@ -300,6 +300,7 @@ int main(int argc, char** argv) {
   const auto drained = Clock::now();
   report_samples("flood", sampler->finish());
   report_requests("flood", fake, flood_from, flood_to, opt.budget);
+  report_requests("drain", fake, flood_to, drained, opt.budget);
   std::printf("drain  %s %.1f s after the last hint\n",
               caught_up ? "pending 0 and the mirror equal to the fake" : "NOT caught up",
               std::chrono::duration<double>(drained - flood_to).count());
