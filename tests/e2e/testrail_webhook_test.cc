@@ -287,10 +287,11 @@ TEST_F(TestRailWebhookE2E, ABurstOfHintsCostsACoupleOfRequestsWithinTheBudget) {
   // One refresh when the burst starts, then at most one per 1 s window while
   // it lasts, and one after the last hint.
   EXPECT_LE(get_runs, 6);
-  // The budget holds over any minute, hints and polling together.
+  // The budget holds over any minute, hints and polling together (the fake
+  // stamps a request when it reads it, a little after its slot was granted).
   const auto requests = fake_.requests();
   for (std::size_t i = 0; i + budget_ < requests.size(); ++i) {
-    EXPECT_GE(requests[i + budget_].at - requests[i].at, 60s);
+    EXPECT_GE(requests[i + budget_].at - requests[i].at, 60s - 100ms);
   }
   stop();
 }
