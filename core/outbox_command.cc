@@ -97,12 +97,7 @@ std::string command_uri(const OutboxCommand& c) {
 StatusOr<Observation> observe_command_result(const OutboxCommand& c, const nlohmann::json& answer,
                                              std::int64_t observed_at) {
   if (c.kind == CommandKind::kDeleteRun) {
-    Observation o;
-    o.run_id = c.target;
-    o.source = Source::kApi;
-    o.observed_at = observed_at;
-    o.state = StateClaim::kDeleted;
-    return o;
+    return deletion_observation(c.target, Source::kApi, observed_at);
   }
   auto o = observation_from_api_run(answer, observed_at, Source::kApi);
   if (!o) return Status::error(std::string(command_name(c.kind)) + " answered: " + o.message());

@@ -53,4 +53,15 @@ struct Observation {
   const std::optional<Value>& get(Field f) const { return fields[static_cast<int>(f)]; }
 };
 
+// What `source` learned at `observed_at`: run `run_id` no longer exists.
+inline Observation deletion_observation(std::int64_t run_id, Source source,
+                                        std::int64_t observed_at) {
+  Observation o;
+  o.run_id = run_id;
+  o.source = source;
+  o.observed_at = observed_at;
+  o.state = StateClaim::kDeleted;
+  return o;
+}
+
 }  // namespace runsync

@@ -259,10 +259,7 @@ void Poller::refresh_unlisted(const ProjectConfig& project, PollKind kind, Cycle
       o = std::move(parsed).value();
     } else if (run.error().kind == ApiErrorKind::kNotFound) {
       out.stats.requests += run.error().attempts;
-      o.run_id = run_id;
-      o.source = Source::kPoll;
-      o.observed_at = clock_();
-      o.state = StateClaim::kDeleted;
+      o = deletion_observation(run_id, Source::kPoll, clock_());
       logger_->info("run {} of project {}: get_run says it does not exist; marked deleted", run_id,
                     project.id);
     } else {

@@ -226,12 +226,8 @@ const char* Refresher::refresh_run(const PendingRefresh& row, std::int64_t began
       if (!current) return current.status();
       held = current->has_value();
       if (!held) return Status::ok();
-      Observation o;
-      o.run_id = row.id;
-      o.source = Source::kPoll;
-      o.observed_at = now;
-      o.state = StateClaim::kDeleted;
-      auto applied = store.runs().apply(o, now);
+      auto applied =
+          store.runs().apply(deletion_observation(row.id, Source::kPoll, now), now);
       return applied ? Status::ok() : applied.status();
     });
     if (std::string_view(outcome) == "deleted") {
