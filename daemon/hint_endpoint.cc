@@ -120,9 +120,7 @@ void HintEndpoint::handle(ServerRequest&& request, Respond respond) {
                     "Retry-After: 1{}",
                     writer_.depth(), *note);
     }
-    ServerResponse busy = ServerResponse::error(503, "ingest queue is full, retry later");
-    busy.headers.emplace_back("Retry-After", "1");
-    respond(std::move(busy));
+    respond(ServerResponse::queue_full());
   }
 }
 

@@ -49,6 +49,11 @@ ServerResponse ServerResponse::error(int status, std::string_view message) {
                           -1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+ServerResponse ServerResponse::queue_full() {
+  ServerResponse busy = error(503, "ingest queue is full, retry later");
+  busy.headers.emplace_back("Retry-After", "1");
+  return busy;
+}
 
 namespace {
 

@@ -50,6 +50,8 @@ struct ServerResponse {
   static ServerResponse json(int status, std::string body);
   // {"error": message} with the given status.
   static ServerResponse error(int status, std::string_view message);
+  // 503 with Retry-After: 1, for a write the writer's full queue refused.
+  static ServerResponse queue_full();
 };
 
 using Respond = std::function<void(ServerResponse)>;

@@ -165,9 +165,7 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
                     "should retry{}",
                     writer_.depth(), *note);
     }
-    ServerResponse busy = ServerResponse::error(503, "ingest queue is full, retry later");
-    busy.headers.emplace_back("Retry-After", "1");
-    respond(std::move(busy));
+    respond(ServerResponse::queue_full());
   }
 }
 
