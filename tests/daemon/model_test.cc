@@ -105,12 +105,7 @@ class MirrorModel : public ::testing::Test {
     auto store = Store::open(dir_.file("mirror.db"), open);
     ASSERT_TRUE(store.is_ok()) << store.message();
     writer_ = std::make_unique<Writer>(std::move(store).value(), Writer::Options{});
-    TestRailClientOptions copts;
-    copts.base_url = fake_.base_url();
-    copts.user = fake_.options().user;
-    copts.api_key = fake_.options().api_key;
-    copts.request_timeout = std::chrono::seconds(5);
-    copts.max_requests_per_minute = 0;
+    TestRailClientOptions copts = fake_.client_options();
     copts.max_read_attempts = 3;
     copts.jitter_seed = seed_ | 1;
     client_ = std::make_unique<TestRailClient>(copts, http_, client_clock_);

@@ -28,12 +28,8 @@ class OutboxTest : public ::testing::Test {
     auto store = Store::open(dir_.file("mirror.db"), OpenOptions{});
     ASSERT_TRUE(store.is_ok()) << store.message();
     writer_ = std::make_unique<Writer>(std::move(store).value(), Writer::Options{});
-    TestRailClientOptions copts;
-    copts.base_url = fake_.base_url();
-    copts.user = "ci@example.com";
-    copts.api_key = "fake-api-key";
+    TestRailClientOptions copts = fake_.client_options();
     copts.request_timeout = 2s;
-    copts.max_requests_per_minute = 0;
     copts.max_backoff = 1s;
     copts.jitter_seed = 3;
     client_ = TestRailClient::create(copts);

@@ -24,12 +24,7 @@ class PollerTest : public ::testing::Test {
     auto store = Store::open(dir_.file("mirror.db"), OpenOptions{});
     ASSERT_TRUE(store.is_ok()) << store.message();
     writer_ = std::make_unique<Writer>(std::move(store).value(), Writer::Options{});
-    TestRailClientOptions copts;
-    copts.base_url = fake_.base_url();
-    copts.user = "ci@example.com";
-    copts.api_key = "fake-api-key";
-    copts.request_timeout = std::chrono::seconds(5);
-    copts.max_requests_per_minute = 0;
+    TestRailClientOptions copts = fake_.client_options();
     copts.max_read_attempts = max_read_attempts;
     copts.max_backoff = std::chrono::seconds(1);
     copts.jitter_seed = 7;
@@ -293,9 +288,7 @@ TEST_F(PollerTest, BareArraysAndTheLegacyPrefix) {
 TEST_F(PollerTest, WrongCredentialsAreAConfigurationError) {
   start();
   client_.reset();
-  TestRailClientOptions copts;
-  copts.base_url = fake_.base_url();
-  copts.user = "ci@example.com";
+  TestRailClientOptions copts = fake_.client_options();
   copts.api_key = "wrong";
   client_ = TestRailClient::create(copts);
   poller_ = std::make_unique<Poller>(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_,

@@ -28,12 +28,7 @@ class RefresherTest : public ::testing::Test {
     auto store = Store::open(dir_.file("mirror.db"), OpenOptions{});
     ASSERT_TRUE(store.is_ok()) << store.message();
     writer_ = std::make_unique<Writer>(std::move(store).value(), Writer::Options{});
-    TestRailClientOptions copts;
-    copts.base_url = fake_.base_url();
-    copts.user = "ci@example.com";
-    copts.api_key = "fake-api-key";
-    copts.request_timeout = 5s;
-    copts.max_requests_per_minute = 0;
+    TestRailClientOptions copts = fake_.client_options();
     copts.max_read_attempts = 1;
     copts.priority = RequestPriority::kHint;
     client_ = TestRailClient::create(copts);

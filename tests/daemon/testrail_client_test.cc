@@ -625,12 +625,7 @@ TEST(TestRailClient, BadResponseBodies) {
 class FakeServerTest : public ::testing::Test {
  protected:
   TestRailClientOptions options_for(const FakeTestRail& fake) {
-    TestRailClientOptions o;
-    o.base_url = fake.base_url();
-    o.user = fake.options().user;
-    o.api_key = fake.options().api_key;
-    o.request_timeout = seconds(5);
-    o.max_requests_per_minute = 0;
+    TestRailClientOptions o = fake.client_options();
     o.jitter_seed = 7;
     return o;
   }

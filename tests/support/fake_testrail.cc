@@ -695,6 +695,16 @@ std::uint16_t FakeTestRail::port() const { return impl_->port_; }
 std::string FakeTestRail::certificate_pem() const { return impl_->cert_.cert_pem; }
 const FakeTestRail::Options& FakeTestRail::options() const { return impl_->options_; }
 
+TestRailClientOptions FakeTestRail::client_options() const {
+  TestRailClientOptions o;
+  o.base_url = base_url();
+  o.user = options().user;
+  o.api_key = options().api_key;
+  o.request_timeout = std::chrono::seconds(5);
+  o.max_requests_per_minute = 0;
+  return o;
+}
+
 void FakeTestRail::add_project(std::int64_t project_id) {
   std::lock_guard lock(impl_->mu_);
   impl_->ensure_project_locked(project_id);

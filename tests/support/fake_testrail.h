@@ -29,6 +29,8 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/testrail_client.h"
+
 namespace runsync::test {
 
 class FakeTestRail {
@@ -84,6 +86,9 @@ class FakeTestRail {
   std::uint16_t port() const;
   std::string certificate_pem() const;  // the self-signed certificate; empty without tls
   const Options& options() const;
+  // Options for a client of this server: its URL and credentials, a 5 s
+  // request timeout and no request budget; tests change what they need.
+  TestRailClientOptions client_options() const;
 
   // --- data ---------------------------------------------------------------
   void add_project(std::int64_t project_id);
