@@ -173,10 +173,7 @@ const char* Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
     if (also) {
       if (Status st = also(store); !st.is_ok()) return st;
     }
-    if (drop) {
-      gone = false;
-      return store.hints().drop(row.kind, row.id);
-    }
+    if (drop) return store.hints().drop(row.kind, row.id);
     auto done = store.hints().served(row, began_ms);
     if (!done) return done.status();
     gone = done.value();
