@@ -30,12 +30,17 @@ HintEndpoint::HintEndpoint(HintEndpointOptions options, Writer& writer, Metrics&
       clock_(std::move(clock)),
       on_queued_(std::move(on_queued)),
       warnings_(std::move(steady_clock)) {
-  for (const char* result : kHintResults) hints(result);
+  for (std::size_t i = 0; i < results_.size(); ++i) {
+    results_[i] = &metrics_.counter("runsync_testrail_hints_total",
+                                    "TestRail webhook deliveries (hints) by result",
+                                    {{"result", kHintResults[i]}});
+  }
 }
 
 Counter& HintEndpoint::hints(const char* result) {
-  return metrics_.counter("runsync_testrail_hints_total",
-                          "TestRail webhook deliveries (hints) by result", {{"result", result}});
+  std::size_t i = 0;
+  while (i + 1 < results_.size() && std::string_view(result) != kHintResults[i]) ++i;
+  return *results_[i];
 }
 
 void HintEndpoint::set_secret(std::string secret) {

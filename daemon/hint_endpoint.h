@@ -8,6 +8,7 @@
 // set_secret() may be called from any thread (SIGHUP reload).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -59,6 +60,7 @@ class HintEndpoint {
   std::optional<ServerResponse> refuse_unauthenticated(const ServerRequest& request);
   ServerResponse reject(const ServerRequest& request, int status, const std::string& reason,
                         const char* result);
+  // The runsync_testrail_hints_total series of `result`, one of kHintResults.
   Counter& hints(const char* result);
 
   const HintEndpointOptions options_;
@@ -71,6 +73,7 @@ class HintEndpoint {
   MillisClock clock_;
   std::function<void()> on_queued_;
   LogRateLimiter warnings_;
+  std::array<Counter*, std::size(kHintResults)> results_{};  // looked up once, as kHintResults
 };
 
 }  // namespace runsync
