@@ -198,7 +198,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (buffer_.capacity() < kReadBufferBytes) buffer_.reserve(kReadBufferBytes);
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
-    parser_->header_limit(16 * 1024);
+    parser_->header_limit(kHeaderLimitBytes);
+    extension_bytes_ = 0;
+    parser_->on_chunk_header(count_extensions_);
     version_ = 11;
     is_head_ = false;
     stream_.expires_after(options_.read_timeout);
@@ -260,6 +262,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::body_limit) {
       return refuse_unread(413, "body larger than " + std::to_string(options_.max_body_bytes) +
                                     " bytes");
+    }
+    if (extension_bytes_ > kHeaderLimitBytes) {
+      return refuse_unread(400, "chunk extensions longer than " +
+                                    std::to_string(kHeaderLimitBytes) + " bytes in all");
+    }
+    if (ec == http::error::buffer_overflow) {
+      return refuse_unread(400, "a chunk line or the trailer is longer than " +
+                                    std::to_string(kHeaderLimitBytes) + " bytes");
     }
     refuse_unread(400, "malformed HTTP request: " + ec.message());
   }
@@ -383,9 +393,23 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   static constexpr std::size_t kReadBufferBytes = 8 * 1024;
+  // The head, the chunk extensions of a request in all, and one chunk line
+  // or the trailer each fit in this many bytes.
+  static constexpr std::size_t kHeaderLimitBytes = 16 * 1024;
 
   beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
+  // Bounded: Beast holds a whole chunk line, or the whole trailer, in the
+  // buffer before parsing it, so without a bound a client could make it
+  // grow without end. Body bytes pass through and are counted by body_limit.
+  beast::flat_buffer buffer_{kHeaderLimitBytes};
+  // Chunk extensions mean nothing to runsync; they count against the header
+  // limit so that many small chunks cannot carry an unbounded amount.
+  std::size_t extension_bytes_ = 0;
+  std::function<void(std::uint64_t, beast::string_view, beast::error_code&)> count_extensions_ =
+      [this](std::uint64_t, beast::string_view extensions, beast::error_code& ec) {
+        extension_bytes_ += extensions.size();
+        if (extension_bytes_ > kHeaderLimitBytes) ec = http::error::header_limit;
+      };
   std::optional<http::request_parser<http::string_body>> parser_;
   ServerRequest head_;  // the request being read, from its header on
   std::string write_buffer_;  // the answer being written; one at a time

@@ -520,6 +520,79 @@ TEST_F(WebhookServerTest, EarlyAnswersReachClientsThatSendTheWholeBodyFirst) {
   EXPECT_EQ(count("SELECT count(*) FROM webhook_events"), 0);
 }
 
+// Chunk extensions and the trailer are part of neither the head nor the
+// body: they are bounded by the header limit, so a client cannot make the
+// listener hold more than that for them, and a well-formed chunked request
+// with a few of each is still taken.
+TEST_F(WebhookServerTest, ChunkExtensionsAndTrailersAreBounded) {
+  start();
+  const std::string head =
+      "POST /webhook HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  {
+    SCOPED_TRACE("small extensions and trailer");
+    RawConnection conn(server_->port());
+    ASSERT_TRUE(conn.connected());
+    const std::string body = kStarted;
+    std::ostringstream chunk;
+    chunk << std::hex << body.size();
+    conn.send(head + chunk.str() + ";name=value\r\n" + body + "\r\n0;last\r\nX-T: y\r\n\r\n");
+    const std::string answer = conn.head();
+    EXPECT_EQ(status_line(answer), "HTTP/1.1 200 OK") << answer;
+  }
+  std::string trailer;
+  while (trailer.size() < 4 * 1024 * 1024) trailer += "X-T: y\r\n";
+  std::string many_extensions;
+  for (int i = 0; i < 64; ++i) many_extensions += "1;e=" + std::string(1000, 'v') + "\r\nx\r\n";
+  struct Case {
+    const char* name;
+    std::string request;  // never finished: the answer must not wait for its end
+  };
+  const Case cases[] = {
+      {"a trailer of 4 MiB", head + "1\r\nx\r\n0\r\n" + trailer},
+      {"one extension of 4 MiB", head + "1;e=" + std::string(4 * 1024 * 1024, 'v')},
+      {"64 chunks with 1 kB of extensions each", head + many_extensions},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    RawConnection conn(server_->port());
+    ASSERT_TRUE(conn.connected());
+    EXPECT_TRUE(conn.send_all(c.request));
+    const std::string answer = conn.head();
+    EXPECT_EQ(status_line(answer), "HTTP/1.1 400 Bad Request") << answer;
+    const std::size_t length = content_length(answer);
+    ASSERT_NE(length, std::string::npos);
+    EXPECT_NE(conn.take(length).find("16384 bytes"), std::string::npos);
+  }
+  EXPECT_EQ(count("SELECT count(*) FROM webhook_events"), 1);
+}
+
+// Eight clients sending 8 MiB trailers at once leave the peak resident size
+// far below what the trailers add up to.
+TEST_F(WebhookServerTest, HostileTrailersDoNotGrowMemory) {
+  start();
+  std::string request =
+      "POST /webhook HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n";
+  while (request.size() < 8 * 1024 * 1024) request += "X-Trailer-Line: yyyyyyyy\r\n";
+  ASSERT_TRUE(testing::reset_peak_rss(::getpid()));
+  const long before_kb = testing::proc_status_kb(::getpid(), "VmRSS");
+  std::vector<std::thread> clients;
+  std::atomic<int> refused{0};
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      RawConnection conn(server_->port());
+      if (!conn.connected() || !conn.send_all(request)) return;
+      if (status_line(conn.head()) == "HTTP/1.1 400 Bad Request") ++refused;
+    });
+  }
+  for (auto& t : clients) t.join();
+  const long peak_kb = testing::proc_status_kb(::getpid(), "VmHWM");
+  ASSERT_GT(before_kb, 0);
+  RecordProperty("peak_rss_growth_kb", std::to_string(peak_kb - before_kb));
+  EXPECT_EQ(refused.load(), 8);
+  // The requests are built once and shared; held trailers would add 64 MB.
+  EXPECT_LT(peak_kb - before_kb, 16 * 1024) << "peak " << peak_kb << " kB, before " << before_kb;
+}
+
 // RFC 9112 §6: a request whose body length cannot be told is answered 400
 // and the connection closed, so that what follows is never read as a
 // request of its own.
