@@ -53,6 +53,16 @@ struct Observation {
   const std::optional<Value>& get(Field f) const { return fields[static_cast<int>(f)]; }
 };
 
+// SPEC §6 rule 2, for every channel: an observation is made at the time its
+// sender claims (a webhook's timestamp, an API answer's Date header), but
+// never later than the moment runsync received it, so a clock that runs
+// ahead gains nothing and pins nothing; at its arrival when nothing is
+// claimed.
+constexpr std::int64_t observation_time(std::optional<std::int64_t> claimed,
+                                        std::int64_t arrived_at) {
+  return claimed && *claimed < arrived_at ? *claimed : arrived_at;
+}
+
 // What `source` learned at `observed_at`: run `run_id` no longer exists.
 inline Observation deletion_observation(std::int64_t run_id, Source source,
                                         std::int64_t observed_at) {

@@ -14,7 +14,7 @@
 #include "daemon/app.h"
 #include "daemon/config.h"
 #include "daemon/logging.h"
-#include "daemon/poller.h"
+#include "daemon/testrail/poller.h"
 #include "daemon/wiring.h"
 #include "storage/backup.h"
 #include "storage/store.h"

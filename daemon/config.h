@@ -9,14 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "core/duration.h"
+#include "core/project.h"
 #include "core/status.h"
 
 namespace runsync {
 
-struct ProjectConfig {
-  std::int64_t id = 0;  // TestRail project id
-  std::string code;     // project_code in webhook events
-};
 
 struct Config {
   // Where the config was read from; empty when only defaults are in use.
@@ -162,10 +160,5 @@ std::optional<ListenAddress> parse_listen_address(const std::string& text);
 // Every key is written out; the resolved secrets, which are not config keys,
 // appear as comment lines, so the output loads back into the same config.
 std::string render_config(const Config& config);
-
-// Parses "250ms", "30s", "5m", "1h", "1d" (a whole number and one unit).
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
-// The shortest text parse_duration reads back as `duration`, e.g. "90s", "1h".
-std::string render_duration(std::chrono::milliseconds duration);
 
 }  // namespace runsync

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <utility>
 
-#include "daemon/signature.h"  // SigningKey::parse decides what a key is
+#include "daemon/ingest/signature.h"  // SigningKey::parse decides what a key is
 
 namespace runsync {
 namespace {

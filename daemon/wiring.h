@@ -6,11 +6,11 @@
 #include <cstdint>
 
 #include "daemon/config.h"
-#include "daemon/hint_endpoint.h"
+#include "daemon/ingest/hint_endpoint.h"
 #include "daemon/logging.h"
-#include "daemon/poller.h"
-#include "daemon/refresher.h"
-#include "daemon/testrail_client.h"
+#include "daemon/testrail/poller.h"
+#include "daemon/testrail/refresher.h"
+#include "daemon/testrail/testrail_client.h"
 #include "storage/database.h"
 
 namespace runsync {

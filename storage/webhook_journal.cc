@@ -39,13 +39,14 @@ StatusOr<WebhookResult> WebhookJournal::apply(const WebhookDelivery& delivery) {
     if (!loaded) return loaded.status();
     current = std::move(loaded).value();
   }
-  // Rule 2: observed at its timestamp, but never later than it arrived, so
-  // a sender whose clock runs ahead cannot pin the run. Copied only then.
+  // Rule 2 may move the observation's time; it is copied only then.
   const Observation* observation = &ev.observation;
   std::optional<Observation> clamped;
-  if (ev.known && observation->observed_at > delivery.received_at) {
+  const std::int64_t observed_at =
+      observation_time(observation->observed_at, delivery.received_at);
+  if (ev.known && observed_at != observation->observed_at) {
     clamped = *observation;
-    clamped->observed_at = delivery.received_at;
+    clamped->observed_at = observed_at;
     observation = &*clamped;
   }
   // Made in place (not assigned): a decision holds a whole row.

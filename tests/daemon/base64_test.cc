@@ -1,4 +1,4 @@
-#include "daemon/base64.h"
+#include "daemon/http/base64.h"
 
 #include <gtest/gtest.h>
 

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "core/webhook_event.h"
-#include "daemon/http_client.h"
-#include "daemon/poller.h"
+#include "daemon/http/http_client.h"
+#include "daemon/testrail/poller.h"
 #include "storage/store.h"
 #include "storage/writer.h"
 #include "support/fake_testrail.h"

@@ -1,5 +1,5 @@
 // Write-back commands executed against the fake TestRail server.
-#include "daemon/outbox_worker.h"
+#include "daemon/testrail/outbox_worker.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,8 @@
 
 #include <thread>
 
-#include "daemon/poller.h"
+#include "core/webhook_event.h"
+#include "daemon/testrail/poller.h"
 #include "storage/report.h"
 #include "storage/store.h"
 #include "support/fake_testrail.h"
@@ -108,6 +109,47 @@ TEST_F(OutboxTest, EachCommandEndToEndIsAppliedToTheMirror) {
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 1);
   EXPECT_FALSE(fake_.run(run_id).has_value());
   EXPECT_EQ(count("SELECT count(*) FROM run_changes WHERE source = 'api'"), 4);
+}
+
+// SPEC §6 rule 2 for write-back answers: an answer is observed at the
+// server's Date but never later than it arrived, so a server whose clock
+// runs an hour ahead does not pin the run's details for that hour.
+TEST_F(OutboxTest, AnAnswerFromAServerWhoseClockRunsAheadPinsNothing) {
+  const std::int64_t local = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  fake_.set_now(local + 3600);
+  start_worker();
+  const CommandStatus added =
+      wait_final(queue(CommandKind::kAddRun, 1, {{"name", "Nightly"}, {"suite_id", 3}}));
+  ASSERT_EQ(added.state, "done") << added.last_error.value_or("");
+  const auto run_id = nlohmann::json::parse(*added.result)["id"].get<std::int64_t>();
+  ASSERT_EQ(wait_final(queue(CommandKind::kUpdateRun, run_id, {{"name", "Renamed"}})).state,
+            "done");
+  EXPECT_LE(count("SELECT details_at FROM runs WHERE run_id = " + std::to_string(run_id)),
+            local + 60);
+
+  // A webhook a little later renames the run again, and is taken.
+  const std::string body = R"({"event_name":"run.started","timestamp":)" +
+                           std::to_string(local + 61) + R"(,"payload":{"id":)" +
+                           std::to_string(run_id) +
+                           R"(,"title":"From the webhook"},"project_code":"ID"})";
+  auto ev = parse_webhook_event(body);
+  ASSERT_TRUE(ev.is_ok()) << ev.message();
+  WebhookDelivery d;
+  d.event = std::move(ev).value();
+  d.delivery_key = "test:" + body;
+  d.received_at = local + 61;
+  d.body = body;
+  std::optional<WebhookResult> result;
+  ASSERT_TRUE(writer_->run([&](Store& s) -> Status {
+    auto r = s.journal().apply(d);
+    if (!r) return r.status();
+    result = r.value();
+    return Status::ok();
+  }).is_ok());
+  EXPECT_EQ(result, WebhookResult::kApplied);
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE name = 'From the webhook'"), 1);
 }
 
 TEST_F(OutboxTest, ABadRequestFailsWithTheApisErrorVerbatim) {

@@ -1,5 +1,5 @@
 // The poller against the fake TestRail server, with a real SQLite mirror.
-#include "daemon/poller.h"
+#include "daemon/testrail/poller.h"
 
 #include <gtest/gtest.h>
 
@@ -371,6 +371,9 @@ TEST_F(PollerTest, APaginatedPageThatRepeatsThePreviousOneFailsTheCycle) {
 TEST_F(PollerTest, APageIsObservedNoLaterThanItArrived) {
   start();
   std::int64_t local = fake_.now();
+  TestRailClientOptions copts = fake_.client_options();
+  copts.wall_clock = [&local] { return local; };
+  client_ = TestRailClient::create(copts);
   poller_ = std::make_unique<Poller>(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_,
                                      null_logger(), [&local] { return local; });
   const auto id = add_runs(1);
@@ -383,12 +386,6 @@ TEST_F(PollerTest, APageIsObservedNoLaterThanItArrived) {
               R"(,"payload":{"id":)" + std::to_string(id) + R"(,"title":"Renamed"},"project_code":"ID"})",
           local);
   EXPECT_EQ(text("SELECT name FROM runs WHERE run_id = " + std::to_string(id)), "Renamed");
-}
-
-TEST(PollObservationTime, TheEarlierOfDateAndArrival) {
-  EXPECT_EQ(observation_time(100, 200), 100);
-  EXPECT_EQ(observation_time(300, 200), 200);
-  EXPECT_EQ(observation_time(std::nullopt, 200), 200);
 }
 
 TEST(PollPlan, RunsToRefresh) {

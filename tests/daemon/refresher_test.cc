@@ -1,6 +1,6 @@
 // The refresher against the fake TestRail server, with a real SQLite
 // mirror and a clock the test moves.
-#include "daemon/refresher.h"
+#include "daemon/testrail/refresher.h"
 
 #include <gtest/gtest.h>
 

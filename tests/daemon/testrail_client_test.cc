@@ -1,4 +1,4 @@
-#include "daemon/testrail_client.h"
+#include "daemon/testrail/testrail_client.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/http_client.h"
+#include "daemon/http/http_client.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
 
@@ -651,7 +651,7 @@ TEST_F(FakeServerTest, FollowsPaginationAcrossPages) {
   for (;;) {
     auto page = client.get_runs_page(uri);
     ASSERT_TRUE(page.ok()) << page.error().describe();
-    EXPECT_EQ(page->server_date, fake.now());
+    EXPECT_EQ(page->observed_at, fake.now());
     ++pages;
     for (const auto& run : page->value.runs) ids.push_back(run["id"].get<std::int64_t>());
     if (!page->value.next) break;
@@ -747,7 +747,7 @@ TEST_F(FakeServerTest, PlansAndTheirRuns) {
   ASSERT_TRUE(detail.ok()) << detail.error().describe();
   EXPECT_EQ(detail->value.plan_name, "Release 2.0");
   ASSERT_EQ(detail->value.runs.size(), 2u);
-  auto obs = observation_from_plan_run(detail->value.runs[1], detail->value, *detail->server_date,
+  auto obs = observation_from_plan_run(detail->value.runs[1], detail->value, detail->observed_at,
                                        Source::kPoll);
   ASSERT_TRUE(obs.is_ok()) << obs.message();
   EXPECT_EQ(*obs->get(Field::kName), Value{std::string("Firefox")});

@@ -24,11 +24,11 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/http_server.h"
+#include "daemon/http/http_server.h"
 #include "daemon/metrics.h"
-#include "daemon/router.h"
-#include "daemon/signature.h"
-#include "daemon/webhook_endpoint.h"
+#include "daemon/ingest/router.h"
+#include "daemon/ingest/signature.h"
+#include "daemon/ingest/webhook_endpoint.h"
 #include "storage/writer.h"
 #include "support/hostile_load.h"
 #include "support/temp_dir.h"

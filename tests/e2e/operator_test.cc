@@ -14,7 +14,7 @@
 #include <sstream>
 #include <thread>
 
-#include "daemon/base64.h"
+#include "daemon/http/base64.h"
 #include "storage/store.h"
 #include "support/fake_testrail.h"
 #include "support/process.h"

@@ -32,8 +32,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "daemon/base64.h"
-#include "daemon/http_client.h"  // format_http_date
+#include "daemon/http/base64.h"
+#include "daemon/http/http_client.h"  // format_http_date
 
 namespace runsync::test {
 namespace {

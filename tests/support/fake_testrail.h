@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/testrail_client.h"
+#include "daemon/testrail/testrail_client.h"
 
 namespace runsync::test {
 

@@ -28,11 +28,12 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/config.h"
+#include "core/duration.h"
+#include "core/project.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
-#include "daemon/poller.h"
-#include "daemon/testrail_client.h"
+#include "daemon/testrail/poller.h"
+#include "daemon/testrail/testrail_client.h"
 #include "storage/hint_queue.h"
 #include "storage/writer.h"
 

@@ -20,7 +20,7 @@
 #include <variant>
 
 #include "core/testrail_api.h"
-#include "daemon/http_client.h"
+#include "daemon/http/http_client.h"
 
 namespace runsync {
 
@@ -136,16 +136,19 @@ struct ApiResponse {
   int http_status = 0;
   std::string body;  // as received (legacy prefix included)
   // The server's Date header in unix seconds; nullopt when absent or not an
-  // IMF-fixdate. Observations from this answer are made at this time.
+  // IMF-fixdate.
   std::optional<std::int64_t> server_date;
+  // When what this answer says was observed (unix s): observation_time() of
+  // the server's Date and the answer's arrival (SPEC §6 rule 2).
+  std::int64_t observed_at = 0;
   int attempts = 1;  // requests sent for this call, retries included
 };
 
-// A parsed answer with the server's Date (see ApiResponse::server_date).
+// A parsed answer, observed at `observed_at` (see ApiResponse::observed_at).
 template <typename T>
 struct Fetched {
   T value;
-  std::optional<std::int64_t> server_date;
+  std::int64_t observed_at = 0;
   int attempts = 1;  // requests sent for this call, retries included
 };
 
@@ -187,6 +190,9 @@ struct TestRailClientOptions {
   std::chrono::seconds max_backoff{30};               // backoff: min(2^i s, this), jittered
   std::uint64_t jitter_seed = 0;                      // 0: seeded from std::random_device
   RequestPriority priority = RequestPriority::kRoutine;  // for every request of this client
+  // The wall clock in unix seconds, read when an answer arrives (see
+  // ApiResponse::observed_at); empty: the system clock.
+  std::function<std::int64_t()> wall_clock;
 };
 
 // A TestRail API client.
@@ -272,6 +278,7 @@ class TestRailClient {
   std::chrono::milliseconds backoff(int retry_index);
   std::chrono::milliseconds retry_after(const HttpResponse& response) const;
   void emit(const ApiEvent& event) const;
+  std::int64_t wall_now() const;
   // A kBadResponse error, reported to the observer.
   ApiError bad_response(const std::string& uri, const ApiResponse& response,
                         std::string message) const;

@@ -1,4 +1,4 @@
-#include "daemon/refresher.h"
+#include "daemon/testrail/refresher.h"
 
 #include <spdlog/spdlog.h>
 
@@ -241,7 +241,7 @@ const char* Refresher::refresh_run(const PendingRefresh& row, std::int64_t began
                    project_id.value_or(0));
     return finish(row, began_ms, "ignored", true);
   }
-  auto o = observation_from_api_run(run->value, observation_time(run->server_date, clock_() / 1000),
+  auto o = observation_from_api_run(run->value, run->observed_at,
                                     Source::kPoll);
   if (!o) {
     warn_failure(row, "get_run/" + std::to_string(row.id) + " answered a run it cannot parse: " +
@@ -274,7 +274,7 @@ const char* Refresher::refresh_plan(const PendingRefresh& row, std::int64_t bega
     }
     return outcome;
   }
-  const std::int64_t at = observation_time(plan->server_date, clock_() / 1000);
+  const std::int64_t at = plan->observed_at;
   std::vector<Observation> observations;
   for (const auto& run : plan->value.runs) {
     const std::optional<std::int64_t> project_id = project_of(run);

@@ -1,4 +1,4 @@
-#include "daemon/poller.h"
+#include "daemon/testrail/poller.h"
 
 #include <spdlog/spdlog.h>
 
@@ -88,11 +88,6 @@ Poller::Poller(PollerOptions options, TestRailClient& client, Writer& writer, Me
   for (const auto& p : options_.projects) state_[p.id];
 }
 
-std::int64_t observation_time(const std::optional<std::int64_t>& server_date,
-                              std::int64_t arrived_at) {
-  return server_date ? std::min(*server_date, arrived_at) : arrived_at;
-}
-
 void Poller::record_failure(CycleOutcome& out, std::string message, const ApiError* api) {
   if (!out.error) out.error = std::move(message);
   if (api && api->kind == ApiErrorKind::kConfig) out.config_error = true;
@@ -109,7 +104,7 @@ void Poller::list_pages(const std::string& base, CycleOutcome& out, const PageHa
       return;
     }
     out.stats.requests += response->attempts;
-    const std::int64_t at = observation_time(response->server_date, clock_());
+    const std::int64_t at = response->observed_at;
     auto page = take(*response, at);
     if (!page) {
       record_failure(out, page.message(), nullptr);
@@ -211,7 +206,7 @@ void Poller::poll_plans(const ProjectConfig& project, PollKind kind, CycleOutcom
     }
     out.stats.requests += plan->attempts;
     ++out.stats.pages;
-    const std::int64_t at = observation_time(plan->server_date, clock_());
+    const std::int64_t at = plan->observed_at;
     std::vector<Observation> observations;
     for (const auto& run : plan->value.runs) {
       auto o = observation_from_plan_run(run, plan->value, at, Source::kPoll);
@@ -250,7 +245,7 @@ void Poller::refresh_unlisted(const ProjectConfig& project, PollKind kind, Cycle
     Observation o;
     if (run) {
       out.stats.requests += run->attempts;
-      auto parsed = observation_from_api_run(run->value, observation_time(run->server_date, clock_()),
+      auto parsed = observation_from_api_run(run->value, run->observed_at,
                                              Source::kPoll);
       if (!parsed) {
         record_failure(out, where + " answered a run it cannot parse: " + parsed.message(), nullptr);

@@ -27,10 +27,11 @@
 
 #include "core/poll_plan.h"
 #include "core/testrail_api.h"
-#include "daemon/config.h"
+#include "core/duration.h"
+#include "core/project.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
-#include "daemon/testrail_client.h"
+#include "daemon/testrail/testrail_client.h"
 #include "storage/writer.h"
 
 namespace runsync {
@@ -54,11 +55,6 @@ struct CycleOutcome {
 // Counts API requests by status (runsync_api_requests_total), their
 // latency, waits and failures, and logs retries and failures.
 ApiObserver make_api_observer(Metrics& metrics, Logger logger);
-
-// When a poll answer was observed (SPEC §6 rule 2): the server's Date, but
-// never later than the local time it arrived; that time without a Date.
-std::int64_t observation_time(const std::optional<std::int64_t>& server_date,
-                              std::int64_t arrived_at);
 
 class Poller {
  public:

@@ -1,4 +1,4 @@
-#include "daemon/webhook_endpoint.h"
+#include "daemon/ingest/webhook_endpoint.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,4 +1,4 @@
-#include "daemon/testrail_client.h"
+#include "daemon/testrail/testrail_client.h"
 
 #include <algorithm>
 #include <cctype>
@@ -141,6 +141,13 @@ TestRailClient::TestRailClient(TestRailClientOptions options,
       observer_(std::move(observer)),
       rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {
   api_key_ = options_.api_key;
+}
+
+std::int64_t TestRailClient::wall_now() const {
+  if (options_.wall_clock) return options_.wall_clock();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::unique_ptr<TestRailClient> TestRailClient::create(TestRailClientOptions options,
@@ -294,6 +301,7 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
         ApiResponse ok;
         ok.http_status = status;
         ok.server_date = parse_http_date(response.date);
+        ok.observed_at = observation_time(ok.server_date, wall_now());
         ok.body = std::move(response.body);
         ok.attempts = attempt;
         return ok;
@@ -349,7 +357,7 @@ ApiResult<Fetched<nlohmann::json>> TestRailClient::get_run(std::int64_t run_id) 
     return bad_response("get_run/" + std::to_string(run_id), *response,
                         "get_run answer is not a JSON object");
   }
-  return Fetched<nlohmann::json>{std::move(doc), response->server_date, response->attempts};
+  return Fetched<nlohmann::json>{std::move(doc), response->observed_at, response->attempts};
 }
 
 ApiResult<Fetched<RunsPage>> TestRailClient::get_runs_page(std::string_view uri) {
@@ -359,7 +367,7 @@ ApiResult<Fetched<RunsPage>> TestRailClient::get_runs_page(std::string_view uri)
   if (!page) {
     return bad_response(api_path(uri), *response, page.message());
   }
-  return Fetched<RunsPage>{std::move(page).value(), response->server_date, response->attempts};
+  return Fetched<RunsPage>{std::move(page).value(), response->observed_at, response->attempts};
 }
 
 ApiResult<Fetched<PlansPage>> TestRailClient::get_plans_page(std::string_view uri) {
@@ -369,7 +377,7 @@ ApiResult<Fetched<PlansPage>> TestRailClient::get_plans_page(std::string_view ur
   if (!page) {
     return bad_response(api_path(uri), *response, page.message());
   }
-  return Fetched<PlansPage>{std::move(page).value(), response->server_date, response->attempts};
+  return Fetched<PlansPage>{std::move(page).value(), response->observed_at, response->attempts};
 }
 
 ApiResult<Fetched<PlanRuns>> TestRailClient::get_plan(std::int64_t plan_id) {
@@ -379,7 +387,7 @@ ApiResult<Fetched<PlanRuns>> TestRailClient::get_plan(std::int64_t plan_id) {
   if (!plan) {
     return bad_response("get_plan/" + std::to_string(plan_id), *response, plan.message());
   }
-  return Fetched<PlanRuns>{std::move(plan).value(), response->server_date, response->attempts};
+  return Fetched<PlanRuns>{std::move(plan).value(), response->observed_at, response->attempts};
 }
 
 }  // namespace runsync

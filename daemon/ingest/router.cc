@@ -1,4 +1,4 @@
-#include "daemon/router.h"
+#include "daemon/ingest/router.h"
 
 #include <spdlog/spdlog.h>
 

@@ -11,11 +11,11 @@
 #include <optional>
 #include <string>
 
-#include "daemon/hint_endpoint.h"
-#include "daemon/http_server.h"
+#include "daemon/ingest/hint_endpoint.h"
+#include "daemon/http/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
-#include "daemon/webhook_endpoint.h"
+#include "daemon/ingest/webhook_endpoint.h"
 #include "storage/writer.h"
 
 namespace runsync {

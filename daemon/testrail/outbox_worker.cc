@@ -1,4 +1,4 @@
-#include "daemon/outbox_worker.h"
+#include "daemon/testrail/outbox_worker.h"
 
 #include <spdlog/spdlog.h>
 
@@ -143,7 +143,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
     const std::string_view body = strip_legacy_prefix(answer->body);
     nlohmann::json parsed = body.empty() ? nlohmann::json::object()
                                          : nlohmann::json::parse(body, nullptr, false);
-    const std::int64_t at = answer->server_date.value_or(clock_());
+    const std::int64_t at = answer->observed_at;
     std::optional<Observation> observation;
     std::optional<std::string> note;
     if (parsed.is_discarded()) {

@@ -1,6 +1,6 @@
-#include "daemon/http_client.h"
+#include "daemon/http/http_client.h"
 
-#include "daemon/base64.h"
+#include "daemon/http/base64.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>

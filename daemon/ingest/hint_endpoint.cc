@@ -1,11 +1,11 @@
-#include "daemon/hint_endpoint.h"
+#include "daemon/ingest/hint_endpoint.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cctype>
 
-#include "daemon/signature.h"  // constant_time_equals
+#include "daemon/ingest/signature.h"  // constant_time_equals
 
 namespace runsync {
 namespace {

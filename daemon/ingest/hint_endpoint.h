@@ -19,7 +19,7 @@
 #include <string>
 
 #include "core/testrail_hint.h"
-#include "daemon/http_server.h"
+#include "daemon/http/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "storage/writer.h"

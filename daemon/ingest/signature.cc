@@ -1,6 +1,6 @@
-#include "daemon/signature.h"
+#include "daemon/ingest/signature.h"
 
-#include "daemon/base64.h"
+#include "daemon/http/base64.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

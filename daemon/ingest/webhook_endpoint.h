@@ -16,10 +16,10 @@
 #include <optional>
 #include <string>
 
-#include "daemon/http_server.h"
+#include "daemon/http/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
-#include "daemon/signature.h"
+#include "daemon/ingest/signature.h"
 #include "storage/writer.h"
 
 namespace runsync {

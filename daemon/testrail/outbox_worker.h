@@ -32,7 +32,7 @@
 
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
-#include "daemon/testrail_client.h"
+#include "daemon/testrail/testrail_client.h"
 #include "storage/writer.h"
 
 namespace runsync {
