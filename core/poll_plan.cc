@@ -11,6 +11,20 @@ std::chrono::seconds poll_stale_after(std::chrono::milliseconds poll_interval) {
          std::chrono::minutes(1);
 }
 
+std::optional<std::string> poll_problem(std::int64_t project_id, const PollRecord& record,
+                                        std::int64_t now, std::chrono::milliseconds poll_interval) {
+  const std::string project = "project " + std::to_string(project_id);
+  if (!record.polled) return project + " has never been polled";
+  if (record.last_error) return project + " last poll failed: " + *record.last_error;
+  if (!record.last_success_at) return project + " has never been polled successfully";
+  const std::int64_t stale_after = poll_stale_after(poll_interval).count();
+  if (now - *record.last_success_at > stale_after) {
+    return project + " has not been polled successfully for over " + std::to_string(stale_after) +
+           "s";
+  }
+  return std::nullopt;
+}
+
 std::vector<std::int64_t> runs_to_refresh(const std::vector<KnownRun>& known,
                                           const std::unordered_set<std::int64_t>& listed,
                                           PollKind kind) {

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -19,6 +21,22 @@ const char* poll_kind_name(PollKind kind);
 // three poll intervals, plus a minute for a cycle that takes that long.
 // Used by `runsync status` and the service's STATUS line.
 std::chrono::seconds poll_stale_after(std::chrono::milliseconds poll_interval);
+
+// What is known of a project's polling, read from poll_cycles or kept by
+// the poller as its cycles end.
+struct PollRecord {
+  bool polled = false;                          // some cycle of it ended
+  std::optional<std::string> last_error;        // the last ended cycle failed, with this
+  std::optional<std::int64_t> last_success_at;  // unix s of the last successful cycle
+};
+
+// Why a project's polling is unhealthy, or nullopt when it is not: never
+// polled, its last cycle failed, never successful, or no success for over
+// poll_stale_after(poll_interval) before `now` (unix s). The one rule for
+// `runsync status` (its problems and exit code) and the service's STATUS
+// line.
+std::optional<std::string> poll_problem(std::int64_t project_id, const PollRecord& record,
+                                        std::int64_t now, std::chrono::milliseconds poll_interval);
 
 // What the mirror holds about a run, as far as polling cares.
 struct KnownRun {

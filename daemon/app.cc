@@ -58,14 +58,7 @@ void seed_metrics(Metrics& metrics, const Config& config, const MirrorReport* re
   if (config.testrail.url.empty()) return;  // no polling, no write-back
   for (const ProjectConfig& p : config.projects) {
     const std::string project = std::to_string(p.id);
-    for (const PollKind kind : {PollKind::kActive, PollKind::kFull}) {
-      for (const char* outcome : {"ok", "failed", "config_error"}) {
-        metrics.counter("runsync_poll_cycles_total", "Poll cycles by project, kind and outcome",
-                        {{"project", project}, {"kind", poll_kind_name(kind)}, {"outcome", outcome}});
-      }
-    }
-    metrics.counter("runsync_poll_runs_changed_total", "Runs changed by polling",
-                    {{"project", project}});
+    ProjectCycle::declare_metrics(metrics, p);
     if (report == nullptr) continue;
     for (const PollSummary& s : report->polls) {
       if (s.project_id != p.id || !s.last_success_at) continue;
@@ -74,10 +67,6 @@ void seed_metrics(Metrics& metrics, const Config& config, const MirrorReport* re
                  "Unix time of the last successful poll cycle", {{"project", project}})
           .set(static_cast<double>(*s.last_success_at));
     }
-  }
-  for (const PollKind kind : {PollKind::kActive, PollKind::kFull}) {
-    metrics.histogram("runsync_poll_duration_seconds", "Duration of poll cycles",
-                      {{"kind", poll_kind_name(kind)}}, poll_duration_buckets());
   }
   for (const char* reason : {"rate_limit", "retry-after", "backoff"}) {
     metrics.counter("runsync_api_waits_total", "Waits before API requests, by reason",
@@ -145,7 +134,7 @@ struct App::Impl {
   std::unique_ptr<Poller> poller;
   // TestRail's webhooks (SPEC §4a): the refresher's own client and poller.
   std::unique_ptr<TestRailClient> hint_client;
-  std::unique_ptr<Poller> hint_poller;
+  std::unique_ptr<ProjectCycle> hint_cycle;
   std::unique_ptr<Refresher> refresher;
   std::thread refresher_thread;
   std::unique_ptr<HintEndpoint> hints;
@@ -447,10 +436,10 @@ struct App::Impl {
       hint_options.priority = RequestPriority::kHint;
       hint_client = TestRailClient::create(std::move(hint_options),
                                            make_api_observer(metrics, logger), limiter.get());
-      hint_poller = std::make_unique<Poller>(poller_options_for(config), *hint_client, *writer,
-                                             metrics, logger, unix_now);
+      hint_cycle =
+          std::make_unique<ProjectCycle>(*hint_client, *writer, metrics, logger, unix_now);
       refresher = std::make_unique<Refresher>(refresher_options_for(config), *hint_client,
-                                              *hint_poller, *writer, metrics, logger, unix_now_ms);
+                                              *hint_cycle, *writer, metrics, logger, unix_now_ms);
       hints = std::make_unique<HintEndpoint>(hint_endpoint_options_for(config), *writer, metrics,
                                              logger, unix_now_ms,
                                              [this] { refresher->notify(); });

@@ -280,19 +280,17 @@ int cmd_status(const std::string& path, bool as_json) {
     problems.push_back("the database cannot take writes: " + room.message());
   }
   if (!config->testrail.url.empty()) {
-    const std::int64_t stale_after = poll_stale_after(config->testrail.poll_interval).count();
     for (const auto& p : config->projects) {
       auto it = std::find_if(r.polls.begin(), r.polls.end(),
                              [&](const PollSummary& s) { return s.project_id == p.id; });
-      if (it == r.polls.end()) {
-        problems.push_back("project " + std::to_string(p.id) + " has never been polled");
-      } else if (it->state == CycleState::kFailed) {
-        problems.push_back("project " + std::to_string(p.id) + " last poll failed: " + *it->error);
-      } else if (!it->last_success_at) {
-        problems.push_back("project " + std::to_string(p.id) + " has never been polled successfully");
-      } else if (now - *it->last_success_at > stale_after) {
-        problems.push_back("project " + std::to_string(p.id) + " has not been polled successfully for over " +
-                           std::to_string(stale_after) + "s");
+      PollRecord record;
+      if (it != r.polls.end()) {
+        record.polled = true;
+        if (it->state == CycleState::kFailed) record.last_error = it->error.value_or("");
+        record.last_success_at = it->last_success_at;
+      }
+      if (auto problem = poll_problem(p.id, record, now, config->testrail.poll_interval)) {
+        problems.push_back(std::move(*problem));
       }
     }
   }

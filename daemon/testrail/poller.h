@@ -1,11 +1,7 @@
-// Polls the TestRail API for every configured project and feeds what it
-// finds through the single writer (SPEC §5, §6 rules 4 and 6).
-//
-// A cycle lists runs (get_runs), then plans and their runs (get_plans,
-// get_plan), applying each page as it arrives; when every listing was
-// complete it refreshes, one get_run each, the known runs no listing
-// covered — which is the only way polling marks a run deleted. A failed
-// cycle is recorded as failed and deletes nothing.
+// Polls every configured project on schedule (SPEC §5): a full cycle
+// first, then active cycles every poll_interval and full ones every
+// full_sync_interval; after a configuration error (401/403) a project is
+// retried slowly. Each cycle is a ProjectCycle.
 //
 // Thread safety: run() on its own thread; stop() and not_ready_reason()
 // from any thread. run_cycle() is for one-shot use (`runsync sync`), not
@@ -20,19 +16,12 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "core/poll_plan.h"
-#include "core/testrail_api.h"
-#include "core/duration.h"
 #include "core/project.h"
-#include "daemon/logging.h"
-#include "daemon/metrics.h"
-#include "daemon/testrail/testrail_client.h"
-#include "storage/writer.h"
+#include "daemon/testrail/project_cycle.h"
 
 namespace runsync {
 
@@ -42,20 +31,6 @@ struct PollerOptions {
   std::chrono::milliseconds full_sync_interval{3'600'000};
 };
 
-struct CycleOutcome {
-  std::int64_t project_id = 0;
-  PollKind kind = PollKind::kActive;
-  PollCycleStats stats;
-  std::optional<std::string> error;  // nullopt: the cycle succeeded
-  bool config_error = false;         // 401/403: credentials or permissions
-  bool stopped = false;              // stop() cut it off; its row stays unfinished
-  double seconds = 0;
-};
-
-// Counts API requests by status (runsync_api_requests_total), their
-// latency, waits and failures, and logs retries and failures.
-ApiObserver make_api_observer(Metrics& metrics, Logger logger);
-
 class Poller {
  public:
   using UnixClock = std::function<std::int64_t()>;
@@ -64,65 +39,31 @@ class Poller {
   Poller(PollerOptions options, TestRailClient& client, Writer& writer, Metrics& metrics,
          Logger logger, UnixClock clock);
 
-  // One cycle for one project, recorded in poll_cycles and logged.
+  // One cycle for one project (see ProjectCycle::run).
   CycleOutcome run_cycle(const ProjectConfig& project, PollKind kind);
 
-  // Polls on schedule until stop(): a full cycle first, then active cycles
-  // every poll_interval and full ones every full_sync_interval. After a
-  // configuration error (401/403) a project is retried slowly.
+  // Polls on schedule until stop().
   void run();
   void stop();
 
-  // Why polling is unhealthy, or nullopt: every project's last cycle
-  // succeeded, within three poll intervals (plus a minute). For the
-  // service's STATUS line; /readyz does not depend on it (SPEC §4).
+  // Why polling is unhealthy (poll_problem of the first project that is),
+  // or nullopt. For the service's STATUS line; /readyz does not depend on
+  // it (SPEC §4).
   std::optional<std::string> not_ready_reason() const;
 
  private:
-  struct ProjectState {
-    std::optional<std::chrono::steady_clock::time_point> last_success;
-    std::optional<std::string> last_error;
-  };
-
-  // One page of a listing as list_pages needs it (see PageCursor::advance).
-  struct ListedPage {
-    bool bare = false;
-    std::optional<std::string> next;
-    std::vector<std::int64_t> ids;
-  };
-  // Applies one 2xx answer observed at `observed_at`; the page, or why the
-  // listing cannot go on (the cycle's error message).
-  using PageHandler =
-      std::function<StatusOr<ListedPage>(const ApiResponse& response, std::int64_t observed_at)>;
-
-  // Fetches every page of the listing `base` (e.g. "get_runs/1&is_completed=0")
-  // in turn and hands each to `take`; the first failure goes into `out`.
-  void list_pages(const std::string& base, CycleOutcome& out, const PageHandler& take);
-  // The three parts of a cycle; each records its first failure in `out`
-  // and adds the runs it listed to `listed`.
-  void list_runs(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
-                 std::unordered_set<std::int64_t>& listed);
-  void poll_plans(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
-                  std::unordered_set<std::int64_t>& listed);
-  void refresh_unlisted(const ProjectConfig& project, PollKind kind, CycleOutcome& out,
-                        const std::unordered_set<std::int64_t>& listed);
-  static void record_failure(CycleOutcome& out, std::string message, const ApiError* api);
-  void record(const CycleOutcome& outcome);
   // How long a project waits after a configuration error (401/403).
   std::chrono::milliseconds config_retry_interval() const;
-  Status apply_page(std::span<const Observation> observations, CycleOutcome& out);
+  // Runs one cycle on schedule and keeps its record; returns the outcome.
+  CycleOutcome scheduled_cycle(const ProjectConfig& project, PollKind kind);
 
   PollerOptions options_;
-  TestRailClient& client_;
-  Writer& writer_;
-  Metrics& metrics_;
-  Logger logger_;
+  ProjectCycle cycle_;
   UnixClock clock_;
   std::atomic<bool> stop_{false};
-  bool scheduled_ = false;  // run() is polling on schedule (its thread only)
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  std::map<std::int64_t, ProjectState> state_;
+  std::map<std::int64_t, PollRecord> records_;  // guarded by mu_
 };
 
 }  // namespace runsync

@@ -17,20 +17,21 @@ Counter& refreshes(Metrics& metrics, HintKind kind, const char* outcome) {
                          {{"kind", hint_kind_name(kind)}, {"outcome", outcome}});
 }
 
-std::optional<std::int64_t> project_of(const nlohmann::json& run) {
-  auto it = run.find("project_id");
-  if (it == run.end() || !it->is_number_integer()) return std::nullopt;
-  return it->get<std::int64_t>();
+std::optional<std::int64_t> project_of(const Observation& run) {
+  const auto& p = run.get(Field::kProjectId);
+  if (!p || !std::holds_alternative<std::int64_t>(*p)) return std::nullopt;
+  return std::get<std::int64_t>(*p);
 }
 
 }  // namespace
 
-Refresher::Refresher(RefresherOptions options, TestRailClient& client, Poller& project_poller,
+Refresher::Refresher(RefresherOptions options, TestRailClient& client,
+                     ProjectCycle& project_cycle,
                      Writer& writer, Metrics& metrics, Logger logger, MillisClock clock,
                      SteadyClock steady)
     : options_(std::move(options)),
       client_(client),
-      project_poller_(project_poller),
+      project_cycle_(project_cycle),
       writer_(writer),
       metrics_(metrics),
       logger_(std::move(logger)),
@@ -59,7 +60,7 @@ void Refresher::stop() {
     stop_ = true;
   }
   wake_.notify_all();
-  project_poller_.stop();  // also stops the client it shares with us
+  project_cycle_.stop();  // also stops the client it shares with us
   client_.stop();
 }
 
@@ -208,23 +209,22 @@ const char* Refresher::apply(const PendingRefresh& row, std::int64_t began_ms,
 }
 
 const char* Refresher::refresh_run(const PendingRefresh& row, std::int64_t began_ms) {
-  auto run = client_.get_run(row.id);
+  const std::int64_t now = clock_() / 1000;
+  auto run = fetch_run(client_, row.id, Source::kPoll, now);
   if (!run) {
-    if (run.error().kind != ApiErrorKind::kNotFound) {
-      warn_failure(row, "get_run/" + std::to_string(row.id) + ": " + run.error().describe());
-      return "failed";
-    }
-    // Gone from TestRail: a tombstone when the mirror holds it, else nothing
-    // (an id nobody mirrored leaves no row).
+    warn_failure(row, run.error().message);
+    return "failed";
+  }
+  if (run->gone) {
+    // A tombstone when the mirror holds it, else nothing (an id nobody
+    // mirrored leaves no row).
     bool held = false;
-    const std::int64_t now = clock_() / 1000;
     const char* outcome = finish(row, began_ms, "deleted", false, [&](Store& store) -> Status {
       auto current = store.runs().load(row.id);
       if (!current) return current.status();
       held = current->has_value();
       if (!held) return Status::ok();
-      auto applied =
-          store.runs().apply(deletion_observation(row.id, Source::kPoll, now), now);
+      auto applied = store.runs().apply(run->observation, now);
       return applied ? Status::ok() : applied.status();
     });
     if (std::string_view(outcome) == "deleted") {
@@ -235,29 +235,21 @@ const char* Refresher::refresh_run(const PendingRefresh& row, std::int64_t began
     }
     return outcome;
   }
-  const std::optional<std::int64_t> project_id = project_of(run->value);
-  if (!project_id || project(*project_id) == nullptr) {
+  if (!run->project_id || project(*run->project_id) == nullptr) {
     logger_->debug("hint refresh of run {}: project {} is not mirrored; ignored", row.id,
-                   project_id.value_or(0));
+                   run->project_id.value_or(0));
     return finish(row, began_ms, "ignored", true);
   }
-  auto o = observation_from_api_run(run->value, run->observed_at,
-                                    Source::kPoll);
-  if (!o) {
-    warn_failure(row, "get_run/" + std::to_string(row.id) + " answered a run it cannot parse: " +
-                          o.message());
-    return "failed";
-  }
-  return apply(row, began_ms, {std::move(o).value()});
+  return apply(row, began_ms, {std::move(run->observation)});
 }
 
 const char* Refresher::refresh_plan(const PendingRefresh& row, std::int64_t began_ms) {
-  auto plan = client_.get_plan(row.id);
+  auto plan = fetch_plan(client_, row.id, Source::kPoll);
   if (!plan) {
-    if (plan.error().kind != ApiErrorKind::kNotFound) {
-      warn_failure(row, "get_plan/" + std::to_string(row.id) + ": " + plan.error().describe());
-      return "failed";
-    }
+    warn_failure(row, plan.error().message);
+    return "failed";
+  }
+  if (plan->gone) {
     // Its runs went with it: each is refreshed, and so marked deleted.
     std::int64_t queued = 0;
     const std::int64_t at_ms = clock_();
@@ -274,29 +266,20 @@ const char* Refresher::refresh_plan(const PendingRefresh& row, std::int64_t bega
     }
     return outcome;
   }
-  const std::int64_t at = plan->observed_at;
-  std::vector<Observation> observations;
-  for (const auto& run : plan->value.runs) {
+  for (const Observation& run : plan->runs) {
     const std::optional<std::int64_t> project_id = project_of(run);
     if (!project_id || project(*project_id) == nullptr) {
       logger_->debug("hint refresh of plan {}: project {} is not mirrored; ignored", row.id,
                      project_id.value_or(0));
       return finish(row, began_ms, "ignored", true);
     }
-    auto o = observation_from_plan_run(run, plan->value, at, Source::kPoll);
-    if (!o) {
-      warn_failure(row, "get_plan/" + std::to_string(row.id) +
-                            " answered a run it cannot parse: " + o.message());
-      return "failed";
-    }
-    observations.push_back(std::move(o).value());
   }
   // Runs the mirror holds in this plan that its entries no longer list are
   // refreshed one by one (SPEC §6 rule 4: plan runs are judged by the plan).
   std::vector<std::int64_t> listed;
-  for (const Observation& o : observations) listed.push_back(o.run_id);
+  for (const Observation& o : plan->runs) listed.push_back(o.run_id);
   const std::int64_t at_ms = clock_();
-  return apply(row, began_ms, observations, [&](Store& store) -> Status {
+  return apply(row, began_ms, plan->runs, [&](Store& store) -> Status {
     auto n = store.hints().add_runs_of_plan(row.id, at_ms, listed);
     if (n && n.value() > 0) {
       logger_->debug("plan {} no longer lists {} mirrored runs; refreshing them", row.id, n.value());
@@ -308,7 +291,7 @@ const char* Refresher::refresh_plan(const PendingRefresh& row, std::int64_t bega
 const char* Refresher::refresh_project(const PendingRefresh& row, std::int64_t began_ms) {
   const ProjectConfig* p = project(row.id);
   if (p == nullptr) return finish(row, began_ms, "ignored", true);
-  const CycleOutcome out = project_poller_.run_cycle(*p, PollKind::kActive);
+  const CycleOutcome out = project_cycle_.run(*p, PollKind::kActive);
   if (out.error) {
     warn_failure(row, *out.error);
     return "failed";

@@ -32,7 +32,7 @@
 #include "core/project.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
-#include "daemon/testrail/poller.h"
+#include "daemon/testrail/project_cycle.h"
 #include "daemon/testrail/testrail_client.h"
 #include "storage/hint_queue.h"
 #include "storage/writer.h"
@@ -59,9 +59,9 @@ class Refresher {
   using SteadyClock = std::function<std::chrono::steady_clock::time_point()>;
 
   // `client` must be a client of its own with RequestPriority::kHint;
-  // `project_poller` runs project hints' cycles with that client. Every
+  // `project_cycle` runs project hints' cycles with that client. Every
   // reference must outlive the refresher.
-  Refresher(RefresherOptions options, TestRailClient& client, Poller& project_poller,
+  Refresher(RefresherOptions options, TestRailClient& client, ProjectCycle& project_cycle,
             Writer& writer, Metrics& metrics, Logger logger, MillisClock clock,
             SteadyClock steady = std::chrono::steady_clock::now);
 
@@ -103,7 +103,7 @@ class Refresher {
 
   const RefresherOptions options_;
   TestRailClient& client_;
-  Poller& project_poller_;
+  ProjectCycle& project_cycle_;
   Writer& writer_;
   Metrics& metrics_;
   Logger logger_;

@@ -32,16 +32,14 @@ class RefresherTest : public ::testing::Test {
     copts.max_read_attempts = 1;
     copts.priority = RequestPriority::kHint;
     client_ = TestRailClient::create(copts);
-    PollerOptions popts;
-    popts.projects = {{1, "ID"}};
-    poller_ = std::make_unique<Poller>(popts, *client_, *writer_, metrics_, null_logger(),
-                                       [this] { return fake_.now(); });
+    cycle_ = std::make_unique<ProjectCycle>(*client_, *writer_, metrics_, null_logger(),
+                                            [this] { return fake_.now(); });
     RefresherOptions ropts;
     ropts.projects = {{1, "ID"}};
     ropts.min_refresh_interval = 2s;
     ropts.retry_interval = 10s;
     refresher_ = std::make_unique<Refresher>(
-        ropts, *client_, *poller_, *writer_, metrics_, null_logger(), [this] { return now_ms_; },
+        ropts, *client_, *cycle_, *writer_, metrics_, null_logger(), [this] { return now_ms_; },
         [this] { return steady_; });
   }
 
@@ -78,7 +76,7 @@ class RefresherTest : public ::testing::Test {
   Metrics metrics_;
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
-  std::unique_ptr<Poller> poller_;
+  std::unique_ptr<ProjectCycle> cycle_;
   std::unique_ptr<Refresher> refresher_;
   std::int64_t now_ms_ = 1'800'000'000'000;
   std::chrono::steady_clock::time_point steady_ = std::chrono::steady_clock::time_point(1000h);
