@@ -60,25 +60,12 @@ static_assert(table_in_enum_order(), "kFields must list fields in enum order");
 
 }  // namespace
 
-const char* group_name(FieldGroup g) {
-  switch (g) {
-    case FieldGroup::kDetails: return "details";
-    case FieldGroup::kCounts: return "counts";
-    case FieldGroup::kState: return "state";
-    case FieldGroup::kReport: return "report";
-    case FieldGroup::kIdentity: return "identity";
-  }
-  return "?";
-}
-
 const FieldInfo& field_info(Field f) { return kFields[static_cast<int>(f)]; }
 const std::array<FieldInfo, kFieldCount>& all_fields() { return kFields; }
 
-std::optional<Field> field_by_column(std::string_view column) {
-  for (const auto& f : kFields) {
-    if (column == f.column) return f.field;
-  }
-  return std::nullopt;
+bool is_valid_count(const Value& value) {
+  const auto* n = std::get_if<std::int64_t>(&value);
+  return is_null(value) || (n != nullptr && *n >= 0);
 }
 
 const char* state_name(RunState s) {

@@ -24,7 +24,6 @@ inline bool is_null(const Value& v) { return std::holds_alternative<std::monosta
 // never changes project.
 enum class FieldGroup : int { kDetails = 0, kCounts, kState, kReport, kIdentity };
 inline constexpr int kGroupCount = 4;  // the timed groups
-const char* group_name(FieldGroup g);
 
 enum class ValueKind { kInteger, kText, kBool };
 
@@ -77,7 +76,10 @@ struct FieldInfo {
 
 const FieldInfo& field_info(Field f);
 const std::array<FieldInfo, kFieldCount>& all_fields();
-std::optional<Field> field_by_column(std::string_view column);
+
+// SPEC §4 and §6: every field of the counts group is an integer >= 0 or
+// null, whichever source observed it. The one test of that rule.
+bool is_valid_count(const Value& value);
 
 // A run's lifecycle state (SPEC §6 rule 3): active → completed | aborted → deleted.
 enum class RunState { kActive, kCompleted, kAborted, kDeleted };

@@ -46,6 +46,10 @@ Status take_int(const json& obj, std::string_view key, Field f, Observation& obs
   } else {
     return type_error("run.", key, "an integer or null");
   }
+  if (field_info(f).group == FieldGroup::kCounts && !is_valid_count(*obs.get(f))) {
+    obs.set(f, Value{});
+    return type_error("run.", key, "an integer >= 0 or null");
+  }
   return Status::ok();
 }
 
@@ -285,6 +289,14 @@ StatusOr<Observation> observation_from_plan_run(const json& run, const PlanRuns&
   obs->set(Field::kPlanId, Value{plan.plan_id});
   obs->set(Field::kPlanName, Value{plan.plan_name});
   return obs;
+}
+
+bool answer_says_missing(int http_status, std::string_view error_message) {
+  if (http_status != 400) return false;
+  std::string lower(error_message);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower.find("is not a valid") != std::string::npos;
 }
 
 std::string api_error_message(std::string_view body) {

@@ -114,6 +114,11 @@ StatusOr<PlanRuns> parse_plan(std::string_view body);
 StatusOr<Observation> observation_from_plan_run(const nlohmann::json& run, const PlanRuns& plan,
                                                 std::int64_t observed_at, Source source);
 
+// Whether an answer to get_run or get_plan says the run or plan does not
+// exist (SPEC §6 rule 4): TestRail answers 400 with "Field :run_id is not a
+// valid test run." (or plan), in any case.
+bool answer_says_missing(int http_status, std::string_view error_message);
+
 // The message of an error answer: the string in {"error": "..."}, else the
 // body's first 200 bytes with surrounding white space trimmed, else
 // "empty body". Never fails.

@@ -454,8 +454,7 @@ struct App::Impl {
     }
     // /readyz is about taking webhooks: the database's writes alone, not
     // polling, so a balancer keeps sending while TestRail is down.
-    router = std::make_unique<Router>(config.webhook.path, *endpoint, *writer, metrics, logger,
-                                      Router::ReadinessCheck{});
+    router = std::make_unique<Router>(config.webhook.path, *endpoint, *writer, metrics, logger);
     if (hints) router->serve_hints(config.testrail_webhook.path, *hints);
     server = std::make_unique<HttpServer>(ioc, sopts, [this](ServerRequest&& req, Respond respond) {
       router->handle(std::move(req), std::move(respond));

@@ -460,13 +460,6 @@ Status check_testrail_complete(const Config& config, const KeyLocations& locatio
 
 }  // namespace
 
-std::optional<std::int64_t> Config::project_id_for_code(const std::string& code) const {
-  for (const ProjectConfig& project : projects) {
-    if (project.code == code) return project.id;
-  }
-  return std::nullopt;
-}
-
 ConfigEnvironment ConfigEnvironment::from_process() {
   ConfigEnvironment env;
   for (const char* name : {"RUNSYNC_TESTRAIL_API_KEY", "RUNSYNC_WEBHOOK_SECRET",

@@ -88,9 +88,6 @@ struct Config {
   // With SecretUse::kNotNeeded: why each secret that could not be read was
   // left empty (never the secret itself).
   std::vector<std::string> unread_secrets;
-
-  // project_code → project id, for webhook events.
-  std::optional<std::int64_t> project_id_for_code(const std::string& code) const;
 };
 
 // Environment the loader consults; injected so tests need not touch the

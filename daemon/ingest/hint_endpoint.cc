@@ -18,6 +18,24 @@ std::string lower(std::string text) {
 
 }  // namespace
 
+const char* hint_result_name(HintResult result) {
+  switch (result) {
+    case HintResult::kQueued:
+      return "queued";
+    case HintResult::kIgnored:
+      return "ignored";
+    case HintResult::kInvalid:
+      return "invalid";
+    case HintResult::kUnauthorized:
+      return "unauthorized";
+    case HintResult::kBusy:
+      return "busy";
+    case HintResult::kError:
+      return "error";
+  }
+  return "error";
+}
+
 HintEndpoint::HintEndpoint(HintEndpointOptions options, Writer& writer, Metrics& metrics,
                            Logger logger, MillisClock clock, std::function<void()> on_queued,
                            LogRateLimiter::Clock steady_clock)
@@ -33,15 +51,11 @@ HintEndpoint::HintEndpoint(HintEndpointOptions options, Writer& writer, Metrics&
   for (std::size_t i = 0; i < results_.size(); ++i) {
     results_[i] = &metrics_.counter("runsync_testrail_hints_total",
                                     "TestRail webhook deliveries (hints) by result",
-                                    {{"result", kHintResults[i]}});
+                                    {{"result", hint_result_name(static_cast<HintResult>(i))}});
   }
 }
 
-Counter& HintEndpoint::hints(const char* result) {
-  std::size_t i = 0;
-  while (i + 1 < results_.size() && std::string_view(result) != kHintResults[i]) ++i;
-  return *results_[i];
-}
+Counter& HintEndpoint::hints(HintResult result) { return *results_[static_cast<std::size_t>(result)]; }
 
 void HintEndpoint::set_secret(std::string secret) {
   auto next = std::make_shared<const std::string>(std::move(secret));
@@ -50,7 +64,7 @@ void HintEndpoint::set_secret(std::string secret) {
 }
 
 ServerResponse HintEndpoint::reject(const ServerRequest& request, int status,
-                                    const std::string& reason, const char* result) {
+                                    const std::string& reason, HintResult result) {
   hints(result).inc();
   if (status == 401) {
     if (auto note = warnings_.admit("401")) {
@@ -78,7 +92,7 @@ std::optional<ServerResponse> HintEndpoint::refuse_unauthenticated(const ServerR
   return reject(request, 401,
                 given.empty() ? "missing " + options_.secret_header + " header"
                               : "wrong " + options_.secret_header,
-                "unauthorized");
+                HintResult::kUnauthorized);
 }
 
 std::optional<ServerResponse> HintEndpoint::check_head(const ServerRequest& head) {
@@ -88,12 +102,12 @@ std::optional<ServerResponse> HintEndpoint::check_head(const ServerRequest& head
 void HintEndpoint::handle(ServerRequest&& request, Respond respond) {
   if (auto refused = refuse_unauthenticated(request)) return respond(std::move(*refused));
   auto format = hint_format(request.header("content-type"));
-  if (!format) return respond(reject(request, 415, format.message(), "invalid"));
+  if (!format) return respond(reject(request, 415, format.message(), HintResult::kInvalid));
   auto parsed = parse_hint(request.body, *format, options_.pointers);
-  if (!parsed) return respond(reject(request, 400, parsed.message(), "invalid"));
+  if (!parsed) return respond(reject(request, 400, parsed.message(), HintResult::kInvalid));
   const Hint hint = *parsed;
   if (hint.project_id && !options_.projects.contains(*hint.project_id)) {
-    hints("ignored").inc();
+    hints(HintResult::kIgnored).inc();
     logger_->debug("TestRail webhook from {} for project {}: not mirrored, ignored", request.remote,
                    *hint.project_id);
     return respond(ServerResponse::json(200, R"({"result":"ignored"})"));
@@ -105,7 +119,7 @@ void HintEndpoint::handle(ServerRequest&& request, Respond respond) {
   auto job = [kind, id, at_ms](Store& store) { return store.hints().add(kind, id, at_ms); };
   auto done = [this, kind, id, respond](const Status& s) {
     if (!s.is_ok()) {
-      hints("error").inc();
+      hints(HintResult::kError).inc();
       if (auto note = warnings_.admit("500")) {
         logger_->error("TestRail webhook for {} {} not stored: {}; answered 500, TestRail may "
                        "retry{}",
@@ -113,13 +127,13 @@ void HintEndpoint::handle(ServerRequest&& request, Respond respond) {
       }
       return respond(ServerResponse::error(500, "not stored: " + s.message()));
     }
-    hints("queued").inc();
+    hints(HintResult::kQueued).inc();
     logger_->debug("TestRail webhook: {} {} queued for a refresh", hint_kind_name(kind), id);
     if (on_queued_) on_queued_();
     respond(ServerResponse::json(202, R"({"result":"queued"})"));
   };
   if (!writer_.try_submit(std::move(job), std::move(done))) {
-    hints("busy").inc();
+    hints(HintResult::kBusy).inc();
     if (auto note = warnings_.admit("503")) {
       logger_->warn("ingest queue full ({} waiting): TestRail webhook answered 503 with "
                     "Retry-After: 1{}",

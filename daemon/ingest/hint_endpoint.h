@@ -35,9 +35,11 @@ struct HintEndpointOptions {
   std::set<std::int64_t> projects;
 };
 
-// The results runsync_testrail_hints_total counts, one label value each.
-inline constexpr const char* kHintResults[] = {"queued",  "ignored", "invalid",
-                                               "unauthorized", "busy", "error"};
+// How a delivery ended; runsync_testrail_hints_total counts each by name.
+enum class HintResult { kQueued, kIgnored, kInvalid, kUnauthorized, kBusy, kError };
+inline constexpr std::size_t kHintResultCount = 6;
+// "queued", "ignored", "invalid", "unauthorized", "busy", "error".
+const char* hint_result_name(HintResult result);
 
 class HintEndpoint {
  public:
@@ -59,9 +61,9 @@ class HintEndpoint {
  private:
   std::optional<ServerResponse> refuse_unauthenticated(const ServerRequest& request);
   ServerResponse reject(const ServerRequest& request, int status, const std::string& reason,
-                        const char* result);
-  // The runsync_testrail_hints_total series of `result`, one of kHintResults.
-  Counter& hints(const char* result);
+                        HintResult result);
+  // The runsync_testrail_hints_total series of `result`.
+  Counter& hints(HintResult result);
 
   const HintEndpointOptions options_;
   const std::string header_lower_;  // options_.secret_header in lower case
@@ -73,7 +75,7 @@ class HintEndpoint {
   MillisClock clock_;
   std::function<void()> on_queued_;
   LogRateLimiter warnings_;
-  std::array<Counter*, std::size(kHintResults)> results_{};  // looked up once, as kHintResults
+  std::array<Counter*, kHintResultCount> results_{};  // looked up once, by HintResult
 };
 
 }  // namespace runsync

@@ -7,13 +7,12 @@
 namespace runsync {
 
 Router::Router(std::string webhook_path, WebhookEndpoint& webhook, Writer& writer, Metrics& metrics,
-               Logger logger, ReadinessCheck readiness)
+               Logger logger)
     : webhook_path_(std::move(webhook_path)),
       webhook_(webhook),
       writer_(writer),
       metrics_(metrics),
-      logger_(std::move(logger)),
-      readiness_(std::move(readiness)) {
+      logger_(std::move(logger)) {
   for (int code : {200, 202, 400, 401, 404, 405, 413, 415, 500, 503}) {
     responses_[code] = &metrics_.counter("runsync_http_responses_total",
                                          "HTTP responses by status code",
@@ -86,9 +85,6 @@ void Router::ready(Respond respond) {
     return ServerResponse::json(
         503, nlohmann::json{{"status", "not ready"}, {"reason", reason}}.dump());
   };
-  if (readiness_) {
-    if (auto reason = readiness_()) return respond(not_ready(*reason));
-  }
   // Writable means a write commits now: the probe writes a page, so a full
   // disk, a read-only file or a failed sync shows, as it does for webhooks.
   auto probe = [](Store& store) { return store.probe_write(); };

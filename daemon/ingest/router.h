@@ -22,14 +22,10 @@ namespace runsync {
 
 class Router {
  public:
-  // Returns why the daemon cannot take webhooks (beyond the database), or
-  // nullopt. /readyz is 503 when it gives a reason or when a write to the
-  // database fails (SPEC §4); TestRail's health is not part of it.
-  using ReadinessCheck = std::function<std::optional<std::string>()>;
-
-  // Every reference must outlive the router.
+  // Every reference must outlive the router. /readyz is 503 unless a write
+  // to the database commits (SPEC §4); TestRail's health is not part of it.
   Router(std::string webhook_path, WebhookEndpoint& webhook, Writer& writer, Metrics& metrics,
-         Logger logger, ReadinessCheck readiness);
+         Logger logger);
 
   // Also serves TestRail's webhooks (hints) at `path`, from before the
   // server starts; `hints` must outlive the router.
@@ -56,7 +52,6 @@ class Router {
   Writer& writer_;
   Metrics& metrics_;
   Logger logger_;
-  ReadinessCheck readiness_;
   std::map<int, Counter*> responses_;  // common codes, looked up once; read-only after construction
 };
 

@@ -11,10 +11,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Counter& refreshes(Metrics& metrics, HintKind kind, const char* outcome) {
+Counter& refreshes(Metrics& metrics, HintKind kind, RefreshOutcome outcome) {
   return metrics.counter("runsync_hint_refreshes_total",
                          "Refreshes TestRail webhook hints asked for, by kind and outcome",
-                         {{"kind", hint_kind_name(kind)}, {"outcome", outcome}});
+                         {{"kind", hint_kind_name(kind)}, {"outcome", refresh_outcome_name(outcome)}});
 }
 
 std::optional<std::int64_t> project_of(const Observation& run) {
@@ -24,6 +24,22 @@ std::optional<std::int64_t> project_of(const Observation& run) {
 }
 
 }  // namespace
+
+const char* refresh_outcome_name(RefreshOutcome outcome) {
+  switch (outcome) {
+    case RefreshOutcome::kChanged:
+      return "changed";
+    case RefreshOutcome::kUnchanged:
+      return "unchanged";
+    case RefreshOutcome::kDeleted:
+      return "deleted";
+    case RefreshOutcome::kIgnored:
+      return "ignored";
+    case RefreshOutcome::kFailed:
+      return "failed";
+  }
+  return "failed";
+}
 
 Refresher::Refresher(RefresherOptions options, TestRailClient& client,
                      ProjectCycle& project_cycle,
@@ -42,7 +58,7 @@ Refresher::Refresher(RefresherOptions options, TestRailClient& client,
                                  {}, {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800})),
       warnings_(steady_) {
   for (HintKind kind : {HintKind::kRun, HintKind::kPlan, HintKind::kProject}) {
-    for (const char* outcome : kRefreshOutcomes) refreshes(metrics_, kind, outcome);
+    for (const RefreshOutcome outcome : kRefreshOutcomes) refreshes(metrics_, kind, outcome);
   }
 }
 
@@ -107,10 +123,10 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
       continue;
     }
     const auto started = steady_();
-    const char* outcome = refresh(row);
+    const RefreshOutcome outcome = refresh(row);
     refreshes(metrics_, row.kind, outcome).inc();
     refreshed = true;
-    if (std::string_view(outcome) == "failed") {
+    if (outcome == RefreshOutcome::kFailed) {
       not_before_[key] = started + retry_delay(++failures_[key]);
     } else {
       failures_.erase(key);
@@ -121,7 +137,9 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
   return next;
 }
 
-const char* Refresher::refresh(const PendingRefresh& row) {
+std::int64_t Refresher::unix_seconds() const { return clock_() / 1000; }
+
+RefreshOutcome Refresher::refresh(const PendingRefresh& row) {
   const std::int64_t began_ms = clock_();
   switch (row.kind) {
     case HintKind::kRun:
@@ -131,7 +149,7 @@ const char* Refresher::refresh(const PendingRefresh& row) {
     case HintKind::kProject:
       return refresh_project(row, began_ms);
   }
-  return "failed";
+  return RefreshOutcome::kFailed;
 }
 
 std::chrono::milliseconds Refresher::retry_delay(int failures) const {
@@ -166,8 +184,8 @@ void Refresher::observe_latency(const PendingRefresh& row, bool gone) {
                    1000.0);
 }
 
-const char* Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
-                              const char* outcome, bool drop,
+RefreshOutcome Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
+                              RefreshOutcome outcome, bool drop,
                               const std::function<Status(Store&)>& also) {
   bool gone = false;
   Status s = writer_.run([&](Store& store) -> Status {
@@ -182,44 +200,44 @@ const char* Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
   });
   if (!s.is_ok()) {
     warn_failure(row, "storing the refresh: " + s.message());
-    return "failed";
+    return RefreshOutcome::kFailed;
   }
   observe_latency(row, gone);
   return outcome;
 }
 
-const char* Refresher::apply(const PendingRefresh& row, std::int64_t began_ms,
+RefreshOutcome Refresher::apply(const PendingRefresh& row, std::int64_t began_ms,
                              const std::vector<Observation>& observations,
                              const std::function<Status(Store&)>& also) {
   bool changed = false;
-  const std::int64_t now = clock_() / 1000;
-  const char* outcome = finish(row, began_ms, "unchanged", false, [&](Store& store) -> Status {
+  const std::int64_t now = unix_seconds();
+  const RefreshOutcome outcome = finish(row, began_ms, RefreshOutcome::kUnchanged, false, [&](Store& store) -> Status {
     changed = false;
     auto results = store.runs().apply_all(observations, now);
     if (!results) return results.status();
     for (const ApplyResult& r : *results) changed = changed || r.changed;
     return also ? also(store) : Status::ok();
   });
-  if (std::string_view(outcome) == "failed") return outcome;
+  if (outcome == RefreshOutcome::kFailed) return outcome;
   if (changed) {
     logger_->debug("hint refresh of {} {}: mirror changed", hint_kind_name(row.kind), row.id);
-    return "changed";
+    return RefreshOutcome::kChanged;
   }
   return outcome;
 }
 
-const char* Refresher::refresh_run(const PendingRefresh& row, std::int64_t began_ms) {
-  const std::int64_t now = clock_() / 1000;
+RefreshOutcome Refresher::refresh_run(const PendingRefresh& row, std::int64_t began_ms) {
+  const std::int64_t now = unix_seconds();
   auto run = fetch_run(client_, row.id, Source::kPoll, now);
   if (!run) {
     warn_failure(row, run.error().message);
-    return "failed";
+    return RefreshOutcome::kFailed;
   }
   if (run->gone) {
     // A tombstone when the mirror holds it, else nothing (an id nobody
     // mirrored leaves no row).
     bool held = false;
-    const char* outcome = finish(row, began_ms, "deleted", false, [&](Store& store) -> Status {
+    const RefreshOutcome outcome = finish(row, began_ms, RefreshOutcome::kDeleted, false, [&](Store& store) -> Status {
       auto current = store.runs().load(row.id);
       if (!current) return current.status();
       held = current->has_value();
@@ -227,8 +245,8 @@ const char* Refresher::refresh_run(const PendingRefresh& row, std::int64_t began
       auto applied = store.runs().apply(run->observation, now);
       return applied ? Status::ok() : applied.status();
     });
-    if (std::string_view(outcome) == "deleted") {
-      if (!held) return "ignored";
+    if (outcome == RefreshOutcome::kDeleted) {
+      if (!held) return RefreshOutcome::kIgnored;
       logger_->info("run {}: get_run says it does not exist; marked deleted (TestRail webhook "
                     "hint)",
                     row.id);
@@ -238,31 +256,31 @@ const char* Refresher::refresh_run(const PendingRefresh& row, std::int64_t began
   if (!run->project_id || project(*run->project_id) == nullptr) {
     logger_->debug("hint refresh of run {}: project {} is not mirrored; ignored", row.id,
                    run->project_id.value_or(0));
-    return finish(row, began_ms, "ignored", true);
+    return finish(row, began_ms, RefreshOutcome::kIgnored, true);
   }
   return apply(row, began_ms, {std::move(run->observation)});
 }
 
-const char* Refresher::refresh_plan(const PendingRefresh& row, std::int64_t began_ms) {
+RefreshOutcome Refresher::refresh_plan(const PendingRefresh& row, std::int64_t began_ms) {
   auto plan = fetch_plan(client_, row.id, Source::kPoll);
   if (!plan) {
     warn_failure(row, plan.error().message);
-    return "failed";
+    return RefreshOutcome::kFailed;
   }
   if (plan->gone) {
     // Its runs went with it: each is refreshed, and so marked deleted.
     std::int64_t queued = 0;
     const std::int64_t at_ms = clock_();
-    const char* outcome = finish(row, began_ms, "deleted", false, [&](Store& store) -> Status {
+    const RefreshOutcome outcome = finish(row, began_ms, RefreshOutcome::kDeleted, false, [&](Store& store) -> Status {
       auto n = store.hints().add_runs_of_plan(row.id, at_ms);
       if (!n) return n.status();
       queued = n.value();
       return Status::ok();
     });
-    if (std::string_view(outcome) == "deleted") {
+    if (outcome == RefreshOutcome::kDeleted) {
       logger_->info("plan {}: get_plan says it does not exist; refreshing its {} mirrored runs",
                     row.id, queued);
-      if (queued == 0) return "ignored";
+      if (queued == 0) return RefreshOutcome::kIgnored;
     }
     return outcome;
   }
@@ -271,7 +289,7 @@ const char* Refresher::refresh_plan(const PendingRefresh& row, std::int64_t bega
     if (!project_id || project(*project_id) == nullptr) {
       logger_->debug("hint refresh of plan {}: project {} is not mirrored; ignored", row.id,
                      project_id.value_or(0));
-      return finish(row, began_ms, "ignored", true);
+      return finish(row, began_ms, RefreshOutcome::kIgnored, true);
     }
   }
   // Runs the mirror holds in this plan that its entries no longer list are
@@ -288,15 +306,15 @@ const char* Refresher::refresh_plan(const PendingRefresh& row, std::int64_t bega
   });
 }
 
-const char* Refresher::refresh_project(const PendingRefresh& row, std::int64_t began_ms) {
+RefreshOutcome Refresher::refresh_project(const PendingRefresh& row, std::int64_t began_ms) {
   const ProjectConfig* p = project(row.id);
-  if (p == nullptr) return finish(row, began_ms, "ignored", true);
+  if (p == nullptr) return finish(row, began_ms, RefreshOutcome::kIgnored, true);
   const CycleOutcome out = project_cycle_.run(*p, PollKind::kActive);
   if (out.error) {
     warn_failure(row, *out.error);
-    return "failed";
+    return RefreshOutcome::kFailed;
   }
-  return finish(row, began_ms, out.stats.runs_changed > 0 ? "changed" : "unchanged", false);
+  return finish(row, began_ms, out.stats.runs_changed > 0 ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false);
 }
 
 }  // namespace runsync

@@ -49,9 +49,13 @@ struct RefresherOptions {
   std::int64_t batch = 256;                           // pending rows read per pass
 };
 
-// The outcomes runsync_hint_refreshes_total counts.
-inline constexpr const char* kRefreshOutcomes[] = {"changed", "unchanged", "deleted", "ignored",
-                                                   "failed"};
+// How a refresh ended; runsync_hint_refreshes_total counts each by name.
+enum class RefreshOutcome { kChanged, kUnchanged, kDeleted, kIgnored, kFailed };
+inline constexpr RefreshOutcome kRefreshOutcomes[] = {
+    RefreshOutcome::kChanged, RefreshOutcome::kUnchanged, RefreshOutcome::kDeleted,
+    RefreshOutcome::kIgnored, RefreshOutcome::kFailed};
+// "changed", "unchanged", "deleted", "ignored", "failed".
+const char* refresh_outcome_name(RefreshOutcome outcome);
 
 class Refresher {
  public:
@@ -80,25 +84,27 @@ class Refresher {
 
  private:
   using Key = std::pair<HintKind, std::int64_t>;
-  const char* refresh(const PendingRefresh& row);  // returns the outcome
-  const char* refresh_run(const PendingRefresh& row, std::int64_t began_ms);
-  const char* refresh_plan(const PendingRefresh& row, std::int64_t began_ms);
-  const char* refresh_project(const PendingRefresh& row, std::int64_t began_ms);
+  RefreshOutcome refresh(const PendingRefresh& row);
+  RefreshOutcome refresh_run(const PendingRefresh& row, std::int64_t began_ms);
+  RefreshOutcome refresh_plan(const PendingRefresh& row, std::int64_t began_ms);
+  RefreshOutcome refresh_project(const PendingRefresh& row, std::int64_t began_ms);
   // Applies `observations`, then `also` when set, and marks `row` served by
-  // a refresh begun at `began_ms`, in one transaction. Returns "changed" or
-  // "unchanged", or "failed" when it could not be stored.
-  const char* apply(const PendingRefresh& row, std::int64_t began_ms,
+  // a refresh begun at `began_ms`, in one transaction. Returns kChanged or
+  // kUnchanged, or kFailed when it could not be stored.
+  RefreshOutcome apply(const PendingRefresh& row, std::int64_t began_ms,
                     const std::vector<Observation>& observations,
                     const std::function<Status(Store&)>& also = {});
   // Marks `row` served (dropped when `drop`), in one transaction, plus
-  // `also` when set. Returns `outcome`, or "failed".
-  const char* finish(const PendingRefresh& row, std::int64_t began_ms, const char* outcome,
+  // `also` when set. Returns `outcome`, or kFailed.
+  RefreshOutcome finish(const PendingRefresh& row, std::int64_t began_ms, RefreshOutcome outcome,
                      bool drop, const std::function<Status(Store&)>& also = {});
   // The hint-to-mirror latency of `row`, when its refresh removed it (`gone`).
   void observe_latency(const PendingRefresh& row, bool gone);
   // How long a row waits after its `failures`-th failure in a row.
   std::chrono::milliseconds retry_delay(int failures) const;
   const ProjectConfig* project(std::int64_t id) const;
+  // The wall clock in the seconds observations and the mirror are stamped in.
+  std::int64_t unix_seconds() const;
   void warn_failure(const PendingRefresh& row, const std::string& message);
 
   const RefresherOptions options_;

@@ -17,13 +17,6 @@ milliseconds to_ms(std::chrono::steady_clock::duration d) {
   return std::chrono::ceil<milliseconds>(d);
 }
 
-bool is_not_valid_message(const std::string& message) {
-  std::string lower(message);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return lower.find("is not a valid") != std::string::npos;
-}
-
 }  // namespace
 
 ClientClock::TimePoint SteadyClientClock::now() { return std::chrono::steady_clock::now(); }
@@ -79,26 +72,6 @@ std::optional<ClientClock::TimePoint> RateLimiter::acquire(
     lock.lock();
     if (!woke) return std::nullopt;
   }
-}
-
-const char* error_kind_name(ApiErrorKind kind) {
-  switch (kind) {
-    case ApiErrorKind::kConfig:
-      return "config";
-    case ApiErrorKind::kNotFound:
-      return "not_found";
-    case ApiErrorKind::kRejected:
-      return "rejected";
-    case ApiErrorKind::kTransient:
-      return "transient";
-    case ApiErrorKind::kUnknownOutcome:
-      return "unknown_outcome";
-    case ApiErrorKind::kBadResponse:
-      return "bad_response";
-    case ApiErrorKind::kStopped:
-      return "stopped";
-  }
-  return "?";
 }
 
 std::string ApiError::describe() const {
@@ -322,7 +295,7 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
         last = {ApiErrorKind::kTransient, status, message, attempt};
         wait = backoff(retries++);
       } else {
-        const bool missing = entity_lookup && status == 400 && is_not_valid_message(message);
+        const bool missing = entity_lookup && answer_says_missing(status, message);
         return fail({missing ? ApiErrorKind::kNotFound : ApiErrorKind::kRejected, status, message,
                      attempt});
       }
@@ -358,26 +331,6 @@ ApiResult<Fetched<nlohmann::json>> TestRailClient::get_run(std::int64_t run_id) 
                         "get_run answer is not a JSON object");
   }
   return Fetched<nlohmann::json>{std::move(doc), response->observed_at, response->attempts};
-}
-
-ApiResult<Fetched<RunsPage>> TestRailClient::get_runs_page(std::string_view uri) {
-  auto response = get(uri);
-  if (!response) return response.error();
-  auto page = parse_runs_page(response->body);
-  if (!page) {
-    return bad_response(api_path(uri), *response, page.message());
-  }
-  return Fetched<RunsPage>{std::move(page).value(), response->observed_at, response->attempts};
-}
-
-ApiResult<Fetched<PlansPage>> TestRailClient::get_plans_page(std::string_view uri) {
-  auto response = get(uri);
-  if (!response) return response.error();
-  auto page = parse_plans_page(response->body);
-  if (!page) {
-    return bad_response(api_path(uri), *response, page.message());
-  }
-  return Fetched<PlansPage>{std::move(page).value(), response->observed_at, response->attempts};
 }
 
 ApiResult<Fetched<PlanRuns>> TestRailClient::get_plan(std::int64_t plan_id) {

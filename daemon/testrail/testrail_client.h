@@ -99,7 +99,6 @@ enum class ApiErrorKind {
   // stop() was called.
   kStopped,
 };
-const char* error_kind_name(ApiErrorKind kind);
 
 struct ApiError {
   ApiErrorKind kind = ApiErrorKind::kTransient;
@@ -251,11 +250,6 @@ class TestRailClient {
   // get_run/{run_id}: the run object. kNotFound when the run does not exist;
   // kBadResponse when the answer is not a JSON object.
   ApiResult<Fetched<nlohmann::json>> get_run(std::int64_t run_id);
-  // One page of get_runs, e.g. uri "get_runs/1&is_completed=0" or the
-  // next_link_to_uri of the previous page. kBadResponse when unparseable.
-  ApiResult<Fetched<RunsPage>> get_runs_page(std::string_view uri);
-  // One page of get_plans ("get_plans/1&is_completed=0", or a next link).
-  ApiResult<Fetched<PlansPage>> get_plans_page(std::string_view uri);
   // get_plan/{plan_id} with its runs flattened. kNotFound when the plan does
   // not exist.
   ApiResult<Fetched<PlanRuns>> get_plan(std::int64_t plan_id);

@@ -340,18 +340,18 @@ TEST(Reconciler, LastEventAndPollTimesTrackSources) {
 
 // SPEC §6 rule 2, the one function every channel stamps observations with.
 TEST(ObservationTime, TheClaimedTimeButNeverLaterThanTheArrival) {
-  struct Case {
+  struct Row {
     std::optional<std::int64_t> claimed;
     std::int64_t arrived_at;
     std::int64_t expected;
   };
-  const Case cases[] = {
+  const Row cases[] = {
       {100, 200, 100},           // a Date or timestamp in the past
       {200, 200, 200},           // the same second
       {300, 200, 200},           // a clock running ahead gains nothing
       {std::nullopt, 200, 200},  // no Date header: the arrival
   };
-  for (const Case& c : cases) {
+  for (const Row& c : cases) {
     EXPECT_EQ(observation_time(c.claimed, c.arrived_at), c.expected)
         << c.claimed.value_or(-1) << " arrived " << c.arrived_at;
   }

@@ -385,7 +385,7 @@ TEST(ObserveRunsPage, WellFormedPagesOfEitherShape) {
   other["is_completed"] = 1;
   other["name"] = "caf\u00e9 \"quoted\" \\ \n tab\t \u2603";
   other["refs"] = nullptr;
-  other["passed_count"] = -4;
+  other["passed_count"] = 0;
   other["created_on"] = 9223372036854775807LL;
   json sparse = {{"id", 3}, {"is_completed", nullptr}};
   json zero = {{"id", 4}, {"is_completed", 0}, {"milestone_id", nullptr}};
@@ -515,6 +515,9 @@ TEST(ObserveRunsPage, RunErrorsKeepTheRunsBeforeThem) {
       {R"([{"id":1,"passed_count":2.0}])", "run.passed_count must be an integer or null"},
       {R"([{"id":1,"passed_count":18446744073709551615}])",
        "run.passed_count must be an integer within 64 bits"},
+      {R"([{"id":1,"passed_count":-1}])", "run.passed_count must be an integer >= 0 or null"},
+      {R"([{"id":1,"custom_status7_count":-9}])",
+       "run.custom_status7_count must be an integer >= 0 or null"},
       {R"([{"id":1,"created_on":true}])", "run.created_on must be an integer or null"},
       {R"([{"id":1,"is_completed":"yes"}])", "run.is_completed must be a boolean or null"},
       {R"([{"id":1,"is_completed":2}])", "run.is_completed must be a boolean or null"},
@@ -557,4 +560,25 @@ TEST(ObserveRunsPage, PagesOfAnySize) {
 }
 
 }  // namespace
+// SPEC §6 rule 4: the one test of "TestRail says this run or plan does not exist".
+TEST(AnswerSaysMissing, OnlyA400SayingTheIdIsNotValid) {
+  struct Case {
+    int status;
+    const char* message;
+    bool missing;
+  };
+  const Case cases[] = {
+      {400, "Field :run_id is not a valid test run.", true},
+      {400, "Field :plan_id is not a valid test plan.", true},
+      {400, "FIELD :RUN_ID IS NOT A VALID TEST RUN.", true},
+      {400, "Field :name is a required field.", false},
+      {403, "Field :run_id is not a valid test run.", false},
+      {404, "Not found", false},
+      {500, "is not a valid", false},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(answer_says_missing(c.status, c.message), c.missing) << c.status << " " << c.message;
+  }
+}
+
 }  // namespace runsync

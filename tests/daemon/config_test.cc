@@ -214,11 +214,6 @@ level = "debug"
   EXPECT_EQ(config->projects[1].id, 7);
   EXPECT_EQ(config->projects[1].code, "WEB");
   EXPECT_EQ(config->log.level, "debug");
-
-  EXPECT_EQ(config->project_id_for_code("WEB"), 7);
-  EXPECT_EQ(config->project_id_for_code("ID"), 1);
-  EXPECT_EQ(config->project_id_for_code("web"), std::nullopt);
-  EXPECT_EQ(config->project_id_for_code(""), std::nullopt);
 }
 
 TEST_F(ConfigTest, MissingConfigFile) {

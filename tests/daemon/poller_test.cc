@@ -41,6 +41,8 @@ class PollerTest : public ::testing::Test {
 
   CycleOutcome cycle(PollKind kind) { return poller_->run_cycle({1, "ID"}, kind); }
   void expect_a_repeated_page_fails_the_cycle(int runs);
+  void expect_an_unreadable_run_fails_the_cycle(const nlohmann::json& change,
+                                                const std::string& message);
 
   SQLite::Database reader() { return SQLite::Database(dir_.file("mirror.db"), SQLite::OPEN_READONLY); }
   std::int64_t count(const std::string& sql) { return reader().execAndGet(sql).getInt64(); }
@@ -170,21 +172,33 @@ TEST_F(PollerTest, AFailureInTheMiddleOfAListingDeletesNothing) {
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 2);
 }
 
-TEST_F(PollerTest, AnUnreadableRunFailsTheCycleAndDeletesNothing) {
+void PollerTest::expect_an_unreadable_run_fails_the_cycle(const nlohmann::json& change,
+                                                          const std::string& message) {
   start();
   const auto first = add_runs(5);
   ASSERT_FALSE(cycle(PollKind::kFull).error);
   fake_.remove_run(first);
-  fake_.update_run(first + 4, {{"name", 5}});  // on the second page
+  fake_.update_run(first + 4, change);  // on the second page
   const auto changes = count("SELECT count(*) FROM run_changes");
   const CycleOutcome out = cycle(PollKind::kFull);
   ASSERT_TRUE(out.error.has_value());
-  EXPECT_NE(out.error->find("get_runs answered a run it cannot parse: run.name must be a string"),
+  EXPECT_NE(out.error->find("get_runs answered a run it cannot parse: " + message),
             std::string::npos)
       << *out.error;
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 0);
   EXPECT_EQ(count("SELECT count(*) FROM run_changes"), changes);
   EXPECT_EQ(fake_.count("get_run"), 0);
+}
+
+TEST_F(PollerTest, AnUnreadableRunFailsTheCycleAndDeletesNothing) {
+  expect_an_unreadable_run_fails_the_cycle({{"name", 5}}, "run.name must be a string");
+}
+
+// Counts are integers >= 0 from every source (SPEC §4, §6): a negative one
+// is a malformed run like any other.
+TEST_F(PollerTest, ARunWithANegativeCountFailsTheCycleAndDeletesNothing) {
+  expect_an_unreadable_run_fails_the_cycle({{"failed_count", -3}},
+                                           "run.failed_count must be an integer >= 0 or null");
 }
 
 TEST_F(PollerTest, AnUnreadablePageFailsTheCycleAsABadResponse) {

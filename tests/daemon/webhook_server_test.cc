@@ -55,8 +55,7 @@ class WebhookServerTest : public ::testing::Test {
                                                   *writer_, metrics_, logger_,
                                                   [this] { return now_.load(); },
                                                   [this] { return steady_now_.load(); });
-    router_ = std::make_unique<Router>("/webhook", *endpoint_, *writer_, metrics_, logger_,
-                                       Router::ReadinessCheck{});
+    router_ = std::make_unique<Router>("/webhook", *endpoint_, *writer_, metrics_, logger_);
     HttpServerOptions options = options_;
     options.port = 0;
     options.max_body_bytes = max_body;
