@@ -172,6 +172,15 @@ std::size_t first_bad_number(std::string_view body) {
   return found;
 }
 
+bool holds_real(const json& v) {
+  if (v.is_number_float()) return true;
+  if (!v.is_structured()) return false;
+  for (const json& child : v) {
+    if (holds_real(child)) return true;
+  }
+  return false;
+}
+
 Status type_error(std::string_view path, std::string_view key, const char* want) {
   std::string message;
   message.reserve(path.size() + key.size() + 16);
@@ -453,7 +462,9 @@ StatusOr<WebhookEvent> parse_webhook_event(std::string_view body) {
   if (body.find('\0') != std::string_view::npos || body.starts_with(kByteOrderMark)) {
     return Status::error("body is not valid JSON");
   }
-  // The first problem in the text names the error: a number's, or any other.
+  // The first problem in the text names the error: a number's, or any
+  // other. nlohmann reads an integer beyond 64 bits as a real, so a
+  // document without reals holds no number to look for.
   json doc;
   std::size_t error_at = std::string_view::npos;
   try {
@@ -463,9 +474,11 @@ StatusOr<WebhookEvent> parse_webhook_event(std::string_view body) {
   } catch (const json::out_of_range&) {  // a real beyond a double, which first_bad_number finds
     error_at = body.size();
   }
-  const std::size_t bad_number = first_bad_number(body);
-  if (bad_number != std::string_view::npos && bad_number + 1 < error_at) {
-    return Status::error("body is not valid JSON: a number is malformed or beyond 64 bits");
+  if (error_at != std::string_view::npos || holds_real(doc)) {
+    const std::size_t bad_number = first_bad_number(body);
+    if (bad_number != std::string_view::npos && bad_number + 1 < error_at) {
+      return Status::error("body is not valid JSON: a number is malformed or beyond 64 bits");
+    }
   }
   if (error_at != std::string_view::npos) return Status::error("body is not valid JSON");
   StatusOr<WebhookEvent> out{WebhookEvent{}};
