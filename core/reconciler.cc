@@ -44,8 +44,7 @@ struct StateStep {
 StateStep step_state(std::optional<RunState> current, StateClaim claim, bool newer) {
   const int rank = current ? state_rank(*current) : -1;
   switch (claim) {
-    case StateClaim::kNone:
-      return {};
+    case StateClaim::kNone: return {};
     case StateClaim::kActive:
       if (rank < 0) return {RunState::kActive, true};
       return {std::nullopt, rank == 0};
@@ -130,8 +129,8 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
         for (Field f : {Field::kCompletedOn}) {
           if (const auto& v = obs.get(f)) set_value(next, f, *v, d.changes);
         }
-        set_value(next, Field::kIsCompleted, std::int64_t{state_rank(result) >= 1 ? 1 : 0},
-                  d.changes);
+        set_value(next, Field::kIsCompleted,
+                  std::int64_t{state_rank(result) >= 1 ? 1 : 0}, d.changes);
       }
       // The state's time judges only completed against aborted, so only a
       // claim of one of them sets it: a run.started, or a poll (whose

@@ -409,21 +409,13 @@ Status fill_event(const json& doc, WebhookEvent& ev) {
 
   const json& p = *payload;
   switch (kind) {
-    case Kind::kStarted:
-      return parse_started(p, obs);
-    case Kind::kUpdated:
-      return parse_updated(p, obs);
-    case Kind::kCompleted:
-      return parse_ended(p, obs, ev.timestamp, StateClaim::kCompleted);
-    case Kind::kAborted:
-      return parse_ended(p, obs, ev.timestamp, StateClaim::kAborted);
-    case Kind::kDeleted:
-      obs.state = StateClaim::kDeleted;
-      return Status::ok();
-    case Kind::kReportChanged:
-      return parse_report_changed(p, obs);
-    case Kind::kUnknown:
-      break;
+    case Kind::kStarted: return parse_started(p, obs);
+    case Kind::kUpdated: return parse_updated(p, obs);
+    case Kind::kCompleted: return parse_ended(p, obs, ev.timestamp, StateClaim::kCompleted);
+    case Kind::kAborted: return parse_ended(p, obs, ev.timestamp, StateClaim::kAborted);
+    case Kind::kDeleted: obs.state = StateClaim::kDeleted; return Status::ok();
+    case Kind::kReportChanged: return parse_report_changed(p, obs);
+    case Kind::kUnknown: break;
   }
   return Status::ok();
 }
@@ -441,11 +433,8 @@ bool json_depth_within(std::string_view body, int max_depth) {
         if (++depth > max_depth) return false;
         break;
       case '}':
-      case ']':
-        --depth;
-        break;
-      default:
-        break;
+      case ']': --depth; break;
+      default: break;
     }
   }
   return true;
