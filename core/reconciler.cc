@@ -1,12 +1,8 @@
 #include "core/reconciler.h"
 
-#include <algorithm>
-#include <array>
-#include <charconv>
 #include <cstdint>
-#include <cstring>
 #include <limits>
-#include <string_view>
+#include <nlohmann/json.hpp>
 
 namespace runsync {
 namespace {
@@ -177,138 +173,23 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
 
 namespace {
 
-// JSON by hand: this runs for every change written, and building a JSON
-// document per change cost more than the SQL around it.
-constexpr std::array<bool, 256> kEscaped = [] {
-  std::array<bool, 256> escaped{};
-  for (int c = 0; c < 0x20; ++c) escaped[c] = true;
-  escaped['"'] = escaped['\\'] = true;
-  return escaped;
-}();
-
-// The writers below put text at `p` and return the end of what they wrote;
-// the caller sized the buffer with json_size_bound.
-
-char* put(char* p, std::string_view text) {
-  std::memcpy(p, text.data(), text.size());
-  return p + text.size();
-}
-
-// How many bytes at the start of `text` need no escape. Eight at a time
-// while none of them does: a byte below 0x20 or a '"' or '\\' in a word
-// shows in the word tests of "Bit Twiddling Hacks" (hasless, haszero),
-// which are exact for the word as a whole; the byte loop then finds it.
-std::size_t plain_prefix(std::string_view text) {
-  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-  std::size_t i = 0;
-  for (; i + 8 <= text.size(); i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, text.data() + i, 8);
-    const std::uint64_t quote = w ^ (kOnes * '"');
-    const std::uint64_t backslash = w ^ (kOnes * '\\');
-    const std::uint64_t control = (w - kOnes * 0x20) & ~w;
-    const std::uint64_t quotes = (quote - kOnes) & ~quote;
-    const std::uint64_t backslashes = (backslash - kOnes) & ~backslash;
-    if (((control | quotes | backslashes) & kHighs) != 0) break;
-  }
-  while (i < text.size() && !kEscaped[static_cast<unsigned char>(text[i])]) ++i;
-  return i;
-}
-
-char* put_json_string(char* p, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  *p++ = '"';
-  while (!text.empty()) {
-    const std::size_t plain = plain_prefix(text);
-    p = put(p, text.substr(0, plain));
-    text.remove_prefix(plain);
-    if (text.empty()) break;
-    const auto c = static_cast<unsigned char>(text.front());
-    text.remove_prefix(1);
-    *p++ = '\\';
-    switch (c) {
-      case '"': *p++ = '"'; break;
-      case '\\': *p++ = '\\'; break;
-      case '\b': *p++ = 'b'; break;
-      case '\f': *p++ = 'f'; break;
-      case '\n': *p++ = 'n'; break;
-      case '\r': *p++ = 'r'; break;
-      case '\t': *p++ = 't'; break;
-      default:
-        p = put(p, "u00");
-        *p++ = kHex[c >> 4];
-        *p++ = kHex[c & 0xf];
-    }
-  }
-  *p++ = '"';
-  return p;
-}
-
-char* put_json_value(char* p, const Value& v) {
-  if (const auto* i = std::get_if<std::int64_t>(&v)) {
-    return std::to_chars(p, p + 20, *i).ptr;  // at most 20 characters
-  }
-  if (const auto* t = std::get_if<std::string>(&v)) return put_json_string(p, *t);
-  return put(p, "null");
-}
-
-// The most text put_json_value can write for `v`: an escape is at most six
-// characters per byte.
-std::size_t json_size_bound(const Value& v) {
-  if (const auto* t = std::get_if<std::string>(&v)) return 2 + 6 * t->size();
-  return 20;
-}
-
-// One key of the change log and the text that opens its entry.
-struct ChangeKey {
-  Field field;
-  std::string opening;  // "column":[
-};
-
-// Every field, ordered by column name: the key order of the change log.
-const std::array<ChangeKey, kFieldCount>& change_keys() {
-  static const std::array<ChangeKey, kFieldCount> keys = [] {
-    std::array<ChangeKey, kFieldCount> k{};
-    for (int i = 0; i < kFieldCount; ++i) {
-      const Field f = static_cast<Field>(i);
-      k[i] = {f, std::string("\"") + field_info(f).column + "\":["};
-    }
-    std::sort(k.begin(), k.end(),
-              [](const ChangeKey& a, const ChangeKey& b) { return a.opening < b.opening; });
-    return k;
-  }();
-  return keys;
+nlohmann::json to_json(const Value& v) {
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return *i;
+  if (const auto* t = std::get_if<std::string>(&v)) return *t;
+  return nullptr;
 }
 
 }  // namespace
 
 std::string changes_to_json(const FieldChanges& changes, const RunRecord& next) {
-  // Keys sorted (readers may compare the text). One buffer, sized once: a
-  // new run logs every field, on every run of a first sync.
-  std::size_t bound = 2;
-  for (const ChangeKey& key : change_keys()) {
-    if (!changes.contains(key.field)) continue;
-    bound += 3 + key.opening.size() + json_size_bound(changes.old_value(key.field)) +
-             json_size_bound(next.get(key.field));
+  nlohmann::json out = nlohmann::json::object();  // keys sorted: readers may compare the text
+  for (const FieldInfo& info : all_fields()) {
+    if (!changes.contains(info.field)) continue;
+    out[info.column] = nlohmann::json::array(
+        {to_json(changes.old_value(info.field)), to_json(next.get(info.field))});
   }
-  std::string out(bound, '\0');
-  char* p = out.data();
-  *p++ = '{';
-  bool first = true;
-  for (const ChangeKey& key : change_keys()) {
-    if (!changes.contains(key.field)) continue;
-    if (!first) *p++ = ',';
-    first = false;
-    p = put(p, key.opening);
-    p = put_json_value(p, changes.old_value(key.field));
-    *p++ = ',';
-    p = put_json_value(p, next.get(key.field));
-    *p++ = ']';
-  }
-  *p++ = '}';
-  out.resize(static_cast<std::size_t>(p - out.data()));
-  return out;
+  // Text read from the database need not be UTF-8: an invalid byte becomes U+FFFD.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace runsync

@@ -3,11 +3,10 @@
 // what changed. No I/O; deterministic; safe to call from any thread.
 #pragma once
 
+#include <algorithm>
 #include <array>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <new>
 #include <optional>
 #include <string>
 
@@ -18,84 +17,31 @@ namespace runsync {
 // The fields a decision changed, each with the value it had before; the
 // new values are the decision's `next`. A field set twice keeps the value
 // it had first, and one set back to that value is no change at all.
-// Inline, no allocation: a poll's first sync changes every field of every
-// run.
 class FieldChanges {
  public:
-  FieldChanges() = default;
-  FieldChanges(const FieldChanges& other) { copy_from(other); }
-  FieldChanges(FieldChanges&& other) noexcept { move_from(other); }
-  FieldChanges& operator=(const FieldChanges& other) {
-    if (this != &other) {
-      clear();
-      copy_from(other);
-    }
-    return *this;
+  bool empty() const { return size() == 0; }
+  std::size_t size() const {
+    return static_cast<std::size_t>(
+        std::count_if(old_.begin(), old_.end(), [](const auto& v) { return v.has_value(); }));
   }
-  FieldChanges& operator=(FieldChanges&& other) noexcept {
-    if (this != &other) {
-      clear();
-      move_from(other);
-    }
-    return *this;
-  }
-  ~FieldChanges() { clear(); }
-
-  bool empty() const { return changed_ == 0; }
-  std::size_t size() const { return static_cast<std::size_t>(std::popcount(changed_)); }
-  bool contains(Field f) const { return (changed_ & bit(f)) != 0; }
+  bool contains(Field f) const { return old_[index(f)].has_value(); }
   // The value `f` had before. Only when contains(f).
-  const Value& old_value(Field f) const { return *slot(index(f)); }
+  const Value& old_value(Field f) const { return *old_[index(f)]; }
 
   // `f` changes from `before` (its stored value) to `after`.
   void record(Field f, Value&& before, const Value& after) {
-    if (!contains(f)) {
-      new (slot(index(f))) Value(std::move(before));
-      changed_ |= bit(f);
-    } else if (*slot(index(f)) == after) {
-      slot(index(f))->~Value();  // back where it started
-      changed_ &= ~bit(f);
+    std::optional<Value>& old = old_[index(f)];
+    if (!old) {
+      old = std::move(before);
+    } else if (*old == after) {
+      old.reset();  // back where it started
     }
   }
 
  private:
-  static_assert(kFieldCount <= 64, "one bit per field");
   static std::size_t index(Field f) { return static_cast<std::size_t>(f); }
-  static std::uint64_t bit(Field f) { return std::uint64_t{1} << index(f); }
-  Value* slot(std::size_t i) { return std::launder(reinterpret_cast<Value*>(&old_[i])); }
-  const Value* slot(std::size_t i) const {
-    return std::launder(reinterpret_cast<const Value*>(&old_[i]));
-  }
-  // Calls f(i) for each changed field's index.
-  template <typename F>
-  static void each(std::uint64_t bits, F f) {
-    while (bits != 0) {
-      f(static_cast<std::size_t>(std::countr_zero(bits)));
-      bits &= bits - 1;
-    }
-  }
-  void clear() {
-    each(changed_, [&](std::size_t i) { slot(i)->~Value(); });
-    changed_ = 0;
-  }
-  void copy_from(const FieldChanges& other) {
-    each(other.changed_, [&](std::size_t i) { new (slot(i)) Value(*other.slot(i)); });
-    changed_ = other.changed_;
-  }
-  void move_from(FieldChanges& other) {
-    each(other.changed_, [&](std::size_t i) { new (slot(i)) Value(std::move(*other.slot(i))); });
-    changed_ = other.changed_;
-    other.clear();
-  }
 
-  std::uint64_t changed_ = 0;  // bit i: field i changed
-  // Old values live only in the slots of changed fields: a decision is
-  // made per observation, most change a few fields or none, and 34 values
-  // built, moved and destroyed each time cost more than the changes.
-  struct alignas(Value) Slot {
-    unsigned char bytes[sizeof(Value)];
-  };
-  std::array<Slot, kFieldCount> old_;
+  std::array<std::optional<Value>, kFieldCount> old_{};  // by Field; set when changed
 };
 
 struct Decision {

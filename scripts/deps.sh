@@ -5,9 +5,8 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake ninja-build ccache pkg-config
-  libboost1.81-dev libssl-dev libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev libsimdjson-dev
+  libboost1.81-dev libssl-dev libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev
   libspdlog-dev libtomlplusplus-dev libcli11-dev googletest libgtest-dev libgmock-dev
-  libbenchmark-dev
   # the man page runsync(8), generated from `runsync --help`
   help2man
   # tests: the unit (systemd-analyze, systemd-sysusers, /bin/kill of ExecReload=)

@@ -121,9 +121,8 @@ StatusOr<std::unique_ptr<SQLite::Database>> open_database(const std::string& pat
     db->exec(options.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
                                                      : "PRAGMA synchronous = NORMAL");
     db->exec("PRAGMA foreign_keys = ON");
-    // 2 MiB, not more: after a b-tree balance that rekeys pages, SQLite 3.40
-    // walks the page cache's whole hash table at the next commit, so a larger
-    // cache makes commits slower. Misses are served by the OS.
+    // 2 MiB: a larger page cache makes SQLite's commits slower, and the OS
+    // serves the misses.
     db->exec("PRAGMA cache_size = -2000");
     if (!options.auto_checkpoint) db->exec("PRAGMA wal_autocheckpoint = 0");
     // Keep the -wal and -shm files after close so that readers without

@@ -1,7 +1,7 @@
 // SQLite's C API for the statements on the write path that run for every
-// event (the runs repository, the webhook journal): a SQLiteCpp Column is a
-// shared_ptr copy per value read, which costs more than the read itself at
-// a run's many columns. Everything else uses SQLiteCpp.
+// event (the runs repository, the webhook journal), which read a run's many
+// columns without SQLiteCpp's shared_ptr copy per value. Everything else
+// uses SQLiteCpp.
 //
 // prepare_raw, step_raw and exec_raw throw SQLite::Exception on an error,
 // like SQLiteCpp, so one catch in the caller handles both. Not

@@ -224,9 +224,8 @@ struct RunRepository::Impl {
   // constraints and rewrites only the index entries of those columns.
   std::unordered_map<ColumnMask, RawStatement> update_run;
   // The new runs of a batch of observations, written together by
-  // flush_pending(): one INSERT of many rows per table costs less per run
-  // than a statement each (SQLite sets each statement up once and keeps
-  // its cursors on the pages it just wrote).
+  // flush_pending() in one INSERT of many rows per table, so SQLite sets a
+  // statement up once per batch instead of once per run.
   struct Pending {
     RunRecord row;
     std::string changes;  // the change-log JSON; empty: no change row

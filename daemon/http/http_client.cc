@@ -347,9 +347,8 @@ HttpClient::Impl::Exchange HttpClient::Impl::exchange_on(Stream& stream, Connect
   parser.body_limit(options_.body_limit);
   parser.header_limit(64 * 1024);
   conn.lowest().expires_at(deadline);
-  // Beast reads at most the buffer's free capacity, 512 bytes when it
-  // starts empty: a 250-run page would take ~500 recv calls (and as many
-  // timer updates). 64 KiB reads take a few.
+  // Beast reads at most the buffer's free capacity (512 bytes when it
+  // starts empty): an API page should take a few reads, not hundreds.
   constexpr std::size_t kReadBufferBytes = 64 * 1024;
   if (conn.buffer.capacity() < kReadBufferBytes) conn.buffer.reserve(kReadBufferBytes);
   http::async_read(stream, conn.buffer, parser, [&](error_code ec, std::size_t) { result = ec; });

@@ -118,8 +118,7 @@ bool is_disconnect(const beast::error_code& ec) {
 // Answers handed in from other threads (the writer's sync thread finishes a
 // whole batch at once) reach the I/O thread through one post per run of
 // answers rather than one each: a post takes the io_context's scheduler
-// lock, which the I/O thread takes for every handler it runs, and contention
-// there cost both threads futex calls and context switches.
+// lock, which the I/O thread takes for every handler it runs.
 class AnswerQueue : public std::enable_shared_from_this<AnswerQueue> {
  public:
   explicit AnswerQueue(asio::io_context& ioc) : ioc_(ioc) {}
@@ -311,9 +310,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void send(ServerResponse resp) {
     busy_ = true;
     const bool keep = keep_alive_ && !close_after_write_;
-    // The whole answer in one buffer of the session's, status line to body:
-    // answers are a few dozen bytes, and a Beast message and serializer per
-    // answer cost the I/O thread more than writing them.
+    // The whole answer in one buffer of the session's, status line to body,
+    // reused between answers: answers are a few dozen bytes and need no
+    // Beast message or serializer.
     std::string& out = write_buffer_;
     out.clear();
     out += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";

@@ -59,9 +59,8 @@ namespace {
 
 // HMAC-SHA256 of `parts` one after the other, into `mac`; returns its
 // length. OpenSSL 3's HMAC() fetches the MAC and the digest and makes a
-// context on every call, several times the work of the MAC of a webhook
-// body: here the MAC is fetched once, and each thread keeps a context
-// keyed with the last key it used.
+// context on every call; here the MAC is fetched once, and each thread
+// keeps a context keyed with the last key it used.
 std::size_t hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts,
                         unsigned char* mac) {
   static EVP_MAC* const hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);

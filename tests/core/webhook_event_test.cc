@@ -338,8 +338,33 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"visible_string", R"({"event_name":"run.report_changed","timestamp":1,"payload":{"id":1,"visible":"yes"},"project_code":"ID"})", "payload.visible"},
         Bad{"visible_missing", R"({"event_name":"run.report_changed","timestamp":1,"payload":{"id":1},"project_code":"ID"})", "payload.visible"},
         Bad{"deep_nesting", std::string(100000, '[') + std::string(100000, ']'), "nests deeper"},
+        Bad{"two_byte_order_marks", "\xEF\xBB\xBF\xEF\xBB\xBF{\"event_name\":\"run.deleted\",\"timestamp\":1,\"payload\":{\"id\":1},\"project_code\":\"ID\"}", "not valid JSON"},
         Bad{"trailing_garbage", R"({"event_name":"run.deleted","timestamp":1,"payload":{"id":1},"project_code":"ID"} x)", "not valid JSON"}),
     [](const ::testing::TestParamInfo<Bad>& p) { return std::string(p.param.name); });
+
+// A number that is not one, or runs into a letter, is named as such where a
+// value belongs; elsewhere the body is only not valid JSON.
+TEST(WebhookEvent, MalformedNumbersAreNamedWhereAValueBelongs) {
+  const std::string number = "body is not valid JSON: a number is malformed or beyond 64 bits";
+  const std::string other = "body is not valid JSON";
+  const std::pair<const char*, std::string> cases[] = {
+      {R"({"id":1,"passed":01})", number}, {R"({"id":1,"passed":1.})", number},
+      {R"({"id":1,"passed":-})", number},  {R"({"id":1,"passed":1x})", number},
+      {R"({"id":1,"x":[1e400]})", number}, {R"({"id":1,"x":[2,-1e999]})", number},
+      {R"({"id":1,"passed":+1})", other},  {R"({"id":1,"passed":.5})", other},
+      {R"({"id"-:1})", other},             {R"({"id":1,7:1})", other},
+      {R"({"id":1,"x":1e-400})", ""},      {R"({"id":1,"x":-0.0e+0})", ""},
+  };
+  for (const auto& [payload, error] : cases) {
+    auto ev = parse_webhook_event(envelope("run.completed", payload));
+    if (error.empty()) {
+      EXPECT_TRUE(ev.is_ok()) << payload << ": " << ev.message();
+    } else {
+      ASSERT_FALSE(ev.is_ok()) << payload;
+      EXPECT_EQ(ev.message(), error) << payload;
+    }
+  }
+}
 
 TEST(JsonDepth, CountsOnlyStructureOutsideStrings) {
   EXPECT_TRUE(json_depth_within(R"({"a":"[[[[[[[[[[["})", 2));
