@@ -18,7 +18,7 @@ struct Store::Impl {
   bool may_split_sync = false;  // opened with Durability::kFull and no auto checkpoint
   bool split_sync = false;      // commit() leaves the WAL sync to a WalSync
 
-  explicit Impl(std::unique_ptr<SQLite::Database> d)
+  Impl(std::unique_ptr<SQLite::Database> d, const UnixMillisClock& unix_ms)
       : db(std::move(d)),
         begin(*db, "BEGIN IMMEDIATE"),
         commit(*db, "COMMIT"),
@@ -27,8 +27,8 @@ struct Store::Impl {
         release(*db, "RELEASE job"),
         rollback_to(*db, "ROLLBACK TO job"),
         data_version(*db, "PRAGMA data_version"),
-        runs(*db),
-        journal(*db, runs),
+        runs(*db, unix_ms ? unix_ms : UnixMillisClock(system_unix_ms)),
+        journal(*db, runs, unix_ms ? unix_ms : UnixMillisClock(system_unix_ms)),
         poll_cycles(*db),
         outbox(*db),
         hints(*db) {}
@@ -68,7 +68,7 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path, const Open
   auto db = open_database(path, options);
   if (!db) return db.status();
   try {
-    auto impl = std::make_unique<Impl>(std::move(db).value());
+    auto impl = std::make_unique<Impl>(std::move(db).value(), options.unix_ms);
     impl->may_split_sync = options.durability == Durability::kFull && !options.auto_checkpoint &&
                            !options.read_only;
     return std::unique_ptr<Store>(new Store(std::move(impl)));
