@@ -1,6 +1,7 @@
 #include "storage/store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
 #include "storage/wal_write_vfs.h"
 
@@ -15,6 +16,7 @@ struct Store::Impl {
   Outbox outbox;
   HintQueue hints;
   std::int64_t last_data_version = -1;
+  std::shared_ptr<std::atomic<int>> wal_frames;  // set by Store::wal_frames()
   bool may_split_sync = false;  // opened with Durability::kFull and no auto checkpoint
   bool split_sync = false;      // commit() leaves the WAL sync to a WalSync
 
@@ -75,6 +77,20 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path, const Open
   } catch (const std::exception& e) {
     return Status::error(std::string("preparing statements: ") + e.what());
   }
+}
+
+std::shared_ptr<const std::atomic<int>> Store::wal_frames() {
+  if (!impl_->wal_frames) {
+    impl_->wal_frames = std::make_shared<std::atomic<int>>(0);
+    sqlite3_wal_hook(
+        impl_->db->getHandle(),
+        [](void* counter, sqlite3*, const char*, int frames) {
+          static_cast<std::atomic<int>*>(counter)->store(frames, std::memory_order_relaxed);
+          return SQLITE_OK;
+        },
+        impl_->wal_frames.get());
+  }
+  return impl_->wal_frames;
 }
 
 SQLite::Database& Store::db() { return *impl_->db; }
