@@ -169,7 +169,7 @@ TEST_F(ReplicaTest, LoseTheMachineRestoreAndServeAgain) {
     for (int i = 0; !stop_changing; ++i) {
       fake_.update_run(run_ids_[static_cast<std::size_t>(i % kRuns)],
                        {{"name", "Run renamed " + std::to_string(i)}, {"passed_count", i % 17}});
-      std::this_thread::sleep_for(10ms);
+      std::this_thread::sleep_for(10ms);  // the pace of changes, not a wait
     }
   });
   // Load long enough for several replica syncs and a poll of the changes.
