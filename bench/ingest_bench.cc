@@ -17,11 +17,19 @@
 // One more row runs the group-commit daemon with its database on tmpfs,
 // where a flush costs nothing: the daemon's CPU ceiling on this machine.
 //
+// With --litestream PATH (the default is the binary scripts/deps.sh
+// installs, when present), two more rows run the group-commit daemon with
+// `litestream replicate` beside it (a file replica), once with
+// storage.checkpoints = "runsync" and once with "external", and report
+// the Litestream generations started (1 is right), the largest -wal file,
+// and the replica's lag: how long after the last answer Litestream wrote
+// the replica's last file (a restore must then hold the last event).
+//
 // Usage: runsync_ingest_bench [--quick] [--connections 32,1] [--seconds 10]
 //          [--warmup 2] [--runs 10000] [--events-per-run 6]
 //          [--baseline-connections 32] [--no-normal] [--dir DIR]
 //          [--tmpfs-dir /dev/shm | --no-tmpfs] [--queue-capacity N]
-//          [--binary PATH] [--keep]
+//          [--binary PATH] [--keep] [--litestream PATH | --no-litestream]
 // See bench/README.md.
 
 #include <fcntl.h>
@@ -34,6 +42,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -60,8 +69,8 @@
 #include <vector>
 
 #include "cpu_time.h"
-#include "fsync_probe.h"
 #include "event_stream.h"
+#include "fsync_probe.h"
 #include "support/process.h"
 
 #ifndef RUNSYNC_BINARY
@@ -69,6 +78,9 @@
 #endif
 #ifndef RUNSYNC_BUILD_TYPE
 #define RUNSYNC_BUILD_TYPE "unknown"
+#endif
+#ifndef LITESTREAM_BINARY
+#define LITESTREAM_BINARY ""
 #endif
 
 namespace {
@@ -103,32 +115,36 @@ struct Options {
   std::uint64_t queue_capacity = 0;  // 0: the daemon's default
   std::string dir;
   std::string binary = RUNSYNC_BINARY;
+  std::string litestream = LITESTREAM_BINARY;  // empty: no replicated rows
 };
 
 [[noreturn]] void usage(const char* argv0, const std::string& error) {
   if (!error.empty()) std::fprintf(stderr, "error: %s\n\n", error.c_str());
-  std::fprintf(stderr,
-               "usage: %s [options]\n"
-               "  --connections LIST          group-commit runs, e.g. 32,1 (default 32,1)\n"
-               "  --baseline-connections LIST naive (max_batch = 1) runs (default 32)\n"
-               "  --seconds S                 measured seconds per run (default 10)\n"
-               "  --warmup S                  warm-up seconds before measuring (default 2)\n"
-               "  --runs N                    distinct run ids in flight (default 10000)\n"
-               "  --events-per-run N          events per run: started, updated..., "
-               "report_changed, completed/aborted (default 6)\n"
-               "  --no-normal                 skip the synchronous = normal naive baseline\n"
-               "  --tmpfs-dir DIR             also run group commit at the first connection count\n"
-               "                              with the database on this tmpfs, where a flush\n"
-               "                              costs nothing: the daemon's CPU ceiling\n"
-               "                              (default /dev/shm)\n"
-               "  --no-tmpfs                  skip that row\n"
-               "  --queue-capacity N          webhook.queue_capacity (default: daemon's)\n"
-               "  --dir DIR                   where the temporary databases go "
-               "(default $TMPDIR or /tmp)\n"
-               "  --binary PATH               runsync binary (default the built one)\n"
-               "  --keep                      keep the temporary directories\n"
-               "  --quick                     ~10 s smoke run (2 s per row, no normal or tmpfs row)\n",
-               argv0);
+  std::fprintf(
+      stderr,
+      "usage: %s [options]\n"
+      "  --connections LIST          group-commit runs, e.g. 32,1 (default 32,1)\n"
+      "  --baseline-connections LIST naive (max_batch = 1) runs (default 32)\n"
+      "  --seconds S                 measured seconds per run (default 10)\n"
+      "  --warmup S                  warm-up seconds before measuring (default 2)\n"
+      "  --runs N                    distinct run ids in flight (default 10000)\n"
+      "  --events-per-run N          events per run: started, updated..., "
+      "report_changed, completed/aborted (default 6)\n"
+      "  --no-normal                 skip the synchronous = normal naive baseline\n"
+      "  --tmpfs-dir DIR             also run group commit at the first connection count\n"
+      "                              with the database on this tmpfs, where a flush\n"
+      "                              costs nothing: the daemon's CPU ceiling\n"
+      "                              (default /dev/shm)\n"
+      "  --no-tmpfs                  skip that row\n"
+      "  --queue-capacity N          webhook.queue_capacity (default: daemon's)\n"
+      "  --dir DIR                   where the temporary databases go "
+      "(default $TMPDIR or /tmp)\n"
+      "  --binary PATH               runsync binary (default the built one)\n"
+      "  --keep                      keep the temporary directories\n"
+      "  --litestream PATH           litestream binary for the replicated rows\n"
+      "  --no-litestream             skip the replicated rows\n"
+      "  --quick                     ~10 s smoke run (2 s per row, no normal or tmpfs row)\n",
+      argv0);
   std::exit(error.empty() ? 0 : 2);
 }
 
@@ -195,6 +211,10 @@ Options parse_options(int argc, char** argv) {
       o.binary = value();
     } else if (a == "--keep") {
       o.keep = true;
+    } else if (a == "--litestream") {
+      o.litestream = value();
+    } else if (a == "--no-litestream") {
+      o.litestream.clear();
     } else if (a == "--quick") {
       o.quick = true;
     } else {
@@ -623,6 +643,24 @@ DbCheck check_database(const std::string& path) {
   return out;
 }
 
+// The largest webhook_events.seq of the database at `path`, -1 when it
+// cannot be read.
+std::int64_t last_journal_seq(const std::string& path) {
+  sqlite3* db = nullptr;
+  std::int64_t seq = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(max(seq), 0) FROM webhook_events", -1, &st,
+                           nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+      seq = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return seq;
+}
 
 // --- scenarios -----------------------------------------------------------
 
@@ -633,6 +671,19 @@ struct Scenario {
   int connections = 0;
   bool baseline = false;
   bool tmpfs = false;  // database on tmpfs: no flush cost, shows the CPU ceiling
+  // litestream replicate beside the daemon, with this storage.checkpoints;
+  // empty: no replication.
+  std::string replicated_checkpoints = "";
+};
+
+// What a replicated row adds.
+struct Replication {
+  int generations = -1;      // directories under the replica's generations/
+  double wal_peak_mib = -1;  // the largest -wal file seen during the run
+  double lag_s = -1;         // last answer -> the replica's newest file
+  int restores = 0;          // restores done (one, which must hold the last event)
+  double restore_s = 0;      // its time
+  std::string error;
 };
 
 struct Outcome {
@@ -653,6 +704,7 @@ struct Outcome {
   int exit_code = 0;
   double stop_seconds = 0;
   DbCheck db;
+  Replication replication;
   std::int64_t expected_rows = 0;
   bool ok = true;
   std::vector<std::string> problems;
@@ -678,6 +730,9 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
     std::ofstream f(config);
     f << "[storage]\npath = \"" << db << "\"\nsynchronous = \"" << sc.synchronous << "\"\n";
     if (sc.max_batch > 0) f << "max_batch = " << sc.max_batch << "\n";
+    if (!sc.replicated_checkpoints.empty()) {
+      f << "checkpoints = \"" << sc.replicated_checkpoints << "\"\n";
+    }
     f << "\n[webhook]\nlisten = \"127.0.0.1:0\"\npath = \"/webhook\"\n";
     if (opt.queue_capacity > 0) f << "queue_capacity = " << opt.queue_capacity << "\n";
     f << "\n[log]\nlevel = \"info\"\n";  // the listening line is info
@@ -686,6 +741,37 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
   // The disk's flush latency can drift (virtual disks especially): probe
   // it next to every row so rows can be compared.
   out.fsync_before = probe_fsync(dir, 50, 0.3).first;
+
+  // Litestream starts first, as runsync-litestream.service does.
+  const fs::path replica = dir / "replica";
+  std::unique_ptr<runsync::testing::ChildProcess> litestream;
+  if (!sc.replicated_checkpoints.empty()) {
+    const std::string ls_config = (dir / "litestream.yml").string();
+    std::ofstream(ls_config) << "dbs:\n  - path: " << db << "\n    replicas:\n"
+                             << "      - type: file\n        path: " << replica.string() << "\n";
+    litestream = std::make_unique<runsync::testing::ChildProcess>(
+        std::vector<std::string>{opt.litestream, "replicate", "-config", ls_config},
+        (dir / "litestream.log").string());
+  }
+  // The -wal file's size, sampled while the row runs.
+  std::atomic<bool> sampling{true};
+  std::atomic<std::uintmax_t> wal_peak{0};
+  std::thread sampler([&] {
+    while (sampling) {
+      std::error_code ec;
+      const auto size = fs::file_size(db + "-wal", ec);
+      if (!ec && size > wal_peak) wal_peak = size;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  struct StopSampler {
+    std::atomic<bool>& flag;
+    std::thread& thread;
+    ~StopSampler() {
+      flag = false;
+      thread.join();
+    }
+  } stop_sampler{sampling, sampler};
 
   Daemon daemon;
   const std::string err = daemon.start(opt.binary, config, (dir / "daemon.log").string());
@@ -744,7 +830,60 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
   if (commits > 0 && jobs >= 0) out.avg_batch = jobs / commits;
   if (commits > 0 && commit_sum >= 0) out.avg_commit_ms = commit_sum / commits * 1000.0;
 
+  if (litestream) {
+    // The replica's lag: once Litestream has written nothing new for 3 s
+    // (its sync interval is 1 s), the time from the last answer to its
+    // newest replica file; then one restore must hold the last event.
+    Replication& r = out.replication;
+    const auto answered = fs::file_time_type::clock::now();
+    const std::int64_t last = last_journal_seq(db);
+    auto newest = [&] {
+      fs::file_time_type t = fs::file_time_type::min();
+      std::error_code ec;
+      for (auto it = fs::recursive_directory_iterator(replica, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        std::error_code ec2;
+        const auto w = fs::last_write_time(it->path(), ec2);
+        if (!ec2 && w > t) t = w;
+      }
+      return t;
+    };
+    auto seen = newest();
+    auto quiet_since = fs::file_time_type::clock::now();
+    while (fs::file_time_type::clock::now() - quiet_since < std::chrono::seconds(3) &&
+           fs::file_time_type::clock::now() - answered < std::chrono::seconds(120)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      const auto t = newest();
+      if (t != seen) {
+        seen = t;
+        quiet_since = fs::file_time_type::clock::now();
+      }
+    }
+    r.lag_s = std::chrono::duration<double>(seen - answered).count();
+    const std::string restored = (dir / "restored.db").string();
+    const auto t0 = Clock::now();
+    const auto result = runsync::testing::run_command(
+        {opt.litestream, "restore", "-o", restored, "file://" + replica.string()});
+    r.restore_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    r.restores = 1;
+    if (result.exit_code != 0 || last_journal_seq(restored) < last) {
+      r.error = "a restore of the replica lacks the last journaled event: " + result.err;
+    }
+  }
   std::tie(out.exit_code, out.stop_seconds) = daemon.stop();
+  if (litestream) {
+    litestream->signal(SIGTERM);
+    (void)litestream->wait(std::chrono::seconds(30));
+    std::error_code ec;
+    int generations = 0;
+    for (const auto& e : fs::directory_iterator(replica / "generations", ec)) {
+      (void)e;
+      ++generations;
+    }
+    out.replication.generations = generations;
+  }
+  sampling = false;
+  out.replication.wal_peak_mib = static_cast<double>(wal_peak.load()) / (1024.0 * 1024.0);
   out.fsync_after = probe_fsync(dir, 50, 0.3).first;
 
   auto& L = out.load;
@@ -782,6 +921,11 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
             std::to_string(out.expected_rows) + " (200 answers minus duplicates)");
   }
   if (out.db.integrity != "ok") problem("PRAGMA quick_check: " + out.db.integrity);
+  if (!out.replication.error.empty()) problem(out.replication.error);
+  if (litestream && out.replication.generations != 1) {
+    problem("litestream started " + std::to_string(out.replication.generations) +
+            " generations (expected 1)");
+  }
   if (duplicates > 0) {
     out.note = std::to_string(duplicates) + " answered duplicate (bodies should be unique)";
   }
@@ -841,7 +985,8 @@ std::string join(const std::vector<int>& v) {
 const Outcome* find(const std::vector<Outcome>& all, bool baseline, const std::string& sync,
                     int connections) {
   for (const auto& o : all) {
-    if (!o.skipped && !o.scenario.tmpfs && o.scenario.baseline == baseline && o.scenario.synchronous == sync &&
+    if (!o.skipped && !o.scenario.tmpfs && o.scenario.replicated_checkpoints.empty() &&
+        o.scenario.baseline == baseline && o.scenario.synchronous == sync &&
         o.scenario.connections == connections) {
       return &o;
     }
@@ -870,6 +1015,21 @@ int main(int argc, char** argv) {
   if (opt.normal_baseline) {
     for (int c : opt.baseline_connections) {
       scenarios.push_back({"baseline: naive (max_batch=1), sync=normal", "normal", 1, c, true});
+    }
+  }
+  if (!opt.litestream.empty() && !opt.connections.empty()) {
+    if (::access(opt.litestream.c_str(), X_OK) != 0) {
+      std::fprintf(stderr,
+                   "error: litestream %s is not executable (use --litestream PATH or "
+                   "--no-litestream)\n",
+                   opt.litestream.c_str());
+      return 2;
+    }
+    for (const char* mode : {"runsync", "external"}) {
+      Scenario sc{std::string("replicated, checkpoints=") + mode, "full", 0,
+                  opt.connections.front(), false};
+      sc.replicated_checkpoints = mode;
+      scenarios.push_back(sc);
     }
   }
   fs::path tmpfs_root;
@@ -1002,6 +1162,34 @@ int main(int argc, char** argv) {
         results.c_str(), L.busy, o.db.rows,
         o.expected_rows, o.exit_code, o.stop_seconds, o.note.empty() ? "" : "; ",
         o.note.c_str());
+  }
+
+  bool replicated = false;
+  for (const auto& o : outcomes)
+    replicated = replicated || !o.scenario.replicated_checkpoints.empty();
+  if (replicated) {
+    std::printf("\nreplication (litestream %s, file replica, sync-interval 1s):\n",
+                opt.litestream.c_str());
+    std::printf("  %-36s %8s %7s %11s %9s %9s %10s\n", "row", "events/s", "p99 ms", "generations",
+                "WAL peak", "WAL end", "lag s");
+    auto row = [](const Outcome& o) {
+      std::printf("  %-36s %8.0f %7.2f %11d %7.0f M %7.0f M %6.2f (restore %.2f s)\n",
+                  o.scenario.name.c_str(), o.events_per_s, o.p99, o.replication.generations,
+                  o.replication.wal_peak_mib, o.wal_mib, o.replication.lag_s,
+                  o.replication.restore_s);
+    };
+    if (const Outcome* base = find(outcomes, false, "full", opt.connections.front())) {
+      std::printf("  %-36s %8.0f %7.2f %11s %7.0f M %7.0f M %6s\n", "not replicated (baseline)",
+                  base->events_per_s, base->p99, "-", base->replication.wal_peak_mib, base->wal_mib,
+                  "-");
+    }
+    for (const auto& o : outcomes) {
+      if (!o.skipped && !o.scenario.replicated_checkpoints.empty()) row(o);
+    }
+    std::printf(
+        "  (WAL end = the -wal file when the window closed; lag = from the last answer "
+        "until Litestream wrote its last replica file, i.e. the replica had caught up; "
+        "then a restore was checked to hold the last journaled event)\n");
   }
 
   // Comparison with the baseline, and the targets (informational).

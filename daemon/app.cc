@@ -349,6 +349,19 @@ struct App::Impl {
             in_a_row, error, retry_ms);
       }
     };
+    if (config.storage.checkpoints == "external") {
+      // The replicator owns checkpoints; runsync steps in only if the WAL
+      // grows past what a working replicator lets it reach.
+      checkpoint_options.wal_frames = store.value()->wal_frames();
+      checkpoint_options.from_frames = checkpoint_options.restart_frames;
+      const int limit_mib = checkpoint_options.from_frames / 256;  // 4 KiB pages
+      checkpoint_options.on_backstop = [this, limit_mib](int frames) {
+        logger->warn(
+            "the WAL holds {} MiB although storage.checkpoints = \"external\": is the replicator "
+            "(litestream replicate) running? runsync checkpoints it until it is below {} MiB",
+            frames / 256, limit_mib);
+      };
+    }
     auto checkpoints = Checkpointer::start(config.storage.path, checkpoint_options);
     if (!checkpoints) {
       logger->critical("{}; not starting", checkpoints.message());

@@ -191,11 +191,16 @@ StatusOr<const toml::table*> section_table(const FileContext& file, const toml::
 }
 
 Status read_storage(const Section& s, Config::Storage& storage) {
-  if (Status st = s.check_keys({"path", "synchronous", "max_batch"}); !st) return st;
+  if (Status st = s.check_keys({"path", "synchronous", "max_batch", "checkpoints"}); !st) {
+    return st;
+  }
   if (Status st = s.read_string("path", storage.path); !st) return st;
   if (storage.path.empty()) return s.error("path", "must not be empty");
   if (Status st = s.read_integer("max_batch", 1, storage.max_batch); !st) return st;
-  return s.read_choice("synchronous", {"full", "normal"}, storage.synchronous);
+  if (Status st = s.read_choice("synchronous", {"full", "normal"}, storage.synchronous); !st) {
+    return st;
+  }
+  return s.read_choice("checkpoints", {"runsync", "external"}, storage.checkpoints);
 }
 
 // A retention window: a duration of at least 1s, or "0" for keeping rows for ever.

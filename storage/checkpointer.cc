@@ -83,6 +83,16 @@ void Checkpointer::run_once() {
   // that slow lets the writer go on and the next interval tries again;
   // only a WAL four times the size that calls for a restart is worth a
   // longer wait.
+  if (options_.wal_frames) {
+    const int frames = options_.wal_frames->load(std::memory_order_relaxed);
+    if (frames < options_.from_frames) {
+      backstop_active_ = false;
+      skipped_intervals_.fetch_add(1);
+      return;
+    }
+    if (!backstop_active_ && options_.on_backstop) options_.on_backstop(frames);
+    backstop_active_ = true;
+  }
   constexpr int kHeldFrames = 256;  // what a held pass may expect to copy
   constexpr int kMaxPasses = 8;
   int log_frames = 0;

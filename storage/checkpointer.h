@@ -18,6 +18,12 @@
 // until one succeeds: Options::on_status is told, and the next interval
 // tries again.
 //
+// For a WAL whose checkpoints another program owns (a replicator such as
+// Litestream: [storage] checkpoints = "external"), Options::wal_frames and
+// Options::from_frames make it a backstop: it checkpoints only while the
+// WAL holds at least from_frames frames, which that program keeps it below
+// while it does its job.
+//
 // Thread safety: construct and destroy on one thread; the work happens on
 // the checkpointer's own thread, where on_status is called too.
 #pragma once
@@ -57,6 +63,12 @@ class Checkpointer {
     // many have failed in a row, and once after the first success that
     // follows failures, with an empty message and 0.
     std::function<void(const std::string& error, std::uint64_t failed_in_a_row)> on_status;
+    // When set: the frames in the WAL (Store::wal_frames); an interval does
+    // nothing while they are fewer than from_frames. on_backstop is called
+    // with their number when an interval checkpoints after one that did not.
+    std::shared_ptr<const std::atomic<int>> wal_frames;
+    int from_frames = 0;
+    std::function<void(int frames)> on_backstop;
   };
 
   // Opens its own connection to `path` (which must exist and be migrated)
@@ -73,6 +85,9 @@ class Checkpointer {
   std::uint64_t held_checkpoints() const { return held_checkpoints_.load(); }
   std::uint64_t failed_checkpoints() const { return failed_checkpoints_.load(); }
   std::string last_error() const;
+  // Intervals that did nothing because the WAL held fewer than
+  // Options::from_frames.
+  std::uint64_t skipped_intervals() const { return skipped_intervals_.load(); }
 
  private:
   struct Impl;
@@ -88,7 +103,9 @@ class Checkpointer {
   std::atomic<std::uint64_t> checkpoints_{0};
   std::atomic<std::uint64_t> held_checkpoints_{0};
   std::atomic<std::uint64_t> failed_checkpoints_{0};
+  std::atomic<std::uint64_t> skipped_intervals_{0};
   std::uint64_t failed_in_a_row_ = 0;  // the checkpointer's thread only
+  bool backstop_active_ = false;       // the checkpointer's thread only
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "storage/change_numbers.h"
 
 namespace SQLite {
 class Database;
@@ -23,6 +24,9 @@ struct OpenOptions {
   // false: this connection never checkpoints the WAL by itself (its commits
   // stay short); a Checkpointer must then run beside it.
   bool auto_checkpoint = true;
+  // The clock that run_changes.seq and webhook_events.seq follow (see
+  // change_numbers.h), for a Store; the system clock when empty.
+  UnixMillisClock unix_ms;
 };
 
 // The schema version this binary creates (the highest embedded migration).

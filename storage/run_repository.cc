@@ -217,6 +217,7 @@ class RowCache {
 
 struct RunRepository::Impl {
   SQLite::Database& db;
+  UnixMillisClock unix_ms;
   RawStatement insert_change, select_run, select_runs, max_change_seq;
   RowCache cache;
   // UPDATE statements by the set of columns they write, prepared on first
@@ -237,11 +238,14 @@ struct RunRepository::Impl {
   // (store()) uses insert_runs_n[1], prepared with the rest.
   std::vector<RawStatement> insert_runs_n, insert_changes_n;
 
-  explicit Impl(SQLite::Database& d)
+  Impl(SQLite::Database& d, UnixMillisClock clock)
       : db(d),
-        insert_change(prepare_raw(db,
-                                  "INSERT INTO run_changes (run_id, changed_at, source, changes) "
-                                  "VALUES (?, ?, ?, ?)")),
+        unix_ms(std::move(clock)),
+        insert_change(
+            prepare_raw(db,
+                        "INSERT INTO run_changes (seq, run_id, changed_at, source, changes) "
+                        "VALUES (max(coalesce((SELECT max(seq) FROM run_changes), 0) + 1, "
+                        "?5), ?1, ?2, ?3, ?4)")),
         select_run(prepare_raw(db, "SELECT " + run_columns() + " FROM runs WHERE run_id = ?")),
         select_runs(prepare_raw(db, select_runs_sql())),
         max_change_seq(prepare_raw(db, "SELECT max(seq) FROM run_changes")),
@@ -340,7 +344,8 @@ struct RunRepository::Impl {
 
   // Inserts the pending new runs and their change-log rows, kInsertChunk
   // rows per statement, with change_seq numbers following the largest in
-  // the log, in the order the runs were observed (as a row each would get).
+  // the log (and the clock), in the order the runs were observed (as a row
+  // each would get).
   Status flush_pending() {
     if (pending.empty()) return Status::ok();
     try {
@@ -348,6 +353,7 @@ struct RunRepository::Impl {
       sqlite3_reset(max_seq);
       std::int64_t seq = step_raw(max_seq) ? sqlite3_column_int64(max_seq, 0) : 0;
       sqlite3_reset(max_seq);
+      seq = std::max(seq, lowest_number_at(unix_ms()) - 1);
       std::vector<const Pending*> changed;
       changed.reserve(pending.size());
       for (Pending& p : pending) {
@@ -405,6 +411,7 @@ struct RunRepository::Impl {
         bind_text(st, 3, source_name(source));
         const std::string changes = changes_to_json(d.changes, d.next);
         bind_text(st, 4, changes);
+        sqlite3_bind_int64(st, 5, lowest_number_at(unix_ms()));
         exec_raw(st);
         r.change_seq = sqlite3_last_insert_rowid(db.getHandle());
       }
@@ -439,7 +446,8 @@ struct RunRepository::Impl {
   }
 };
 
-RunRepository::RunRepository(SQLite::Database& db) : impl_(std::make_unique<Impl>(db)) {}
+RunRepository::RunRepository(SQLite::Database& db, UnixMillisClock unix_ms)
+    : impl_(std::make_unique<Impl>(db, std::move(unix_ms))) {}
 RunRepository::~RunRepository() = default;
 
 void RunRepository::forget_cached_rows() { impl_->cache.clear(); }

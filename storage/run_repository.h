@@ -20,6 +20,7 @@
 #include "core/poll_plan.h"
 #include "core/reconciler.h"
 #include "core/status.h"
+#include "storage/change_numbers.h"
 
 namespace SQLite {
 class Database;
@@ -38,8 +39,9 @@ struct ApplyResult {
 class RunRepository {
  public:
   // Prepares the statements it always needs; throws SQLite::Exception when
-  // it cannot (Store::open turns that into its error).
-  explicit RunRepository(SQLite::Database& db);
+  // it cannot (Store::open turns that into its error). Change-log numbers
+  // follow `unix_ms` (change_numbers.h).
+  RunRepository(SQLite::Database& db, UnixMillisClock unix_ms);
   ~RunRepository();
   RunRepository(const RunRepository&) = delete;
   RunRepository& operator=(const RunRepository&) = delete;

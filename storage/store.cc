@@ -1,6 +1,7 @@
 #include "storage/store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
 #include "storage/wal_write_vfs.h"
 
@@ -15,10 +16,11 @@ struct Store::Impl {
   Outbox outbox;
   HintQueue hints;
   std::int64_t last_data_version = -1;
+  std::shared_ptr<std::atomic<int>> wal_frames;  // set by Store::wal_frames()
   bool may_split_sync = false;  // opened with Durability::kFull and no auto checkpoint
   bool split_sync = false;      // commit() leaves the WAL sync to a WalSync
 
-  explicit Impl(std::unique_ptr<SQLite::Database> d)
+  Impl(std::unique_ptr<SQLite::Database> d, const UnixMillisClock& unix_ms)
       : db(std::move(d)),
         begin(*db, "BEGIN IMMEDIATE"),
         commit(*db, "COMMIT"),
@@ -27,8 +29,8 @@ struct Store::Impl {
         release(*db, "RELEASE job"),
         rollback_to(*db, "ROLLBACK TO job"),
         data_version(*db, "PRAGMA data_version"),
-        runs(*db),
-        journal(*db, runs),
+        runs(*db, unix_ms ? unix_ms : UnixMillisClock(system_unix_ms)),
+        journal(*db, runs, unix_ms ? unix_ms : UnixMillisClock(system_unix_ms)),
         poll_cycles(*db),
         outbox(*db),
         hints(*db) {}
@@ -68,13 +70,27 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path, const Open
   auto db = open_database(path, options);
   if (!db) return db.status();
   try {
-    auto impl = std::make_unique<Impl>(std::move(db).value());
+    auto impl = std::make_unique<Impl>(std::move(db).value(), options.unix_ms);
     impl->may_split_sync = options.durability == Durability::kFull && !options.auto_checkpoint &&
                            !options.read_only;
     return std::unique_ptr<Store>(new Store(std::move(impl)));
   } catch (const std::exception& e) {
     return Status::error(std::string("preparing statements: ") + e.what());
   }
+}
+
+std::shared_ptr<const std::atomic<int>> Store::wal_frames() {
+  if (!impl_->wal_frames) {
+    impl_->wal_frames = std::make_shared<std::atomic<int>>(0);
+    sqlite3_wal_hook(
+        impl_->db->getHandle(),
+        [](void* counter, sqlite3*, const char*, int frames) {
+          static_cast<std::atomic<int>*>(counter)->store(frames, std::memory_order_relaxed);
+          return SQLITE_OK;
+        },
+        impl_->wal_frames.get());
+  }
+  return impl_->wal_frames;
 }
 
 SQLite::Database& Store::db() { return *impl_->db; }

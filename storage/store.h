@@ -16,6 +16,7 @@
 // transaction open for the caller to roll back (to its savepoint).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -59,6 +60,13 @@ class Store {
   // any other write: /readyz's probe that the database takes writes. Must
   // run inside a transaction.
   Status probe_write();
+
+  // The frames in the WAL after this connection's latest commit, kept up
+  // to date from this call on (a WAL restarted by anyone starts the count
+  // over). Only for a Store opened with auto_checkpoint = false: the count
+  // takes the place of SQLite's automatic checkpoints. Readable from any
+  // thread.
+  std::shared_ptr<const std::atomic<int>> wal_frames();
 
   RunRepository& runs();
   WebhookJournal& journal();

@@ -17,15 +17,17 @@ const char* webhook_result_name(WebhookResult r) {
   return "?";
 }
 
-WebhookJournal::WebhookJournal(SQLite::Database& db, RunRepository& runs)
+WebhookJournal::WebhookJournal(SQLite::Database& db, RunRepository& runs, UnixMillisClock unix_ms)
     : db_(db),
       runs_(runs),
+      unix_ms_(std::move(unix_ms)),
       // A delivery key seen before inserts nothing: the duplicate check and
       // the journal row are one statement.
       insert_(prepare_raw(db,
-                          "INSERT INTO webhook_events (received_at, delivery_key, event_name, "
-                          "project_code, run_id, event_ts, body, result) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                          "INSERT INTO webhook_events (seq, received_at, delivery_key, "
+                          "event_name, project_code, run_id, event_ts, body, result) "
+                          "VALUES (max(coalesce((SELECT max(seq) FROM webhook_events), 0) + 1, "
+                          "?9), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
                           "ON CONFLICT (event_ts, delivery_key) DO NOTHING")) {}
 
 StatusOr<WebhookResult> WebhookJournal::apply(const WebhookDelivery& delivery) {
@@ -71,6 +73,7 @@ StatusOr<WebhookResult> WebhookJournal::apply(const WebhookDelivery& delivery) {
     sqlite3_bind_int64(st, 6, ev.timestamp);
     bind_text(st, 7, delivery.body);
     bind_text(st, 8, webhook_result_name(result));
+    sqlite3_bind_int64(st, 9, lowest_number_at(unix_ms_()));
     exec_raw(st);
   } catch (const std::exception& e) {
     return Status::error(std::string("journaling delivery: ") + e.what());

@@ -14,6 +14,7 @@
 
 #include "core/status.h"
 #include "core/webhook_event.h"
+#include "storage/change_numbers.h"
 #include "storage/raw_statement.h"
 
 namespace SQLite {
@@ -37,8 +38,9 @@ struct WebhookDelivery {
 class WebhookJournal {
  public:
   // Prepares its statement; throws SQLite::Exception when it cannot
-  // (Store::open turns that into its error).
-  WebhookJournal(SQLite::Database& db, RunRepository& runs);
+  // (Store::open turns that into its error). Journal numbers (`seq`)
+  // follow `unix_ms` (change_numbers.h).
+  WebhookJournal(SQLite::Database& db, RunRepository& runs, UnixMillisClock unix_ms);
   WebhookJournal(const WebhookJournal&) = delete;
   WebhookJournal& operator=(const WebhookJournal&) = delete;
 
@@ -51,6 +53,7 @@ class WebhookJournal {
  private:
   SQLite::Database& db_;
   RunRepository& runs_;
+  UnixMillisClock unix_ms_;
   RawStatement insert_;
 };
 

@@ -60,6 +60,7 @@ class ConfigTest : public ::testing::Test {
 void expect_same_effective_values(const Config& a, const Config& b) {
   EXPECT_EQ(a.storage.path, b.storage.path);
   EXPECT_EQ(a.storage.synchronous, b.storage.synchronous);
+  EXPECT_EQ(a.storage.checkpoints, b.storage.checkpoints);
   EXPECT_EQ(a.webhook.listen, b.webhook.listen);
   EXPECT_EQ(a.webhook.path, b.webhook.path);
   EXPECT_EQ(a.webhook.secret_file, b.webhook.secret_file);
@@ -92,6 +93,7 @@ TEST_F(ConfigTest, DefaultsWithoutFile) {
   EXPECT_EQ(config->source_path, "");
   EXPECT_EQ(config->storage.path, "runsync.db");
   EXPECT_EQ(config->storage.synchronous, "full");
+  EXPECT_EQ(config->storage.checkpoints, "runsync");
   EXPECT_EQ(config->webhook.listen, "127.0.0.1:8080");
   EXPECT_EQ(config->webhook.path, "/webhook");
   EXPECT_EQ(config->webhook.max_body_bytes, 1048576u);
@@ -157,6 +159,7 @@ TEST_F(ConfigTest, FullValidFile) {
 path = "/var/lib/runsync/mirror.db"
 synchronous = "normal"
 max_batch = 64
+checkpoints = "external"
 
 [webhook]
 listen = "[::1]:9090"
@@ -192,6 +195,7 @@ level = "debug"
   EXPECT_EQ(config->storage.path, "/var/lib/runsync/mirror.db");
   EXPECT_EQ(config->storage.synchronous, "normal");
   EXPECT_EQ(config->storage.max_batch, 64u);
+  EXPECT_EQ(config->storage.checkpoints, "external");
   EXPECT_EQ(config->webhook.listen, "[::1]:9090");
   EXPECT_EQ(config->webhook.path, "/hooks/qase");
   EXPECT_EQ(config->webhook.secret_file, secret_file);
@@ -297,6 +301,9 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"[storage]\nmax_batch = 0\n", "2: storage.max_batch: must be at least 1"},
         ErrorCase{"[storage]\nsynchronous = \"off\"\n",
                   "2: storage.synchronous: invalid value 'off' (one of full, normal)"},
+        ErrorCase{"[storage]\n\ncheckpoints = \"litestream\"\n",
+                  "3: storage.checkpoints: invalid value 'litestream' (one of runsync, "
+                  "external)"},
         ErrorCase{"[webhook]\nlisten = \"localhost\"\n",
                   std::string("2: webhook.listen: invalid address 'localhost' ") + kBadListen},
         ErrorCase{
@@ -612,6 +619,7 @@ TEST_F(ConfigTest, RenderShowsEveryKeyAndWhereItCameFrom) {
   for (const std::string line : {"[storage]\n",
                                  "path = \"runsync.db\"\n",
                                  "synchronous = \"full\"\n",
+                                 "checkpoints = \"runsync\"\n",
                                  "[webhook]\n",
                                  "listen = \"127.0.0.1:8080\"\n",
                                  "path = \"/webhook\"\n",

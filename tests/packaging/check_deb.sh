@@ -47,7 +47,9 @@ dpkg-deb --contents "$deb" | awk '{ print $NF }' | sed 's|^\./|/|' >"$work/conte
 for f in /usr/bin/runsync /usr/lib/systemd/system/runsync.service \
     /usr/lib/sysusers.d/runsync.conf /etc/runsync/runsync.toml.example \
     /usr/share/man/man8/runsync.8.gz /usr/share/doc/runsync/copyright \
-    /usr/share/doc/runsync/changelog.Debian.gz; do
+    /usr/share/doc/runsync/changelog.Debian.gz \
+    /usr/share/doc/runsync/examples/litestream.yml \
+    /usr/share/doc/runsync/examples/runsync-litestream.service; do
     check "package holds $f" grep -qx "$f" "$work/contents"
 done
 check "nothing in /usr/etc" sh -c "! grep -q '^/usr/etc' '$work/contents'"

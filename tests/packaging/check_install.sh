@@ -43,6 +43,10 @@ check "unit installed" test -f "$unit"
 check "sysusers installed" test -f "$prefix/lib/sysusers.d/runsync.conf"
 check "example config in <prefix>/etc/runsync" test -f "$prefix/etc/runsync/runsync.toml.example"
 check "no @VAR@ left in the unit" sh -c "! grep -q '@[A-Z_]*@' '$unit'"
+for f in litestream.yml runsync-litestream.service; do
+    check "Litestream example $f in <prefix>/share/doc/runsync/examples" \
+        test -f "$prefix/share/doc/runsync/examples/$f"
+done
 check "ExecStart runs the prefix's binary with the prefix's config" test \
     "$(unit_value "$unit" ExecStart)" = \
     "$prefix/bin/runsync serve --config $prefix/etc/runsync/runsync.toml"
@@ -130,6 +134,10 @@ if [ -n "$readme_prefix" ]; then
          test -f '$stage/usr/local/lib/sysusers.d/runsync.conf'"
     check "README: runsync(8) in the man path" sh -c \
         "test -f '$stage$readme_prefix/share/man/man8/runsync.8.gz'"
+    # "Replicas and recovery" copies the Litestream examples from the docs.
+    for example in $(sed -n 's|^cp \(/usr/share/doc/runsync/examples/[^ ]*\) .*|\1|p' "$readme"); do
+        check "README: the example it copies ($example) is installed" test -f "$stage$example"
+    done
 fi
 
 exit $fail

@@ -306,5 +306,49 @@ TEST(Checkpointer, ReportsAFailedCheckpointAndItsRecovery) {
   store.reset();
 }
 
+// checkpoints = "external": while the replicator keeps the WAL below
+// from_frames, the checkpointer leaves it alone; once it holds more, it
+// checkpoints (and says so once).
+TEST(Checkpointer, AsABackstopItWaitsForTheWalToReachItsLimit) {
+  TempDir dir;
+  const std::string path = dir.file("w.db");
+  std::unique_ptr<Store> store = open_checkpointed_elsewhere(path);
+  ASSERT_NE(store, nullptr);
+  auto frames = store->wal_frames();
+  auto write = [&](int first, int count) {
+    ASSERT_TRUE(store->begin().is_ok());
+    for (int n = first; n < first + count; ++n) {
+      ASSERT_TRUE(store->journal().apply(delivery(n)).is_ok());
+    }
+    ASSERT_TRUE(store->commit().is_ok());
+  };
+  write(0, 10);
+  const int written = frames->load();
+  ASSERT_GT(written, 0);
+
+  std::mutex mu;
+  std::vector<int> backstops;
+  Checkpointer::Options options;
+  options.interval = 1ms;
+  options.wal_frames = frames;
+  options.from_frames = written + 40;
+  options.on_backstop = [&](int n) {
+    std::lock_guard lock(mu);
+    backstops.push_back(n);
+  };
+  auto started = Checkpointer::start(path, options);
+  ASSERT_TRUE(started.is_ok()) << started.message();
+  auto checkpointer = std::move(started).value();
+  ASSERT_TRUE(wait_until([&] { return checkpointer->skipped_intervals() >= 5; }));
+  EXPECT_EQ(checkpointer->checkpoints(), 0u);
+
+  for (int n = 10; frames->load() < written + 40; n += 10) write(n, 10);
+  ASSERT_TRUE(wait_until([&] { return checkpointer->checkpoints() >= 3; }));
+  checkpointer.reset();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(backstops.size(), 1u);
+  EXPECT_GE(backstops[0], written + 40);
+}
+
 }  // namespace
 }  // namespace runsync

@@ -93,9 +93,10 @@ TEST_F(RetentionTest, TheNewestJournalRowStaysWhateverItsAge) {
   EXPECT_EQ(prune(HistoryTable::kWebhookEvents, 99999).deleted, 4);
   EXPECT_EQ(rows("SELECT count(*) FROM webhook_events"), 1);
   EXPECT_EQ(rows("SELECT received_at FROM webhook_events"), 1004);
-  // seq goes on from it, so readers that follow seq miss nothing.
+  // seq goes on above it, so readers that follow seq miss nothing.
+  const std::int64_t last = rows("SELECT max(seq) FROM webhook_events");
   journal(1, 2000, 99);
-  EXPECT_EQ(rows("SELECT max(seq) FROM webhook_events"), 6);
+  EXPECT_GT(rows("SELECT max(seq) FROM webhook_events"), last);
 }
 
 TEST_F(RetentionTest, TombstonesStay) {
@@ -120,7 +121,7 @@ TEST_F(RetentionTest, BatchesFollowTheKeyAndStopAtTheWindow) {
       prune(HistoryTable::kWebhookEvents, 1020, std::numeric_limits<std::int64_t>::min(), 10);
   EXPECT_EQ(first.deleted, 10);
   EXPECT_TRUE(first.more);
-  EXPECT_EQ(first.last_key, 10);
+  EXPECT_EQ(first.last_key, lowest_number_at(kTestUnixMs) + 9);  // the 10th row
   PruneBatch second = prune(HistoryTable::kWebhookEvents, 1020, first.last_key, 10);
   EXPECT_EQ(second.deleted, 10);
   EXPECT_TRUE(second.more);
@@ -173,10 +174,10 @@ TEST_F(RetentionTest, RunChangesOlderThanTheCutoffGoTheNewestStays) {
   EXPECT_EQ(rows("SELECT min(changed_at) FROM run_changes"), 1005);
   EXPECT_EQ(prune_all(HistoryTable::kRunChanges, 99999, 3), 4);
   EXPECT_EQ(rows("SELECT count(*) FROM run_changes"), 1);
-  // change_seq goes on from the row kept.
+  // change_seq goes on above the row kept.
   const std::int64_t last = rows("SELECT max(seq) FROM run_changes");
   journal(42, 3000, 42);
-  EXPECT_EQ(rows("SELECT change_seq FROM runs WHERE run_id = 42"), last + 1);
+  EXPECT_GT(rows("SELECT change_seq FROM runs WHERE run_id = 42"), last);
 }
 
 // Fill and prune repeatedly: once the first deletes have freed pages, new

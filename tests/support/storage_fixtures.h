@@ -18,8 +18,14 @@
 
 namespace runsync::testing {
 
+// The clock change numbers follow in these stores (change_numbers.h):
+// fixed, so that two stores given the same writes hold the same rows.
+inline constexpr std::int64_t kTestUnixMs = 1'700'000'000'000;
+
 inline std::unique_ptr<Store> open_store(const std::string& path) {
-  auto store = Store::open(path, OpenOptions{});
+  OpenOptions options;
+  options.unix_ms = [] { return kTestUnixMs; };
+  auto store = Store::open(path, options);
   EXPECT_TRUE(store.is_ok()) << store.message();
   return std::move(store).value();
 }
