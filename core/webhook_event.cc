@@ -225,11 +225,9 @@ Status read_int(Slot v, std::string_view path, std::string_view key, std::option
 // carries goes through here.
 Status read_count(Slot v, std::string_view path, std::string_view key, std::optional<Value>& out) {
   if (Status s = read_int(v, path, key, out); !s.is_ok()) return s;
-  if (out) {
-    if (const auto* n = std::get_if<std::int64_t>(&*out); n && *n < 0) {
-      out.reset();
-      return type_error(path, key, "an integer >= 0 or null");
-    }
+  if (out && !is_valid_count(*out)) {
+    out.reset();
+    return type_error(path, key, "an integer >= 0 or null");
   }
   return Status::ok();
 }
@@ -342,18 +340,6 @@ Status parse_report_changed(const json& p, Observation& obs) {
   return Status::ok();
 }
 
-enum class Kind { kUnknown, kStarted, kUpdated, kCompleted, kAborted, kDeleted, kReportChanged };
-
-Kind kind_of(std::string_view name) {
-  if (name == "run.started") return Kind::kStarted;
-  if (name == "run.updated") return Kind::kUpdated;
-  if (name == "run.completed") return Kind::kCompleted;
-  if (name == "run.aborted") return Kind::kAborted;
-  if (name == "run.deleted") return Kind::kDeleted;
-  if (name == "run.report_changed") return Kind::kReportChanged;
-  return Kind::kUnknown;
-}
-
 // The event in a parsed document, into `ev` (which starts empty).
 Status fill_event(const json& doc, WebhookEvent& ev) {
   if (!doc.is_object()) return Status::error("body must be a JSON object");
@@ -391,8 +377,8 @@ Status fill_event(const json& doc, WebhookEvent& ev) {
 
   const Slot payload = member(doc, "payload");
   if (!payload || !payload->is_object()) return Status::error("payload must be an object");
-  const Kind kind = kind_of(ev.event_name);
-  ev.known = kind != Kind::kUnknown;
+  const EventKind kind = event_kind(ev.event_name);
+  ev.known = kind != EventKind::kOther;
 
   const Slot id = member(*payload, "id");
   const std::optional<std::int64_t> id_value = id ? int64_of(*id) : std::nullopt;
@@ -409,13 +395,13 @@ Status fill_event(const json& doc, WebhookEvent& ev) {
 
   const json& p = *payload;
   switch (kind) {
-    case Kind::kStarted: return parse_started(p, obs);
-    case Kind::kUpdated: return parse_updated(p, obs);
-    case Kind::kCompleted: return parse_ended(p, obs, ev.timestamp, StateClaim::kCompleted);
-    case Kind::kAborted: return parse_ended(p, obs, ev.timestamp, StateClaim::kAborted);
-    case Kind::kDeleted: obs.state = StateClaim::kDeleted; return Status::ok();
-    case Kind::kReportChanged: return parse_report_changed(p, obs);
-    case Kind::kUnknown: break;
+    case EventKind::kStarted: return parse_started(p, obs);
+    case EventKind::kUpdated: return parse_updated(p, obs);
+    case EventKind::kCompleted: return parse_ended(p, obs, ev.timestamp, StateClaim::kCompleted);
+    case EventKind::kAborted: return parse_ended(p, obs, ev.timestamp, StateClaim::kAborted);
+    case EventKind::kDeleted: obs.state = StateClaim::kDeleted; return Status::ok();
+    case EventKind::kReportChanged: return parse_report_changed(p, obs);
+    case EventKind::kOther: break;
   }
   return Status::ok();
 }
@@ -438,6 +424,34 @@ bool json_depth_within(std::string_view body, int max_depth) {
     }
   }
   return true;
+}
+
+EventKind event_kind(std::string_view name) {
+  for (std::size_t i = 0; i + 1 < kEventKindCount; ++i) {
+    const auto kind = static_cast<EventKind>(i);
+    if (name == event_kind_name(kind)) return kind;
+  }
+  return EventKind::kOther;
+}
+
+const char* event_kind_name(EventKind kind) {
+  switch (kind) {
+    case EventKind::kStarted:
+      return "run.started";
+    case EventKind::kUpdated:
+      return "run.updated";
+    case EventKind::kCompleted:
+      return "run.completed";
+    case EventKind::kAborted:
+      return "run.aborted";
+    case EventKind::kDeleted:
+      return "run.deleted";
+    case EventKind::kReportChanged:
+      return "run.report_changed";
+    case EventKind::kOther:
+      break;
+  }
+  return "other";
 }
 
 StatusOr<WebhookEvent> parse_webhook_event(std::string_view body) {

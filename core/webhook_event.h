@@ -4,6 +4,7 @@
 // problem, and nothing is applied.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +14,14 @@
 #include "core/status.h"
 
 namespace runsync {
+
+// The six run events (reference/webhook-run-events.md), then every other
+// name. The one list of event names.
+enum class EventKind { kStarted, kUpdated, kCompleted, kAborted, kDeleted, kReportChanged, kOther };
+inline constexpr std::size_t kEventKindCount = 7;
+EventKind event_kind(std::string_view name);
+// "run.started" … "run.report_changed"; "other" for kOther.
+const char* event_kind_name(EventKind kind);
 
 // Bodies nested deeper than this are refused before parsing.
 inline constexpr int kMaxJsonDepth = 32;

@@ -10,16 +10,10 @@
 namespace runsync {
 namespace {
 
-constexpr const char* kKnownEvents[] = {"run.started", "run.updated",  "run.completed",
-                                        "run.aborted", "run.deleted",  "run.report_changed"};
-
-// Event names come from the sender: keep label values to a known set.
-// Index 6 is "other".
+// Event names come from the sender: label values are the known names and
+// "other".
 std::size_t event_index(const std::string& name) {
-  for (std::size_t i = 0; i < 6; ++i) {
-    if (name == kKnownEvents[i]) return i;
-  }
-  return 6;
+  return static_cast<std::size_t>(event_kind(name));
 }
 
 constexpr const char* kResults[] = {"applied", "duplicate", "stale", "ignored", "error", "busy"};
@@ -43,9 +37,10 @@ WebhookEndpoint::WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::in
       ack_latency_(metrics.histogram("runsync_webhook_ack_seconds",
                                      "Time from a webhook request to its durable answer")),
       warnings_(std::move(steady_clock)) {
-  for (std::size_t e = 0; e < 7; ++e) {
+  for (std::size_t e = 0; e < kEventKindCount; ++e) {
     for (std::size_t r = 0; r < 6; ++r) {
-      events_[e][r] = &events_counter(metrics_, e < 6 ? kKnownEvents[e] : "other", kResults[r]);
+      events_[e][r] =
+          &events_counter(metrics_, event_kind_name(static_cast<EventKind>(e)), kResults[r]);
     }
   }
 }

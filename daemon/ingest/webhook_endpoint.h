@@ -70,7 +70,7 @@ class WebhookEndpoint {
   Histogram& ack_latency_;
   LogRateLimiter warnings_;
   // runsync_webhook_events_total series, looked up once: [event][result].
-  std::array<std::array<Counter*, 6>, 7> events_{};
+  std::array<std::array<Counter*, 6>, kEventKindCount> events_{};
 };
 
 }  // namespace runsync
