@@ -151,7 +151,7 @@ void Poller::list_runs(const ProjectConfig& project, PollKind kind, CycleOutcome
                        std::unordered_set<std::int64_t>& listed) {
   list_pages(listing("get_runs", project.id, kind), out,
              [&](const ApiResponse& response, std::int64_t at) -> StatusOr<ListedPage> {
-               auto page = observe_runs_page(response.body, at, Source::kPoll);
+               auto page = observe_runs_page(response.body, project.id, at, Source::kPoll);
                if (!page) {
                  return Status::error("get_runs: " + describe({ApiErrorKind::kBadResponse,
                                                                response.http_status, page.message(),
