@@ -273,7 +273,27 @@ struct App::Impl {
     config.log.level = fresh->log.level;
     logger->info("reloaded secrets and log level ({}){}", fresh->log.level,
                  client ? "; later TestRail requests carry the reloaded API key" : "");
+    reload_retention(fresh->retention);
     (void)notifier.ready();
+  }
+
+  // A changed [retention] takes effect at the pruner's next round.
+  void reload_retention(const Config::Retention& fresh) {
+    const Config::Retention& old = config.retention;
+    if (fresh.interval == old.interval && fresh.webhook_events == old.webhook_events &&
+        fresh.poll_cycles == old.poll_cycles && fresh.run_changes == old.run_changes) {
+      return;
+    }
+    config.retention = fresh;
+    if (pruner) pruner->reconfigure(fresh);
+    auto window = [](std::chrono::milliseconds w) {
+      return w.count() == 0 ? std::string("for ever") : render_duration(w);
+    };
+    logger->info(
+        "reloaded retention: every {}, keeping webhook_events {}, poll_cycles {}, "
+        "run_changes {}",
+        render_duration(fresh.interval), window(fresh.webhook_events), window(fresh.poll_cycles),
+        window(fresh.run_changes));
   }
 
   void shutdown(int signo) {
