@@ -326,6 +326,7 @@ int cmd_status(const std::string& path, bool as_json) {
     j["outbox_oldest_pending_at_iso"] = iso_json(r.oldest_pending_at);
     j["database_file_bytes"] = r.file_bytes;
     j["database_free_bytes"] = r.free_bytes;
+    j["wal_file_bytes"] = r.wal_bytes;
     j["oldest_webhook_at"] = time_json(r.oldest_webhook_at);
     j["oldest_webhook_at_iso"] = iso_json(r.oldest_webhook_at);
     const std::optional<std::int64_t> oldest_hint =
@@ -339,7 +340,8 @@ int cmd_status(const std::string& path, bool as_json) {
   } else {
     std::cout << "database: " << config->storage.path << " (schema " << r.schema_version << ")\n";
     std::cout << "database file: " << r.file_bytes << " bytes, " << r.free_bytes
-              << " of them free pages (reused before the file grows)\n";
+              << " of them free pages (reused before the file grows); WAL file: " << r.wal_bytes
+              << " bytes\n";
     std::cout << "oldest webhook kept: "
               << (r.oldest_webhook_at ? ago(*r.oldest_webhook_at) : std::string("none")) << "\n";
     std::cout << "runs:";

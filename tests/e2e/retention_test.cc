@@ -61,9 +61,11 @@ TEST(RetentionE2E, ServePrunesTheJournalInTheBackground) {
   const auto j = nlohmann::json::parse(status.out);
   EXPECT_GT(j.at("database_file_bytes").get<std::int64_t>(), 0);
   EXPECT_GE(j.at("database_free_bytes").get<std::int64_t>(), 0);
+  EXPECT_GE(j.at("wal_file_bytes").get<std::int64_t>(), 0);
   EXPECT_TRUE(j.at("oldest_webhook_at").is_number_integer()) << status.out;
   auto text = run_command({RUNSYNC_BINARY, "status", "--config", config});
   EXPECT_NE(text.out.find("database file: "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("; WAL file: "), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("oldest webhook kept: "), std::string::npos) << text.out;
 
   daemon.signal(SIGTERM);

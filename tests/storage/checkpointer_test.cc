@@ -2,6 +2,7 @@
 // start over, against real SQLite files.
 #include "storage/checkpointer.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -209,6 +210,51 @@ TEST(Checkpointer, HoldsABusyWriterOffSoThatTheWalStartsOver) {
   EXPECT_GE(wal_restarts_salt(path) - first_salt, 2u);
   checkpointer.value().reset();
   store.reset();
+}
+
+// A burst leaves a large -wal file; once the writer is quiet the
+// checkpointer truncates it, and everything written is in the database.
+TEST(Checkpointer, TruncatesTheWalOnceABurstIsOver) {
+  TempDir dir;
+  const std::string path = dir.file("c.db");
+  std::unique_ptr<Store> store = open_checkpointed_elsewhere(path);
+  ASSERT_NE(store, nullptr);
+  auto wal_bytes = [&] {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(path + "-wal", ec);
+    return ec ? std::uintmax_t{0} : n;
+  };
+  // The burst: 16 MiB of deliveries in one transaction.
+  constexpr int kDeliveries = 4000;
+  const std::string padding(4096, 'x');
+  ASSERT_TRUE(store->begin().is_ok());
+  for (int n = 0; n < kDeliveries; ++n) {
+    WebhookDelivery d = delivery(n);
+    d.body += padding;
+    ASSERT_TRUE(store->journal().apply(d).is_ok());
+  }
+  ASSERT_TRUE(store->commit().is_ok());
+  ASSERT_GT(wal_bytes(), 16u << 20);
+
+  auto gate = std::make_shared<WriteGate>();
+  Checkpointer::Options checkpoint_options;
+  checkpoint_options.interval = 10ms;
+  checkpoint_options.gate = gate;
+  auto checkpointer = Checkpointer::start(path, checkpoint_options);
+  ASSERT_TRUE(checkpointer.is_ok()) << checkpointer.message();
+  Writer::Options writer_options;
+  writer_options.gate = gate;
+  Writer writer(std::move(store), writer_options);
+  const bool truncated = wait_until([&] { return wal_bytes() < (8u << 20); }, 30s);
+  EXPECT_TRUE(truncated) << wal_bytes() << " bytes in the WAL";
+  EXPECT_EQ(checkpointer.value()->last_error(), "");
+  // The WAL takes writes again after it.
+  EXPECT_TRUE(writer.run([](Store& s) { return s.journal().apply(delivery(kDeliveries)).status(); })
+                  .is_ok());
+  writer.stop();
+  checkpointer.value().reset();
+  SQLite::Database read(path, SQLite::OPEN_READONLY);
+  EXPECT_EQ(read.execAndGet("SELECT count(*) FROM webhook_events").getInt64(), kDeliveries + 1);
 }
 
 // Caps the size of files this process writes (RLIMIT_FSIZE, soft limit
