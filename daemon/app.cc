@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/outbox_command.h"
+#include "daemon/database_health.h"
 #include "daemon/hint_endpoint.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
@@ -406,6 +407,7 @@ struct App::Impl {
       }
     }
     writer = std::make_unique<Writer>(std::move(store).value(), wopts);
+    watch_database_writes(*writer, config.storage.path, metrics, logger, unix_now);
     Histogram& commit_latency = metrics.histogram("runsync_db_commit_seconds",
                                                   "Time to commit one batch of writes");
     Counter& batches = metrics.counter("runsync_db_commits_total", "Write transactions committed");

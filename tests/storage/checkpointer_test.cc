@@ -22,11 +22,13 @@
 #include "storage/store.h"
 #include "storage/write_gate.h"
 #include "storage/writer.h"
+#include "support/file_size_cap.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
 namespace {
 
+using runsync::testing::FileSizeCap;
 using runsync::testing::TempDir;
 using runsync::testing::wait_until;
 using namespace std::chrono_literals;
@@ -256,34 +258,6 @@ TEST(Checkpointer, TruncatesTheWalOnceABurstIsOver) {
   SQLite::Database read(path, SQLite::OPEN_READONLY);
   EXPECT_EQ(read.execAndGet("SELECT count(*) FROM webhook_events").getInt64(), kDeliveries + 1);
 }
-
-// Caps the size of files this process writes (RLIMIT_FSIZE, soft limit
-// only) and ignores SIGXFSZ, so that a write past the cap fails with EFBIG
-// instead of killing the process; both restored on destruction.
-class FileSizeCap {
- public:
-  explicit FileSizeCap(rlim_t bytes) {
-    getrlimit(RLIMIT_FSIZE, &saved_);
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    sigaction(SIGXFSZ, &ignore, &saved_action_);
-    rlimit capped = saved_;
-    capped.rlim_cur = bytes;
-    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &capped), 0);
-  }
-  void lift() {
-    if (lifted_) return;
-    lifted_ = true;
-    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &saved_), 0);
-    sigaction(SIGXFSZ, &saved_action_, nullptr);
-  }
-  ~FileSizeCap() { lift(); }
-
- private:
-  rlimit saved_{};
-  struct sigaction saved_action_ {};
-  bool lifted_ = false;
-};
 
 // A checkpoint the disk refuses (here the file-size limit keeps it from
 // growing the database file) is reported with SQLite's message, counted,
