@@ -165,8 +165,8 @@ StatusOr<ListPage> parse_list_page(std::string_view body, const char* key) {
 
 }  // namespace
 
-StatusOr<ObservedRunsPage> observe_runs_page(std::string_view body, std::int64_t observed_at,
-                                             Source source) {
+StatusOr<ObservedRunsPage> observe_runs_page(std::string_view body, std::int64_t project_id,
+                                             std::int64_t observed_at, Source source) {
   auto page = parse_runs_page(body);
   if (!page) return page.status();
   ObservedRunsPage out;
@@ -179,6 +179,8 @@ StatusOr<ObservedRunsPage> observe_runs_page(std::string_view body, std::int64_t
       out.run_error = obs.message();
       break;
     }
+    const auto& listed_in = obs->get(Field::kProjectId);
+    if (!listed_in || is_null(*listed_in)) obs->set(Field::kProjectId, Value{project_id});
     out.observations.push_back(std::move(obs).value());
   }
   return out;

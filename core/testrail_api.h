@@ -84,10 +84,15 @@ struct ObservedRunsPage {
 };
 
 // parse_runs_page(body), then observation_from_api_run(run, observed_at,
-// source) for each run in order. On a page error the Status carries
-// parse_runs_page's message; on a run error `run_error` is set.
-StatusOr<ObservedRunsPage> observe_runs_page(std::string_view body, std::int64_t observed_at,
-                                             Source source);
+// source) for each run in order. The page is project `project_id`'s
+// listing (get_runs/{project_id}), so a run that carries no project_id
+// (absent or null, as some servers' and recorded answers have it) is
+// observed in that project, and is polled, refreshed and judged for
+// deletion with its runs; a run's own project_id is kept. On a page error
+// the Status carries parse_runs_page's message; on a run error `run_error`
+// is set.
+StatusOr<ObservedRunsPage> observe_runs_page(std::string_view body, std::int64_t project_id,
+                                             std::int64_t observed_at, Source source);
 
 // The same for get_plans (key `plans`).
 StatusOr<PlansPage> parse_plans_page(std::string_view body);

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/outbox_command.h"
+#include "daemon/database_health.h"
 #include "daemon/ingest/hint_endpoint.h"
 #include "daemon/http/http_server.h"
 #include "daemon/metrics.h"
@@ -262,7 +263,27 @@ struct App::Impl {
     config.log.level = fresh->log.level;
     logger->info("reloaded secrets and log level ({}){}", fresh->log.level,
                  client ? "; later TestRail requests carry the reloaded API key" : "");
+    reload_retention(fresh->retention);
     (void)notifier.ready();
+  }
+
+  // A changed [retention] takes effect at the pruner's next round.
+  void reload_retention(const Config::Retention& fresh) {
+    const Config::Retention& old = config.retention;
+    if (fresh.interval == old.interval && fresh.webhook_events == old.webhook_events &&
+        fresh.poll_cycles == old.poll_cycles && fresh.run_changes == old.run_changes) {
+      return;
+    }
+    config.retention = fresh;
+    if (pruner) pruner->reconfigure(fresh);
+    auto window = [](std::chrono::milliseconds w) {
+      return w.count() == 0 ? std::string("for ever") : render_duration(w);
+    };
+    logger->info(
+        "reloaded retention: every {}, keeping webhook_events {}, poll_cycles {}, "
+        "run_changes {}",
+        render_duration(fresh.interval), window(fresh.webhook_events), window(fresh.poll_cycles),
+        window(fresh.run_changes));
   }
 
   void shutdown(int signo) {
@@ -388,6 +409,7 @@ struct App::Impl {
       }
     }
     writer = std::make_unique<Writer>(std::move(store).value(), wopts);
+    watch_database_writes(*writer, config.storage.path, metrics, logger, unix_now);
     Histogram& commit_latency = metrics.histogram("runsync_db_commit_seconds",
                                                   "Time to commit one batch of writes");
     Counter& batches = metrics.counter("runsync_db_commits_total", "Write transactions committed");

@@ -21,6 +21,7 @@
 #include "storage/writer.h"
 #include "storage/database.h"
 #include "storage/report.h"
+#include "storage/write_health.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -279,6 +280,11 @@ int cmd_status(const std::string& path, bool as_json) {
   if (Status room = check_room_to_write(config->storage.path); !room.is_ok()) {
     problems.push_back("the database cannot take writes: " + room.message());
   }
+  const std::optional<WriteFailure> write_failure = read_write_failure(config->storage.path);
+  if (write_failure) {
+    problems.push_back("the database stopped taking writes since " + ago(write_failure->since) +
+                       ": " + write_failure->error);
+  }
   if (!config->testrail.url.empty()) {
     for (const auto& p : config->projects) {
       auto it = std::find_if(r.polls.begin(), r.polls.end(),
@@ -324,6 +330,12 @@ int cmd_status(const std::string& path, bool as_json) {
     j["outbox_oldest_pending_at_iso"] = iso_json(r.oldest_pending_at);
     j["database_file_bytes"] = r.file_bytes;
     j["database_free_bytes"] = r.free_bytes;
+    j["wal_file_bytes"] = r.wal_bytes;
+    j["write_error"] = write_failure ? nlohmann::json(write_failure->error) : nlohmann::json();
+    j["write_error_since"] =
+        time_json(write_failure ? std::optional(write_failure->since) : std::nullopt);
+    j["write_error_since_iso"] =
+        iso_json(write_failure ? std::optional(write_failure->since) : std::nullopt);
     j["oldest_webhook_at"] = time_json(r.oldest_webhook_at);
     j["oldest_webhook_at_iso"] = iso_json(r.oldest_webhook_at);
     const std::optional<std::int64_t> oldest_hint =
@@ -337,7 +349,13 @@ int cmd_status(const std::string& path, bool as_json) {
   } else {
     std::cout << "database: " << config->storage.path << " (schema " << r.schema_version << ")\n";
     std::cout << "database file: " << r.file_bytes << " bytes, " << r.free_bytes
-              << " of them free pages (reused before the file grows)\n";
+              << " of them free pages (reused before the file grows); WAL file: " << r.wal_bytes
+              << " bytes\n";
+    std::cout << "database writes: "
+              << (write_failure
+                      ? "FAILING since " + ago(write_failure->since) + ": " + write_failure->error
+                      : std::string("no failure reported"))
+              << "\n";
     std::cout << "oldest webhook kept: "
               << (r.oldest_webhook_at ? ago(*r.oldest_webhook_at) : std::string("none")) << "\n";
     std::cout << "runs:";

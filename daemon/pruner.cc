@@ -17,16 +17,34 @@ Pruner::Pruner(PrunerOptions options, Writer& writer, Metrics& metrics, Logger l
   }
 }
 
-std::chrono::milliseconds Pruner::window(HistoryTable table) const {
+namespace {
+
+std::chrono::milliseconds window(const PrunerOptions& options, HistoryTable table) {
   switch (table) {
     case HistoryTable::kWebhookEvents:
-      return options_.webhook_events;
+      return options.webhook_events;
     case HistoryTable::kPollCycles:
-      return options_.poll_cycles;
+      return options.poll_cycles;
     case HistoryTable::kRunChanges:
-      return options_.run_changes;
+      return options.run_changes;
   }
   return std::chrono::milliseconds(0);
+}
+
+}  // namespace
+
+PrunerOptions Pruner::options() const {
+  std::lock_guard lock(mu_);
+  return options_;
+}
+
+void Pruner::reconfigure(const PrunerOptions& options) {
+  {
+    std::lock_guard lock(mu_);
+    options_ = options;
+    reconfigured_ = true;
+  }
+  wake_.notify_all();
 }
 
 bool Pruner::stopping() const {
@@ -36,8 +54,9 @@ bool Pruner::stopping() const {
 
 StatusOr<std::map<HistoryTable, std::int64_t>> Pruner::prune_once() {
   std::map<HistoryTable, std::int64_t> deleted;
+  const PrunerOptions options = this->options();
   for (const HistoryTable table : kHistoryTables) {
-    const auto keep = window(table);
+    const auto keep = window(options, table);
     if (keep.count() <= 0) continue;
     const std::int64_t cutoff =
         clock_() - std::chrono::duration_cast<std::chrono::seconds>(keep).count();
@@ -71,7 +90,7 @@ void Pruner::run() {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (!round) {
       logger_->warn("retention: {}; retrying in {} s", round.message(),
-                    std::chrono::duration_cast<std::chrono::seconds>(options_.interval).count());
+                    std::chrono::duration_cast<std::chrono::seconds>(options().interval).count());
     } else {
       auto rows = [&](HistoryTable t) {
         auto it = round->find(t);
@@ -86,8 +105,15 @@ void Pruner::run() {
             events, cycles, changes, seconds);
       }
     }
+    const auto ended = std::chrono::steady_clock::now();
     std::unique_lock lock(mu_);
-    wake_.wait_for(lock, options_.interval, [this] { return stop_; });
+    // A reconfigure() wakes the wait, which starts again with the new interval.
+    for (;;) {
+      reconfigured_ = false;
+      const auto next = ended + options_.interval;
+      const bool woken = wake_.wait_until(lock, next, [this] { return stop_ || reconfigured_; });
+      if (!woken || stop_) break;
+    }
   }
 }
 

@@ -4,8 +4,9 @@
 // flowing between batches. Logs one info line per round that deleted
 // something and counts the rows in runsync_retention_pruned_rows_total.
 //
-// Thread safety: run() on its own thread; stop() from any thread.
-// prune_once() is for tests and one-shot use, not concurrently with run().
+// Thread safety: run() on its own thread; stop() and reconfigure() from any
+// thread. prune_once() is for tests and one-shot use, not concurrently with
+// run().
 #pragma once
 
 #include <chrono>
@@ -47,11 +48,16 @@ class Pruner {
   void run();
   void stop();  // idempotent; run() returns after the batch in flight
 
+  // Takes new windows and a new interval (SIGHUP): the next round uses the
+  // windows, and comes `options.interval` after the last round ended (at
+  // once when that is past). A round in progress keeps the old windows.
+  void reconfigure(const PrunerOptions& options);
+  PrunerOptions options() const;
+
  private:
-  std::chrono::milliseconds window(HistoryTable table) const;
   bool stopping() const;
 
-  PrunerOptions options_;
+  PrunerOptions options_;  // guarded by mu_
   Writer& writer_;
   Logger logger_;
   UnixClock clock_;
@@ -59,6 +65,7 @@ class Pruner {
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stop_ = false;
+  bool reconfigured_ = false;  // guarded by mu_: run() is to recompute its wait
 };
 
 }  // namespace runsync

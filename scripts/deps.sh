@@ -1,20 +1,42 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages runsync builds, tests and packages with, and
-# those the README's commands use, when any is missing.
+# Installs the Debian 12 packages of the given sets when any is missing:
+#   serve  building the runsync binary, and curl and sqlite3 for the
+#          README's "Try it" (scripts/serve.sh)
+#   test   everything: serve's, the test suite's (Litestream included), the
+#          benchmarks' and the package's (scripts/test.sh, scripts/build.sh)
+# usage: deps.sh [serve|test]...   (no set: test)
 set -euo pipefail
-packages=(
-  # build
+serve=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev libsqlite3-dev libsqlitecpp-dev nlohmann-json3-dev
-  libspdlog-dev libtomlplusplus-dev libcli11-dev googletest libgtest-dev libgmock-dev
-  # the man page runsync(8), generated from `runsync --help`
-  help2man
-  # tests: the unit (systemd-analyze, systemd-sysusers, /bin/kill of ExecReload=)
-  # and the package (cpack's DEB generator needs file and dpkg-shlibdeps)
-  systemd procps file dpkg-dev lintian
+  libspdlog-dev libtomlplusplus-dev libcli11-dev
   # the README: sqlite3 and curl in "Try it"
   sqlite3 curl
 )
+test=(
+  "${serve[@]}"
+  googletest libgtest-dev libgmock-dev
+  # the man page runsync(8), generated from `runsync --help`, and man to
+  # render it
+  help2man man-db
+  # tests: the unit (systemd-analyze, systemd-sysusers, /bin/kill of ExecReload=)
+  # and the package (cpack's DEB generator needs file and dpkg-shlibdeps)
+  systemd procps file dpkg-dev lintian
+  # the alert rules: promtool
+  prometheus
+)
+[ $# -gt 0 ] || set -- test
+packages=()
+for set in "$@"; do
+  case $set in
+    serve) packages+=("${serve[@]}") ;;
+    test) packages+=("${test[@]}") ;;
+    *)
+      echo "runsync: deps.sh: unknown set '$set' (serve or test)" >&2
+      exit 2
+      ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,6 +51,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# Only the test set needs what follows.
+case " $* " in *" test "*) ;; *) exit 0 ;; esac
 
 # Litestream (README "Replicas and recovery"), for the tests that replicate,
 # lose and restore the database: the static v0.3.13 binary inside the npm

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "storage/database.h"
 
@@ -21,11 +22,15 @@ StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::start(const std::string& p
   if (!db) return db.status();
   auto impl = std::make_unique<Impl>();
   impl->db = std::move(db).value();
-  return std::unique_ptr<Checkpointer>(new Checkpointer(std::move(impl), std::move(options)));
+  return std::unique_ptr<Checkpointer>(
+      new Checkpointer(std::move(impl), std::move(options), path + "-wal"));
 }
 
-Checkpointer::Checkpointer(std::unique_ptr<Impl> impl, Options options)
-    : impl_(std::move(impl)), options_(std::move(options)), thread_([this] { loop(); }) {}
+Checkpointer::Checkpointer(std::unique_ptr<Impl> impl, Options options, std::string wal_path)
+    : impl_(std::move(impl)),
+      options_(std::move(options)),
+      wal_path_(std::move(wal_path)),
+      thread_([this] { loop(); }) {}
 
 Checkpointer::~Checkpointer() {
   {
@@ -41,11 +46,11 @@ std::string Checkpointer::last_error() const {
   return last_error_;
 }
 
-int Checkpointer::checkpoint(int& log_frames, int& done_frames) {
+int Checkpointer::checkpoint(int& log_frames, int& done_frames, int mode) {
   log_frames = 0;
   done_frames = 0;
-  const int rc = sqlite3_wal_checkpoint_v2(impl_->db->getHandle(), nullptr,
-                                           SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done_frames);
+  const int rc =
+      sqlite3_wal_checkpoint_v2(impl_->db->getHandle(), nullptr, mode, &log_frames, &done_frames);
   if (rc == SQLITE_OK) checkpoints_.fetch_add(1);
   if (rc == SQLITE_BUSY) return rc;  // someone was in the way: not a failure
   std::string error;
@@ -100,7 +105,8 @@ void Checkpointer::run_once() {
   int last_copied = 0;
   for (int pass = 0;; ++pass) {
     const int copied_before = done_frames;
-    int rc = checkpoint(log_frames, done_frames);
+    int rc = checkpoint(log_frames, done_frames, SQLITE_CHECKPOINT_PASSIVE);
+    if (pass == 0 && rc == SQLITE_OK && done_frames == log_frames) truncate_when_quiet(log_frames);
     if (!options_.gate || rc != SQLITE_OK || done_frames != log_frames ||
         log_frames < options_.restart_frames) {
       return;
@@ -112,12 +118,36 @@ void Checkpointer::run_once() {
     if (converged || pass + 1 == kMaxPasses) {
       const auto limit =
           log_frames / 4 >= options_.restart_frames ? options_.long_hold : options_.hold;
-      const bool held =
-          options_.gate->hold_while(limit, [&] { rc = checkpoint(log_frames, done_frames); });
+      const bool held = options_.gate->hold_while(
+          limit, [&] { rc = checkpoint(log_frames, done_frames, SQLITE_CHECKPOINT_PASSIVE); });
       if (held && rc == SQLITE_OK && done_frames == log_frames) held_checkpoints_.fetch_add(1);
       return;
     }
   }
+}
+
+void Checkpointer::truncate_when_quiet(int log_frames) {
+  const bool quiet = log_frames == last_log_frames_;
+  last_log_frames_ = log_frames;
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(wal_path_, ec);
+  if (!quiet || ec || static_cast<std::int64_t>(bytes) <= options_.truncate_above_bytes) return;
+  // Without waiting for a reader on an older snapshot: SQLITE_BUSY then, and
+  // the next quiet interval tries again.
+  sqlite3* handle = impl_->db->getHandle();
+  auto truncate = [&] {
+    sqlite3_busy_timeout(handle, 0);
+    int frames = 0;
+    int done = 0;
+    (void)checkpoint(frames, done, SQLITE_CHECKPOINT_TRUNCATE);
+    sqlite3_busy_timeout(handle, OpenOptions{}.busy_timeout_ms);
+  };
+  if (options_.gate) {
+    (void)options_.gate->hold_while(options_.hold, truncate);
+  } else {
+    truncate();
+  }
+  last_log_frames_ = -1;
 }
 
 void Checkpointer::loop() {

@@ -13,6 +13,13 @@
 // at its next interval, waiting up to Options::long_hold once the WAL is
 // four times the size that calls for a restart.
 //
+// SQLite reuses the -wal file from its start without shrinking it, so a
+// burst would leave it at the largest size it reached: once the writer has
+// been quiet for an interval with every frame copied, a WAL file larger than
+// Options::truncate_above_bytes is truncated to nothing (a TRUNCATE
+// checkpoint, with the writer held off through the gate and no wait for
+// readers; one in the way only puts it off to a later interval).
+//
 // A checkpoint that fails (a full disk, an I/O error; not SQLITE_BUSY, which
 // only means a reader or the writer was in the way) leaves the WAL growing
 // until one succeeds: Options::on_status is told, and the next interval
@@ -59,6 +66,8 @@ class Checkpointer {
     // restart_frames on, long_hold.
     std::chrono::milliseconds hold{100};
     std::chrono::milliseconds long_hold{1000};
+    // A -wal file above this size is truncated once the writer is quiet.
+    std::int64_t truncate_above_bytes = 4 << 20;
     // Called after every failed checkpoint with SQLite's message and how
     // many have failed in a row, and once after the first success that
     // follows failures, with an empty message and 0.
@@ -80,7 +89,8 @@ class Checkpointer {
 
   // Checkpoints performed, those that finished with the writer held off
   // (after which its next transaction starts the WAL over), those that
-  // failed, and the last error (empty once one succeeded again).
+  // failed, and the last error (empty once one succeeded again). Truncations
+  // of the -wal file count as checkpoints too.
   std::uint64_t checkpoints() const { return checkpoints_.load(); }
   std::uint64_t held_checkpoints() const { return held_checkpoints_.load(); }
   std::uint64_t failed_checkpoints() const { return failed_checkpoints_.load(); }
@@ -91,12 +101,15 @@ class Checkpointer {
 
  private:
   struct Impl;
-  Checkpointer(std::unique_ptr<Impl> impl, Options options);
+  Checkpointer(std::unique_ptr<Impl> impl, Options options, std::string wal_path);
   void loop();
   void run_once();  // checkpoints, and holds the writer off to finish if needed
-  // One PASSIVE checkpoint: the SQLite result, frames in the WAL and frames
-  // copied into the database.
-  int checkpoint(int& log_frames, int& done_frames);
+  // One checkpoint (PASSIVE unless `mode` says otherwise): the SQLite
+  // result, frames in the WAL and frames copied into the database.
+  int checkpoint(int& log_frames, int& done_frames, int mode);
+  // Truncates a -wal file over truncate_above_bytes whose frames are all in
+  // the database, if the writer has appended none since the last interval.
+  void truncate_when_quiet(int log_frames);
 
   std::unique_ptr<Impl> impl_;
   Options options_;
@@ -106,6 +119,8 @@ class Checkpointer {
   std::atomic<std::uint64_t> skipped_intervals_{0};
   std::uint64_t failed_in_a_row_ = 0;  // the checkpointer's thread only
   bool backstop_active_ = false;       // the checkpointer's thread only
+  int last_log_frames_ = -1;           // the checkpointer's thread only
+  std::string wal_path_;
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;

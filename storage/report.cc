@@ -160,6 +160,8 @@ StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t 
     std::error_code size_error;
     const auto size = std::filesystem::file_size(path, size_error);
     if (!size_error) r.file_bytes = static_cast<std::int64_t>(size);
+    const auto wal_size = std::filesystem::file_size(path + "-wal", size_error);
+    if (!size_error) r.wal_bytes = static_cast<std::int64_t>(wal_size);
     if (db.tableExists("outbox")) {
       SQLite::Statement outbox(db, "SELECT state, count(*) FROM outbox GROUP BY state");
       while (outbox.executeStep()) r.outbox_by_state[outbox.getColumn(0).getString()] = outbox.getColumn(1).getInt64();

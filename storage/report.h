@@ -47,6 +47,7 @@ struct MirrorReport {
   // of them are free pages, which new rows reuse before the file grows.
   std::int64_t file_bytes = 0;
   std::int64_t free_bytes = 0;
+  std::int64_t wal_bytes = 0;                     // the -wal file's size (0 when there is none)
   std::optional<std::int64_t> oldest_webhook_at;  // received_at of the oldest journal row
   // Refreshes TestRail webhook hints asked for that are not done yet, and
   // the oldest hint among them (unix ms).

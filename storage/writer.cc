@@ -65,6 +65,20 @@ void Writer::set_batch_observer(BatchObserver observer) {
   observer_ = std::move(observer);
 }
 
+void Writer::set_outcome_observer(OutcomeObserver observer) {
+  std::lock_guard lock(mu_);
+  outcome_observer_ = std::move(observer);
+}
+
+void Writer::observe_outcome(const Status& database) {
+  OutcomeObserver observer;
+  {
+    std::lock_guard lock(mu_);
+    observer = outcome_observer_;
+  }
+  if (observer) observer(database);
+}
+
 void Writer::stop() {
   {
     std::lock_guard lock(mu_);
@@ -115,6 +129,7 @@ Status Writer::sync_wal() {
 }
 
 void Writer::finish(Committed& c, const Status& batch) {
+  observe_outcome(batch);
   BatchObserver observer;
   {
     std::lock_guard lock(mu_);
@@ -168,6 +183,7 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
       failed_before = sync_failure_;
     }
     if (!failed_before.is_ok()) {
+      observe_outcome(failed_before);
       for (auto& item : batch) item.done(failed_before);
       return {};
     }
@@ -187,6 +203,7 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
   } inside(options_.gate.get());
   Status begun = store_->begin();
   if (!begun.is_ok()) {
+    observe_outcome(begun);
     for (auto& item : batch) item.done(begun);
     return {};
   }
@@ -208,6 +225,7 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
     }
     begun = store_->begin();
     if (!begun.is_ok()) {
+      observe_outcome(begun);
       for (auto& item : batch) item.done(begun);
       return {};
     }

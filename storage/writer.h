@@ -55,6 +55,11 @@ class Writer {
   using Done = std::function<void(const Status&)>;
   // Observes each committed batch: job count and seconds the commit took.
   using BatchObserver = std::function<void(std::size_t jobs, double commit_seconds)>;
+  // Observes whether the database took each batch: ok once it is durable,
+  // else the error of its BEGIN, COMMIT or WAL sync (a job's own error is
+  // not the database's and is not observed). Called on the writer or the
+  // sync thread; must be quick and thread-safe.
+  using OutcomeObserver = std::function<void(const Status& database)>;
 
   struct Options {
     std::size_t queue_capacity = 8192;  // try_submit refuses beyond this
@@ -96,6 +101,7 @@ class Writer {
 
   std::size_t depth() const;
   void set_batch_observer(BatchObserver observer);
+  void set_outcome_observer(OutcomeObserver observer);
 
   // Finishes every queued job, commits, and joins the thread. Jobs submitted
   // after stop() are refused. Idempotent.
@@ -118,6 +124,7 @@ class Writer {
   Status sync_wal();  // options_.wal_sync->sync(), recording a failure
   // Runs the completions of a batch that is durable (or failed) now.
   void finish(Committed& c, const Status& batch);
+  void observe_outcome(const Status& database);
   // Runs the batch; returns how long its COMMIT took.
   std::chrono::microseconds run_batch(std::deque<Item>& batch);
 
@@ -133,6 +140,7 @@ class Writer {
   std::size_t wake_at_ = 0;
   bool stopping_ = false;
   BatchObserver observer_;
+  OutcomeObserver outcome_observer_;
   // The sync thread's side, under mu_ too.
   std::condition_variable has_committed_;
   std::condition_variable sync_room_;

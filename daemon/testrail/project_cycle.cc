@@ -225,7 +225,8 @@ void ProjectCycle::list_runs(const ProjectConfig& project, PollKind kind, CycleO
                              std::unordered_set<std::int64_t>& listed) {
   list_pages(listing("get_runs", project.id, kind), out,
              [&](const ApiResponse& response) -> StatusOr<ListedPage> {
-               auto page = observe_runs_page(response.body, response.observed_at, Source::kPoll);
+               auto page =
+                   observe_runs_page(response.body, project.id, response.observed_at, Source::kPoll);
                if (!page) {
                  return Status::error("get_runs: " + ApiError{ApiErrorKind::kBadResponse,
                                                               response.http_status, page.message(),

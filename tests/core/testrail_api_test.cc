@@ -372,6 +372,8 @@ std::string nested(int depth) {
          std::string(static_cast<std::size_t>(depth), ']');
 }
 
+constexpr std::int64_t kProject = 7;  // the project whose get_runs the pages answer
+
 std::vector<std::int64_t> ids_of(const ObservedRunsPage& page) {
   std::vector<std::int64_t> ids;
   for (const auto& o : page.observations) ids.push_back(o.run_id);
@@ -428,7 +430,7 @@ TEST(ObserveRunsPage, WellFormedPagesOfEitherShape) {
       {"\xEF\xBB\xBF[{\"id\":1}]", {1}, std::nullopt, true},  // a byte order mark is skipped
   };
   for (const auto& c : cases) {
-    auto page = observe_runs_page(c.body, 77, Source::kPoll);
+    auto page = observe_runs_page(c.body, kProject, 77, Source::kPoll);
     ASSERT_TRUE(page.is_ok()) << c.body << ": " << page.message();
     EXPECT_EQ(ids_of(*page), c.ids) << c.body;
     EXPECT_EQ(page->next, c.next) << c.body;
@@ -441,7 +443,7 @@ TEST(ObserveRunsPage, WellFormedPagesOfEitherShape) {
   }
 
   // Each run is what observation_from_api_run makes of it.
-  auto page = observe_runs_page(runs.dump(), 77, Source::kApi);
+  auto page = observe_runs_page(runs.dump(), kProject, 77, Source::kApi);
   ASSERT_TRUE(page.is_ok()) << page.message();
   ASSERT_EQ(page->observations.size(), 4u);
   const Observation& o = page->observations[1];
@@ -455,7 +457,8 @@ TEST(ObserveRunsPage, WellFormedPagesOfEitherShape) {
   EXPECT_EQ(page->observations[2].state, StateClaim::kNone);
   EXPECT_EQ(page->observations[3].state, StateClaim::kActive);
   EXPECT_EQ(page->observations[3].get(Field::kMilestoneId), Value{});
-  auto dup = observe_runs_page(R"([{"id":"x","id":5,"name":1,"name":"ok"}])", 1, Source::kPoll);
+  auto dup =
+      observe_runs_page(R"([{"id":"x","id":5,"name":1,"name":"ok"}])", kProject, 1, Source::kPoll);
   ASSERT_TRUE(dup.is_ok());
   EXPECT_EQ(dup->observations[0].get(Field::kName), Value{std::string("ok")});
 }
@@ -491,7 +494,7 @@ TEST(ObserveRunsPage, PageErrorsNameTheProblem) {
       {nested(40), deep},
   };
   for (const auto& c : cases) {
-    auto page = observe_runs_page(c.body, 1, Source::kPoll);
+    auto page = observe_runs_page(c.body, kProject, 1, Source::kPoll);
     ASSERT_FALSE(page.is_ok()) << c.body;
     EXPECT_EQ(page.message(), c.error) << c.body;
   }
@@ -523,13 +526,13 @@ TEST(ObserveRunsPage, RunErrorsKeepTheRunsBeforeThem) {
       {R"([{"id":1,"is_completed":2}])", "run.is_completed must be a boolean or null"},
   };
   for (const auto& c : cases) {
-    auto page = observe_runs_page(c.body, 1, Source::kPoll);
+    auto page = observe_runs_page(c.body, kProject, 1, Source::kPoll);
     ASSERT_TRUE(page.is_ok()) << c.body << ": " << page.message();
     EXPECT_EQ(page->run_error, c.error) << c.body;
     EXPECT_TRUE(page->observations.empty()) << c.body;
   }
 
-  auto page = observe_runs_page(R"({"runs":[{"id":1},{"id":2,"url":5},{"id":3}]})", 1,
+  auto page = observe_runs_page(R"({"runs":[{"id":1},{"id":2,"url":5},{"id":3}]})", kProject, 1,
                                 Source::kPoll);
   ASSERT_TRUE(page.is_ok()) << page.message();
   EXPECT_EQ(page->run_error, "run.url must be a string or null");
@@ -547,16 +550,40 @@ TEST(ObserveRunsPage, PagesOfAnySize) {
       runs.push_back(std::move(r));
       want.push_back(i + 1);
     }
-    auto page = observe_runs_page(json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump(), 1,
-                                  Source::kPoll);
+    auto page = observe_runs_page(json{{"runs", runs}, {"_links", {{"next", nullptr}}}}.dump(),
+                                  kProject, 1, Source::kPoll);
     ASSERT_TRUE(page.is_ok()) << page.message();
     EXPECT_EQ(ids_of(*page), want);
   }
   json huge = example_run();
   huge["description"] = std::string(9u << 20, 'h');
-  auto page = observe_runs_page(json::array({huge}).dump(), 1, Source::kPoll);
+  auto page = observe_runs_page(json::array({huge}).dump(), kProject, 1, Source::kPoll);
   ASSERT_TRUE(page.is_ok()) << page.message();
   EXPECT_EQ(page->observations[0].get(Field::kDescription), Value{std::string(9u << 20, 'h')});
+}
+
+// A run the listing of project P holds belongs to P, whatever the run object
+// says of its project: an absent or null project_id is observed as P; a run's
+// own project_id is kept.
+TEST(ObserveRunsPage, ARunWithoutProjectIdBelongsToTheListingsProject) {
+  struct Case {
+    std::string run;
+    std::int64_t project;
+  };
+  const std::vector<Case> cases = {
+      {R"({"id":1,"name":"no project_id"})", kProject},
+      {R"({"id":2,"project_id":null})", kProject},
+      {R"({"id":3,"project_id":9})", 9},
+      {R"({"id":4,"project_id":7})", kProject},
+  };
+  for (const auto& c : cases) {
+    for (const std::string& body : {"[" + c.run + "]", R"({"runs":[)" + c.run + "]}"}) {
+      auto page = observe_runs_page(body, kProject, 1, Source::kPoll);
+      ASSERT_TRUE(page.is_ok()) << body << ": " << page.message();
+      ASSERT_EQ(page->observations.size(), 1u) << body;
+      EXPECT_EQ(page->observations[0].get(Field::kProjectId), Value{c.project}) << body;
+    }
+  }
 }
 
 }  // namespace

@@ -219,6 +219,26 @@ TEST_F(PollerTest, AnUnreadablePageFailsTheCycleAsABadResponse) {
   EXPECT_EQ(count("SELECT count(*) FROM runs"), 3);  // the first page was applied
 }
 
+// A run in project 1's listing without project_id (as recorded get_runs
+// answers have them) is stored in project 1, so the next cycle that no
+// longer lists it refreshes it and marks it deleted.
+TEST_F(PollerTest, ARunListedWithoutProjectIdBelongsToTheProjectPolled) {
+  start(/*max_read_attempts=*/1);
+  FakeTestRail::Fault fault;
+  fault.status = 200;
+  fault.body = R"({"runs":[{"id":42,"name":"no project_id","is_completed":false}],)"
+               R"("_links":{"next":null}})";
+  fault.uri_contains = "get_runs";
+  fake_.push_fault(fault);
+  ASSERT_FALSE(cycle(PollKind::kFull).error);
+  EXPECT_EQ(count("SELECT project_id FROM runs WHERE run_id = 42"), 1);
+
+  const CycleOutcome again = cycle(PollKind::kFull);  // the fake never had run 42
+  ASSERT_FALSE(again.error) << *again.error;
+  EXPECT_EQ(fake_.count("get_run"), 1);
+  EXPECT_EQ(text("SELECT state FROM runs WHERE run_id = 42"), "deleted");
+}
+
 TEST_F(PollerTest, AFailedPlanFetchDeletesNothing) {
   start(1);
   add_runs(2);

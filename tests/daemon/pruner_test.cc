@@ -114,5 +114,26 @@ TEST_F(PrunerTest, RunsOnScheduleAndStops) {
   EXPECT_EQ(rows("webhook_events"), 1);
 }
 
+// A reload (SIGHUP) hands new options to the running pruner: a shorter
+// interval brings the next round forward, new windows apply to it.
+TEST_F(PrunerTest, ReconfigureTakesEffectWithoutWaitingOutTheOldInterval) {
+  history(10, 40, 1);
+  PrunerOptions options;
+  options.interval = std::chrono::hours(1);
+  auto p = pruner(options);
+  std::thread t([&] { p->run(); });
+  ASSERT_TRUE(wait_until([&] { return pruned("webhook_events") == 9; }, 10s));
+  history(10, 10, 100);  // inside the 30 days
+  PrunerOptions shorter = options;
+  shorter.interval = 100ms;
+  shorter.webhook_events = std::chrono::hours(24 * 5);
+  p->reconfigure(shorter);
+  EXPECT_TRUE(wait_until([&] { return pruned("webhook_events") == 19; }, 10s));
+  EXPECT_EQ(p->options().interval, 100ms);
+  p->stop();
+  t.join();
+  EXPECT_EQ(rows("webhook_events"), 1);
+}
+
 }  // namespace
 }  // namespace runsync

@@ -697,7 +697,7 @@ TEST_F(FakeServerTest, AnswerBodiesAreWhatWasSent) {
   }
   auto page = client.get("get_runs/1");
   ASSERT_TRUE(page.ok());
-  auto observed = observe_runs_page(page->body, 1, Source::kPoll);
+  auto observed = observe_runs_page(page->body, 1, 1, Source::kPoll);
   ASSERT_TRUE(observed.is_ok()) << observed.message();
   EXPECT_EQ(observed->observations.size(), 250u);
 }

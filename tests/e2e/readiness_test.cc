@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <nlohmann/json.hpp>
+
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -67,6 +69,61 @@ TEST_F(ReadinessTest, ReadyzIs503WhileWritesFailAnd200OnceTheySucceed) {
   EXPECT_TRUE(wait_until([&] { return client.get("/readyz").status == 200; }, 20s));
   EXPECT_EQ(client.post("/webhook", deleted_event(2)).status, 200);
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 1);
+}
+
+// A write the disk refuses reaches `runsync status` (exit 1, with the
+// error) and the metrics, and both clear once a write succeeds again. The
+// files may not grow past 8 KiB from outside: the WAL's next frames and the
+// database's pages fail; the health file (4 KiB) is rewritten in place.
+TEST_F(ReadinessTest, StatusAndMetricsSeeAFailedWrite) {
+  const std::string cfg = write_config();
+  ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", cfg}, dir_.file("serve.log"));
+  const unsigned short port = wait_for_listen_port(daemon);
+  ASSERT_NE(port, 0) << daemon.log();
+  TestHttpClient client(port);
+  ASSERT_EQ(client.post("/webhook", deleted_event(1)).status, 200);
+  auto healthy = run_command({RUNSYNC_BINARY, "status", "--config", cfg});
+  EXPECT_EQ(healthy.exit_code, 0) << healthy.out << healthy.err;
+  EXPECT_NE(healthy.out.find("database writes: no failure reported"), std::string::npos)
+      << healthy.out;
+  EXPECT_NE(client.get("/metrics").body.find("runsync_database_writes_failing 0"),
+            std::string::npos);
+
+  rlimit unlimited{};
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_FSIZE, nullptr, &unlimited), 0);
+  rlimit capped = unlimited;
+  capped.rlim_cur = 8192;
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_FSIZE, &capped, nullptr), 0);
+  EXPECT_EQ(client.post("/webhook", deleted_event(2)).status, 500);
+
+  auto text = run_command({RUNSYNC_BINARY, "status", "--config", cfg});
+  EXPECT_EQ(text.exit_code, 1) << text.out;
+  EXPECT_NE(text.out.find("database writes: FAILING since "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("disk I/O error"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("  - the database stopped taking writes since "), std::string::npos)
+      << text.out;
+  auto json = run_command({RUNSYNC_BINARY, "status", "--json", "--config", cfg});
+  EXPECT_EQ(json.exit_code, 1) << json.out;
+  const auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j.at("healthy"), false);
+  ASSERT_TRUE(j.at("write_error").is_string()) << json.out;
+  EXPECT_NE(j.at("write_error").get<std::string>().find("disk I/O error"), std::string::npos);
+  EXPECT_TRUE(j.at("write_error_since").is_number_integer()) << json.out;
+  const std::string metrics = client.get("/metrics").body;
+  EXPECT_NE(metrics.find("runsync_database_writes_failing 1"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("runsync_database_write_failures_total 0"), std::string::npos);
+  EXPECT_TRUE(wait_until([&] {
+    return daemon.log().find("writes to the database fail: ") != std::string::npos;
+  })) << daemon.log();
+
+  ASSERT_EQ(::prlimit(daemon.pid(), RLIMIT_FSIZE, &unlimited, nullptr), 0);
+  EXPECT_TRUE(
+      wait_until([&] { return client.post("/webhook", deleted_event(3)).status == 200; }, 20s));
+  auto recovered = run_command({RUNSYNC_BINARY, "status", "--json", "--config", cfg});
+  EXPECT_EQ(recovered.exit_code, 0) << recovered.out;
+  EXPECT_TRUE(nlohmann::json::parse(recovered.out).at("write_error").is_null()) << recovered.out;
+  EXPECT_NE(client.get("/metrics").body.find("runsync_database_writes_failing 0"),
+            std::string::npos);
 }
 
 // TestRail down: the poll fails, yet the daemon takes webhooks, so /readyz

@@ -1,9 +1,9 @@
 #!/bin/sh
 # `cpack -G DEB` builds a package with the Debian layout, the man page,
 # copyright and changelog, Debian's systemd and sysusers maintainer scripts
-# and the example config as a conffile, which lintian (when installed) passes
-# without an error or a warning. Exits 77 (skipped) without
-# dpkg-deb.
+# and the example config as a conffile, which lintian passes without an
+# error or a warning. Fails without dpkg-deb (dpkg) or lintian, which
+# scripts/deps.sh installs.
 #
 # usage: check_deb.sh BUILD_DIR WORK_DIR
 set -eu
@@ -12,10 +12,12 @@ build=$1
 work=$2
 fail=0
 
-if ! command -v dpkg-deb >/dev/null 2>&1; then
-    echo "SKIP: dpkg-deb not installed"
-    exit 77
-fi
+for tool in dpkg-deb:dpkg lintian:lintian; do
+    if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+        echo "FAIL: ${tool%%:*} not installed (Debian package ${tool#*:}: scripts/deps.sh test)"
+        exit 1
+    fi
+done
 
 check() {  # check DESCRIPTION COMMAND...
     what=$1
@@ -86,17 +88,13 @@ check "packaged unit runs /usr/bin/runsync" grep -qx \
     'ExecStart=/usr/bin/runsync serve --config /etc/runsync/runsync.toml' \
     "$work/root/usr/lib/systemd/system/runsync.service"
 
-# lintian, when installed: no error and no warning; no hardening tag either
-# (those are informational: -I shows them).
-if command -v lintian >/dev/null 2>&1; then
-    lintian -I --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1 || true
-    cat "$work/lintian.log"
-    check "lintian: no error, no warning" sh -c "! grep -Eq '^[EW]: ' '$work/lintian.log'"
-    check "lintian: hardening flags found" sh -c "! grep -q ' hardening-' '$work/lintian.log'"
-    check "lintian ran on the package" sh -c \
-        "! grep -Eqi 'command not found|^(error|fatal)' '$work/lintian.log'"
-else
-    echo "note: lintian not installed; package not linted"
-fi
+# lintian: no error and no warning; no hardening tag either (those are
+# informational: -I shows them).
+lintian -I --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1 || true
+cat "$work/lintian.log"
+check "lintian: no error, no warning" sh -c "! grep -Eq '^[EW]: ' '$work/lintian.log'"
+check "lintian: hardening flags found" sh -c "! grep -q ' hardening-' '$work/lintian.log'"
+check "lintian ran on the package" sh -c \
+    "! grep -Eqi 'command not found|^(error|fatal)' '$work/lintian.log'"
 
 exit $fail

@@ -2,8 +2,8 @@
 # The installed man page runsync(8) documents what the installed binary has:
 # a subsection for every subcommand `runsync --help` lists (and theirs, such
 # as `run add`), every long flag of each, and the exit status, environment,
-# files and configuration sections. Renders without groff warnings when man
-# is installed.
+# files and configuration sections. Renders without groff warnings (man,
+# from man-db, which scripts/deps.sh installs: fails without it).
 #
 # usage: check_man.sh PREFIX WORK_DIR   (PREFIX as left by check_install.sh)
 set -eu
@@ -72,7 +72,8 @@ if command -v man >/dev/null 2>&1; then
     check "man renders it without warnings" test ! -s "$work/warnings"
     cat "$work/warnings"
 else
-    echo "note: man not installed; rendering not checked"
+    echo "FAIL: man not installed (Debian package man-db: scripts/deps.sh test)"
+    fail=1
 fi
 
 exit $fail

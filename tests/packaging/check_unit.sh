@@ -1,8 +1,10 @@
 #!/bin/sh
 # The installed unit passes `systemd-analyze verify`, scores an exposure of at
 # most 2.0 with `systemd-analyze security`, does not restart after a
-# configuration error, and the sysusers file creates the service user. Needs no running systemd. Exits 77 (skipped) without
-# systemd-analyze.
+# configuration error, and the sysusers file creates the service user.
+# Needs no running systemd, but systemd-analyze and systemd-sysusers
+# (systemd), man (man-db) and /bin/kill (procps), which scripts/deps.sh
+# installs: it fails without them.
 #
 # usage: check_unit.sh PREFIX WORK_DIR   (PREFIX as left by check_install.sh)
 set -eu
@@ -11,10 +13,12 @@ prefix=$1
 work=$2
 max_exposure=2.0
 
-if ! command -v systemd-analyze >/dev/null 2>&1; then
-    echo "SKIP: systemd-analyze not installed"
-    exit 77
-fi
+for tool in systemd-analyze:systemd systemd-sysusers:systemd man:man-db /bin/kill:procps; do
+    if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+        echo "FAIL: ${tool%%:*} not installed (Debian package ${tool#*:}: scripts/deps.sh test)"
+        exit 1
+    fi
+done
 
 unit=$prefix/lib/systemd/system/runsync.service
 sysusers=$prefix/lib/sysusers.d/runsync.conf
@@ -38,24 +42,13 @@ unit_value() {  # unit_value UNIT KEY: every value of KEY=, one per line
 }
 
 # verify checks that every Exec*= binary exists: ExecStart's is the installed
-# one; ExecReload's /bin/kill comes from procps, which minimal containers lack.
+# one, ExecReload's /bin/kill comes from procps.
 checked=$unit
-if [ ! -x /bin/kill ]; then
-    echo "note: /bin/kill missing (procps not installed); verifying with ExecReload=/bin/true"
-    checked=$work/runsync.service
-    sed 's|^ExecReload=/bin/kill |ExecReload=/bin/true |' "$unit" >"$checked"
-fi
 
 # Any complaint about our unit fails the test, even with exit status 0 (verify
 # only warns about unknown or malformed settings).
 # Documentation=man:runsync(8) is looked up with man, in the prefix's man pages.
-if command -v man >/dev/null 2>&1; then
-    man_option=--man=yes
-else
-    echo "note: man not installed; Documentation=man: not checked"
-    man_option=--man=no
-fi
-if MANPATH=$prefix/share/man systemd-analyze verify "$man_option" "$checked" \
+if MANPATH=$prefix/share/man systemd-analyze verify --man=yes "$checked" \
     >"$work/verify.log" 2>&1; then
     verify_rc=0
 else
@@ -123,28 +116,24 @@ else
 fi
 
 # The sysusers file, applied to an empty root: a system user with its own group.
-if command -v systemd-sysusers >/dev/null 2>&1; then
-    mkdir -p "$work/root/etc"
-    if systemd-sysusers --root="$work/root" "$sysusers" >"$work/sysusers.log" 2>&1; then
-        entry=$(grep '^runsync:' "$work/root/etc/passwd" || true)
-        uid=$(echo "$entry" | cut -d: -f3)
-        gid=$(echo "$entry" | cut -d: -f4)
-        if [ -n "$entry" ] && [ "$uid" -lt 1000 ] &&
-            [ "$(echo "$entry" | cut -d: -f6-)" = "/var/lib/runsync:/usr/sbin/nologin" ] &&
-            grep -q "^runsync:x:$gid:" "$work/root/etc/group"; then
-            echo "ok:   sysusers creates $entry"
-        else
-            cat "$work/sysusers.log" "$work/root/etc/passwd" "$work/root/etc/group"
-            echo "FAIL: sysusers entry '$entry'"
-            fail=1
-        fi
+mkdir -p "$work/root/etc"
+if systemd-sysusers --root="$work/root" "$sysusers" >"$work/sysusers.log" 2>&1; then
+    entry=$(grep '^runsync:' "$work/root/etc/passwd" || true)
+    uid=$(echo "$entry" | cut -d: -f3)
+    gid=$(echo "$entry" | cut -d: -f4)
+    if [ -n "$entry" ] && [ "$uid" -lt 1000 ] &&
+        [ "$(echo "$entry" | cut -d: -f6-)" = "/var/lib/runsync:/usr/sbin/nologin" ] &&
+        grep -q "^runsync:x:$gid:" "$work/root/etc/group"; then
+        echo "ok:   sysusers creates $entry"
     else
-        cat "$work/sysusers.log"
-        echo "FAIL: systemd-sysusers --root"
+        cat "$work/sysusers.log" "$work/root/etc/passwd" "$work/root/etc/group"
+        echo "FAIL: sysusers entry '$entry'"
         fail=1
     fi
 else
-    echo "note: systemd-sysusers not installed; sysusers file not checked"
+    cat "$work/sysusers.log"
+    echo "FAIL: systemd-sysusers --root"
+    fail=1
 fi
 
 exit $fail

@@ -2,6 +2,7 @@
 // start over, against real SQLite files.
 #include "storage/checkpointer.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -21,11 +22,13 @@
 #include "storage/store.h"
 #include "storage/write_gate.h"
 #include "storage/writer.h"
+#include "support/file_size_cap.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
 namespace {
 
+using runsync::testing::FileSizeCap;
 using runsync::testing::TempDir;
 using runsync::testing::wait_until;
 using namespace std::chrono_literals;
@@ -211,33 +214,50 @@ TEST(Checkpointer, HoldsABusyWriterOffSoThatTheWalStartsOver) {
   store.reset();
 }
 
-// Caps the size of files this process writes (RLIMIT_FSIZE, soft limit
-// only) and ignores SIGXFSZ, so that a write past the cap fails with EFBIG
-// instead of killing the process; both restored on destruction.
-class FileSizeCap {
- public:
-  explicit FileSizeCap(rlim_t bytes) {
-    getrlimit(RLIMIT_FSIZE, &saved_);
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    sigaction(SIGXFSZ, &ignore, &saved_action_);
-    rlimit capped = saved_;
-    capped.rlim_cur = bytes;
-    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &capped), 0);
+// A burst leaves a large -wal file; once the writer is quiet the
+// checkpointer truncates it, and everything written is in the database.
+TEST(Checkpointer, TruncatesTheWalOnceABurstIsOver) {
+  TempDir dir;
+  const std::string path = dir.file("c.db");
+  std::unique_ptr<Store> store = open_checkpointed_elsewhere(path);
+  ASSERT_NE(store, nullptr);
+  auto wal_bytes = [&] {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(path + "-wal", ec);
+    return ec ? std::uintmax_t{0} : n;
+  };
+  // The burst: 16 MiB of deliveries in one transaction.
+  constexpr int kDeliveries = 4000;
+  const std::string padding(4096, 'x');
+  ASSERT_TRUE(store->begin().is_ok());
+  for (int n = 0; n < kDeliveries; ++n) {
+    WebhookDelivery d = delivery(n);
+    d.body += padding;
+    ASSERT_TRUE(store->journal().apply(d).is_ok());
   }
-  void lift() {
-    if (lifted_) return;
-    lifted_ = true;
-    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &saved_), 0);
-    sigaction(SIGXFSZ, &saved_action_, nullptr);
-  }
-  ~FileSizeCap() { lift(); }
+  ASSERT_TRUE(store->commit().is_ok());
+  ASSERT_GT(wal_bytes(), 16u << 20);
 
- private:
-  rlimit saved_{};
-  struct sigaction saved_action_ {};
-  bool lifted_ = false;
-};
+  auto gate = std::make_shared<WriteGate>();
+  Checkpointer::Options checkpoint_options;
+  checkpoint_options.interval = 10ms;
+  checkpoint_options.gate = gate;
+  auto checkpointer = Checkpointer::start(path, checkpoint_options);
+  ASSERT_TRUE(checkpointer.is_ok()) << checkpointer.message();
+  Writer::Options writer_options;
+  writer_options.gate = gate;
+  Writer writer(std::move(store), writer_options);
+  const bool truncated = wait_until([&] { return wal_bytes() < (8u << 20); }, 30s);
+  EXPECT_TRUE(truncated) << wal_bytes() << " bytes in the WAL";
+  EXPECT_EQ(checkpointer.value()->last_error(), "");
+  // The WAL takes writes again after it.
+  EXPECT_TRUE(writer.run([](Store& s) { return s.journal().apply(delivery(kDeliveries)).status(); })
+                  .is_ok());
+  writer.stop();
+  checkpointer.value().reset();
+  SQLite::Database read(path, SQLite::OPEN_READONLY);
+  EXPECT_EQ(read.execAndGet("SELECT count(*) FROM webhook_events").getInt64(), kDeliveries + 1);
+}
 
 // A checkpoint the disk refuses (here the file-size limit keeps it from
 // growing the database file) is reported with SQLite's message, counted,
