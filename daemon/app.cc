@@ -290,6 +290,9 @@ struct App::Impl {
     if (refresher) refresher->stop();
     if (poller) poller->stop();  // cancels waits and the request in flight
     if (pruner) pruner->stop();
+    // The worker records how its last command ended (pending again when it
+    // was not sent) before the writer stops taking writes.
+    if (outbox_thread.joinable()) outbox_thread.join();
     writer->stop();  // commits everything queued; answers are posted to this loop
     server->close_sessions();
     stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -460,8 +463,10 @@ struct App::Impl {
       } else {
         logger->warn("{}; `runsync status` will call a running poll interrupted", mark.message());
       }
+      OutboxWorker::Options outbox_options;
+      for (const auto& p : config.projects) outbox_options.projects.push_back(p.id);
       outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics,
-                                              logger, unix_now, OutboxWorker::Options{});
+                                              logger, unix_now, outbox_options);
     }
     // /readyz is about taking webhooks: the database's writes alone, not
     // polling, so a balancer keeps sending while TestRail is down.

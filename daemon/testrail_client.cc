@@ -207,7 +207,8 @@ ApiError TestRailClient::bad_response(const std::string& uri, const ApiResponse&
 }
 
 ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view uri,
-                                            std::string body, bool entity_lookup) {
+                                            std::string body, bool entity_lookup,
+                                            const BeforeSend& before_send) {
   const bool write = std::string_view(method) == "POST";
   const std::string path = api_path(uri);
   std::string base = options_.base_url;
@@ -262,7 +263,7 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
     HttpResult result;
     {
       std::unique_lock lock(transport_mu_);
-      if (stop_) {
+      if (stop_ || (before_send && !before_send())) {
         lock.unlock();
         return fail(stopped_error(attempt - 1));
       }
@@ -336,8 +337,9 @@ void TestRailClient::set_api_key(std::string api_key) {
 
 ApiResult<ApiResponse> TestRailClient::get(std::string_view uri) { return call("GET", uri, {}); }
 
-ApiResult<ApiResponse> TestRailClient::post(std::string_view uri, const nlohmann::json& body) {
-  return call("POST", uri, body.dump());
+ApiResult<ApiResponse> TestRailClient::post(std::string_view uri, const nlohmann::json& body,
+                                            const BeforeSend& before_send) {
+  return call("POST", uri, body.dump(), /*entity_lookup=*/false, before_send);
 }
 
 ApiResult<Fetched<nlohmann::json>> TestRailClient::get_run(std::int64_t run_id) {

@@ -238,9 +238,15 @@ class TestRailClient {
 
   // GET {uri}; the 2xx answer or the error.
   ApiResult<ApiResponse> get(std::string_view uri);
+  // Called before an attempt's request is written: after its request slot
+  // is taken and while no other request of this client is in flight.
+  // Returning false withdraws the call, which fails with kStopped having
+  // sent nothing in that attempt.
+  using BeforeSend = std::function<bool()>;
   // POST {uri} with `body` serialised; the 2xx answer (delete_run's is
-  // empty) or the error.
-  ApiResult<ApiResponse> post(std::string_view uri, const nlohmann::json& body);
+  // empty) or the error. `before_send`, when set, runs before each attempt.
+  ApiResult<ApiResponse> post(std::string_view uri, const nlohmann::json& body,
+                              const BeforeSend& before_send = {});
 
   // get_run/{run_id}: the run object. kNotFound when the run does not exist;
   // kBadResponse when the answer is not a JSON object.
@@ -268,7 +274,7 @@ class TestRailClient {
   // `entity_lookup`: get_run/get_plan, where a 400 saying the id "is not a
   // valid" entity means kNotFound.
   ApiResult<ApiResponse> call(const char* method, std::string_view uri, std::string body,
-                              bool entity_lookup = false);
+                              bool entity_lookup = false, const BeforeSend& before_send = {});
   std::chrono::milliseconds backoff(int retry_index);
   std::chrono::milliseconds retry_after(const HttpResponse& response) const;
   void emit(const ApiEvent& event) const;
