@@ -1,7 +1,7 @@
 #include "daemon/config.h"
 
 #include "core/testrail_hint.h"  // check_hint_pointer
-#include "daemon/http_client.h"  // parse_url
+#include "daemon/http_client.h"  // parse_url, ca_file_problem
 #include "daemon/secrets.h"
 
 #include <toml++/toml.h>
@@ -318,7 +318,7 @@ Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& lo
 Status read_testrail(const Section& s, Config::TestRail& testrail, KeyLocations& locations) {
   if (Status st =
           s.check_keys({"url", "user", "api_key_file", "poll_interval", "full_sync_interval",
-                        "request_timeout", "max_requests_per_minute"});
+                        "request_timeout", "max_requests_per_minute", "ca_file"});
       !st) {
     return st;
   }
@@ -341,6 +341,11 @@ Status read_testrail(const Section& s, Config::TestRail& testrail, KeyLocations&
     return st;
   }
   if (Status st = s.read_duration("request_timeout", testrail.request_timeout); !st) return st;
+  if (Status st = s.read_string("ca_file", testrail.ca_file); !st) return st;
+  if (s.find("ca_file")) {
+    if (testrail.ca_file.empty()) return s.error("ca_file", "must name a file of PEM certificates");
+    if (auto problem = ca_file_problem(testrail.ca_file)) return s.error("ca_file", *problem);
+  }
   return s.read_integer("max_requests_per_minute", 1, testrail.max_requests_per_minute);
 }
 

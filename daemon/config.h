@@ -54,6 +54,9 @@ struct Config {
     std::chrono::milliseconds full_sync_interval{3'600'000};
     std::chrono::milliseconds request_timeout{30'000};
     std::uint32_t max_requests_per_minute = 120;
+    // PEM certificates of further trusted CAs (a company CA), beside the
+    // system store; empty: the system store only.
+    std::string ca_file;
     std::string api_key;  // resolved; never logged
   } testrail;
 

@@ -85,6 +85,7 @@ std::string render_config(const Config& config) {
       << "\n"
       << "request_timeout = " << toml_string(render_duration(testrail.request_timeout)) << "\n"
       << "max_requests_per_minute = " << testrail.max_requests_per_minute << "\n";
+  if (!testrail.ca_file.empty()) out << "ca_file = " << toml_string(testrail.ca_file) << "\n";
   if (!testrail.api_key.empty()) {
     out << "# api_key = \"<redacted>\"\n";
   } else if (!testrail.url.empty()) {

@@ -226,9 +226,11 @@ OutboxWorker::Step OutboxWorker::execute_next() {
       }
       finish("pending", e.message, std::nullopt, std::nullopt);
       count(name, "retry");
-      logger_->error("outbox #{} {}: authentication failed ({}); check testrail.user and the API "
-                     "key; retrying in {} s", c.id, uri, e.describe(),
-                     std::chrono::duration_cast<std::chrono::seconds>(options_.config_retry).count());
+      logger_->error(
+          "outbox #{} {}: {} ({}){}; retrying in {} s", c.id, uri,
+          e.http_status == 0 ? "TLS certificate not trusted" : "authentication failed",
+          e.describe(), e.http_status == 0 ? "" : "; check testrail.user and the API key",
+          std::chrono::duration_cast<std::chrono::seconds>(options_.config_retry).count());
       retry_at_ = std::chrono::steady_clock::now() + options_.config_retry;
       return Step::kWait;
     case ApiErrorKind::kUnknownOutcome:

@@ -95,7 +95,10 @@ std::int64_t observation_time(const std::optional<std::int64_t>& server_date,
 
 void Poller::record_failure(CycleOutcome& out, std::string message, const ApiError* api) {
   if (!out.error) out.error = std::move(message);
-  if (api && api->kind == ApiErrorKind::kConfig) out.config_error = true;
+  if (api && api->kind == ApiErrorKind::kConfig) {
+    out.config_error = true;
+    out.tls_error = api->http_status == 0;  // an untrusted certificate, not credentials
+  }
 }
 
 void Poller::list_pages(const std::string& base, CycleOutcome& out, const PageHandler& take) {
@@ -370,10 +373,12 @@ void Poller::record(const CycleOutcome& out) {
              seconds_text(out.config_error ? config_retry_interval() : options_.poll_interval);
     }
     if (out.config_error) {
-      logger_->error(
-          "poll project {} ({}): FAILED, configuration error: {}; check testrail.user, the API "
-          "key and the user's access to the project{}",
-          out.project_id, kind, *out.error, next);
+      logger_->error("poll project {} ({}): FAILED, configuration error: {}{}{}", out.project_id,
+                     kind, *out.error,
+                     out.tls_error ? ""
+                                   : "; check testrail.user, the API key and the user's access "
+                                     "to the project",
+                     next);
     } else {
       logger_->warn(
           "poll project {} ({}): FAILED after {:.2f}s, {} pages, {} requests, {} changed: {}; "

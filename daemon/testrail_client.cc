@@ -148,6 +148,7 @@ std::unique_ptr<TestRailClient> TestRailClient::create(TestRailClientOptions opt
                                                        RateLimiter* shared_limiter) {
   HttpClientOptions http;
   http.timeout = options.request_timeout;
+  http.ca_file = options.ca_file;
   return std::unique_ptr<TestRailClient>(new TestRailClient(
       std::move(options), std::make_unique<HttpClient>(std::move(http)),
       std::make_unique<SteadyClientClock>(), std::move(observer), shared_limiter));
@@ -283,6 +284,20 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
                      err.message + " (the request may have been applied)", attempt});
       }
       if (err.cancelled || stop_) return fail(stopped_error(attempt));
+      if (!err.tls_verify_error.empty()) {
+        const std::string_view why = err.tls_verify_error;
+        const char* advice =
+            why.starts_with("unknown issuer")
+                ? "if TestRail's certificate comes from a private CA, name that CA's "
+                  "certificate in testrail.ca_file"
+            : why.starts_with("expired") || why.starts_with("not yet valid")
+                ? "TestRail's certificate must be renewed (or this machine's clock is wrong)"
+            : why.starts_with("host name mismatch")
+                ? "testrail.url must name a host the certificate is for"
+            : why.starts_with("cannot load") ? "fix testrail.ca_file"
+                                             : "check TestRail's certificate and testrail.ca_file";
+        return fail({ApiErrorKind::kConfig, 0, err.message + "; " + advice, attempt});
+      }
       last = {ApiErrorKind::kTransient, 0, err.message, attempt};
       wait = backoff(retries++);
     } else {

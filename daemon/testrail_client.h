@@ -79,8 +79,9 @@ class RateLimiter {
 };
 
 enum class ApiErrorKind {
-  // 401 or 403: credentials or permissions are wrong; retrying soon will
-  // not help (SPEC §5: log as a configuration error, retry slowly).
+  // 401 or 403: credentials or permissions are wrong; or (http_status 0)
+  // the server's TLS certificate is not trusted. Retrying soon will not
+  // help (SPEC §5: log as a configuration error, retry slowly).
   kConfig,
   // get_run/get_plan answered 400 "... is not a valid ...": the entity does
   // not exist (SPEC §6 rule 4).
@@ -187,6 +188,9 @@ struct TestRailClientOptions {
   std::chrono::seconds max_backoff{30};               // backoff: min(2^i s, this), jittered
   std::uint64_t jitter_seed = 0;                      // 0: seeded from std::random_device
   RequestPriority priority = RequestPriority::kRoutine;  // for every request of this client
+  // A PEM file of further trusted certificate authorities (testrail.ca_file);
+  // used by create()'s HttpClient.
+  std::string ca_file;
 };
 
 // A TestRail API client.
@@ -210,6 +214,9 @@ struct TestRailClientOptions {
 //   failed after any byte was written also fails with kUnknownOutcome; one
 //   whose transport failed before anything was sent is retried.
 // - 401/403: fail at once with kConfig; other 4xx at once with kRejected.
+// - A TLS certificate that fails verification: fail at once with kConfig
+//   (http_status 0), the message saying why (unknown issuer, expired, host
+//   name mismatch).
 // Every request, retries included, first takes a slot from the rate
 // limiter. When attempts run out the call fails with kTransient carrying
 // the last status and message.
