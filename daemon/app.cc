@@ -438,6 +438,8 @@ struct App::Impl {
     sopts.port = listen->port;
     sopts.max_body_bytes = config.webhook.max_body_bytes;
     sopts.max_connections = config.webhook.max_connections;
+    sopts.min_request_rate = config.webhook.min_request_rate;
+    sopts.min_rate_grace = config.webhook.min_rate_grace;
     check_open_file_limit(config.webhook.max_connections);
     if (!config.testrail.url.empty()) {
       limiter = std::make_unique<RateLimiter>(config.testrail.max_requests_per_minute,
@@ -485,6 +487,33 @@ struct App::Impl {
         logger->warn("request from {} refused ({}): {}{}", remote, status, reason, *note);
       }
     });
+    // Both series exist from the start, at 0.
+    Counter* shed_slow = &metrics.counter(
+        "runsync_http_connections_shed_total",
+        "Connections closed without an answer to keep the listener open, by reason",
+        {{"reason", "slow"}});
+    Counter* shed_at_cap = &metrics.counter(
+        "runsync_http_connections_shed_total",
+        "Connections closed without an answer to keep the listener open, by reason",
+        {{"reason", "at_cap"}});
+    server->set_shed_observer(
+        [this, shed_slow, shed_at_cap](const char* reason, const std::string& remote) {
+          const bool slow = std::string_view(reason) == "slow";
+          (slow ? shed_slow : shed_at_cap)->inc();
+          auto note = listener_warnings.admit(std::string("shed ") + reason);
+          if (!note) return;
+          if (slow) {
+            logger->warn(
+                "connection from {} closed: its request came slower than "
+                "webhook.min_request_rate{}",
+                remote, *note);
+          } else {
+            logger->warn(
+                "connection from {} closed to take a new one at webhook.max_connections: "
+                "its request had not passed the header checks{}",
+                remote, *note);
+          }
+        });
     server->set_accept_pause_observer([this](const std::string& error,
                                              std::chrono::milliseconds retry_in) {
       if (error.empty()) {

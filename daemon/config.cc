@@ -281,8 +281,9 @@ Status read_testrail_webhook(const Section& s, Config::TestRailWebhook& hints,
 constexpr std::uint32_t kMaxConnectionsLimit = 1048576;
 
 Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& locations) {
-  if (Status st = s.check_keys({"listen", "path", "secret_file", "signing_secret_file",
-                                "max_body_bytes", "queue_capacity", "max_connections"});
+  if (Status st =
+          s.check_keys({"listen", "path", "secret_file", "signing_secret_file", "max_body_bytes",
+                        "queue_capacity", "max_connections", "min_request_rate", "min_rate_grace"});
       !st) {
     return st;
   }
@@ -307,6 +308,13 @@ Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& lo
     return s.error("max_connections",
                    "must be at most " + std::to_string(kMaxConnectionsLimit) +
                        " (the kernel's default limit on open files per process)");
+  }
+  if (Status st = s.read_integer("min_request_rate", 0, webhook.min_request_rate); !st) return st;
+  if (Status st = s.read_duration("min_rate_grace", webhook.min_rate_grace); !st) return st;
+  if (webhook.min_rate_grace < std::chrono::seconds(1) ||
+      webhook.min_rate_grace > std::chrono::seconds(30)) {
+    return s.error("min_rate_grace",
+                   "must be between 1s and 30s (a request must arrive within 30 s anyway)");
   }
   if (s.find("secret_file")) locations.secrets.secret_file = s.location("secret_file");
   if (s.find("signing_secret_file")) {

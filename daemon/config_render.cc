@@ -71,7 +71,9 @@ std::string render_config(const Config& config) {
       << "signing_secret_file = " << toml_string(webhook.signing_secret_file) << "\n"
       << "max_body_bytes = " << webhook.max_body_bytes << "\n"
       << "queue_capacity = " << webhook.queue_capacity << "\n"
-      << "max_connections = " << webhook.max_connections << "\n";
+      << "max_connections = " << webhook.max_connections << "\n"
+      << "min_request_rate = " << webhook.min_request_rate << "\n"
+      << "min_rate_grace = " << toml_string(render_duration(webhook.min_rate_grace)) << "\n";
   if (!webhook.secret.empty()) out << "# secret = \"<redacted>\"\n";
   if (!webhook.signing_secret.empty()) out << "# signing_secret = \"<redacted>\"\n";
 
