@@ -37,6 +37,7 @@ TEST(CheckCommand, Table) {
   };
   const nlohmann::json none = nlohmann::json::object();
   const nlohmann::json named = {{"name", "n"}};
+  // clang-format off
   const Case cases[] = {
       {"add_run to a configured project", CommandKind::kAddRun, 4, {}, named, nullptr, ""},
       {"add_run to another project", CommandKind::kAddRun, 5, {}, named, nullptr,
@@ -58,6 +59,7 @@ TEST(CheckCommand, Table) {
       {"a negative project", CommandKind::kAddRun, -1, {}, named, nullptr,
        "add_run: target must be a positive project id"},
   };
+  // clang-format on
   for (const Case& k : cases) {
     OutboxCommand c;
     c.kind = k.kind;

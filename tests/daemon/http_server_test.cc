@@ -1,19 +1,17 @@
 // The HTTP listener on its own (no router): how sessions live and die.
 #include "daemon/http_server.h"
 
-#include <gtest/gtest.h>
-
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -147,7 +145,8 @@ class Listener {
   std::uint16_t port_ = 0;
 };
 
-const char* kAuthenticated = "POST /w HTTP/1.1\r\nHost: t\r\nx-secret: s\r\nContent-Length: 2\r\n\r\n{}";
+const char* kAuthenticated =
+    "POST /w HTTP/1.1\r\nHost: t\r\nx-secret: s\r\nContent-Length: 2\r\n\r\n{}";
 
 // Apache's MinRate: a header or body that comes slower than
 // min_request_rate after the grace is closed, a prompt request is served.

@@ -1,9 +1,8 @@
 // Which TLS certificates runsync trusts (testrail.ca_file), and a
 // certificate it does not trust as a configuration error: against a
 // loopback HTTPS server whose CA and certificate are made here.
-#include <gtest/gtest.h>
-
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <gtest/gtest.h>
 
 #include <string>
 
@@ -53,8 +52,8 @@ TEST(TlsTrust, AnUntrustedCertificateIsAConfigErrorSayingWhy) {
        "certificate verify failed (SSL routines): unknown issuer (unable to get local issuer "
        "certificate)",
        "name that CA's certificate in testrail.ca_file"},
-      {"expired", https({"127.0.0.1"}, true), true,
-       "expired (certificate has expired)", "TestRail's certificate must be renewed"},
+      {"expired", https({"127.0.0.1"}, true), true, "expired (certificate has expired)",
+       "TestRail's certificate must be renewed"},
       {"host name mismatch", https({"testrail.example"}), true,
        "host name mismatch (IP address mismatch)",
        "testrail.url must name a host the certificate is for"},
@@ -152,8 +151,8 @@ TEST(TlsTrust, CaFileIsValidatedRenderedAndLoadedBack) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.value);
-    const std::string file = dir.write(
-        "bad.toml", "[testrail]\nuser = \"u\"\nca_file = \"" + c.value + "\"\n");
+    const std::string file =
+        dir.write("bad.toml", "[testrail]\nuser = \"u\"\nca_file = \"" + c.value + "\"\n");
     auto bad = load_config(file, {});
     ASSERT_FALSE(bad.is_ok());
     EXPECT_EQ(bad.message().rfind(file + ":3:", 0), 0u) << bad.message();

@@ -2,13 +2,12 @@
 // complete.
 #include "storage/backup.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <chrono>
 #include <filesystem>
@@ -43,9 +42,10 @@ TEST(Backup, AKilledBackupLeavesNoFileUnderTheNameAndARerunSucceeds) {
     store.value().reset();
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     // About 40 MB, so that copying takes long enough to be killed midway.
-    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
-            "INSERT INTO webhook_events (received_at, delivery_key, event_name, body, result) "
-            "SELECT 500, 'k' || i, 'run.started', hex(randomblob(4000)), 'applied' FROM n");
+    db.exec(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
+        "INSERT INTO webhook_events (received_at, delivery_key, event_name, body, result) "
+        "SELECT 500, 'k' || i, 'run.started', hex(randomblob(4000)), 'applied' FROM n");
     rows = db.execAndGet("SELECT count(*) FROM webhook_events").getInt64();
   }
   const std::string dest = dir.file("copy.db");
