@@ -15,17 +15,32 @@
 // daemon did not start or stop, a normal request failed, a hostile client
 // saw a reset instead of its answer).
 //
+// With --trickle N it measures the other attack instead: N connections
+// (1,100 by default) that send their header one byte a second, each
+// reconnecting once the daemon closes it, against the default
+// max_connections (1,024) and min_request_rate. An authenticated sender
+// posts valid events, each over a new connection, first for --seconds
+// without the attack (the baseline), then for --seconds with it; its
+// latencies in both are printed, with how many trickling connections the
+// daemon closed.
+//
 // Usage: runsync_listener_bench [--connections 2000] [--body 1048576]
 //          [--waves 3] [--binary PATH]
+//        runsync_listener_bench --trickle 1100 [--seconds 30] [--binary PATH]
 // See bench/README.md.
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -69,12 +84,97 @@ struct Latencies {
   }
 };
 
+// Connections that send a never-ending header one byte a second each;
+// one the daemon closes is opened again on the next tick.
+class Tricklers {
+ public:
+  Tricklers(unsigned short port, std::size_t n) : port_(port), fds_(n, -1), sent_(n, 0) {}
+  ~Tricklers() {
+    for (int fd : fds_) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  // One byte on every connection; opens the closed ones.
+  void tick() {
+    static const std::string kHeader =
+        "POST /webhook HTTP/1.1\r\nHost: t\r\nX-Qase-Secret: wrong\r\nX-Padding: ";
+    for (std::size_t i = 0; i < fds_.size(); ++i) {
+      int& fd = fds_[i];
+      if (fd >= 0) {
+        char byte;
+        const ssize_t got = ::recv(fd, &byte, 1, MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN)) {
+          ::close(fd);
+          fd = -1;
+          ++closed_;
+        }
+      }
+      if (fd < 0) {
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(port_);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);  // completes later
+        sent_[i] = 0;
+        ++opened_;
+        continue;
+      }
+      const char next = sent_[i] < kHeader.size() ? kHeader[sent_[i]] : 'a';
+      if (::send(fd, &next, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) ++sent_[i];
+    }
+  }
+
+  std::size_t opened() const { return opened_; }
+  std::size_t closed() const { return closed_; }
+
+ private:
+  unsigned short port_;
+  std::vector<int> fds_;
+  std::vector<std::size_t> sent_;
+  std::size_t opened_ = 0;
+  std::size_t closed_ = 0;
+};
+
+// Valid events, each POSTed over a new connection, for `seconds`.
+Latencies authenticated_sender(unsigned short port, std::chrono::seconds seconds, int first_id) {
+  Latencies out;
+  const auto until = Clock::now() + seconds;
+  for (int i = first_id; Clock::now() < until; ++i) {
+    TestHttpClient client(port);
+    const std::string event = R"({"event_name":"run.started","timestamp":1650540069,)"
+                              R"("payload":{"id":)" +
+                              std::to_string(i) + R"(},"project_code":"ID"})";
+    const auto t0 = Clock::now();
+    auto r = client.post("/webhook", event, {{"X-Qase-Secret", "s3cret"}, {"Connection", "close"}});
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (r.status == 200) {
+      out.ms.push_back(ms);
+    } else if (out.failed++ == 0) {
+      out.first_failure = std::to_string(r.status) + " " + r.error + r.body;
+    }
+  }
+  return out;
+}
+
+// The value of a metric series in the daemon's /metrics, or -1.
+double scrape(unsigned short port, const std::string& series) {
+  TestHttpClient client(port);
+  const auto r = client.get("/metrics");
+  const auto at = r.body.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(r.body.substr(at + series.size() + 2));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::size_t connections = 2000;
   std::size_t body = 1024 * 1024;
   int waves = 3;
+  std::size_t trickle = 0;
+  int seconds_each = 30;
   std::string binary = RUNSYNC_BINARY;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -93,10 +193,15 @@ int main(int argc, char** argv) {
       waves = std::stoi(next());
     } else if (arg == "--binary") {
       binary = next();
+    } else if (arg == "--trickle") {
+      trickle = std::stoul(next());
+    } else if (arg == "--seconds") {
+      seconds_each = std::stoi(next());
     } else {
       std::fprintf(stderr,
                    "usage: runsync_listener_bench [--connections N] [--body BYTES] [--waves N] "
-                   "[--binary PATH]\n");
+                   "[--binary PATH]\n"
+                   "       runsync_listener_bench --trickle N [--seconds S] [--binary PATH]\n");
       return arg == "--help" ? 0 : 2;
     }
   }
@@ -135,6 +240,55 @@ int main(int argc, char** argv) {
   getloadavg(load, 3);
   std::printf("runsync_listener_bench: %s %s, %u CPUs, load %.2f; binary %s\n", host.sysname,
               host.release, std::thread::hardware_concurrency(), load[0], binary.c_str());
+  if (trickle > 0) {
+    std::printf(
+        "load: an authenticated sender, a new connection per valid POST, %d s alone, "
+        "then %d s beside %zu connections sending their header at 1 byte/s (each "
+        "reopened once closed); webhook.max_connections and min_request_rate default; "
+        "this process's fd limit %llu\n",
+        seconds_each, seconds_each, trickle, static_cast<unsigned long long>(fds.rlim_cur));
+    const long idle_kb = runsync::testing::proc_status_kb(pid, "VmRSS");
+    const Latencies baseline =
+        authenticated_sender(port, std::chrono::seconds(seconds_each), 100000);
+    std::atomic<bool> attacking{true};
+    Tricklers tricklers(port, trickle);
+    long max_rss_kb = idle_kb;
+    std::thread attack([&] {
+      for (auto next = Clock::now(); attacking; next += std::chrono::seconds(1)) {
+        tricklers.tick();
+        max_rss_kb = std::max(max_rss_kb, runsync::testing::proc_status_kb(pid, "VmRSS"));
+        std::this_thread::sleep_until(next + std::chrono::seconds(1));
+      }
+    });
+    // Let the attack fill the listener before measuring.
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    const Latencies attacked =
+        authenticated_sender(port, std::chrono::seconds(seconds_each), 200000);
+    attacking = false;
+    attack.join();
+    const double slow = scrape(port, R"(runsync_http_connections_shed_total{reason="slow"})");
+    const double at_cap = scrape(port, R"(runsync_http_connections_shed_total{reason="at_cap"})");
+    std::printf("baseline, no attack: %s; %zu failed%s%s\n", baseline.summary().c_str(),
+                baseline.failed, baseline.failed ? ", first: " : "",
+                baseline.first_failure.c_str());
+    std::printf("under the trickle: %s; %zu failed%s%s\n", attacked.summary().c_str(),
+                attacked.failed, attacked.failed ? ", first: " : "",
+                attacked.first_failure.c_str());
+    std::printf(
+        "trickling connections: %zu opened, %zu seen closed by the daemon; daemon shed "
+        "%.0f as too slow, %.0f to make room at max_connections\n",
+        tricklers.opened(), tricklers.closed(), slow, at_cap);
+    std::printf("daemon RSS: %.1f MB idle, %.1f MB max sampled during the attack\n",
+                idle_kb / 1024.0, max_rss_kb / 1024.0);
+    bool failed = baseline.failed > 0 || attacked.failed > 0 || attacked.ms.empty();
+    daemon->signal(SIGTERM);
+    const auto status = daemon->wait(std::chrono::seconds(10));
+    if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+      std::fprintf(stderr, "the daemon did not exit 0 after SIGTERM\n");
+      failed = true;
+    }
+    return failed ? 1 : 0;
+  }
   std::printf("load: %zu connections at once x %d waves, each a %zu-byte body with a wrong "
               "X-Qase-Secret, sent in full even after the answer; webhook.max_connections default; "
               "this process's fd limit %llu\n",

@@ -31,6 +31,11 @@ std::optional<CommandKind> parse_command_name(std::string_view name) {
 
 Status validate_command(const OutboxCommand& c) {
   const std::string what = command_name(c.kind);
+  if (c.target_not_integer) {
+    return Status::error(what + ": target must be a positive " +
+                         (c.kind == CommandKind::kAddRun ? "project id" : "run id") + ", not " +
+                         *c.target_not_integer);
+  }
   if (c.target <= 0) {
     return Status::error(what + ": target must be a positive " +
                          (c.kind == CommandKind::kAddRun ? "project id" : "run id"));
@@ -86,6 +91,28 @@ Status validate_command(const OutboxCommand& c) {
   }
   if (c.body.contains("case_ids") && c.body.value("include_all", true)) {
     return Status::error(what + ": case_ids needs include_all = false");
+  }
+  return Status::ok();
+}
+
+Status check_command(const OutboxCommand& c, const CommandContext& context) {
+  if (Status valid = validate_command(c); !valid.is_ok()) return valid;
+  if (c.kind == CommandKind::kAddRun) {
+    for (std::int64_t id : context.configured_projects) {
+      if (id == c.target) return Status::ok();
+    }
+    return Status::error("project " + std::to_string(c.target) +
+                         " is not a configured [[project]]");
+  }
+  if (context.target_run == nullptr) return Status::ok();
+  const RunRecord& run = *context.target_run;
+  if (run.state() == RunState::kDeleted) {
+    return Status::error("run " + std::to_string(c.target) + " is deleted");
+  }
+  if (const auto* plan = std::get_if<std::int64_t>(&run.get(Field::kPlanId))) {
+    return Status::error("run " + std::to_string(c.target) + " belongs to test plan " +
+                         std::to_string(*plan) +
+                         "; TestRail changes plan runs through the plan's entries");
   }
   return Status::ok();
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,10 @@ struct OutboxCommand {
   std::int64_t id = 0;
   CommandKind kind = CommandKind::kAddRun;
   std::int64_t target = 0;  // project id for add_run, run id otherwise
+  // Set when the stored target is not an integer (a row inserted with SQL
+  // may hold a REAL such as 10.7, or TEXT): how it reads. Such a command is
+  // refused, never rounded into some other target.
+  std::optional<std::string> target_not_integer;
   nlohmann::json body = nlohmann::json::object();
   std::int64_t created_at = 0;
 };
@@ -33,6 +38,22 @@ struct OutboxCommand {
 // for add_run, at least one field for update_run, an empty body for
 // close_run and delete_run. The message names the offending field.
 Status validate_command(const OutboxCommand& command);
+
+// What the refusals of check_command depend on besides the command.
+struct CommandContext {
+  std::span<const std::int64_t> configured_projects;  // the [[project]] ids
+  // The mirror's row of the target run (not for add_run); null when the
+  // mirror does not know the run.
+  const RunRecord* target_run = nullptr;
+};
+
+// Whether write-back may carry out `command`, however it was queued (the
+// CLI, or an INSERT into the outbox table): validate_command, then refuses
+// an add_run to a project that is not configured (its run would never be
+// polled), a run the mirror knows as deleted, and a run that belongs to a
+// test plan (TestRail changes those through the plan's entries). The
+// message is the reason, e.g. "run 7 is deleted".
+Status check_command(const OutboxCommand& command, const CommandContext& context);
 
 // The API path, e.g. "add_run/1" or "close_run/42".
 std::string command_uri(const OutboxCommand& command);

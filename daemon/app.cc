@@ -300,6 +300,9 @@ struct App::Impl {
     if (refresher) refresher->stop();
     if (poller) poller->stop();  // cancels waits and the request in flight
     if (pruner) pruner->stop();
+    // The worker records how its last command ended (pending again when it
+    // was not sent) before the writer stops taking writes.
+    if (outbox_thread.joinable()) outbox_thread.join();
     writer->stop();  // commits everything queued; answers are posted to this loop
     server->close_sessions();
     stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -459,6 +462,8 @@ struct App::Impl {
     sopts.port = listen->port;
     sopts.max_body_bytes = config.webhook.max_body_bytes;
     sopts.max_connections = config.webhook.max_connections;
+    sopts.min_request_rate = config.webhook.min_request_rate;
+    sopts.min_rate_grace = config.webhook.min_rate_grace;
     check_open_file_limit(config.webhook.max_connections);
     if (!config.testrail.url.empty()) {
       limiter = std::make_unique<RateLimiter>(config.testrail.max_requests_per_minute,
@@ -484,8 +489,10 @@ struct App::Impl {
       } else {
         logger->warn("{}; `runsync status` will call a running poll interrupted", mark.message());
       }
+      OutboxWorker::Options outbox_options;
+      for (const auto& p : config.projects) outbox_options.projects.push_back(p.id);
       outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics,
-                                              logger, unix_now, OutboxWorker::Options{});
+                                              logger, unix_now, outbox_options);
     }
     // /readyz is about taking webhooks: the database's writes alone, not
     // polling, so a balancer keeps sending while TestRail is down.
@@ -503,6 +510,33 @@ struct App::Impl {
         logger->warn("request from {} refused ({}): {}{}", remote, status, reason, *note);
       }
     });
+    // Both series exist from the start, at 0.
+    Counter* shed_slow = &metrics.counter(
+        "runsync_http_connections_shed_total",
+        "Connections closed without an answer to keep the listener open, by reason",
+        {{"reason", "slow"}});
+    Counter* shed_at_cap = &metrics.counter(
+        "runsync_http_connections_shed_total",
+        "Connections closed without an answer to keep the listener open, by reason",
+        {{"reason", "at_cap"}});
+    server->set_shed_observer(
+        [this, shed_slow, shed_at_cap](const char* reason, const std::string& remote) {
+          const bool slow = std::string_view(reason) == "slow";
+          (slow ? shed_slow : shed_at_cap)->inc();
+          auto note = listener_warnings.admit(std::string("shed ") + reason);
+          if (!note) return;
+          if (slow) {
+            logger->warn(
+                "connection from {} closed: its request came slower than "
+                "webhook.min_request_rate{}",
+                remote, *note);
+          } else {
+            logger->warn(
+                "connection from {} closed to take a new one at webhook.max_connections: "
+                "its request had not passed the header checks{}",
+                remote, *note);
+          }
+        });
     server->set_accept_pause_observer([this](const std::string& error,
                                              std::chrono::milliseconds retry_in) {
       if (error.empty()) {

@@ -135,18 +135,16 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
     std::cerr << "runsync: --timeout: invalid duration '" << a.timeout << "' (use e.g. 30s, 5m)\n";
     return 2;
   }
-  if (Status v = validate_command(c); !v.is_ok()) {
+  std::vector<std::int64_t> projects;
+  for (const ProjectConfig& p : config->projects) projects.push_back(p.id);
+  // The same refusals as the worker makes before sending (check_command):
+  // first what the command and the config tell, then what the mirror knows.
+  if (Status v = check_command(c, {projects, nullptr}); !v.is_ok()) {
     std::cerr << "runsync: " << v.message() << "; nothing queued\n";
     return 2;
   }
   if (config->testrail.url.empty()) {
     std::cerr << "runsync: write-back needs testrail.url in the config; nothing queued\n";
-    return 2;
-  }
-  if (kind == CommandKind::kAddRun &&
-      std::none_of(config->projects.begin(), config->projects.end(),
-                   [&](const ProjectConfig& p) { return p.id == a.project; })) {
-    std::cerr << "runsync: project " << a.project << " is not a configured [[project]]; nothing queued\n";
     return 2;
   }
   auto store = Store::open(config->storage.path, OpenOptions{});
@@ -157,14 +155,8 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
   if (kind != CommandKind::kAddRun) {
     auto known = store.value()->runs().load(a.run);
     if (known && known.value()) {
-      const RunRecord& r = *known.value();
-      if (r.state() == RunState::kDeleted) {
-        std::cerr << "runsync: run " << a.run << " is deleted; nothing queued\n";
-        return 2;
-      }
-      if (const auto* plan = std::get_if<std::int64_t>(&r.get(Field::kPlanId))) {
-        std::cerr << "runsync: run " << a.run << " belongs to test plan " << *plan
-                  << "; TestRail changes plan runs through the plan's entries; nothing queued\n";
+      if (Status v = check_command(c, {projects, &*known.value()}); !v.is_ok()) {
+        std::cerr << "runsync: " << v.message() << "; nothing queued\n";
         return 2;
       }
     }

@@ -1,7 +1,7 @@
 #include "daemon/config.h"
 
 #include "core/testrail_hint.h"  // check_hint_pointer
-#include "daemon/http/http_client.h"  // parse_url
+#include "daemon/http/http_client.h"  // parse_url, ca_file_problem
 #include "daemon/secrets.h"
 
 #include <toml++/toml.h>
@@ -278,8 +278,9 @@ Status read_testrail_webhook(const Section& s, Config::TestRailWebhook& hints,
 constexpr std::uint32_t kMaxConnectionsLimit = 1048576;
 
 Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& locations) {
-  if (Status st = s.check_keys({"listen", "path", "secret_file", "signing_secret_file",
-                                "max_body_bytes", "queue_capacity", "max_connections"});
+  if (Status st =
+          s.check_keys({"listen", "path", "secret_file", "signing_secret_file", "max_body_bytes",
+                        "queue_capacity", "max_connections", "min_request_rate", "min_rate_grace"});
       !st) {
     return st;
   }
@@ -305,6 +306,13 @@ Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& lo
                    "must be at most " + std::to_string(kMaxConnectionsLimit) +
                        " (the kernel's default limit on open files per process)");
   }
+  if (Status st = s.read_integer("min_request_rate", 0, webhook.min_request_rate); !st) return st;
+  if (Status st = s.read_duration("min_rate_grace", webhook.min_rate_grace); !st) return st;
+  if (webhook.min_rate_grace < std::chrono::seconds(1) ||
+      webhook.min_rate_grace > std::chrono::seconds(30)) {
+    return s.error("min_rate_grace",
+                   "must be between 1s and 30s (a request must arrive within 30 s anyway)");
+  }
   if (s.find("secret_file")) locations.secrets.secret_file = s.location("secret_file");
   if (s.find("signing_secret_file")) {
     locations.secrets.signing_secret_file = s.location("signing_secret_file");
@@ -315,7 +323,7 @@ Status read_webhook(const Section& s, Config::Webhook& webhook, KeyLocations& lo
 Status read_testrail(const Section& s, Config::TestRail& testrail, KeyLocations& locations) {
   if (Status st =
           s.check_keys({"url", "user", "api_key_file", "poll_interval", "full_sync_interval",
-                        "request_timeout", "max_requests_per_minute"});
+                        "request_timeout", "max_requests_per_minute", "ca_file"});
       !st) {
     return st;
   }
@@ -338,6 +346,11 @@ Status read_testrail(const Section& s, Config::TestRail& testrail, KeyLocations&
     return st;
   }
   if (Status st = s.read_duration("request_timeout", testrail.request_timeout); !st) return st;
+  if (Status st = s.read_string("ca_file", testrail.ca_file); !st) return st;
+  if (s.find("ca_file")) {
+    if (testrail.ca_file.empty()) return s.error("ca_file", "must name a file of PEM certificates");
+    if (auto problem = ca_file_problem(testrail.ca_file)) return s.error("ca_file", *problem);
+  }
   return s.read_integer("max_requests_per_minute", 1, testrail.max_requests_per_minute);
 }
 

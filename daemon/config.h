@@ -41,6 +41,10 @@ struct Config {
     std::uint64_t queue_capacity = 8192;  // events waiting for the writer; 503 beyond
     // Open connections at most; further ones wait in the listen backlog.
     std::uint32_t max_connections = 1024;
+    // A request (header, then body) must average this many bytes per second
+    // after its first min_rate_grace; slower clients are closed. 0: off.
+    std::uint32_t min_request_rate = 500;
+    std::chrono::milliseconds min_rate_grace{5000};
     // Resolved secrets (file contents trimmed of trailing newlines, or the
     // override). Never logged, redacted when printed.
     std::string secret;
@@ -55,6 +59,9 @@ struct Config {
     std::chrono::milliseconds full_sync_interval{3'600'000};
     std::chrono::milliseconds request_timeout{30'000};
     std::uint32_t max_requests_per_minute = 120;
+    // PEM certificates of further trusted CAs (a company CA), beside the
+    // system store; empty: the system store only.
+    std::string ca_file;
     std::string api_key;  // resolved; never logged
   } testrail;
 

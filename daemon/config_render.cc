@@ -72,7 +72,9 @@ std::string render_config(const Config& config) {
       << "signing_secret_file = " << toml_string(webhook.signing_secret_file) << "\n"
       << "max_body_bytes = " << webhook.max_body_bytes << "\n"
       << "queue_capacity = " << webhook.queue_capacity << "\n"
-      << "max_connections = " << webhook.max_connections << "\n";
+      << "max_connections = " << webhook.max_connections << "\n"
+      << "min_request_rate = " << webhook.min_request_rate << "\n"
+      << "min_rate_grace = " << toml_string(render_duration(webhook.min_rate_grace)) << "\n";
   if (!webhook.secret.empty()) out << "# secret = \"<redacted>\"\n";
   if (!webhook.signing_secret.empty()) out << "# signing_secret = \"<redacted>\"\n";
 
@@ -86,6 +88,7 @@ std::string render_config(const Config& config) {
       << "\n"
       << "request_timeout = " << toml_string(render_duration(testrail.request_timeout)) << "\n"
       << "max_requests_per_minute = " << testrail.max_requests_per_minute << "\n";
+  if (!testrail.ca_file.empty()) out << "ca_file = " << toml_string(testrail.ca_file) << "\n";
   if (!testrail.api_key.empty()) {
     out << "# api_key = \"<redacted>\"\n";
   } else if (!testrail.url.empty()) {

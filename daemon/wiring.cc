@@ -36,6 +36,7 @@ TestRailClientOptions client_options_for(const Config& config) {
   options.api_key = config.testrail.api_key;
   options.request_timeout = config.testrail.request_timeout;
   options.max_requests_per_minute = config.testrail.max_requests_per_minute;
+  options.ca_file = config.testrail.ca_file;
   return options;
 }
 

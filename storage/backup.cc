@@ -2,6 +2,8 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,7 +30,8 @@ std::string parent_directory(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
-StatusOr<BackupInfo> copy_into(const std::string& source, const std::string& dest) {
+// Copies into `temp` (an empty file), syncs it and checks it.
+StatusOr<BackupInfo> copy_into(const std::string& source, const std::string& temp) {
   OpenOptions options;
   options.read_only = true;
   auto opened = open_database(source, options);
@@ -39,27 +42,54 @@ StatusOr<BackupInfo> copy_into(const std::string& source, const std::string& des
       return Status::error(source + " has no runsync schema; nothing to back up");
     }
     SQLite::Statement vacuum(db, "VACUUM INTO ?");
-    vacuum.bind(1, dest);
+    vacuum.bind(1, temp);
     vacuum.exec();
   } catch (const std::exception& e) {
-    return Status::error("copying " + source + " into " + dest + ": " + e.what());
+    return Status::error("copying " + source + " into " + temp + ": " + e.what());
   }
   opened.value().reset();
-  if (Status s = sync_path(dest, O_RDONLY); !s.is_ok()) return s;
-  if (Status s = sync_path(parent_directory(dest), O_RDONLY | O_DIRECTORY); !s.is_ok()) return s;
+  if (Status s = sync_path(temp, O_RDONLY); !s.is_ok()) return s;
 
   BackupInfo info;
   try {
-    SQLite::Database copy(dest, SQLite::OPEN_READONLY);
+    SQLite::Database copy(temp, SQLite::OPEN_READONLY);
     const std::string check = copy.execAndGet("PRAGMA integrity_check").getString();
-    if (check != "ok") return Status::error("the copy " + dest + " fails integrity_check: " + check);
+    if (check != "ok")
+      return Status::error("the copy " + temp + " fails integrity_check: " + check);
     info.schema_version = copy.execAndGet("PRAGMA user_version").getInt();
   } catch (const std::exception& e) {
-    return Status::error("checking the copy " + dest + ": " + e.what());
+    return Status::error("checking the copy " + temp + ": " + e.what());
   }
   std::error_code ec;
-  info.bytes = static_cast<std::int64_t>(std::filesystem::file_size(dest, ec));
+  info.bytes = static_cast<std::int64_t>(std::filesystem::file_size(temp, ec));
   return info;
+}
+
+// Gives the complete copy `temp` the name `dest`, never replacing a file
+// there. Does not sync the directory.
+Status publish(const std::string& temp, const std::string& dest) {
+  if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) == 0) {
+    return Status::ok();
+  }
+  if (errno == EEXIST) return Status::error(dest + " already exists; not overwritten");
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+    return Status::error("cannot rename " + temp + " to " + dest + ": " + std::strerror(errno));
+  }
+  // A file system without RENAME_NOREPLACE: a hard link is just as atomic,
+  // and fails as well when the name is taken.
+  if (::link(temp.c_str(), dest.c_str()) != 0) {
+    if (errno == EEXIST) return Status::error(dest + " already exists; not overwritten");
+    return Status::error("cannot link " + temp + " to " + dest + ": " + std::strerror(errno));
+  }
+  ::unlink(temp.c_str());
+  return Status::ok();
+}
+
+void remove_copy(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  std::filesystem::remove(path + "-journal", ec);
+  std::filesystem::remove(path + "-wal", ec);
 }
 
 }  // namespace
@@ -69,20 +99,30 @@ StatusOr<BackupInfo> backup_database(const std::string& source, const std::strin
   if (!std::filesystem::exists(source, ec)) {
     return Status::error("database " + source + " does not exist; nothing to back up");
   }
-  // Claim the name first: O_EXCL makes "never overwrite" hold even against
-  // a file appearing meanwhile, and VACUUM INTO accepts an empty file.
-  const int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    if (errno == EEXIST) return Status::error(dest + " already exists; not overwritten");
-    return Status::error("cannot create " + dest + ": " + std::strerror(errno));
+  // Refused at once rather than after the copy; publish() refuses again if
+  // the name is taken meanwhile.
+  if (std::filesystem::symlink_status(dest, ec).type() != std::filesystem::file_type::not_found) {
+    if (!ec) return Status::error(dest + " already exists; not overwritten");
   }
+  // The copy is made under a temporary name beside `dest` (so the rename
+  // stays in one file system) and renamed only once it is complete, synced
+  // and checked: a backup killed midway leaves no file named `dest`.
+  const std::filesystem::path target(dest);
+  std::string temp =
+      (target.parent_path() / ("." + target.filename().string() + ".partial-XXXXXX")).string();
+  const int fd = ::mkostemp(temp.data(), O_CLOEXEC);
+  if (fd < 0) return Status::error("cannot create " + dest + ": " + std::strerror(errno));
   ::close(fd);
-  auto info = copy_into(source, dest);
+  auto info = copy_into(source, temp);
   if (!info) {
-    std::filesystem::remove(dest, ec);
-    std::filesystem::remove(dest + "-journal", ec);
-    std::filesystem::remove(dest + "-wal", ec);
+    remove_copy(temp);
+    return info;
   }
+  if (Status s = publish(temp, dest); !s.is_ok()) {
+    remove_copy(temp);
+    return s;
+  }
+  if (Status s = sync_path(parent_directory(dest), O_RDONLY | O_DIRECTORY); !s.is_ok()) return s;
   return info;
 }
 

@@ -31,7 +31,9 @@ class Outbox {
   // Queues a validated command; returns its id.
   StatusOr<std::int64_t> queue(const OutboxCommand& command, std::int64_t now);
   // The oldest pending command, or nullopt. A row whose command or body
-  // cannot be understood is marked failed on the way and skipped.
+  // cannot be understood is marked failed on the way and skipped; the rest
+  // is for check_command to judge (a target that is not an integer comes
+  // back in target_not_integer).
   StatusOr<std::optional<OutboxCommand>> next_pending(std::int64_t now);
   // Moves a command to `state` ("sending", "pending", "done", "failed",
   // "unknown"); `count_attempt` adds one to attempts. A null `error` or

@@ -3,7 +3,9 @@
 #include "daemon/http/base64.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include <array>
 #include <atomic>
@@ -13,7 +15,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -25,8 +26,10 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <map>
 
 namespace runsync {
@@ -41,6 +44,34 @@ using boost::system::error_code;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr std::chrono::milliseconds kShutdownTimeout{1000};
+
+// Why a certificate was not trusted, in the words an operator looks for,
+// then OpenSSL's.
+std::string verify_failure(long result) {
+  const char* what = nullptr;
+  switch (result) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      what = "unknown issuer";
+      break;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+      what = "expired";
+      break;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      what = "not yet valid";
+      break;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      what = "host name mismatch";
+      break;
+    default:
+      what = "not trusted";
+  }
+  return std::string(what) + " (" + X509_verify_cert_error_string(result) + ")";
+}
 
 bool is_ip_literal(const std::string& host) {
   error_code ec;
@@ -112,6 +143,10 @@ class HttpClient::Impl {
       if (!options_.extra_ca_pem.empty()) {
         ssl_ctx_->add_certificate_authority(asio::buffer(options_.extra_ca_pem), ec);
       }
+      if (!options_.ca_file.empty()) {
+        ssl_ctx_->load_verify_file(options_.ca_file, ec);
+        if (ec) ca_file_error_ = "cannot load " + options_.ca_file + ": " + ec.message();
+      }
       ssl_ctx_->set_verify_mode(ssl::verify_peer);
     }
     return *ssl_ctx_;
@@ -169,6 +204,7 @@ class HttpClient::Impl {
   HttpClientOptions options_;
   asio::io_context ioc_;
   std::unique_ptr<ssl::context> ssl_ctx_;
+  std::string ca_file_error_;  // set when options_.ca_file could not be loaded
   tcp::resolver resolver_;
   std::map<std::string, std::unique_ptr<Connection>> pool_;  // scheme://host:port → idle
   Connection* active_ = nullptr;  // the connection of the send() in progress
@@ -241,16 +277,42 @@ std::unique_ptr<Connection> HttpClient::Impl::connect(const ParsedUrl& url, Stea
                      HttpStage::kTlsHandshake, url, false, deadline);
       return nullptr;
     }
+    auto tls_failure = [&](error_code ec, std::string why) {
+      active_ = nullptr;
+      error = make_error(ec, HttpStage::kTlsHandshake, url, false, deadline);
+      if (!why.empty()) {
+        error->tls_verify_error = why;
+        error->message += ": " + why;
+      }
+      return nullptr;
+    };
+    if (!ca_file_error_.empty()) {
+      tls_failure(boost::system::errc::make_error_code(boost::system::errc::invalid_argument), "");
+      error->tls_verify_error = ca_file_error_;
+      error->message = std::string(stage_name(HttpStage::kTlsHandshake)) + " " + url.host + ":" +
+                       url.port + ": " + ca_file_error_;
+      return nullptr;
+    }
+    // OpenSSL's own check of the name (or address), so that a mismatch is
+    // reported as one rather than as a bare verify failure.
+    X509_VERIFY_PARAM* param = SSL_get0_param(native);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int named = is_ip_literal(url.host)
+                          ? X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str())
+                          : X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0);
+    if (named != 1) {
+      return tls_failure(
+          error_code(static_cast<int>(ERR_get_error()), asio::error::get_ssl_category()), "");
+    }
     conn->secure->set_verify_mode(ssl::verify_peer);
-    conn->secure->set_verify_callback(ssl::host_name_verification(url.host));
     conn->lowest().expires_at(deadline);
     conn->secure->async_handshake(ssl::stream_base::client, [&](error_code ec) { result = ec; });
     run();
     if (result || cancelled_) {
-      active_ = nullptr;
-      error = make_error(result ? result : asio::error::operation_aborted, HttpStage::kTlsHandshake,
-                         url, false, deadline);
-      return nullptr;
+      const long verified = SSL_get_verify_result(native);
+      return tls_failure(
+          result ? result : asio::error::operation_aborted,
+          result && !cancelled_ && verified != X509_V_OK ? verify_failure(verified) : "");
     }
   }
   active_ = nullptr;
@@ -433,6 +495,27 @@ HttpClient::~HttpClient() = default;
 HttpResult HttpClient::send(const HttpRequest& request) { return impl_->send(request); }
 void HttpClient::cancel() { impl_->cancel(); }
 std::uint64_t HttpClient::connections_opened() const { return impl_->connections_opened(); }
+
+std::optional<std::string> ca_file_problem(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return std::string("cannot read ") + path + ": " + std::strerror(errno);
+  int certificates = 0;
+  while (X509* cert = PEM_read_X509(file, nullptr, nullptr, nullptr)) {
+    ++certificates;
+    X509_free(cert);
+  }
+  const unsigned long last = ERR_peek_last_error();
+  ERR_clear_error();
+  std::fclose(file);
+  const bool clean_end = last == 0 || (ERR_GET_LIB(last) == ERR_LIB_PEM &&
+                                       ERR_GET_REASON(last) == PEM_R_NO_START_LINE);
+  if (certificates == 0) return path + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+  if (!clean_end) {
+    return path + ": certificate " + std::to_string(certificates + 1) +
+           " cannot be parsed: " + ERR_reason_error_string(last);
+  }
+  return std::nullopt;
+}
 
 std::optional<ParsedUrl> parse_url(std::string_view text) {
   auto parsed = boost::urls::parse_uri(text);

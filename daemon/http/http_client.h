@@ -53,6 +53,11 @@ struct HttpError {
   bool may_have_been_sent = false;
   bool timed_out = false;  // the deadline passed
   bool cancelled = false;  // HttpClient::cancel() was called
+  // Set when the server's certificate was not trusted (a configuration
+  // matter, not a transient one): why, e.g. "unknown issuer (unable to get
+  // local issuer certificate)", "expired (certificate has expired)", "host
+  // name mismatch (hostname mismatch)", or that `ca_file` cannot be loaded.
+  std::string tls_verify_error;
   std::string message;     // one line: stage, host, error text
 };
 
@@ -86,6 +91,9 @@ struct HttpClientOptions {
   // Extra trusted certificate authorities (PEM), in addition to the system
   // store; for tests with a self-signed server certificate.
   std::string extra_ca_pem;
+  // A PEM file of further trusted certificate authorities (testrail.ca_file),
+  // read when the first https request is made.
+  std::string ca_file;
 };
 
 // The real client. Keeps one keep-alive connection per scheme/host/port and
@@ -96,8 +104,9 @@ struct HttpClientOptions {
 // methods, i.e. not POST/PATCH) EOF or reset came before any response byte.
 // A POST whose write completed is never repeated here; its error says
 // `may_have_been_sent`. The error reported is that of the final attempt.
-// HTTPS verifies the peer against the system CA store (plus `extra_ca_pem`)
-// and the host name, sends SNI, and requires TLS 1.2 or newer.
+// HTTPS verifies the peer against the system CA store (plus `extra_ca_pem`
+// and `ca_file`) and the host name (or IP address), sends SNI, and requires
+// TLS 1.2 or newer; a certificate that fails sets `tls_verify_error`.
 //
 // Thread safety: send() must be called from one thread at a time; cancel()
 // from any thread.
@@ -118,6 +127,11 @@ class HttpClient final : public HttpTransport {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// What is wrong with `path` as a file of trusted CA certificates: it cannot
+// be read, or it holds no PEM certificate OpenSSL can parse; nullopt when it
+// is usable.
+std::optional<std::string> ca_file_problem(const std::string& path);
 
 // A parsed absolute URL.
 struct ParsedUrl {

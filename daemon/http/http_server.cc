@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <list>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -62,6 +63,11 @@ class Session;
 struct Registry {
   std::mutex mu;
   std::set<Session*> sessions;
+  // Sessions whose request has not passed the head check yet, oldest
+  // first: the ones closed to make room at max_connections.
+  std::list<Session*> unauthenticated;
+  std::size_t shedding = 0;  // sessions closed to make room, not yet gone
+  std::size_t live() const { return sessions.size() - shedding; }
   bool closing = false;
   // Set when accepting stopped at max_connections; the session that ends
   // next clears it and calls resume_accepting (both under mu).
@@ -142,18 +148,30 @@ class AnswerQueue : public std::enable_shared_from_this<AnswerQueue> {
   std::vector<std::pair<std::shared_ptr<Session>, ServerResponse>> draining_;  // I/O thread's
 };
 
+// What sessions use of the server's set-up. Shared: a session may outlive
+// the HttpServer (it still answers once its handler responds), so it holds
+// this rather than referring into the server. Set before start(), read-only
+// after.
+struct SessionShared {
+  HttpServerOptions options;
+  Handler handler;
+  HeadCheck head_check;
+  RejectObserver reject;
+  ShedObserver shed;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const HttpServerOptions& options, Handler& handler,
-          const HeadCheck& head_check, std::shared_ptr<Registry> registry,
-          std::weak_ptr<AnswerQueue> answers, RejectObserver* reject)
+  Session(tcp::socket socket, std::shared_ptr<const SessionShared> shared,
+          std::shared_ptr<Registry> registry, std::weak_ptr<AnswerQueue> answers)
       : stream_(std::move(socket)),
-        options_(options),
-        handler_(handler),
-        head_check_(head_check),
+        shared_(std::move(shared)),
+        options_(shared_->options),
+        handler_(shared_->handler),
+        head_check_(shared_->head_check),
         registry_(std::move(registry)),
         answers_(std::move(answers)),
-        reject_(reject) {
+        reject_(&shared_->reject) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -162,6 +180,8 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session() {
     std::lock_guard lock(registry_->mu);
     registry_->sessions.erase(this);
+    if (unauthenticated_) registry_->unauthenticated.erase(in_unauthenticated_);
+    if (shed_for_room_) --registry_->shedding;
     if (registry_->paused_at_cap && registry_->resume_accepting) {
       registry_->paused_at_cap = false;
       registry_->resume_accepting();
@@ -172,8 +192,56 @@ class Session : public std::enable_shared_from_this<Session> {
     {
       std::lock_guard lock(registry_->mu);
       registry_->sessions.insert(this);
+      in_unauthenticated_ =
+          registry_->unauthenticated.insert(registry_->unauthenticated.end(), this);
+      unauthenticated_ = true;
     }
+    begin_request();
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  }
+
+  // Under the registry's lock, on the I/O thread: takes the oldest session
+  // whose request has not passed the head check out of the way of a new
+  // connection (see shed()); nullptr when there is none.
+  static std::shared_ptr<Session> take_oldest_unauthenticated(Registry& registry) {
+    for (Session* s : registry.unauthenticated) {
+      auto sp = s->weak_from_this().lock();  // null while it is being destroyed
+      if (!sp) continue;
+      registry.unauthenticated.erase(s->in_unauthenticated_);
+      s->unauthenticated_ = false;
+      s->shed_for_room_ = true;
+      ++registry.shedding;
+      return sp;
+    }
+    return nullptr;
+  }
+
+  // On the I/O thread: closes the connection now, without an answer.
+  void shed(const char* reason) {
+    if (shed_) return;
+    shed_ = true;
+    phase_ = Phase::kOther;
+    if (shared_->shed) shared_->shed(reason, remote_);
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  // On the I/O thread: closes the session if its request is coming slower
+  // than options_.min_request_rate allows (see HttpServerOptions).
+  void check_rate(std::chrono::steady_clock::time_point now) {
+    if (phase_ == Phase::kOther || shed_ || options_.min_request_rate == 0) return;
+    std::size_t received = buffer_.size();
+    if (phase_ == Phase::kBody && parser_) received += parser_->get().body().size();
+    if (waiting_for_first_byte_) {
+      if (received == 0) return;
+      waiting_for_first_byte_ = false;
+      phase_started_ = now;
+      return;
+    }
+    const auto earned = std::chrono::milliseconds(
+        static_cast<std::int64_t>(received * 1000 / options_.min_request_rate));
+    if (now - phase_started_ > options_.min_rate_grace + earned) shed("slow");
   }
 
   // Closes the session if it is idle; otherwise after the current answer.
@@ -230,6 +298,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (head_check_) {
       if (auto answer = head_check_(head_)) return answer_unread(std::move(*answer));
     }
+    authenticated();
     if (parser_->is_done()) return dispatch();
     if (version_ >= 11 && expects_continue(msg)) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -243,8 +312,27 @@ class Session : public std::enable_shared_from_this<Session> {
     read_body();
   }
 
+  // Once a head passed the head check the connection is never closed to
+  // make room for another.
+  void authenticated() {
+    std::lock_guard lock(registry_->mu);
+    if (!unauthenticated_) return;
+    registry_->unauthenticated.erase(in_unauthenticated_);
+    unauthenticated_ = false;
+  }
+
+  // A request's header is being waited for: it is timed from now, or for a
+  // later request on a kept-alive connection from its first byte.
+  void begin_request() {
+    phase_ = Phase::kHeader;
+    phase_started_ = std::chrono::steady_clock::now();
+    waiting_for_first_byte_ = requests_read_ > 0;
+  }
+
   // The body, under what is left of the request's read timeout.
   void read_body() {
+    phase_ = Phase::kBody;
+    phase_started_ = std::chrono::steady_clock::now();
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        self->on_body(ec);
@@ -276,6 +364,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Malformed HTTP or framing: where this request ends, and so where the
   // next one would start, is unknown. Answers, then closes, lingering.
   void refuse_unread(int status, const std::string& reason) {
+    phase_ = Phase::kOther;
     notify_reject(status, reason);
     keep_alive_ = false;
     linger_after_write_ = true;
@@ -286,6 +375,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // body may still be coming, the connection closes after the answer,
   // lingering.
   void answer_unread(ServerResponse resp) {
+    phase_ = Phase::kOther;
     if (!parser_->is_done()) {
       keep_alive_ = false;
       linger_after_write_ = true;
@@ -294,6 +384,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void dispatch() {
+    phase_ = Phase::kOther;
+    ++requests_read_;
     ServerRequest req = std::move(head_);
     req.body = std::move(parser_->get().body());
     busy_ = true;
@@ -353,6 +445,7 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = false;
     if (!ec && linger_after_write_) return linger();
     if (ec || !keep) return close();
+    begin_request();
     do_read();
   }
 
@@ -382,6 +475,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void close() {
+    phase_ = Phase::kOther;
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
@@ -412,13 +506,14 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   ServerRequest head_;  // the request being read, from its header on
   std::string write_buffer_;  // the answer being written; one at a time
+  std::shared_ptr<const SessionShared> shared_;  // the four below refer into it
   const HttpServerOptions& options_;
-  Handler& handler_;
+  const Handler& handler_;
   const HeadCheck& head_check_;
   std::shared_ptr<Registry> registry_;
   // Weak: the queue holds sessions while their answers wait in it.
   std::weak_ptr<AnswerQueue> answers_;
-  RejectObserver* reject_;
+  const RejectObserver* reject_;
   std::string remote_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
@@ -428,6 +523,19 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_after_write_ = false;
   std::uint64_t linger_left_ = 0;  // bytes still to discard while lingering
   std::chrono::steady_clock::time_point linger_until_;
+  // The minimum rate: which part of a request is being read, since when.
+  enum class Phase { kHeader, kBody, kOther };
+  Phase phase_ = Phase::kOther;
+  std::chrono::steady_clock::time_point phase_started_;
+  bool waiting_for_first_byte_ = false;
+  std::uint64_t requests_read_ = 0;
+  bool shed_ = false;
+  // Under registry_->mu: whether this session is in the registry's
+  // unauthenticated list (at in_unauthenticated_), and whether it was taken
+  // out of it to be closed for a new connection.
+  bool unauthenticated_ = false;
+  bool shed_for_room_ = false;
+  std::list<Session*>::iterator in_unauthenticated_;
 };
 
 void AnswerQueue::drain() {
@@ -443,8 +551,15 @@ void AnswerQueue::drain() {
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(asio::io_context& io, HttpServerOptions opts, Handler h)
-      : ioc(io), options(std::move(opts)), handler(std::move(h)), acceptor(io),
-        registry(std::make_shared<Registry>()), answers(std::make_shared<AnswerQueue>(io)) {}
+      : ioc(io),
+        shared(std::make_shared<SessionShared>()),
+        options(shared->options),
+        acceptor(io),
+        registry(std::make_shared<Registry>()),
+        answers(std::make_shared<AnswerQueue>(io)) {
+    shared->options = std::move(opts);
+    shared->handler = std::move(h);
+  }
 
   void do_accept() {
     // Sessions use the io_context's own executor: one thread runs it, so a
@@ -472,30 +587,88 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     }
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), options, handler, head_check, registry,
-                                answers, &reject)
-          ->start();
-      std::unique_lock lock(registry->mu);
-      if (registry->sessions.size() >= options.max_connections) {
-        registry->paused_at_cap = true;
-        lock.unlock();
-        if (accept_paused) accept_paused("", std::chrono::milliseconds(0));
-        return;
-      }
+      if (!admit(std::move(socket))) return;
     }
     do_accept();
   }
 
+  // Starts a session for a new connection. At max_connections the oldest
+  // session whose request has not passed the head check makes room; when
+  // there is none, the connection is parked until a session closes.
+  // Returns false when accepting pauses.
+  bool admit(tcp::socket socket) {
+    std::shared_ptr<Session> make_room;
+    {
+      std::unique_lock lock(registry->mu);
+      if (registry->live() >= options.max_connections) {
+        make_room = Session::take_oldest_unauthenticated(*registry);
+        if (!make_room) return park(std::move(socket), lock);
+      }
+    }
+    if (make_room) make_room->shed("at_cap");
+    std::make_shared<Session>(std::move(socket), shared, registry, answers)->start();
+    std::unique_lock lock(registry->mu);
+    // Accepting goes on while some session could make room.
+    if (registry->live() >= options.max_connections && registry->unauthenticated.empty()) {
+      return park(std::nullopt, lock);
+    }
+    return true;
+  }
+
+  // Under the registry's lock: pauses accepting until a session closes
+  // (resume()), keeping `socket` for then. Returns false.
+  bool park(std::optional<tcp::socket> socket, std::unique_lock<std::mutex>& lock) {
+    if (socket) parked.emplace(std::move(*socket));
+    registry->paused_at_cap = true;
+    lock.unlock();
+    if (accept_paused) accept_paused("", std::chrono::milliseconds(0));
+    return false;
+  }
+
+  // A session closed while accepting was paused at the cap.
+  void resume() {
+    if (!acceptor.is_open()) return;
+    if (parked) {
+      tcp::socket socket = std::move(*parked);
+      parked.reset();
+      if (!admit(std::move(socket))) return;
+    }
+    do_accept();
+  }
+
+  // Every rate_check_interval: closes sessions slower than min_request_rate.
+  void check_rates() {
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard lock(registry->mu);
+      live.reserve(registry->sessions.size());
+      for (Session* s : registry->sessions) {
+        if (auto sp = s->weak_from_this().lock()) live.push_back(std::move(sp));
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& s : live) s->check_rate(now);
+    arm_rate_check();
+  }
+
+  void arm_rate_check() {
+    if (options.min_request_rate == 0) return;
+    rate_timer.expires_after(options.rate_check_interval);
+    rate_timer.async_wait([weak = weak_from_this()](const beast::error_code& ec) {
+      if (auto self = weak.lock(); self && !ec) self->check_rates();
+    });
+  }
+
   asio::io_context& ioc;
-  HttpServerOptions options;
-  Handler handler;
+  std::shared_ptr<SessionShared> shared;  // sessions share it
+  const HttpServerOptions& options;       // shared->options
   tcp::acceptor acceptor;
   std::shared_ptr<Registry> registry;
   std::shared_ptr<AnswerQueue> answers;
-  RejectObserver reject;
-  HeadCheck head_check;
   AcceptPauseObserver accept_paused;
   asio::steady_timer accept_timer{ioc};
+  asio::steady_timer rate_timer{ioc};
+  std::optional<tcp::socket> parked;  // accepted at the cap, waiting for a slot
   std::uint16_t bound_port = 0;
 };
 
@@ -527,14 +700,14 @@ Status HttpServer::start() {
   impl_->bound_port = acc.local_endpoint().port();
   {
     std::lock_guard lock(impl_->registry->mu);
-    impl_->registry->resume_accepting = [&ioc = impl_->ioc,
-                                         weak = std::weak_ptr<Impl>(impl_)] {
+    impl_->registry->resume_accepting = [&ioc = impl_->ioc, weak = std::weak_ptr<Impl>(impl_)] {
       asio::post(ioc, [weak] {
-        if (auto impl = weak.lock(); impl && impl->acceptor.is_open()) impl->do_accept();
+        if (auto impl = weak.lock()) impl->resume();
       });
     };
   }
   impl_->do_accept();
+  impl_->arm_rate_check();
   return Status::ok();
 }
 
@@ -548,6 +721,8 @@ void HttpServer::stop_accepting() {
   beast::error_code ec;
   impl_->acceptor.close(ec);
   impl_->accept_timer.cancel();
+  impl_->rate_timer.cancel();
+  impl_->parked.reset();
 }
 
 void HttpServer::close_sessions() {
@@ -569,13 +744,17 @@ std::size_t HttpServer::open_sessions() const {
 }
 
 void HttpServer::set_reject_observer(RejectObserver observer) {
-  impl_->reject = std::move(observer);
+  impl_->shared->reject = std::move(observer);
 }
 
-void HttpServer::set_head_check(HeadCheck check) { impl_->head_check = std::move(check); }
+void HttpServer::set_head_check(HeadCheck check) { impl_->shared->head_check = std::move(check); }
 
 void HttpServer::set_accept_pause_observer(AcceptPauseObserver observer) {
   impl_->accept_paused = std::move(observer);
+}
+
+void HttpServer::set_shed_observer(ShedObserver observer) {
+  impl_->shared->shed = std::move(observer);
 }
 
 OpenFileLimit raise_open_file_limit() {

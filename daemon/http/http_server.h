@@ -6,6 +6,9 @@
 //
 // Thread safety: construct, start and stop on the thread that runs the
 // io_context. Respond callbacks may be invoked from any thread, once each.
+// A session owns what it uses: one whose handler has not answered yet
+// outlives the HttpServer object and still answers (while the io_context
+// runs).
 #pragma once
 
 #include <chrono>
@@ -68,10 +71,18 @@ using RejectObserver = std::function<void(int status, const std::string& reason,
                                           const std::string& remote)>;
 // Told when accepting stops for a while: accept() failed for want of
 // resources (EMFILE, ENFILE, ENOBUFS, ENOMEM; `error` says which, and
-// accepting resumes after `retry_in`), or max_connections are open
-// (`error` empty; accepting resumes when one closes). Runs on the I/O thread.
+// accepting resumes after `retry_in`), or a connection arrived while
+// max_connections are open and every one of them passed the head check
+// (`error` empty; it and later ones wait until one closes). Runs on the
+// I/O thread.
 using AcceptPauseObserver =
     std::function<void(const std::string& error, std::chrono::milliseconds retry_in)>;
+// Told when a connection is closed without an answer to keep the listener
+// open to others: `reason` "slow" (its request came slower than
+// min_request_rate) or "at_cap" (at max_connections, the oldest connection
+// whose request had not passed the head check, closed for a new one). Runs
+// on the I/O thread.
+using ShedObserver = std::function<void(const char* reason, const std::string& remote)>;
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
@@ -79,8 +90,23 @@ struct HttpServerOptions {
   std::uint64_t max_body_bytes = 1048576;
   std::chrono::seconds read_timeout{30};  // per request, and idle keep-alive
   std::chrono::seconds write_timeout{30};
-  // Open connections at most; beyond it new ones wait in the listen backlog.
+  // Open connections at most. At the cap a new connection is taken by
+  // closing the oldest one whose request has not passed the head check (it
+  // sent no credentials yet, or wrong ones); when every open connection
+  // has passed it, new ones wait in the listen backlog. A connection that
+  // passed the head check once is never closed this way.
   std::size_t max_connections = 1024;
+  // A request must keep coming at this average rate (bytes per second), as
+  // Apache's mod_reqtimeout MinRate: its header within min_rate_grace plus
+  // one second per min_request_rate bytes received so far, and its body
+  // likewise, counted from the end of the header. A slower client is
+  // closed without an answer. A keep-alive connection's next request is
+  // timed from its first byte (read_timeout bounds the wait for it). 0
+  // turns the rule off; read_timeout bounds every request regardless.
+  std::uint64_t min_request_rate = 500;
+  std::chrono::milliseconds min_rate_grace{5000};
+  // How often open connections are checked against min_request_rate.
+  std::chrono::milliseconds rate_check_interval{1000};
   // How long accepting pauses after accept() fails for want of resources.
   std::chrono::milliseconds accept_retry_delay{250};
   // An answer sent before the request's body was read (413, 401, 400 …) is
@@ -114,6 +140,7 @@ class HttpServer {
   void set_reject_observer(RejectObserver observer);
   void set_head_check(HeadCheck check);
   void set_accept_pause_observer(AcceptPauseObserver observer);
+  void set_shed_observer(ShedObserver observer);
 
  private:
   struct Impl;

@@ -104,18 +104,44 @@ void OutboxWorker::resolve_unknown_add_runs() {
 
 OutboxWorker::Step OutboxWorker::execute_next() {
   std::optional<OutboxCommand> next;
+  std::vector<std::pair<OutboxCommand, std::string>> refused;  // and why
   Status s = writer_.run([&](Store& store) -> Status {
-    auto c = store.outbox().next_pending(clock_());
-    if (!c) return c.status();
-    next = std::move(c).value();
-    if (next) {
-      return store.outbox().update(next->id, "sending", true, std::nullopt, std::nullopt, clock_());
+    next.reset();
+    refused.clear();
+    for (;;) {
+      auto c = store.outbox().next_pending(clock_());
+      if (!c) return c.status();
+      if (!c.value()) return Status::ok();
+      OutboxCommand& command = *c.value();
+      std::optional<RunRecord> run;
+      if (command.kind != CommandKind::kAddRun && !command.target_not_integer) {
+        auto loaded = store.runs().load(command.target);
+        if (!loaded) return loaded.status();
+        run = std::move(loaded).value();
+      }
+      Status allowed = check_command(command, {options_.projects, run ? &*run : nullptr});
+      if (allowed.is_ok()) {
+        next = std::move(command);
+        return Status::ok();
+      }
+      Status marked = store.outbox().update(command.id, "failed", false, allowed.message(),
+                                            std::nullopt, clock_());
+      if (!marked.is_ok()) return marked;
+      refused.emplace_back(std::move(command), allowed.message());
     }
-    return Status::ok();
   });
   if (!s.is_ok()) {
     logger_->error("outbox: cannot read the next command: {}; will try again", s.message());
+    retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
     return Step::kWait;
+  }
+  for (const auto& [command, reason] : refused) {
+    count(command_name(command.kind), "failed");
+    logger_->warn("outbox #{} {}: refused, not sent: {}", command.id,
+                  command.target_not_integer
+                      ? std::string(command_name(command.kind)) + "/" + *command.target_not_integer
+                      : command_uri(command),
+                  reason);
   }
   if (!next) return Step::kIdle;
   const OutboxCommand& c = *next;
@@ -138,7 +164,24 @@ OutboxWorker::Step OutboxWorker::execute_next() {
     }
   };
 
-  auto answer = client_.post(uri, c.body);
+  // The command becomes "sending" (durably) only once its request slot is
+  // taken and just before its bytes go out: a stop or a crash while it
+  // waits for the budget leaves it pending, as it was never sent.
+  bool marked_sending = false;
+  std::string not_marked;
+  auto mark_sending = [&]() -> bool {
+    if (marked_sending) return true;
+    Status m = writer_.run([&](Store& store) {
+      return store.outbox().update(c.id, "sending", true, std::nullopt, std::nullopt, clock_());
+    });
+    if (!m.is_ok()) {
+      not_marked = m.message();
+      return false;
+    }
+    marked_sending = true;
+    return true;
+  };
+  auto answer = client_.post(uri, c.body, mark_sending);
   if (answer) {
     const std::string_view body = strip_legacy_prefix(answer->body);
     nlohmann::json parsed = body.empty() ? nlohmann::json::object()
@@ -183,9 +226,11 @@ OutboxWorker::Step OutboxWorker::execute_next() {
       }
       finish("pending", e.message, std::nullopt, std::nullopt);
       count(name, "retry");
-      logger_->error("outbox #{} {}: authentication failed ({}); check testrail.user and the API "
-                     "key; retrying in {} s", c.id, uri, e.describe(),
-                     std::chrono::duration_cast<std::chrono::seconds>(options_.config_retry).count());
+      logger_->error(
+          "outbox #{} {}: {} ({}){}; retrying in {} s", c.id, uri,
+          e.http_status == 0 ? "TLS certificate not trusted" : "authentication failed",
+          e.describe(), e.http_status == 0 ? "" : "; check testrail.user and the API key",
+          std::chrono::duration_cast<std::chrono::seconds>(options_.config_retry).count());
       retry_at_ = std::chrono::steady_clock::now() + options_.config_retry;
       return Step::kWait;
     case ApiErrorKind::kUnknownOutcome:
@@ -205,7 +250,15 @@ OutboxWorker::Step OutboxWorker::execute_next() {
       retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
       return Step::kWait;
     case ApiErrorKind::kStopped:
-      finish("pending", std::nullopt, std::nullopt, std::nullopt);
+      if (!not_marked.empty() && !stop_) {
+        logger_->error(
+            "outbox #{} {}: not sent, cannot mark it sending: {}; retrying in {} s", c.id, uri,
+            not_marked,
+            std::chrono::duration_cast<std::chrono::seconds>(options_.transient_retry).count());
+        retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
+      }
+      // Nothing was sent since it was last marked: it is pending again.
+      if (marked_sending) finish("pending", std::nullopt, std::nullopt, std::nullopt);
       return Step::kWait;
   }
   return Step::kWait;

@@ -2,8 +2,13 @@
 // order, within the request budget it shares with the poller (one
 // TestRailClient).
 //
-// - A command is marked "sending" (durably) before its request goes out, so
-//   after a crash it becomes "unknown" and is never repeated blindly.
+// - Before anything is sent, check_command judges the command as the CLI
+//   does (a command may also be queued with SQL): one it refuses becomes
+//   "failed" with the reason, and no request is made.
+// - A command is marked "sending" (durably) once its request slot is taken,
+//   just before its request goes out, so after a crash it becomes "unknown"
+//   and is never repeated blindly; one still waiting for the request budget
+//   stays "pending".
 // - Success: "done" with the API's answer, and the returned run (or a
 //   tombstone for delete_run) is applied to the mirror in the same
 //   transaction, with source "api".
@@ -29,6 +34,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
@@ -44,6 +50,8 @@ class OutboxWorker {
     std::chrono::milliseconds tick{200};
     std::chrono::milliseconds transient_retry{30'000};
     std::chrono::milliseconds config_retry{300'000};
+    // The configured [[project]] ids: an add_run to any other is refused.
+    std::vector<std::int64_t> projects;
   };
 
   // `client`, `writer` and `metrics` must outlive the worker.

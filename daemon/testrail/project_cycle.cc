@@ -127,7 +127,10 @@ namespace {
 
 void record_failure(CycleOutcome& out, std::string message, const ApiError* api) {
   if (!out.error) out.error = std::move(message);
-  if (api && api->kind == ApiErrorKind::kConfig) out.config_error = true;
+  if (api && api->kind == ApiErrorKind::kConfig) {
+    out.config_error = true;
+    out.tls_error = api->http_status == 0;  // an untrusted certificate, not credentials
+  }
 }
 
 Counter& cycles_counter(Metrics& metrics, const std::string& project, PollKind kind,
@@ -407,10 +410,12 @@ void ProjectCycle::report(const CycleOutcome& out, const std::optional<RetrySche
            seconds_text(out.config_error ? retry->after_config_error : retry->after_failure);
   }
   if (out.config_error) {
-    logger_->error(
-        "poll project {} ({}): FAILED, configuration error: {}; check testrail.user, the API "
-        "key and the user's access to the project{}",
-        out.project_id, kind, *out.error, next);
+    logger_->error("poll project {} ({}): FAILED, configuration error: {}{}{}", out.project_id,
+                   kind, *out.error,
+                   out.tls_error ? ""
+                                 : "; check testrail.user, the API key and the user's access "
+                                   "to the project",
+                   next);
   } else {
     logger_->warn(
         "poll project {} ({}): FAILED after {:.2f}s, {} pages, {} requests, {} changed: {}; "

@@ -38,7 +38,9 @@ struct CycleOutcome {
   PollKind kind = PollKind::kActive;
   PollCycleStats stats;
   std::optional<std::string> error;  // nullopt: the cycle succeeded
-  bool config_error = false;         // 401/403: credentials or permissions
+  // 401/403 (credentials or permissions), or an untrusted TLS certificate.
+  bool config_error = false;
+  bool tls_error = false;            // of config_error: the certificate
   bool stopped = false;              // stop() cut it off; its row stays unfinished
   double seconds = 0;
 };

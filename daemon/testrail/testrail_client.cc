@@ -128,6 +128,7 @@ std::unique_ptr<TestRailClient> TestRailClient::create(TestRailClientOptions opt
                                                        RateLimiter* shared_limiter) {
   HttpClientOptions http;
   http.timeout = options.request_timeout;
+  http.ca_file = options.ca_file;
   return std::unique_ptr<TestRailClient>(new TestRailClient(
       std::move(options), std::make_unique<HttpClient>(std::move(http)),
       std::make_unique<SteadyClientClock>(), std::move(observer), shared_limiter));
@@ -187,7 +188,8 @@ ApiError TestRailClient::bad_response(const std::string& uri, const ApiResponse&
 }
 
 ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view uri,
-                                            std::string body, bool entity_lookup) {
+                                            std::string body, bool entity_lookup,
+                                            const BeforeSend& before_send) {
   const bool write = std::string_view(method) == "POST";
   const std::string path = api_path(uri);
   std::string base = options_.base_url;
@@ -242,7 +244,7 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
     HttpResult result;
     {
       std::unique_lock lock(transport_mu_);
-      if (stop_) {
+      if (stop_ || (before_send && !before_send())) {
         lock.unlock();
         return fail(stopped_error(attempt - 1));
       }
@@ -262,6 +264,20 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
                      err.message + " (the request may have been applied)", attempt});
       }
       if (err.cancelled || stop_) return fail(stopped_error(attempt));
+      if (!err.tls_verify_error.empty()) {
+        const std::string_view why = err.tls_verify_error;
+        const char* advice =
+            why.starts_with("unknown issuer")
+                ? "if TestRail's certificate comes from a private CA, name that CA's "
+                  "certificate in testrail.ca_file"
+            : why.starts_with("expired") || why.starts_with("not yet valid")
+                ? "TestRail's certificate must be renewed (or this machine's clock is wrong)"
+            : why.starts_with("host name mismatch")
+                ? "testrail.url must name a host the certificate is for"
+            : why.starts_with("cannot load") ? "fix testrail.ca_file"
+                                             : "check TestRail's certificate and testrail.ca_file";
+        return fail({ApiErrorKind::kConfig, 0, err.message + "; " + advice, attempt});
+      }
       last = {ApiErrorKind::kTransient, 0, err.message, attempt};
       wait = backoff(retries++);
     } else {
@@ -317,8 +333,9 @@ void TestRailClient::set_api_key(std::string api_key) {
 
 ApiResult<ApiResponse> TestRailClient::get(std::string_view uri) { return call("GET", uri, {}); }
 
-ApiResult<ApiResponse> TestRailClient::post(std::string_view uri, const nlohmann::json& body) {
-  return call("POST", uri, body.dump());
+ApiResult<ApiResponse> TestRailClient::post(std::string_view uri, const nlohmann::json& body,
+                                            const BeforeSend& before_send) {
+  return call("POST", uri, body.dump(), /*entity_lookup=*/false, before_send);
 }
 
 ApiResult<Fetched<nlohmann::json>> TestRailClient::get_run(std::int64_t run_id) {

@@ -79,8 +79,9 @@ class RateLimiter {
 };
 
 enum class ApiErrorKind {
-  // 401 or 403: credentials or permissions are wrong; retrying soon will
-  // not help (SPEC §5: log as a configuration error, retry slowly).
+  // 401 or 403: credentials or permissions are wrong; or (http_status 0)
+  // the server's TLS certificate is not trusted. Retrying soon will not
+  // help (SPEC §5: log as a configuration error, retry slowly).
   kConfig,
   // get_run/get_plan answered 400 "... is not a valid ...": the entity does
   // not exist (SPEC §6 rule 4).
@@ -192,6 +193,9 @@ struct TestRailClientOptions {
   // The wall clock in unix seconds, read when an answer arrives (see
   // ApiResponse::observed_at); empty: the system clock.
   std::function<std::int64_t()> wall_clock;
+  // A PEM file of further trusted certificate authorities (testrail.ca_file);
+  // used by create()'s HttpClient.
+  std::string ca_file;
 };
 
 // A TestRail API client.
@@ -215,6 +219,9 @@ struct TestRailClientOptions {
 //   failed after any byte was written also fails with kUnknownOutcome; one
 //   whose transport failed before anything was sent is retried.
 // - 401/403: fail at once with kConfig; other 4xx at once with kRejected.
+// - A TLS certificate that fails verification: fail at once with kConfig
+//   (http_status 0), the message saying why (unknown issuer, expired, host
+//   name mismatch).
 // Every request, retries included, first takes a slot from the rate
 // limiter. When attempts run out the call fails with kTransient carrying
 // the last status and message.
@@ -243,9 +250,15 @@ class TestRailClient {
 
   // GET {uri}; the 2xx answer or the error.
   ApiResult<ApiResponse> get(std::string_view uri);
+  // Called before an attempt's request is written: after its request slot
+  // is taken and while no other request of this client is in flight.
+  // Returning false withdraws the call, which fails with kStopped having
+  // sent nothing in that attempt.
+  using BeforeSend = std::function<bool()>;
   // POST {uri} with `body` serialised; the 2xx answer (delete_run's is
-  // empty) or the error.
-  ApiResult<ApiResponse> post(std::string_view uri, const nlohmann::json& body);
+  // empty) or the error. `before_send`, when set, runs before each attempt.
+  ApiResult<ApiResponse> post(std::string_view uri, const nlohmann::json& body,
+                              const BeforeSend& before_send = {});
 
   // get_run/{run_id}: the run object. kNotFound when the run does not exist;
   // kBadResponse when the answer is not a JSON object.
@@ -268,7 +281,7 @@ class TestRailClient {
   // `entity_lookup`: get_run/get_plan, where a 400 saying the id "is not a
   // valid" entity means kNotFound.
   ApiResult<ApiResponse> call(const char* method, std::string_view uri, std::string body,
-                              bool entity_lookup = false);
+                              bool entity_lookup = false, const BeforeSend& before_send = {});
   std::chrono::milliseconds backoff(int retry_index);
   std::chrono::milliseconds retry_after(const HttpResponse& response) const;
   void emit(const ApiEvent& event) const;

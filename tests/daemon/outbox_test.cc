@@ -40,6 +40,7 @@ class OutboxTest : public ::testing::Test {
     OutboxWorker::Options options;
     options.tick = 20ms;
     options.transient_retry = 200ms;
+    options.projects = {1};
     worker_ = std::make_unique<OutboxWorker>(dir_.file("mirror.db"), *client_, *writer_, metrics_,
                                              null_logger(), [this] { return fake_.now(); }, options);
     thread_ = std::thread([this] { worker_->run(); });
@@ -239,6 +240,82 @@ TEST_F(OutboxTest, ACommandLeftSendingBecomesUnknownAtStart) {
   start_worker();
   EXPECT_EQ(wait_final(id).state, "unknown");
   EXPECT_EQ(fake_.request_count(), 0u);
+}
+
+TEST_F(OutboxTest, ACommandWaitingForTheRequestBudgetStaysPendingAfterAStop) {
+  // One request a minute: the first command takes it, the second waits.
+  std::atomic<bool> waiting{false};
+  TestRailClientOptions copts = fake_.client_options();
+  copts.max_requests_per_minute = 1;
+  client_ = TestRailClient::create(copts, [&](const ApiEvent& e) {
+    if (e.kind == ApiEvent::Kind::kWait && e.reason == "rate_limit") waiting = true;
+  });
+  fake_.add_run({{"project_id", 1}, {"name", "r"}});
+  start_worker();
+  ASSERT_EQ(wait_final(queue(CommandKind::kAddRun, 1, {{"name", "first"}})).state, "done");
+  const auto second = queue(CommandKind::kCloseRun, 1);
+  ASSERT_TRUE(wait_until([&] { return waiting.load(); }, 10s));
+  EXPECT_EQ(read_command(dir_.file("mirror.db"), second).value()->state, "pending");
+  // The writer stops first, as it may when the daemon stops: nothing needs
+  // recording for a command that was never sent.
+  writer_->stop();
+  worker_->stop();
+  client_->stop();
+  thread_.join();
+  const CommandStatus st = *read_command(dir_.file("mirror.db"), second).value();
+  EXPECT_EQ(st.state, "pending");
+  EXPECT_EQ(st.attempts, 0);
+  EXPECT_EQ(fake_.count("close_run"), 0);
+}
+
+TEST_F(OutboxTest, RowsInsertedWithSqlGetTheCliRefusalsAndSendNothing) {
+  fake_.add_run({{"project_id", 1}, {"name", "plain"}});  // run 1
+  ASSERT_TRUE(writer_
+                  ->run([&](Store& s) -> Status {
+                    // Run 2 is part of a plan, run 3 was deleted.
+                    Observation plan_run;
+                    plan_run.run_id = 2;
+                    plan_run.source = Source::kPoll;
+                    plan_run.observed_at = 10;
+                    plan_run.set(Field::kProjectId, std::int64_t{1});
+                    plan_run.set(Field::kPlanId, std::int64_t{77});
+                    plan_run.state = StateClaim::kActive;
+                    if (auto r = s.runs().apply(plan_run, 10); !r) return r.status();
+                    Observation doomed = plan_run;
+                    doomed.run_id = 3;
+                    doomed.set(Field::kPlanId, Value{});
+                    if (auto r = s.runs().apply(doomed, 10); !r) return r.status();
+                    if (auto r = s.runs().apply(deletion_observation(3, Source::kPoll, 11), 11); !r)
+                      return r.status();
+                    return Status::ok();
+                  })
+                  .is_ok());
+  {
+    SQLite::Database db(dir_.file("mirror.db"), SQLite::OPEN_READWRITE);
+    db.exec(
+        "INSERT INTO outbox (command, target, body) VALUES ('add_run', 9, '{\"name\": \"x\"}')");
+    db.exec("INSERT INTO outbox (command, target) VALUES ('close_run', 10.7)");
+    db.exec("INSERT INTO outbox (command, target) VALUES ('close_run', 2)");
+    db.exec("INSERT INTO outbox (command, target) VALUES ('delete_run', 3)");
+    db.exec("INSERT INTO outbox (command, target) VALUES ('close_run', 'one')");
+  }
+  start_worker();
+  const char* expected[] = {
+      "project 9 is not a configured [[project]]",
+      "close_run: target must be a positive run id, not 10.7",
+      "run 2 belongs to test plan 77; TestRail changes plan runs through the plan's entries",
+      "run 3 is deleted",
+      "close_run: target must be a positive run id, not one",
+  };
+  for (std::int64_t id = 1; id <= 5; ++id) {
+    const CommandStatus st = wait_final(id);
+    EXPECT_EQ(st.state, "failed") << id;
+    EXPECT_EQ(st.last_error.value_or(""), expected[id - 1]) << id;
+  }
+  // A later valid command still runs, and nothing else was sent.
+  EXPECT_EQ(wait_final(queue(CommandKind::kCloseRun, 1)).state, "done");
+  EXPECT_EQ(fake_.request_count(), 1u);
+  EXPECT_EQ(fake_.count("close_run"), 1);
 }
 
 TEST(OutboxCommand, Validation) {

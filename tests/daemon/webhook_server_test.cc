@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 
 #include <cerrno>
+#include <cstring>
 #include <future>
 #include <sstream>
 #include <string>
@@ -688,23 +689,28 @@ TEST_F(WebhookServerTest, ExpectContinueIsHonoured) {
   EXPECT_EQ(count("SELECT count(*) FROM webhook_events"), 1);
 }
 
-// At max_connections new connections wait in the backlog while the open
-// ones are still served; one closing lets the next in.
+// At max_connections, once every open connection has passed the head
+// check (here: a webhook delivery, no secret configured), new connections
+// wait in the backlog while the open ones are still served; one closing
+// lets the next in. (A /healthz answered from its head passes no check.)
 TEST_F(WebhookServerTest, ConnectionsBeyondTheCapWaitWhileOpenOnesAreServed) {
   options_.max_connections = 2;
   start();
   RawConnection first(server_->port());
   RawConnection second(server_->port());
+  const std::string delivery =
+      std::string("POST /webhook HTTP/1.1\r\nHost: t\r\nContent-Length: ") +
+      std::to_string(std::strlen(kStarted)) + "\r\n\r\n" + kStarted;
   for (RawConnection* c : {&first, &second}) {
     ASSERT_TRUE(c->connected());
-    c->send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    c->send(delivery);
     const std::string head = c->head();
     ASSERT_EQ(status_line(head), "HTTP/1.1 200 OK");
     c->take(content_length(head));
   }
-  EXPECT_TRUE(wait_until([&] { return pauses_at_cap_.load() >= 1; }));
   auto third = std::make_unique<RawConnection>(server_->port());
   ASSERT_TRUE(third->connected());  // the kernel's backlog takes it
+  EXPECT_TRUE(wait_until([&] { return pauses_at_cap_.load() >= 1; }));
   third->send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_FALSE(third->answers_within(std::chrono::milliseconds(300)));
   EXPECT_EQ(server_->open_sessions(), 2u);

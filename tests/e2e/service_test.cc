@@ -62,6 +62,27 @@ class ServiceTest : public ::testing::Test {
   FakeTestRail fake_;
 };
 
+// A command whose request was refused (503, so not applied) and that waits
+// to be retried when SIGTERM arrives ends pending: the outbox worker
+// records that before the writer stops, rather than leaving it 'sending'
+// for the next start to call unknown.
+TEST_F(ServiceTest, ACommandRefusedThenStoppedStaysPending) {
+  const std::string cfg = config();
+  ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", cfg}, dir_.file("serve.log"), key_env());
+  ASSERT_NE(wait_for_listen_port(daemon), 0) << daemon.log();
+  fake_.fail_next(503, 5, "", "close_run");
+  auto queued = run_command({RUNSYNC_BINARY, "run", "close", "1", "--config", cfg}, key_env());
+  ASSERT_EQ(queued.exit_code, 0) << queued.err;
+  ASSERT_TRUE(wait_until([&] { return fake_.count("close_run") >= 1; }, 20s)) << daemon.log();
+  daemon.signal(SIGTERM);  // the client is backing off before its second attempt
+  const auto status = daemon.wait(10s);
+  ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << daemon.log();
+  SQLite::Database db(dir_.file("mirror.db"), SQLite::OPEN_READONLY);
+  EXPECT_EQ(db.execAndGet("SELECT state FROM outbox WHERE id = 1").getString(), "pending")
+      << daemon.log();
+  EXPECT_EQ(fake_.count("close_run"), 1);
+}
+
 TEST_F(ServiceTest, SyncRunsOneCycleAndReportsFailure) {
   const std::string cfg = config();
   auto ok = run_command({RUNSYNC_BINARY, "sync", "--full", "--config", cfg}, key_env());

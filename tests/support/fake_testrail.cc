@@ -67,6 +67,7 @@ std::optional<std::int64_t> parse_id(std::string_view s) {
 struct CertAndKey {
   std::string cert_pem;
   std::string key_pem;
+  std::string ca_pem;  // what a client must trust: the issuing CA, or cert_pem
 };
 
 std::string bio_to_string(BIO* bio) {
@@ -75,20 +76,55 @@ std::string bio_to_string(BIO* bio) {
   return std::string(data, static_cast<std::size_t>(n));
 }
 
-CertAndKey make_self_signed(const std::vector<std::string>& hosts) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
+std::string pem_of(X509* cert) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, cert);
+  std::string out = bio_to_string(bio);
+  BIO_free(bio);
+  return out;
+}
+
+void add_extension(X509* cert, X509* issuer, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  if (X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str())) {
+    X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+}
+
+X509* new_certificate(EVP_PKEY* key, const char* common_name, bool expired) {
   X509* cert = X509_new();
   if (key == nullptr || cert == nullptr) throw std::runtime_error("fake: key generation failed");
   X509_set_version(cert, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), static_cast<long>(std::random_device{}() >> 1));
-  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 7 * 86400);
+  X509_gmtime_adj(X509_getm_notBefore(cert), expired ? -2 * 86400 : -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert), expired ? -86400 : 7 * 86400);
   X509_set_pubkey(cert, key);
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("runsync fake testrail"), -1,
-                             -1, 0);
-  X509_set_issuer_name(cert, name);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name), -1, -1, 0);
+  return cert;
+}
+
+// A certificate for `hosts`: self-signed, or issued by a fresh CA (whose
+// certificate is then `ca_pem`, the one to trust).
+CertAndKey make_certificate(const std::vector<std::string>& hosts, bool ca_issued, bool expired) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = new_certificate(key, "runsync fake testrail", expired);
+  EVP_PKEY* ca_key = nullptr;
+  X509* ca = nullptr;
+  if (ca_issued) {
+    ca_key = EVP_EC_gen("P-256");
+    ca = new_certificate(ca_key, "runsync fake CA", false);
+    X509_set_issuer_name(ca, X509_get_subject_name(ca));
+    add_extension(ca, ca, NID_basic_constraints, "critical,CA:TRUE");
+    add_extension(ca, ca, NID_key_usage, "critical,keyCertSign,cRLSign");
+    add_extension(ca, ca, NID_subject_key_identifier, "hash");
+    X509_sign(ca, ca_key, EVP_sha256());
+  }
+  X509* issuer = ca != nullptr ? ca : cert;
+  X509_set_issuer_name(cert, X509_get_subject_name(issuer));
   std::string san;
   for (const auto& h : hosts) {
     const bool ip =
@@ -96,26 +132,21 @@ CertAndKey make_self_signed(const std::vector<std::string>& hosts) {
     if (!san.empty()) san += ",";
     san += (ip ? "IP:" : "DNS:") + h;
   }
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
-  if (X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str())) {
-    X509_add_ext(cert, ext, -1);
-    X509_EXTENSION_free(ext);
-  }
-  X509_sign(cert, key, EVP_sha256());
+  add_extension(cert, issuer, NID_subject_alt_name, san);
+  if (ca != nullptr) add_extension(cert, issuer, NID_authority_key_identifier, "keyid:always");
+  X509_sign(cert, ca_key != nullptr ? ca_key : key, EVP_sha256());
 
   CertAndKey out;
+  out.cert_pem = pem_of(cert);
+  out.ca_pem = ca != nullptr ? pem_of(ca) : out.cert_pem;
   BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, cert);
-  out.cert_pem = bio_to_string(bio);
-  BIO_free(bio);
-  bio = BIO_new(BIO_s_mem());
   PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
   out.key_pem = bio_to_string(bio);
   BIO_free(bio);
   X509_free(cert);
   EVP_PKEY_free(key);
+  if (ca != nullptr) X509_free(ca);
+  if (ca_key != nullptr) EVP_PKEY_free(ca_key);
   return out;
 }
 
@@ -336,7 +367,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 FakeTestRail::Impl::Impl(Options options)
     : options_(std::move(options)), acceptor_(ioc_), now_(options_.now) {
   if (options_.tls) {
-    cert_ = make_self_signed(options_.cert_hosts);
+    cert_ = make_certificate(options_.cert_hosts, options_.ca_issued, options_.expired);
     ssl_ctx_ = std::make_unique<ssl::context>(ssl::context::tls_server);
     ssl_ctx_->use_certificate_chain(asio::buffer(cert_.cert_pem));
     ssl_ctx_->use_private_key(asio::buffer(cert_.key_pem), ssl::context::pem);
@@ -692,7 +723,7 @@ FakeTestRail::~FakeTestRail() = default;
 
 std::string FakeTestRail::base_url() const { return impl_->base_url_; }
 std::uint16_t FakeTestRail::port() const { return impl_->port_; }
-std::string FakeTestRail::certificate_pem() const { return impl_->cert_.cert_pem; }
+std::string FakeTestRail::certificate_pem() const { return impl_->cert_.ca_pem; }
 const FakeTestRail::Options& FakeTestRail::options() const { return impl_->options_; }
 
 TestRailClientOptions FakeTestRail::client_options() const {

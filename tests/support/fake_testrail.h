@@ -42,6 +42,10 @@ class FakeTestRail {
     // lists `cert_hosts` (IP literals or DNS names).
     bool tls = false;
     std::vector<std::string> cert_hosts = {"127.0.0.1"};
+    // Issue the certificate from a fresh CA instead of self-signing it;
+    // certificate_pem() is then the CA's.
+    bool ca_issued = false;
+    bool expired = false;              // the certificate's validity ended a day ago
     int max_page_size = 250;           // larger `limit`s are clamped to this
     std::int64_t now = 1'700'000'000;  // initial clock (unix s)
   };
@@ -84,7 +88,9 @@ class FakeTestRail {
 
   std::string base_url() const;  // "http://127.0.0.1:PORT" (https:// with tls)
   std::uint16_t port() const;
-  std::string certificate_pem() const;  // the self-signed certificate; empty without tls
+  // The certificate a client must trust (the self-signed one, or the CA's
+  // with ca_issued); empty without tls.
+  std::string certificate_pem() const;
   const Options& options() const;
   // Options for a client of this server: its URL and credentials, a 5 s
   // request timeout and no request budget; tests change what they need.
