@@ -16,6 +16,7 @@
 #include "daemon/ingest/hint_endpoint.h"
 #include "daemon/http/http_server.h"
 #include "daemon/metrics.h"
+#include "daemon/mirror_metrics.h"
 #include "daemon/testrail/outbox_worker.h"
 #include "daemon/testrail/poller.h"
 #include "daemon/pruner.h"
@@ -27,6 +28,7 @@
 #include "storage/checkpointer.h"
 #include "storage/database.h"
 #include "storage/report.h"
+#include "storage/write_path.h"
 #include "storage/writer.h"
 
 namespace runsync {
@@ -43,76 +45,6 @@ StatusOr<WebhookAuth> auth_from(const Config& config) {
     auth.signing_key = std::move(key).value();
   }
   return auth;
-}
-
-double file_size(const std::string& path) {
-  std::error_code ec;
-  auto n = std::filesystem::file_size(path, ec);
-  return ec ? 0.0 : static_cast<double>(n);
-}
-
-// Every series the poller, the API client and the outbox worker count is
-// present from the start at 0, so that rate() and absent() alerts see
-// them before their first event; the last successful poll of each project
-// is seeded from poll_cycles, so it survives a restart.
-void seed_metrics(Metrics& metrics, const Config& config, const MirrorReport* report) {
-  if (config.testrail.url.empty()) return;  // no polling, no write-back
-  for (const ProjectConfig& p : config.projects) {
-    const std::string project = std::to_string(p.id);
-    ProjectCycle::declare_metrics(metrics, p);
-    if (report == nullptr) continue;
-    for (const PollSummary& s : report->polls) {
-      if (s.project_id != p.id || !s.last_success_at) continue;
-      metrics
-          .gauge("runsync_last_successful_poll_timestamp_seconds",
-                 "Unix time of the last successful poll cycle", {{"project", project}})
-          .set(static_cast<double>(*s.last_success_at));
-    }
-  }
-  for (const char* reason : {"rate_limit", "retry-after", "backoff"}) {
-    metrics.counter("runsync_api_waits_total", "Waits before API requests, by reason",
-                    {{"reason", reason}});
-  }
-  for (const CommandKind command : {CommandKind::kAddRun, CommandKind::kUpdateRun,
-                                    CommandKind::kCloseRun, CommandKind::kDeleteRun}) {
-    for (const char* outcome : {"done", "failed", "unknown", "retry", "resolved"}) {
-      metrics.counter("runsync_outbox_commands_total", "Write-back commands by command and outcome",
-                      {{"command", command_name(command)}, {"outcome", outcome}});
-    }
-  }
-}
-
-// Gauges over the mirror's contents, read from the database once per scrape.
-void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> reader, Logger logger) {
-  std::map<std::string, Gauge*> runs;
-  for (const char* state : {"active", "completed", "aborted", "deleted"}) {
-    runs[state] = &metrics.gauge("runsync_runs", "Runs in the mirror by state", {{"state", state}});
-  }
-  Gauge& last_webhook = metrics.gauge(
-      "runsync_last_webhook_timestamp_seconds",
-      "Unix time the newest webhook delivery was stored (0: none yet)");
-  Gauge& pending = metrics.gauge("runsync_outbox_pending", "Write-back commands waiting to be sent");
-  Gauge& oldest = metrics.gauge("runsync_outbox_oldest_pending_age_seconds",
-                                "Age of the oldest pending write-back command (0: none pending)");
-  Gauge& refreshes = metrics.gauge("runsync_hint_pending_refreshes",
-                                   "Refreshes TestRail webhook hints asked for, not done yet");
-  metrics.add_collector([=, &last_webhook, &pending, &oldest, &refreshes] {
-    auto g = reader->read();
-    if (!g) {
-      logger->warn("metrics: {}; the mirror's gauges keep their last values", g.message());
-      return;
-    }
-    for (const auto& [state, gauge] : runs) {
-      auto it = g->runs_by_state.find(state);
-      gauge->set(it == g->runs_by_state.end() ? 0.0 : static_cast<double>(it->second));
-    }
-    last_webhook.set(g->last_webhook_at ? static_cast<double>(*g->last_webhook_at) : 0.0);
-    pending.set(static_cast<double>(g->outbox_pending));
-    refreshes.set(static_cast<double>(g->pending_refreshes));
-    oldest.set(g->oldest_pending_at
-                   ? static_cast<double>(std::max<std::int64_t>(0, unix_now() - *g->oldest_pending_at))
-                   : 0.0);
-  });
 }
 
 }  // namespace
@@ -340,30 +272,76 @@ struct App::Impl {
     // A file-size limit (systemd's LimitFSIZE=) makes a write fail like a
     // full disk: reported and retried, not a crash by SIGXFSZ.
     ::signal(SIGXFSZ, SIG_IGN);
-    OpenOptions open_options = open_options_for(config);
-    open_options.auto_checkpoint = false;  // the Checkpointer does it, off the writer's path
-    auto store = Store::open(config.storage.path, open_options);
-    if (!store) {
-      logger->critical("{}; not starting", store.message());
+    if (!open_storage()) return 1;
+    watch_database_writes(*writer, config.storage.path, metrics, logger, unix_now);
+    watch_mirror(metrics, *writer, config.storage.path,
+                 config.testrail.url.empty() ? std::vector<ProjectConfig>{} : config.projects,
+                 logger);
+    register_process_metrics(metrics);
+    metrics.gauge("runsync_build_info", "Build information",
+                  {{"version", RUNSYNC_VERSION}, {"schema", std::to_string(latest_schema_version())}})
+        .set(1);
+    if (!config.testrail.url.empty()) build_testrail_parts();
+    if (!start_listener()) {
+      writer->stop();
       return 1;
     }
-    // The writer's transactions go through the gate so that the
-    // checkpointer can make the WAL start over under sustained load.
-    auto gate = std::make_shared<WriteGate>();
-    Checkpointer::Options checkpoint_options;
-    checkpoint_options.gate = gate;
-    Counter& checkpoint_failures =
-        metrics.counter("runsync_checkpoint_failures_total",
-                        "WAL checkpoints that failed (the WAL grows meanwhile)");
-    const auto retry_ms = static_cast<std::uint64_t>(checkpoint_options.interval.count());
-    checkpoint_options.on_status = [this, &checkpoint_failures, retry_ms](const std::string& error,
-                                                                          std::uint64_t in_a_row) {
+    signals.add(SIGTERM);
+    signals.add(SIGINT);
+    signals.add(SIGHUP);
+    wait_signals();
+    arm_watchdog();
+    arm_summary();
+    start_workers();
+    (void)notifier.ready();
+    (void)notifier.status("serving webhooks");
+
+    ioc.run();
+    stop_workers();
+    logger->info("stopped");
+    return 0;
+  }
+
+  // The database, its single writer and its checkpointer.
+  bool open_storage() {
+    WritePathOptions options;
+    options.open = open_options_for(config);
+    options.queue_capacity = config.webhook.queue_capacity;
+    options.max_batch = config.storage.max_batch;
+    options.checkpoints = config.storage.checkpoints;
+    options.on_checkpoint_status = checkpoint_status_logger();
+    options.on_backstop = [this](int mib, int limit_mib) {
+      logger->warn(
+          "the WAL holds {} MiB although storage.checkpoints = \"external\": is the replicator "
+          "(litestream replicate) running? runsync checkpoints it until it is below {} MiB",
+          mib, limit_mib);
+    };
+    auto path = open_write_path(config.storage.path, std::move(options));
+    if (!path) {
+      logger->critical("{}; not starting", path.message());
+      return false;
+    }
+    if (path->unsplit_sync) {
+      logger->warn("{}; each batch waits for its own sync", *path->unsplit_sync);
+    }
+    writer = std::move(path->writer);
+    checkpointer = std::move(path->checkpointer);
+    return true;
+  }
+
+  // Counts failed checkpoints; logs the first of a run of failures, then
+  // about once a minute while it lasts, and the recovery.
+  std::function<void(const std::string&, std::uint64_t)> checkpoint_status_logger() {
+    Counter& failures = metrics.counter("runsync_checkpoint_failures_total",
+                                        "WAL checkpoints that failed (the WAL grows meanwhile)");
+    const auto retry_ms =
+        static_cast<std::uint64_t>(Checkpointer::Options{}.interval.count());
+    return [this, &failures, retry_ms](const std::string& error, std::uint64_t in_a_row) {
       if (error.empty()) {
         logger->info("WAL checkpoints succeed again");
         return;
       }
-      checkpoint_failures.inc();
-      // Once when it starts, then about once a minute while it lasts.
+      failures.inc();
       const std::uint64_t every =
           std::max<std::uint64_t>(1, 60000 / std::max<std::uint64_t>(1, retry_ms));
       if (in_a_row == 1 || in_a_row % every == 0) {
@@ -373,89 +351,54 @@ struct App::Impl {
             in_a_row, error, retry_ms);
       }
     };
-    if (config.storage.checkpoints == "external") {
-      // The replicator owns checkpoints; runsync steps in only if the WAL
-      // grows past what a working replicator lets it reach.
-      checkpoint_options.wal_frames = store.value()->wal_frames();
-      checkpoint_options.from_frames = checkpoint_options.restart_frames;
-      const int limit_mib = checkpoint_options.from_frames / 256;  // 4 KiB pages
-      checkpoint_options.on_backstop = [this, limit_mib](int frames) {
-        logger->warn(
-            "the WAL holds {} MiB although storage.checkpoints = \"external\": is the replicator "
-            "(litestream replicate) running? runsync checkpoints it until it is below {} MiB",
-            frames / 256, limit_mib);
-      };
+  }
+
+  // Everything that spends the TestRail request budget, on one limiter:
+  // polling, hint refreshes (their own client, first in line) and
+  // write-back; and the endpoint that takes TestRail's webhooks.
+  void build_testrail_parts() {
+    limiter = std::make_unique<RateLimiter>(config.testrail.max_requests_per_minute,
+                                            limiter_clock);
+    client = TestRailClient::create(client_options_for(config), make_api_observer(metrics, logger),
+                                    limiter.get());
+    poller = std::make_unique<Poller>(poller_options_for(config), *client, *writer, metrics,
+                                      logger, unix_now);
+    TestRailClientOptions hint_options = client_options_for(config);
+    hint_options.priority = RequestPriority::kHint;
+    hint_client = TestRailClient::create(std::move(hint_options),
+                                         make_api_observer(metrics, logger), limiter.get());
+    hint_cycle = std::make_unique<ProjectCycle>(*hint_client, *writer, metrics, logger, unix_now);
+    refresher = std::make_unique<Refresher>(refresher_options_for(config), *hint_client,
+                                            *hint_cycle, *writer, metrics, logger, unix_now_ms);
+    hints = std::make_unique<HintEndpoint>(hint_endpoint_options_for(config), *writer, metrics,
+                                           logger, unix_now_ms, [this] { refresher->notify(); });
+    auto mark = PollerMark::hold(config.storage.path);
+    if (mark) {
+      poller_mark = std::move(mark).value();
+    } else {
+      logger->warn("{}; `runsync status` will call a running poll interrupted", mark.message());
     }
-    auto checkpoints = Checkpointer::start(config.storage.path, checkpoint_options);
-    if (!checkpoints) {
-      logger->critical("{}; not starting", checkpoints.message());
-      return 1;
-    }
-    checkpointer = std::move(checkpoints).value();
+    OutboxWorker::Options outbox_options;
+    for (const auto& p : config.projects) outbox_options.projects.push_back(p.id);
+    outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics, logger,
+                                            unix_now, outbox_options);
+  }
+
+  // The webhook endpoint, the router and the HTTP listener, listening.
+  bool start_listener() {
     auto auth = auth_from(config);
     if (!auth) {
       logger->critical("webhook.signing_secret: {}; not starting", auth.message());
-      return 1;
+      return false;
     }
-    Writer::Options wopts;
-    wopts.queue_capacity = config.webhook.queue_capacity;
-    wopts.max_batch = config.storage.max_batch;
-    wopts.gate = gate;
-    // The writer applies the next batch while the disk syncs the last. Not
-    // with max_batch = 1, which promises a transaction and a sync per write.
-    if (open_options.durability == Durability::kFull && config.storage.max_batch > 1) {
-      auto wal_sync = store.value()->split_commit_sync();
-      if (wal_sync) {
-        wopts.wal_sync = std::move(wal_sync).value();
-      } else {
-        logger->warn("{}; each batch waits for its own sync", wal_sync.message());
-      }
-    }
-    writer = std::make_unique<Writer>(std::move(store).value(), wopts);
-    watch_database_writes(*writer, config.storage.path, metrics, logger, unix_now);
-    Histogram& commit_latency = metrics.histogram("runsync_db_commit_seconds",
-                                                  "Time to commit one batch of writes");
-    Counter& batches = metrics.counter("runsync_db_commits_total", "Write transactions committed");
-    Counter& batched_jobs =
-        metrics.counter("runsync_db_committed_jobs_total", "Writes committed, over all batches");
-    writer->set_batch_observer([&](std::size_t jobs, double seconds) {
-      commit_latency.observe(seconds);
-      batches.inc();
-      batched_jobs.inc(jobs);
-    });
-    metrics.gauge_callback("runsync_ingest_queue_depth", "Writes waiting for the writer", {},
-                           [this] { return static_cast<double>(writer->depth()); });
-    const std::string db_path = config.storage.path;
-    metrics.gauge_callback("runsync_database_size_bytes", "Size of the database file", {},
-                           [db_path] { return file_size(db_path); });
-    metrics.gauge_callback("runsync_wal_size_bytes", "Size of the write-ahead log", {},
-                           [db_path] { return file_size(db_path + "-wal"); });
-    {
-      auto report = read_mirror_report(config.storage.path, unix_now());
-      if (!report) logger->warn("metrics: cannot read past poll cycles: {}", report.message());
-      seed_metrics(metrics, config, report ? &report.value() : nullptr);
-      auto reader = MirrorGaugeReader::open(config.storage.path);
-      if (reader) {
-        add_mirror_gauges(metrics, std::shared_ptr<MirrorGaugeReader>(std::move(reader).value()),
-                          logger);
-      } else {
-        logger->warn("metrics: {}; no gauges over the mirror's contents", reader.message());
-      }
-      register_process_metrics(metrics);
-    }
-    metrics.gauge("runsync_build_info", "Build information",
-                  {{"version", RUNSYNC_VERSION}, {"schema", std::to_string(latest_schema_version())}})
-        .set(1);
-
     std::map<std::string, std::int64_t> projects;
     for (const auto& p : config.projects) projects[p.code] = p.id;
     endpoint = std::make_unique<WebhookEndpoint>(std::move(auth).value(), projects, *writer,
                                                  metrics, logger, unix_now);
-
     const auto listen = parse_listen_address(config.webhook.listen);
     if (!listen) {
       logger->critical("webhook.listen '{}' is not host:port; not starting", config.webhook.listen);
-      return 1;
+      return false;
     }
     HttpServerOptions sopts;
     sopts.host = listen->host;
@@ -465,35 +408,6 @@ struct App::Impl {
     sopts.min_request_rate = config.webhook.min_request_rate;
     sopts.min_rate_grace = config.webhook.min_rate_grace;
     check_open_file_limit(config.webhook.max_connections);
-    if (!config.testrail.url.empty()) {
-      limiter = std::make_unique<RateLimiter>(config.testrail.max_requests_per_minute,
-                                              limiter_clock);
-      client = TestRailClient::create(client_options_for(config),
-                                      make_api_observer(metrics, logger), limiter.get());
-      poller = std::make_unique<Poller>(poller_options_for(config), *client, *writer, metrics,
-                                        logger, unix_now);
-      TestRailClientOptions hint_options = client_options_for(config);
-      hint_options.priority = RequestPriority::kHint;
-      hint_client = TestRailClient::create(std::move(hint_options),
-                                           make_api_observer(metrics, logger), limiter.get());
-      hint_cycle =
-          std::make_unique<ProjectCycle>(*hint_client, *writer, metrics, logger, unix_now);
-      refresher = std::make_unique<Refresher>(refresher_options_for(config), *hint_client,
-                                              *hint_cycle, *writer, metrics, logger, unix_now_ms);
-      hints = std::make_unique<HintEndpoint>(hint_endpoint_options_for(config), *writer, metrics,
-                                             logger, unix_now_ms,
-                                             [this] { refresher->notify(); });
-      auto mark = PollerMark::hold(config.storage.path);
-      if (mark) {
-        poller_mark = std::move(mark).value();
-      } else {
-        logger->warn("{}; `runsync status` will call a running poll interrupted", mark.message());
-      }
-      OutboxWorker::Options outbox_options;
-      for (const auto& p : config.projects) outbox_options.projects.push_back(p.id);
-      outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics,
-                                              logger, unix_now, outbox_options);
-    }
     // /readyz is about taking webhooks: the database's writes alone, not
     // polling, so a balancer keeps sending while TestRail is down.
     router = std::make_unique<Router>(config.webhook.path, *endpoint, *writer, metrics, logger);
@@ -503,13 +417,30 @@ struct App::Impl {
     });
     server->set_head_check(
         [this](const ServerRequest& head) { return router->answer_from_head(head); });
-    server->set_reject_observer([this](int status, const std::string& reason,
-                                       const std::string& remote) {
-      router->count_response(status);
-      if (auto note = listener_warnings.admit("refused " + std::to_string(status))) {
-        logger->warn("request from {} refused ({}): {}{}", remote, status, reason, *note);
-      }
-    });
+    server->set_reject_observer(
+        [this](int status, const std::string& reason, const std::string& remote) {
+          router->count_response(status);
+          if (auto note = listener_warnings.admit("refused " + std::to_string(status))) {
+            logger->warn("request from {} refused ({}): {}{}", remote, status, reason, *note);
+          }
+        });
+    server->set_accept_pause_observer(
+        [this](const std::string& error, std::chrono::milliseconds retry_in) {
+          log_accept_pause(error, retry_in);
+        });
+    server->set_shed_observer(shed_observer());
+    if (Status s = server->start(); !s.is_ok()) {
+      logger->critical("{}; not starting", s.message());
+      return false;
+    }
+    logger->info("runsync {} serving webhooks on {}:{}{} (database {}, schema {})",
+                 RUNSYNC_VERSION, sopts.host, server->port(), config.webhook.path,
+                 config.storage.path, latest_schema_version());
+    return true;
+  }
+
+  // Counts and logs connections the listener closed to stay open to others.
+  ShedObserver shed_observer() {
     // Both series exist from the start, at 0.
     Counter* shed_slow = &metrics.counter(
         "runsync_http_connections_shed_total",
@@ -519,84 +450,79 @@ struct App::Impl {
         "runsync_http_connections_shed_total",
         "Connections closed without an answer to keep the listener open, by reason",
         {{"reason", "at_cap"}});
-    server->set_shed_observer(
-        [this, shed_slow, shed_at_cap](const char* reason, const std::string& remote) {
-          const bool slow = std::string_view(reason) == "slow";
-          (slow ? shed_slow : shed_at_cap)->inc();
-          auto note = listener_warnings.admit(std::string("shed ") + reason);
-          if (!note) return;
-          if (slow) {
-            logger->warn(
-                "connection from {} closed: its request came slower than "
-                "webhook.min_request_rate{}",
-                remote, *note);
-          } else {
-            logger->warn(
-                "connection from {} closed to take a new one at webhook.max_connections: "
-                "its request had not passed the header checks{}",
-                remote, *note);
-          }
-        });
-    server->set_accept_pause_observer([this](const std::string& error,
-                                             std::chrono::milliseconds retry_in) {
-      if (error.empty()) {
-        if (auto note = listener_warnings.admit("at max_connections")) {
-          logger->warn("{} connections open (webhook.max_connections): new ones wait in the "
-                       "listen backlog until one closes{}",
-                       config.webhook.max_connections, *note);
-        }
-      } else if (auto note = listener_warnings.admit("accept failed")) {
-        logger->warn("accepting a connection failed: {}; new connections wait in the listen "
-                     "backlog, retrying in {} ms{}",
-                     error, retry_in.count(), *note);
+    return [this, shed_slow, shed_at_cap](const char* reason, const std::string& remote) {
+      const bool slow = std::string_view(reason) == "slow";
+      (slow ? shed_slow : shed_at_cap)->inc();
+      auto note = listener_warnings.admit(std::string("shed ") + reason);
+      if (!note) return;
+      if (slow) {
+        logger->warn(
+            "connection from {} closed: its request came slower than "
+            "webhook.min_request_rate{}",
+            remote, *note);
+      } else {
+        logger->warn(
+            "connection from {} closed to take a new one at webhook.max_connections: "
+            "its request had not passed the header checks{}",
+            remote, *note);
       }
-    });
-    if (Status s = server->start(); !s.is_ok()) {
-      logger->critical("{}; not starting", s.message());
-      writer->stop();
-      return 1;
+    };
+  }
+
+  void log_accept_pause(const std::string& error, std::chrono::milliseconds retry_in) {
+    if (error.empty()) {
+      if (auto note = listener_warnings.admit("at max_connections")) {
+        logger->warn("{} connections open (webhook.max_connections): new ones wait in the "
+                     "listen backlog until one closes{}",
+                     config.webhook.max_connections, *note);
+      }
+    } else if (auto note = listener_warnings.admit("accept failed")) {
+      logger->warn("accepting a connection failed: {}; new connections wait in the listen "
+                   "backlog, retrying in {} ms{}",
+                   error, retry_in.count(), *note);
     }
+  }
 
-    signals.add(SIGTERM);
-    signals.add(SIGINT);
-    signals.add(SIGHUP);
-    wait_signals();
-    arm_watchdog();
-    arm_summary();
-
-    logger->info("runsync {} serving webhooks on {}:{}{} (database {}, schema {})", RUNSYNC_VERSION,
-                 sopts.host, server->port(), config.webhook.path, config.storage.path,
-                 latest_schema_version());
+  // The threads of polling, hint refreshes, write-back and retention.
+  void start_workers() {
     if (config.testrail.url.empty()) {
       logger->info("no testrail.url configured: polling and write-back are off");
     } else {
       logger->info("polling {} every {} s (full sync every {} s) for {} project(s)",
                    config.testrail.url,
-                   std::chrono::duration_cast<std::chrono::seconds>(config.testrail.poll_interval).count(),
-                   std::chrono::duration_cast<std::chrono::seconds>(config.testrail.full_sync_interval).count(),
+                   std::chrono::duration_cast<std::chrono::seconds>(config.testrail.poll_interval)
+                       .count(),
+                   std::chrono::duration_cast<std::chrono::seconds>(
+                       config.testrail.full_sync_interval)
+                       .count(),
                    config.projects.size());
       poller_thread = std::thread([this] { poller->run(); });
       outbox_thread = std::thread([this] { outbox->run(); });
       refresher_thread = std::thread([this] { refresher->run(); });
-      if (config.testrail_webhook.secret.empty()) {
-        logger->warn("taking TestRail webhooks on {} WITHOUT a secret: anyone who can reach the "
-                     "listener can make runsync spend its API budget; set "
-                     "testrail_webhook.secret_file, $RUNSYNC_TESTRAIL_WEBHOOK_SECRET or the "
-                     "testrail-webhook-secret credential",
-                     config.testrail_webhook.path);
-      } else {
-        logger->info("taking TestRail webhooks on {} (secret in header {}); refreshing a run at "
-                     "most once per {}",
-                     config.testrail_webhook.path, config.testrail_webhook.secret_header,
-                     render_duration(config.testrail_webhook.min_refresh_interval));
-      }
+      log_hint_endpoint();
     }
     pruner = std::make_unique<Pruner>(config.retention, *writer, metrics, logger, unix_now);
     pruner_thread = std::thread([this] { pruner->run(); });
-    (void)notifier.ready();
-    (void)notifier.status("serving webhooks");
+  }
 
-    ioc.run();
+  void log_hint_endpoint() {
+    if (config.testrail_webhook.secret.empty()) {
+      logger->warn("taking TestRail webhooks on {} WITHOUT a secret: anyone who can reach the "
+                   "listener can make runsync spend its API budget; set "
+                   "testrail_webhook.secret_file, $RUNSYNC_TESTRAIL_WEBHOOK_SECRET or the "
+                   "testrail-webhook-secret credential",
+                   config.testrail_webhook.path);
+    } else {
+      logger->info("taking TestRail webhooks on {} (secret in header {}); refreshing a run at "
+                   "most once per {}",
+                   config.testrail_webhook.path, config.testrail_webhook.secret_header,
+                   render_duration(config.testrail_webhook.min_refresh_interval));
+    }
+  }
+
+  // After the event loop ended (shutdown() stopped the workers and the
+  // writer): joins what is left.
+  void stop_workers() {
     if (outbox) outbox->stop();
     if (refresher) refresher->stop();
     if (poller) poller->stop();
@@ -606,8 +532,6 @@ struct App::Impl {
     if (pruner) pruner->stop();
     if (pruner_thread.joinable()) pruner_thread.join();
     writer->stop();
-    logger->info("stopped");
-    return 0;
   }
 };
 

@@ -137,6 +137,26 @@ class Section {
     return error(key, "invalid value '" + value + "' (one of " + list + ")");
   }
 
+  // read_choice for a closed vocabulary: `name` gives each value's text.
+  template <typename E, std::size_t N>
+  Status read_enum(std::string_view key, const E (&values)[N], const char* (*name)(E),
+                   E& out) const {
+    std::string text = name(out);
+    std::string list;
+    for (E value : values) {
+      list += list.empty() ? "" : ", ";
+      list += name(value);
+    }
+    if (Status s = read_string(key, text); !s) return s;
+    for (E value : values) {
+      if (text == name(value)) {
+        out = value;
+        return Status::ok();
+      }
+    }
+    return error(key, "invalid value '" + text + "' (one of " + list + ")");
+  }
+
   template <typename T>
   Status read_integer(std::string_view key, std::int64_t min, T& out) const {
     const toml::node* node = find(key);
@@ -197,10 +217,13 @@ Status read_storage(const Section& s, Config::Storage& storage) {
   if (Status st = s.read_string("path", storage.path); !st) return st;
   if (storage.path.empty()) return s.error("path", "must not be empty");
   if (Status st = s.read_integer("max_batch", 1, storage.max_batch); !st) return st;
-  if (Status st = s.read_choice("synchronous", {"full", "normal"}, storage.synchronous); !st) {
+  constexpr Durability kDurabilities[] = {Durability::kFull, Durability::kNormal};
+  if (Status st = s.read_enum("synchronous", kDurabilities, durability_name, storage.synchronous);
+      !st) {
     return st;
   }
-  return s.read_choice("checkpoints", {"runsync", "external"}, storage.checkpoints);
+  constexpr CheckpointMode kModes[] = {CheckpointMode::kRunsync, CheckpointMode::kExternal};
+  return s.read_enum("checkpoints", kModes, checkpoint_mode_name, storage.checkpoints);
 }
 
 // A retention window: a duration of at least 1s, or "0" for keeping rows for ever.

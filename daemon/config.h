@@ -12,6 +12,8 @@
 #include "core/duration.h"
 #include "core/project.h"
 #include "core/status.h"
+#include "storage/database.h"
+#include "storage/write_path.h"
 
 namespace runsync {
 
@@ -23,13 +25,13 @@ struct Config {
   struct Storage {
     std::string path = "runsync.db";  // see default_database_path()
     // "full" (default: survives power loss) or "normal" (survives a crash).
-    std::string synchronous = "full";
+    Durability synchronous = Durability::kFull;
     // Most writes committed in one transaction (group commit); 1 commits
     // each write on its own.
     std::uint64_t max_batch = 4096;
     // Who checkpoints the WAL: "runsync" (its own checkpointer) or
     // "external" (a replicator such as Litestream, which must own them).
-    std::string checkpoints = "runsync";
+    CheckpointMode checkpoints = CheckpointMode::kRunsync;
   } storage;
 
   struct Webhook {

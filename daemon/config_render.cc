@@ -60,9 +60,9 @@ std::string render_config(const Config& config) {
 
   out << "\n[storage]\n"
       << "path = " << toml_string(config.storage.path) << "\n"
-      << "synchronous = " << toml_string(config.storage.synchronous) << "\n"
+      << "synchronous = " << toml_string(durability_name(config.storage.synchronous)) << "\n"
       << "max_batch = " << config.storage.max_batch << "\n"
-      << "checkpoints = " << toml_string(config.storage.checkpoints) << "\n";
+      << "checkpoints = " << toml_string(checkpoint_mode_name(config.storage.checkpoints)) << "\n";
 
   const Config::Webhook& webhook = config.webhook;
   out << "\n[webhook]\n"

@@ -24,8 +24,7 @@ Logger logger_for(const Config& config) {
 
 OpenOptions open_options_for(const Config& config) {
   OpenOptions options;
-  options.durability =
-      config.storage.synchronous == "normal" ? Durability::kNormal : Durability::kFull;
+  options.durability = config.storage.synchronous;
   return options;
 }
 

@@ -17,6 +17,10 @@
 
 namespace runsync {
 
+const char* durability_name(Durability durability) {
+  return durability == Durability::kNormal ? "normal" : "full";
+}
+
 int latest_schema_version() {
   const auto& all = embedded_migrations();
   return all.empty() ? 0 : all.back().version;

@@ -15,6 +15,7 @@ class Database;
 namespace runsync {
 
 enum class Durability { kFull, kNormal };  // PRAGMA synchronous
+const char* durability_name(Durability durability);  // "full", "normal"
 
 struct OpenOptions {
   Durability durability = Durability::kFull;

@@ -16,7 +16,16 @@ OutboxWorker::OutboxWorker(std::string database_path, TestRailClient& client, Wr
       metrics_(metrics),
       logger_(std::move(logger)),
       clock_(std::move(clock)),
-      options_(options) {}
+      options_(options) {
+  // Every series is there from the start, at 0, for rate() and absent().
+  for (const CommandKind command : {CommandKind::kAddRun, CommandKind::kUpdateRun,
+                                    CommandKind::kCloseRun, CommandKind::kDeleteRun}) {
+    for (const char* outcome : {"done", "failed", "unknown", "retry", "resolved"}) {
+      metrics_.counter("runsync_outbox_commands_total", "Write-back commands by command and outcome",
+                       {{"command", command_name(command)}, {"outcome", outcome}});
+    }
+  }
+}
 
 void OutboxWorker::count(const char* command, const char* outcome) {
   metrics_

@@ -9,7 +9,10 @@ Poller::Poller(PollerOptions options, TestRailClient& client, Writer& writer, Me
     : options_(std::move(options)),
       cycle_(client, writer, metrics, std::move(logger), clock),
       clock_(std::move(clock)) {
-  for (const auto& p : options_.projects) records_[p.id];
+  for (const auto& p : options_.projects) {
+    records_[p.id];
+    ProjectCycle::declare_metrics(metrics, p);
+  }
 }
 
 CycleOutcome Poller::run_cycle(const ProjectConfig& project, PollKind kind) {

@@ -27,6 +27,10 @@ std::string listing(std::string_view endpoint, std::int64_t project_id, PollKind
 ApiObserver make_api_observer(Metrics& metrics, Logger logger) {
   Histogram& latency = metrics.histogram("runsync_api_request_seconds",
                                          "Latency of TestRail API requests");
+  for (const char* reason : {"rate_limit", "retry-after", "backoff"}) {
+    metrics.counter("runsync_api_waits_total", "Waits before API requests, by reason",
+                    {{"reason", reason}});
+  }
   return [&metrics, &latency, logger](const ApiEvent& e) {
     switch (e.kind) {
       case ApiEvent::Kind::kAnswer:

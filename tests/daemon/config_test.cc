@@ -92,8 +92,8 @@ TEST_F(ConfigTest, DefaultsWithoutFile) {
   expect_same_effective_values(*config, defaults);
   EXPECT_EQ(config->source_path, "");
   EXPECT_EQ(config->storage.path, "runsync.db");
-  EXPECT_EQ(config->storage.synchronous, "full");
-  EXPECT_EQ(config->storage.checkpoints, "runsync");
+  EXPECT_EQ(config->storage.synchronous, Durability::kFull);
+  EXPECT_EQ(config->storage.checkpoints, CheckpointMode::kRunsync);
   EXPECT_EQ(config->webhook.listen, "127.0.0.1:8080");
   EXPECT_EQ(config->webhook.path, "/webhook");
   EXPECT_EQ(config->webhook.max_body_bytes, 1048576u);
@@ -193,9 +193,9 @@ level = "debug"
   ASSERT_TRUE(config.is_ok()) << config.message();
   EXPECT_EQ(config->source_path, path("runsync.toml"));
   EXPECT_EQ(config->storage.path, "/var/lib/runsync/mirror.db");
-  EXPECT_EQ(config->storage.synchronous, "normal");
+  EXPECT_EQ(config->storage.synchronous, Durability::kNormal);
   EXPECT_EQ(config->storage.max_batch, 64u);
-  EXPECT_EQ(config->storage.checkpoints, "external");
+  EXPECT_EQ(config->storage.checkpoints, CheckpointMode::kExternal);
   EXPECT_EQ(config->webhook.listen, "[::1]:9090");
   EXPECT_EQ(config->webhook.path, "/hooks/qase");
   EXPECT_EQ(config->webhook.secret_file, secret_file);
