@@ -27,7 +27,7 @@
 #include "daemon/wiring.h"
 #include "storage/checkpointer.h"
 #include "storage/database.h"
-#include "storage/report.h"
+#include "storage/poller_mark.h"
 #include "storage/write_path.h"
 #include "storage/writer.h"
 

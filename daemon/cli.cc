@@ -20,6 +20,9 @@
 #include "storage/store.h"
 #include "storage/writer.h"
 #include "storage/database.h"
+#include "core/iso_time.h"
+#include "storage/outbox.h"
+#include "storage/poller_mark.h"
 #include "storage/report.h"
 #include "storage/write_health.h"
 

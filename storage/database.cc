@@ -21,6 +21,12 @@ const char* durability_name(Durability durability) {
   return durability == Durability::kNormal ? "normal" : "full";
 }
 
+StatusOr<std::unique_ptr<SQLite::Database>> open_read_only(const std::string& path) {
+  OpenOptions options;
+  options.read_only = true;
+  return open_database(path, options);
+}
+
 int latest_schema_version() {
   const auto& all = embedded_migrations();
   return all.empty() ? 0 : all.back().version;

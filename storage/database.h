@@ -40,6 +40,9 @@ int latest_schema_version();
 StatusOr<std::unique_ptr<SQLite::Database>> open_database(const std::string& path,
                                                           const OpenOptions& options);
 
+// open_database read-only: never writes, never migrates.
+StatusOr<std::unique_ptr<SQLite::Database>> open_read_only(const std::string& path);
+
 // Free space below which `runsync status` says the database may not take
 // writes: a batch of webhooks writes up to about this much to the WAL.
 inline constexpr unsigned long long kMinFreeBytesForWrites = 1ull << 20;

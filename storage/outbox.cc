@@ -3,6 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <SQLiteCpp/VariadicBind.h>
 
+#include "storage/database.h"
+
 namespace runsync {
 
 StatusOr<std::int64_t> Outbox::queue(const OutboxCommand& c, std::int64_t now) {
@@ -123,6 +125,28 @@ StatusOr<std::optional<std::int64_t>> Outbox::find_added_run(std::int64_t projec
     return std::optional<std::int64_t>{st.getColumn(0).getInt64()};
   } catch (const std::exception& e) {
     return Status::error(std::string("looking for an added run: ") + e.what());
+  }
+}
+
+StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std::int64_t id) {
+  auto opened = open_read_only(path);
+  if (!opened) return opened.status();
+  try {
+    SQLite::Statement st(*opened.value(),
+                         "SELECT command, target, state, attempts, last_error, result FROM outbox "
+                         "WHERE id = ?");
+    st.bind(1, id);
+    if (!st.executeStep()) return std::optional<CommandStatus>{};
+    CommandStatus c;
+    c.command = st.getColumn(0).getString();
+    c.target = st.getColumn(1).getInt64();
+    c.state = st.getColumn(2).getString();
+    c.attempts = st.getColumn(3).getInt64();
+    if (!st.getColumn(4).isNull()) c.last_error = st.getColumn(4).getString();
+    if (!st.getColumn(5).isNull()) c.result = st.getColumn(5).getString();
+    return std::optional<CommandStatus>{std::move(c)};
+  } catch (const std::exception& e) {
+    return Status::error("reading outbox row " + std::to_string(id) + ": " + e.what());
   }
 }
 

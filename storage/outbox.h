@@ -56,4 +56,17 @@ class Outbox {
   SQLite::Database& db_;
 };
 
+// One outbox row as the CLI shows it.
+struct CommandStatus {
+  std::string command;
+  std::int64_t target = 0;
+  std::string state;
+  std::int64_t attempts = 0;
+  std::optional<std::string> last_error;
+  std::optional<std::string> result;
+};
+
+// Reads outbox row `id` (read-only); nullopt when there is no such row.
+StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std::int64_t id);
+
 }  // namespace runsync

@@ -12,17 +12,10 @@
 #include <mutex>
 
 #include "storage/database.h"
+#include "storage/poller_mark.h"
 
 namespace runsync {
 namespace {
-
-std::string lock_path(const std::string& database_path) { return database_path + ".lock"; }
-
-StatusOr<std::unique_ptr<SQLite::Database>> open_read_only(const std::string& path) {
-  OpenOptions options;
-  options.read_only = true;
-  return open_database(path, options);
-}
 
 // A new T that keeps a read-only connection to `path` open.
 template <typename T>
@@ -76,37 +69,6 @@ const char* cycle_state_name(CycleState state) {
       return "interrupted";
   }
   return "?";
-}
-
-std::string iso_utc(std::int64_t unix_seconds) {
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  if (gmtime_r(&t, &tm) == nullptr) return std::to_string(unix_seconds);
-  char buffer[32];
-  const std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return n == 0 ? std::to_string(unix_seconds) : std::string(buffer, n);
-}
-
-StatusOr<std::unique_ptr<PollerMark>> PollerMark::hold(const std::string& database_path) {
-  const std::string path = lock_path(database_path);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::error("cannot create " + path + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_SH) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return Status::error("cannot lock " + path + ": " + std::strerror(err));
-  }
-  return std::unique_ptr<PollerMark>(new PollerMark(fd));
-}
-
-PollerMark::~PollerMark() { ::close(fd_); }
-
-bool poller_running(const std::string& database_path) {
-  const int fd = ::open(lock_path(database_path).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-  ::close(fd);  // also drops the lock when it was free and we took it
-  return held;
 }
 
 StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t now) {
@@ -172,28 +134,6 @@ StatusOr<MirrorReport> read_mirror_report(const std::string& path, std::int64_t 
   return r;
 }
 
-StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std::int64_t id) {
-  auto opened = open_read_only(path);
-  if (!opened) return opened.status();
-  try {
-    SQLite::Statement st(*opened.value(),
-                         "SELECT command, target, state, attempts, last_error, result FROM outbox "
-                         "WHERE id = ?");
-    st.bind(1, id);
-    if (!st.executeStep()) return std::optional<CommandStatus>{};
-    CommandStatus c;
-    c.command = st.getColumn(0).getString();
-    c.target = st.getColumn(1).getInt64();
-    c.state = st.getColumn(2).getString();
-    c.attempts = st.getColumn(3).getInt64();
-    if (!st.getColumn(4).isNull()) c.last_error = st.getColumn(4).getString();
-    if (!st.getColumn(5).isNull()) c.result = st.getColumn(5).getString();
-    return std::optional<CommandStatus>{std::move(c)};
-  } catch (const std::exception& e) {
-    return Status::error("reading outbox row " + std::to_string(id) + ": " + e.what());
-  }
-}
-
 struct MirrorGaugeReader::Impl {
   explicit Impl(std::unique_ptr<SQLite::Database> d) : db(std::move(d)) {}
   std::unique_ptr<SQLite::Database> db;
@@ -215,30 +155,6 @@ StatusOr<MirrorGauges> MirrorGaugeReader::read() {
     return read_figures(*impl_->db);
   } catch (const std::exception& e) {
     return Status::error(std::string("reading the mirror's figures: ") + e.what());
-  }
-}
-
-struct ChangeWatcher::Impl {
-  std::unique_ptr<SQLite::Database> db;
-  std::optional<std::int64_t> last;
-};
-
-ChangeWatcher::ChangeWatcher(std::unique_ptr<SQLite::Database> db)
-    : impl_(new Impl{std::move(db), std::nullopt}) {}
-ChangeWatcher::~ChangeWatcher() = default;
-
-StatusOr<std::unique_ptr<ChangeWatcher>> ChangeWatcher::open(const std::string& path) {
-  return open_reader<ChangeWatcher>(path);
-}
-
-bool ChangeWatcher::changed() {
-  try {
-    const std::int64_t v = impl_->db->execAndGet("PRAGMA data_version").getInt64();
-    const bool changed = !impl_->last || *impl_->last != v;
-    impl_->last = v;
-    return changed;
-  } catch (const std::exception&) {
-    return true;  // cannot tell: let the caller look
   }
 }
 

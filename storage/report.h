@@ -1,4 +1,4 @@
-// Read-only queries over the mirror for `runsync status` and /readyz.
+// Read-only queries over the mirror for `runsync status` and /metrics.
 // Opens its own read-only connection: never blocks the writer, never writes.
 #pragma once
 
@@ -74,59 +74,6 @@ class MirrorGaugeReader {
   explicit MirrorGaugeReader(std::unique_ptr<SQLite::Database> db);
   ~MirrorGaugeReader();
   StatusOr<MirrorGauges> read();
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
-// Time `unix_seconds` as ISO 8601 in UTC: "2026-12-03T08:00:00Z".
-std::string iso_utc(std::int64_t unix_seconds);
-
-// Held by a process that polls into the mirror (serve, sync) while it
-// runs: a shared flock() on "<database>.lock" (a file of its own, since
-// closing any descriptor of the database file would drop SQLite's POSIX
-// locks). Released when destroyed or when the process dies.
-class PollerMark {
- public:
-  // Creates the lock file when missing; an error when it cannot.
-  static StatusOr<std::unique_ptr<PollerMark>> hold(const std::string& database_path);
-  ~PollerMark();
-  PollerMark(const PollerMark&) = delete;
-  PollerMark& operator=(const PollerMark&) = delete;
-
- private:
-  explicit PollerMark(int fd) : fd_(fd) {}
-  int fd_;
-};
-
-// Whether some process holds a PollerMark on `database_path` now.
-bool poller_running(const std::string& database_path);
-
-// One outbox row as the CLI shows it.
-struct CommandStatus {
-  std::string command;
-  std::int64_t target = 0;
-  std::string state;
-  std::int64_t attempts = 0;
-  std::optional<std::string> last_error;
-  std::optional<std::string> result;
-};
-
-// Reads outbox row `id` (read-only); nullopt when there is no such row.
-StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std::int64_t id);
-
-// Tells cheaply whether another connection committed since the last call
-// (PRAGMA data_version), so a worker can look for new outbox rows without
-// scanning on every tick. Not thread-safe; one owner.
-class ChangeWatcher {
- public:
-  static StatusOr<std::unique_ptr<ChangeWatcher>> open(const std::string& path);
-  // Takes over `db`, a read-only connection (open() makes one).
-  explicit ChangeWatcher(std::unique_ptr<SQLite::Database> db);
-  ~ChangeWatcher();
-  // True the first time and whenever the database changed since.
-  bool changed();
 
  private:
   struct Impl;

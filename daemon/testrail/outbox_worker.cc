@@ -4,7 +4,7 @@
 
 #include "core/outbox_command.h"
 #include "core/testrail_api.h"
-#include "storage/report.h"
+#include "storage/change_watcher.h"
 
 namespace runsync {
 

@@ -9,7 +9,7 @@
 
 #include "core/webhook_event.h"
 #include "daemon/testrail/poller.h"
-#include "storage/report.h"
+#include "storage/outbox.h"
 #include "storage/store.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"

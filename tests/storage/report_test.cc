@@ -1,5 +1,7 @@
 // What `runsync status`, /metrics and `runsync backup` read from a real
 // database file: poll cycle states, the views' readable times, the copy.
+#include "core/iso_time.h"
+#include "storage/poller_mark.h"
 #include "storage/report.h"
 
 #include <gtest/gtest.h>
