@@ -28,6 +28,7 @@
 #include "daemon/testrail/poller.h"
 #include "storage/store.h"
 #include "storage/writer.h"
+#include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
 
@@ -36,26 +37,8 @@ namespace {
 
 using nlohmann::json;
 using runsync::test::FakeTestRail;
+using runsync::testing::FakeClock;
 using runsync::testing::TempDir;
-
-// The client's monotonic clock: its sleeps return at once, moving it on.
-class InstantClock final : public ClientClock {
- public:
-  TimePoint now() override {
-    std::lock_guard lock(mu_);
-    return now_;
-  }
-  bool sleep_until(TimePoint deadline, const std::atomic<bool>& stop) override {
-    std::lock_guard lock(mu_);
-    if (stop) return false;
-    now_ = std::max(now_, deadline);
-    return true;
-  }
-
- private:
-  std::mutex mu_;
-  TimePoint now_ = TimePoint(std::chrono::hours(1));
-};
 
 std::uint64_t model_seed() {
   if (const char* env = std::getenv("RUNSYNC_MODEL_SEED"); env != nullptr && *env != '\0') {
@@ -322,7 +305,7 @@ class MirrorModel : public ::testing::Test {
   }()};
   Metrics metrics_;
   HttpClient http_;
-  InstantClock client_clock_;
+  FakeClock client_clock_;  // the client's waits pass at once
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<Poller> poller_;

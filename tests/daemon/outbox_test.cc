@@ -8,9 +8,11 @@
 #include <thread>
 
 #include "core/webhook_event.h"
+#include "daemon/http/http_client.h"
 #include "daemon/testrail/poller.h"
 #include "storage/report.h"
 #include "storage/store.h"
+#include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
 
@@ -19,6 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using runsync::test::FakeTestRail;
+using runsync::testing::FakeClock;
 using runsync::testing::TempDir;
 using runsync::testing::wait_until;
 
@@ -33,7 +36,7 @@ class OutboxTest : public ::testing::Test {
     copts.request_timeout = 2s;
     copts.max_backoff = 1s;
     copts.jitter_seed = 3;
-    client_ = TestRailClient::create(copts);
+    client_ = std::make_unique<TestRailClient>(copts, http_, clock_);
   }
 
   void start_worker() {
@@ -86,6 +89,8 @@ class OutboxTest : public ::testing::Test {
   TempDir dir_;
   FakeTestRail fake_;
   Metrics metrics_;
+  HttpClient http_;
+  FakeClock clock_;  // the client's waits pass at once
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<OutboxWorker> worker_;
@@ -168,6 +173,7 @@ TEST_F(OutboxTest, RateLimitedThenSucceeds) {
   EXPECT_EQ(st.state, "done") << st.last_error.value_or("");
   EXPECT_EQ(fake_.count("add_run"), 2);
   EXPECT_EQ(fake_.run_count(), 1u);
+  EXPECT_EQ(clock_.sleeps(), std::vector<std::chrono::milliseconds>{1s});  // the Retry-After
 }
 
 TEST_F(OutboxTest, ALostAnswerEndsUnknownAndIsNotRepeated) {

@@ -6,7 +6,9 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include "core/webhook_event.h"
+#include "daemon/http/http_client.h"
 #include "storage/store.h"
+#include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
 
@@ -14,6 +16,7 @@ namespace runsync {
 namespace {
 
 using runsync::test::FakeTestRail;
+using runsync::testing::FakeClock;
 using runsync::testing::TempDir;
 
 class PollerTest : public ::testing::Test {
@@ -28,7 +31,7 @@ class PollerTest : public ::testing::Test {
     copts.max_read_attempts = max_read_attempts;
     copts.max_backoff = std::chrono::seconds(1);
     copts.jitter_seed = 7;
-    client_ = TestRailClient::create(copts);
+    client_ = std::make_unique<TestRailClient>(copts, http_, clock_);
     PollerOptions popts;
     popts.projects = {{1, "ID"}};
     poller_ = std::make_unique<Poller>(popts, *client_, *writer_, metrics_, null_logger(),
@@ -78,6 +81,8 @@ class PollerTest : public ::testing::Test {
     return o;
   }()};
   Metrics metrics_;
+  HttpClient http_;
+  FakeClock clock_;  // the client's waits pass at once
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<Poller> poller_;
@@ -262,7 +267,7 @@ TEST_F(PollerTest, RetryAfterIsHonoured) {
   ASSERT_GE(reqs.size(), 2u);
   EXPECT_EQ(reqs[0].status, 429);
   EXPECT_EQ(reqs[1].endpoint, "get_runs");
-  EXPECT_GE(reqs[1].at - reqs[0].at, std::chrono::milliseconds(900));
+  EXPECT_EQ(clock_.sleeps(), std::vector<std::chrono::milliseconds>{std::chrono::seconds(1)});
   EXPECT_EQ(count("SELECT count(*) FROM runs"), 2);
 }
 

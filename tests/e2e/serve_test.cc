@@ -136,16 +136,13 @@ TEST_F(ServeTest, SigtermFinishesInFlightWorkAndExitsZeroWithinFiveSeconds) {
   std::atomic<int> acked_count{0};
   post_until(port, 8, stop, acked, mu, acked_count);
   ASSERT_TRUE(wait_until([&] { return acked_count >= 500; }, 60s));
-  const auto sent = std::chrono::steady_clock::now();
   daemon->signal(SIGTERM);
   auto status = daemon->wait(5s);
-  const auto took = std::chrono::steady_clock::now() - sent;
   stop = true;
   join_posters();
   ASSERT_TRUE(status.has_value()) << "still running 5 s after SIGTERM";
   EXPECT_TRUE(WIFEXITED(*status)) << daemon->log();
   EXPECT_EQ(WEXITSTATUS(*status), 0) << daemon->log();
-  EXPECT_LT(took, 5s);
   EXPECT_EQ(count("SELECT count(*) FROM webhook_events"), static_cast<std::int64_t>(acked.size()));
   EXPECT_NE(daemon->log().find("stopped"), std::string::npos);
 }
