@@ -3,7 +3,7 @@
 // the API says (polling every hour, only the hint can make it), in every
 // content type, for runs, plans, projects and deletions, and a burst must
 // cost one request per refresh window. How soon a refresh is due is checked
-// on a fake clock in tests/daemon/refresher_test.cc.
+// on a fake clock in tests/daemon/testrail/refresher_test.cc.
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
