@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "support/config_builder.h"
 #include "support/fake_testrail.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -26,6 +27,7 @@ namespace {
 using namespace std::chrono_literals;
 using runsync::test::FakeTestRail;
 using runsync::testing::ChildProcess;
+using runsync::testing::ConfigBuilder;
 using runsync::testing::run_command;
 using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
@@ -47,13 +49,14 @@ class TestRailWebhookE2E : public ::testing::Test {
   std::string write_config(const std::string& extra = "") {
     const std::string key = dir_.write("api-key", "fake-api-key\n");
     const std::string secret = dir_.write("hint-secret", std::string(kSecret) + "\n");
-    return dir_.write(
-        "runsync.toml",
-        "[storage]\npath = \"" + db() + "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n"
-        "[testrail]\nurl = \"" + fake_.base_url() + "\"\nuser = \"ci@example.com\"\n"
-        "api_key_file = \"" + key + "\"\npoll_interval = \"1h\"\nmax_requests_per_minute = " +
-            std::to_string(budget_) + "\n[testrail_webhook]\nsecret_file = \"" + secret +
-            "\"\nmin_refresh_interval = \"1s\"\n" + extra + "[[project]]\nid = 1\ncode = \"ID\"\n");
+    return ConfigBuilder(db())
+        .testrail(fake_.base_url(), key)
+        .set("testrail", "poll_interval", "\"1h\"")
+        .set("testrail", "max_requests_per_minute", std::to_string(budget_))
+        .set("testrail_webhook", "secret_file", ConfigBuilder::quoted(secret))
+        .set("testrail_webhook", "min_refresh_interval", "\"1s\"")
+        .lines("testrail_webhook", extra)
+        .write(dir_);
   }
 
   // Starts serve and waits for its first full poll to have stored run_.

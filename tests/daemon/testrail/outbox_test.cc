@@ -12,6 +12,7 @@
 #include "daemon/testrail/poller.h"
 #include "storage/report.h"
 #include "storage/store.h"
+#include "support/events.h"
 #include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
@@ -136,17 +137,9 @@ TEST_F(OutboxTest, AnAnswerFromAServerWhoseClockRunsAheadPinsNothing) {
             local + 60);
 
   // A webhook a little later renames the run again, and is taken.
-  const std::string body = R"({"event_name":"run.started","timestamp":)" +
-                           std::to_string(local + 61) + R"(,"payload":{"id":)" +
-                           std::to_string(run_id) +
-                           R"(,"title":"From the webhook"},"project_code":"ID"})";
-  auto ev = parse_webhook_event(body);
-  ASSERT_TRUE(ev.is_ok()) << ev.message();
-  WebhookDelivery d;
-  d.event = std::move(ev).value();
-  d.delivery_key = "test:" + body;
-  d.received_at = local + 61;
-  d.body = body;
+  const std::string body =
+      testing::webhook_body("run.started", run_id, local + 61, R"(,"title":"From the webhook")");
+  const WebhookDelivery d = testing::delivery(body, local + 61, "test:" + body);
   std::optional<WebhookResult> result;
   ASSERT_TRUE(writer_->run([&](Store& s) -> Status {
     auto r = s.journal().apply(d);

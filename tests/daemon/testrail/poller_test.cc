@@ -8,6 +8,7 @@
 #include "core/webhook_event.h"
 #include "daemon/http/http_client.h"
 #include "storage/store.h"
+#include "support/events.h"
 #include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
@@ -53,14 +54,8 @@ class PollerTest : public ::testing::Test {
 
   void webhook(const std::string& body) { webhook(body, fake_.now()); }
   void webhook(const std::string& body, std::int64_t received_at) {
-    auto ev = parse_webhook_event(body);
-    ASSERT_TRUE(ev.is_ok()) << ev.message();
-    WebhookDelivery d;
-    d.event = std::move(ev).value();
+    WebhookDelivery d = testing::delivery(body, received_at, "test:" + body);
     d.event.observation.set(Field::kProjectId, Value{std::int64_t{1}});
-    d.delivery_key = "test:" + body;
-    d.received_at = received_at;
-    d.body = body;
     ASSERT_TRUE(writer_->run([&](Store& s) { return s.journal().apply(d).status(); }).is_ok());
   }
 
@@ -276,8 +271,8 @@ TEST_F(PollerTest, AWebhookOnlyRunIsFilledByGetRun) {
   // A run inside a completed plan: no active listing covers it.
   auto plan = fake_.add_plan(1, "Old plan", {{{"name", "Edge"}, {"passed_count", 4}}}, true);
   const std::int64_t run_id = fake_.run_count();
-  webhook(R"({"event_name":"run.report_changed","timestamp":)" + std::to_string(fake_.now() - 10) +
-          R"(,"payload":{"id":)" + std::to_string(run_id) + R"(,"visible":true},"project_code":"ID"})");
+  webhook(
+      testing::webhook_body("run.report_changed", run_id, fake_.now() - 10, R"(,"visible":true)"));
   ASSERT_FALSE(cycle(PollKind::kActive).error);
   EXPECT_EQ(fake_.count("get_run"), 1);
   EXPECT_EQ(text("SELECT name FROM runs WHERE run_id = " + std::to_string(run_id)), "Edge");
@@ -294,8 +289,7 @@ TEST_F(PollerTest, WebhookNewerThanThePollWins) {
   fake_.update_run(id, {{"passed_count", 2}});
   // Received when it says it happened: a webhook is never observed later
   // than it arrived (rule 2), and the poll's Date is older.
-  webhook(R"({"event_name":"run.completed","timestamp":)" + std::to_string(fake_.now() + 100) +
-              R"(,"payload":{"id":)" + std::to_string(id) + R"(,"passed":5},"project_code":"ID"})",
+  webhook(testing::webhook_body("run.completed", id, fake_.now() + 100, R"(,"passed":5)"),
           fake_.now() + 100);
   ASSERT_FALSE(cycle(PollKind::kFull).error);
   EXPECT_EQ(count("SELECT passed_count FROM runs WHERE run_id = " + std::to_string(id)), 5);
@@ -306,8 +300,7 @@ TEST_F(PollerTest, PollNewerThanTheWebhookWins) {
   start();
   const auto id = add_runs(1);
   fake_.update_run(id, {{"passed_count", 2}});
-  webhook(R"({"event_name":"run.completed","timestamp":)" + std::to_string(fake_.now() - 100) +
-          R"(,"payload":{"id":)" + std::to_string(id) + R"(,"passed":5},"project_code":"ID"})");
+  webhook(testing::webhook_body("run.completed", id, fake_.now() - 100, R"(,"passed":5)"));
   ASSERT_FALSE(cycle(PollKind::kFull).error);
   EXPECT_EQ(count("SELECT passed_count FROM runs WHERE run_id = " + std::to_string(id)), 2);
   // The poll said is_completed = false, but state never moves back.
@@ -421,9 +414,7 @@ TEST_F(PollerTest, APageIsObservedNoLaterThanItArrived) {
   EXPECT_EQ(count("SELECT details_at FROM runs WHERE run_id = " + std::to_string(id)), local);
   // So a webhook a minute later still wins.
   local += 60;
-  webhook(R"({"event_name":"run.started","timestamp":)" + std::to_string(local) +
-              R"(,"payload":{"id":)" + std::to_string(id) + R"(,"title":"Renamed"},"project_code":"ID"})",
-          local);
+  webhook(testing::webhook_body("run.started", id, local, R"(,"title":"Renamed")"), local);
   EXPECT_EQ(text("SELECT name FROM runs WHERE run_id = " + std::to_string(id)), "Renamed");
 }
 
