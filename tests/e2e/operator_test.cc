@@ -16,6 +16,8 @@
 
 #include "daemon/http/base64.h"
 #include "storage/store.h"
+#include "support/config_builder.h"
+#include "support/events.h"
 #include "support/fake_testrail.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -27,6 +29,7 @@ using namespace std::chrono_literals;
 using runsync::test::FakeTestRail;
 using runsync::testing::ChildProcess;
 using runsync::testing::CommandResult;
+using runsync::testing::ConfigBuilder;
 using runsync::testing::run_command;
 using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
@@ -34,12 +37,10 @@ using runsync::testing::wait_for_listen_port;
 using runsync::testing::wait_until;
 
 std::string event_body(int thread, int seq) {
-  return R"({"event_name":"run.completed","timestamp":)" + std::to_string(1700000000 + seq) +
-         R"(,"payload":{"id":)" + std::to_string(thread * 1000 + seq % 50) +
-         R"(,"cases":100,"passed":)" + std::to_string(seq % 100) +
-         R"(,"failed":1,"blocked":0,"duration":)" + std::to_string(seq) +
-         R"(},"project_code":"ID","team_member_id":)" + std::to_string(thread * 1000000 + seq) +
-         "}";
+  return testing::webhook_body("run.completed", thread * 1000 + seq % 50, 1700000000 + seq,
+                               R"(,"cases":100,"passed":)" + std::to_string(seq % 100) +
+                                   R"(,"failed":1,"blocked":0,"duration":)" + std::to_string(seq),
+                               R"(,"team_member_id":)" + std::to_string(thread * 1000000 + seq));
 }
 
 int lines_containing(const std::string& text, const std::string& needle) {
@@ -54,12 +55,10 @@ class OperatorTest : public ::testing::Test {
   // A config for the fake (or `url`), key in a file unless `key_file` is empty.
   std::string write_config(const std::string& url, const std::string& key_file,
                            const std::string& name = "runsync.toml") {
-    std::string toml = "[storage]\npath = \"" + dir_.file("mirror.db") +
-                       "\"\n\n[webhook]\nlisten = \"127.0.0.1:0\"\n\n[testrail]\nurl = \"" + url +
-                       "\"\nuser = \"ci@example.com\"\npoll_interval = \"1s\"\n";
-    if (!key_file.empty()) toml += "api_key_file = \"" + key_file + "\"\n";
-    toml += "\n[[project]]\nid = 1\ncode = \"ID\"\n";
-    return dir_.write(name, toml);
+    return ConfigBuilder(dir_.file("mirror.db"))
+        .testrail(url, key_file)
+        .set("testrail", "poll_interval", "\"1s\"")
+        .write(dir_, name);
   }
 
   std::unique_ptr<ChildProcess> start(const std::string& config) {

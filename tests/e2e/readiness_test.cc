@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/config_builder.h"
+#include "support/events.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -15,24 +17,23 @@ namespace {
 
 using namespace std::chrono_literals;
 using runsync::testing::ChildProcess;
+using runsync::testing::ConfigBuilder;
 using runsync::testing::run_command;
 using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
 using runsync::testing::wait_for_listen_port;
 using runsync::testing::wait_until;
 
-std::string deleted_event(int run) {
-  return R"({"event_name":"run.deleted","timestamp":1650540100,"payload":{"id":)" +
-         std::to_string(run) + R"(},"project_code":"ID"})";
-}
+std::string deleted_event(int run) { return testing::webhook_body("run.deleted", run, 1650540100); }
 
 class ReadinessTest : public ::testing::Test {
  protected:
   // `testrail`: extra lines for a [testrail] section, none when empty.
+  // With `testrail`, the lines of a [testrail] table.
   std::string write_config(const std::string& testrail = "") {
-    return dir_.write("runsync.toml", "[storage]\npath = \"" + dir_.file("mirror.db") +
-                                          "\"\n\n[webhook]\nlisten = \"127.0.0.1:0\"\n\n" +
-                                          testrail + "[[project]]\nid = 1\ncode = \"ID\"\n");
+    ConfigBuilder config(dir_.file("mirror.db"));
+    if (!testrail.empty()) config.lines("testrail", testrail);
+    return config.write(dir_);
   }
 
   std::int64_t count(const std::string& sql) {
@@ -130,8 +131,7 @@ TEST_F(ReadinessTest, StatusAndMetricsSeeAFailedWrite) {
 // stays 200; `status` is the one to report the failed poll.
 TEST_F(ReadinessTest, ReadyzDoesNotFollowTestRail) {
   const std::string cfg = write_config(
-      "[testrail]\nurl = \"http://127.0.0.1:1\"\nuser = \"ci@example.com\"\n"
-      "request_timeout = \"1s\"\n\n");
+      "url = \"http://127.0.0.1:1\"\nuser = \"ci@example.com\"\nrequest_timeout = \"1s\"\n");
   ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", cfg}, dir_.file("serve.log"),
                       {"RUNSYNC_TESTRAIL_API_KEY=k"});
   const unsigned short port = wait_for_listen_port(daemon);

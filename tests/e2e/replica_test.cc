@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/config_builder.h"
+#include "support/events.h"
 #include "support/fake_testrail.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -35,6 +37,7 @@ using namespace std::chrono_literals;
 using runsync::test::FakeTestRail;
 using runsync::testing::ChildProcess;
 using runsync::testing::CommandResult;
+using runsync::testing::ConfigBuilder;
 using runsync::testing::run_command;
 using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
@@ -72,13 +75,12 @@ class ReplicaTest : public ::testing::Test {
 
   std::string write_config(const std::string& name, const std::string& db) {
     const std::string key = dir_.write("api-key", fake_.options().api_key + "\n");
-    return dir_.write(name, "[storage]\npath = \"" + db +
-                                "\"\ncheckpoints = \"external\"\n\n[webhook]\n"
-                                "listen = \"127.0.0.1:0\"\n\n[testrail]\nurl = \"" +
-                                fake_.base_url() + "\"\nuser = \"" + fake_.options().user +
-                                "\"\napi_key_file = \"" + key +
-                                "\"\npoll_interval = \"1s\"\nmax_requests_per_minute = 6000\n\n"
-                                "[[project]]\nid = 1\ncode = \"ID\"\n");
+    return ConfigBuilder(db)
+        .set("storage", "checkpoints", "\"external\"")
+        .testrail(fake_.base_url(), key, fake_.options().user)
+        .set("testrail", "poll_interval", "\"1s\"")
+        .set("testrail", "max_requests_per_minute", "6000")
+        .write(dir_, name);
   }
 
   std::unique_ptr<ChildProcess> serve(const std::string& config) {
@@ -95,11 +97,9 @@ class ReplicaTest : public ::testing::Test {
         TestHttpClient client(port);
         for (int i = 0; !stop_; ++i) {
           const std::int64_t run = run_ids_[static_cast<std::size_t>((t * 7 + i) % kRuns)];
-          const std::string body =
-              R"({"event_name":"run.updated","timestamp":)" + std::to_string(unix_now()) +
-              R"(,"payload":{"id":)" + std::to_string(run) + R"(,"cases_count":)" +
-              std::to_string(100 + i % 50) + R"(},"project_code":"ID","team_member_id":)" +
-              std::to_string(t * 10000000 + i) + "}";
+          const std::string body = testing::webhook_body(
+              "run.updated", run, unix_now(), R"(,"cases_count":)" + std::to_string(100 + i % 50),
+              R"(,"team_member_id":)" + std::to_string(t * 10000000 + i));
           const Clock::time_point sent = Clock::now();
           auto r = client.post("/webhook", body);
           if (r.status == 0) return;  // the daemon is gone
@@ -261,10 +261,8 @@ TEST_F(ReplicaTest, LoseTheMachineRestoreAndServeAgain) {
       20s))
       << again->log();
   TestHttpClient client(port2);
-  const std::string late = R"({"event_name":"run.updated","timestamp":)" +
-                           std::to_string(unix_now()) + R"(,"payload":{"id":)" +
-                           std::to_string(run_ids_[1]) +
-                           R"(,"cases_count":999},"project_code":"ID"})";
+  const std::string late =
+      testing::webhook_body("run.updated", run_ids_[1], unix_now(), R"(,"cases_count":999)");
   EXPECT_EQ(client.post("/webhook", late).status, 200);
   again->signal(SIGTERM);
   auto status = again->wait(10s);

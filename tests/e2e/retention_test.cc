@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/config_builder.h"
+#include "support/events.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -15,25 +17,22 @@ namespace {
 
 using namespace std::chrono_literals;
 using runsync::testing::ChildProcess;
+using runsync::testing::ConfigBuilder;
 using runsync::testing::run_command;
 using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
 using runsync::testing::wait_for_listen_port;
 using runsync::testing::wait_until;
 
-std::string event(int run) {
-  return R"({"event_name":"run.started","timestamp":1700000000,"payload":{"id":)" +
-         std::to_string(run) + R"(},"project_code":"ID"})";
-}
+std::string event(int run) { return testing::webhook_body("run.started", run, 1700000000); }
 
 TEST(RetentionE2E, ServePrunesTheJournalInTheBackground) {
   TempDir dir;
   const std::string db = dir.file("mirror.db");
-  const std::string config =
-      dir.write("runsync.toml", "[storage]\npath = \"" + db +
-                                    "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n"
-                                    "[retention]\nwebhook_events = \"1s\"\ninterval = \"100ms\"\n"
-                                    "[[project]]\nid = 1\ncode = \"ID\"\n");
+  const std::string config = ConfigBuilder(db)
+                                 .set("retention", "webhook_events", "\"1s\"")
+                                 .set("retention", "interval", "\"100ms\"")
+                                 .write(dir);
   ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", config}, dir.file("serve.log"));
   const unsigned short port = wait_for_listen_port(daemon);
   ASSERT_NE(port, 0) << daemon.log();
@@ -81,10 +80,7 @@ TEST(RetentionE2E, SighupReloadsTheIntervalAndTheWindows) {
   TempDir dir;
   const std::string db = dir.file("mirror.db");
   auto config_with = [&](const std::string& retention) {
-    return dir.write("runsync.toml", "[storage]\npath = \"" + db +
-                                         "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n"
-                                         "[retention]\n" +
-                                         retention + "[[project]]\nid = 1\ncode = \"ID\"\n");
+    return ConfigBuilder(db).lines("retention", retention).write(dir);
   };
   const std::string config = config_with("webhook_events = \"0\"\ninterval = \"1h\"\n");
   ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", config}, dir.file("serve.log"));

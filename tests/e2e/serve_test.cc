@@ -10,6 +10,8 @@
 #include <mutex>
 #include <thread>
 
+#include "support/config_builder.h"
+#include "support/events.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -18,6 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using runsync::testing::ChildProcess;
+using runsync::testing::ConfigBuilder;
 using runsync::testing::run_command;
 using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
@@ -25,18 +28,17 @@ using runsync::testing::wait_for_listen_port;
 using runsync::testing::wait_until;
 
 std::string event_body(int run, int seq) {
-  return R"({"event_name":"run.completed","timestamp":)" + std::to_string(1700000000 + seq) +
-         R"(,"payload":{"id":)" + std::to_string(run) + R"(,"cases":100,"passed":)" +
-         std::to_string(seq % 100) + R"(,"failed":1,"blocked":0,"duration":)" + std::to_string(seq) +
-         R"(},"team_member_id":40,"project_code":"ID"})";
+  return testing::webhook_body("run.completed", run, 1700000000 + seq,
+                               R"(,"cases":100,"passed":)" + std::to_string(seq % 100) +
+                                   R"(,"failed":1,"blocked":0,"duration":)" + std::to_string(seq),
+                               R"(,"team_member_id":40)");
 }
 
 class ServeTest : public ::testing::Test {
  protected:
+  // `extra`: more lines of the [webhook] table.
   std::string write_config(const std::string& extra = "") {
-    return dir_.write("runsync.toml", "[storage]\npath = \"" + dir_.file("mirror.db") +
-                                          "\"\n\n[webhook]\nlisten = \"127.0.0.1:0\"\n" + extra +
-                                          "\n[[project]]\nid = 1\ncode = \"ID\"\n");
+    return ConfigBuilder(dir_.file("mirror.db")).lines("webhook", extra).write(dir_);
   }
 
   std::unique_ptr<ChildProcess> start(const std::string& config) {
@@ -136,16 +138,13 @@ TEST_F(ServeTest, SigtermFinishesInFlightWorkAndExitsZeroWithinFiveSeconds) {
   std::atomic<int> acked_count{0};
   post_until(port, 8, stop, acked, mu, acked_count);
   ASSERT_TRUE(wait_until([&] { return acked_count >= 500; }, 60s));
-  const auto sent = std::chrono::steady_clock::now();
   daemon->signal(SIGTERM);
   auto status = daemon->wait(5s);
-  const auto took = std::chrono::steady_clock::now() - sent;
   stop = true;
   join_posters();
   ASSERT_TRUE(status.has_value()) << "still running 5 s after SIGTERM";
   EXPECT_TRUE(WIFEXITED(*status)) << daemon->log();
   EXPECT_EQ(WEXITSTATUS(*status), 0) << daemon->log();
-  EXPECT_LT(took, 5s);
   EXPECT_EQ(count("SELECT count(*) FROM webhook_events"), static_cast<std::int64_t>(acked.size()));
   EXPECT_NE(daemon->log().find("stopped"), std::string::npos);
 }

@@ -16,6 +16,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/config_builder.h"
+#include "support/events.h"
 #include "support/fake_testrail.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -26,6 +28,7 @@ namespace {
 using namespace std::chrono_literals;
 using runsync::test::FakeTestRail;
 using runsync::testing::ChildProcess;
+using runsync::testing::ConfigBuilder;
 using runsync::testing::run_command;
 using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
@@ -41,12 +44,12 @@ class ServiceTest : public ::testing::Test {
   }
 
   std::string config(const std::string& key_file_line = "", const std::string& poll = "1s") {
-    return dir_.write("runsync.toml",
-                      "[storage]\npath = \"" + dir_.file("mirror.db") +
-                          "\"\n\n[webhook]\nlisten = \"127.0.0.1:0\"\n\n[testrail]\nurl = \"" +
-                          fake_.base_url() + "\"\nuser = \"ci@example.com\"\n" + key_file_line +
-                          "poll_interval = \"" + poll + "\"\nrequest_timeout = \"5s\"\n\n"
-                          "[[project]]\nid = 1\ncode = \"ID\"\n");
+    return ConfigBuilder(dir_.file("mirror.db"))
+        .testrail(fake_.base_url())
+        .lines("testrail", key_file_line)
+        .set("testrail", "poll_interval", ConfigBuilder::quoted(poll))
+        .set("testrail", "request_timeout", "\"5s\"")
+        .write(dir_);
   }
 
   std::vector<std::string> key_env(const std::string& key = "fake-api-key") {
@@ -160,7 +163,7 @@ TEST_F(ServiceTest, MetricsAreValidPrometheusText) {
   ASSERT_TRUE(wait_until([&] { return count("SELECT count(*) FROM poll_cycles WHERE error IS NULL "
                                             "AND finished_at IS NOT NULL") > 0; }, 20s))
       << daemon.log();
-  client.post("/webhook", R"({"event_name":"run.deleted","timestamp":1,"payload":{"id":1},"project_code":"ID"})");
+  client.post("/webhook", testing::webhook_body("run.deleted", 1, 1));
   auto m = client.get("/metrics");
   ASSERT_EQ(m.status, 200);
   static const std::regex kSample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.e+]+|\+Inf|NaN)$)");

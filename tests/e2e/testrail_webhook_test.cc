@@ -1,8 +1,9 @@
 // End-to-end: TestRail's own webhooks (SPEC §4a) against the built binary
 // and the fake TestRail. A delivery is a hint: the mirror must follow what
-// the API says, within 2 s when the budget has room, in every content type,
-// for runs, plans, projects and deletions, and a burst must cost a couple of
-// requests.
+// the API says (polling every hour, only the hint can make it), in every
+// content type, for runs, plans, projects and deletions, and a burst must
+// cost one request per refresh window. How soon a refresh is due is checked
+// on a fake clock in tests/daemon/testrail/refresher_test.cc.
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "support/config_builder.h"
 #include "support/fake_testrail.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -25,6 +27,7 @@ namespace {
 using namespace std::chrono_literals;
 using runsync::test::FakeTestRail;
 using runsync::testing::ChildProcess;
+using runsync::testing::ConfigBuilder;
 using runsync::testing::run_command;
 using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
@@ -46,13 +49,14 @@ class TestRailWebhookE2E : public ::testing::Test {
   std::string write_config(const std::string& extra = "") {
     const std::string key = dir_.write("api-key", "fake-api-key\n");
     const std::string secret = dir_.write("hint-secret", std::string(kSecret) + "\n");
-    return dir_.write(
-        "runsync.toml",
-        "[storage]\npath = \"" + db() + "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n"
-        "[testrail]\nurl = \"" + fake_.base_url() + "\"\nuser = \"ci@example.com\"\n"
-        "api_key_file = \"" + key + "\"\npoll_interval = \"1h\"\nmax_requests_per_minute = " +
-            std::to_string(budget_) + "\n[testrail_webhook]\nsecret_file = \"" + secret +
-            "\"\nmin_refresh_interval = \"1s\"\n" + extra + "[[project]]\nid = 1\ncode = \"ID\"\n");
+    return ConfigBuilder(db())
+        .testrail(fake_.base_url(), key)
+        .set("testrail", "poll_interval", "\"1h\"")
+        .set("testrail", "max_requests_per_minute", std::to_string(budget_))
+        .set("testrail_webhook", "secret_file", ConfigBuilder::quoted(secret))
+        .set("testrail_webhook", "min_refresh_interval", "\"1s\"")
+        .lines("testrail_webhook", extra)
+        .write(dir_);
   }
 
   // Starts serve and waits for its first full poll to have stored run_.
@@ -107,7 +111,8 @@ class TestRailWebhookE2E : public ::testing::Test {
     return client_->post("/testrail/webhook", body, headers);
   }
 
-  // Sends `body` and waits until `followed` holds; returns the seconds that took.
+  // Sends `body` and waits until `followed` holds; returns the seconds that
+  // took (printed, never asserted), or nothing when it did not follow.
   std::optional<double> hint_and_wait(const std::string& body, const std::string& content_type,
                                       const std::function<bool()>& followed) {
     const auto sent = std::chrono::steady_clock::now();
@@ -130,7 +135,7 @@ class TestRailWebhookE2E : public ::testing::Test {
   std::unique_ptr<TestHttpClient> client_;
 };
 
-TEST_F(TestRailWebhookE2E, TheMirrorFollowsWithinTwoSecondsInEveryContentType) {
+TEST_F(TestRailWebhookE2E, TheMirrorFollowsAHintInEveryContentType) {
   // A run per content type, so that no hint waits for another's window.
   const std::int64_t form_run =
       fake_.add_run({{"project_id", 1}, {"name", "Form"}})["id"].get<std::int64_t>();
@@ -157,7 +162,6 @@ TEST_F(TestRailWebhookE2E, TheMirrorFollowsWithinTwoSecondsInEveryContentType) {
                               [&] { return column(c.run, "passed_count") == "7"; });
     ASSERT_TRUE(took.has_value()) << daemon_->log();
     std::cout << "hint (" << c.content_type << ") to mirror: " << *took * 1000 << " ms\n";
-    EXPECT_LT(*took, 2.0);
   }
   // A second change within the run's 1 s window is fetched when it ends.
   change(run_, {{"passed_count", 8}});
@@ -165,7 +169,6 @@ TEST_F(TestRailWebhookE2E, TheMirrorFollowsWithinTwoSecondsInEveryContentType) {
                              [&] { return column(run_, "passed_count") == "8"; });
   ASSERT_TRUE(again.has_value()) << daemon_->log();
   std::cout << "second hint within the window to mirror: " << *again * 1000 << " ms\n";
-  EXPECT_LT(*again, 2.0);
   ASSERT_TRUE(wait_until([&] { return pending() == 0; }, 5s));
   // The refresher counts a refresh just after committing it.
   std::string m;
@@ -235,7 +238,6 @@ TEST_F(TestRailWebhookE2E, PlanProjectAndDeletionHintsAreRefreshedFromTheApi) {
   auto took = hint_and_wait("plan_id=" + std::to_string(plan_id), "application/x-www-form-urlencoded",
                             [&] { return column(plan_run, "failed_count") == "4"; });
   ASSERT_TRUE(took.has_value()) << daemon_->log();
-  EXPECT_LT(*took, 2.0);
 
   // A project hint: the project's active cycle finds a run created since.
   fake_.set_now(fake_.now() + 10);
@@ -244,7 +246,6 @@ TEST_F(TestRailWebhookE2E, PlanProjectAndDeletionHintsAreRefreshedFromTheApi) {
   took = hint_and_wait(R"({"project_id":1})", "application/json",
                        [&] { return column(created, "name") == "Created later"; });
   ASSERT_TRUE(took.has_value()) << daemon_->log();
-  EXPECT_LT(*took, 2.0);
 
   // A deletion: get_run says the run is gone, and the mirror keeps a tombstone.
   fake_.set_now(fake_.now() + 10);
@@ -252,7 +253,6 @@ TEST_F(TestRailWebhookE2E, PlanProjectAndDeletionHintsAreRefreshedFromTheApi) {
   took = hint_and_wait(R"({"run_id":)" + std::to_string(run_) + "}", "application/json",
                        [&] { return column(run_, "state") == "deleted"; });
   ASSERT_TRUE(took.has_value()) << daemon_->log();
-  EXPECT_LT(*took, 2.0);
   EXPECT_TRUE(wait_until(
       [&] {
         return daemon_->log().find("marked deleted (TestRail webhook hint)") != std::string::npos;
@@ -271,6 +271,7 @@ TEST_F(TestRailWebhookE2E, ABurstOfHintsCostsACoupleOfRequestsWithinTheBudget) {
   budget_ = 60;
   start();
   fake_.clear_requests();
+  const auto burst_start = std::chrono::steady_clock::now();
   const std::string body = R"({"run_id":)" + std::to_string(run_) + "}";
   // 200 results land on one run: TestRail fires a hint for each.
   for (int i = 1; i <= 200; ++i) {
@@ -281,12 +282,18 @@ TEST_F(TestRailWebhookE2E, ABurstOfHintsCostsACoupleOfRequestsWithinTheBudget) {
       << daemon_->log();
   ASSERT_TRUE(wait_until([&] { return pending() == 0; }, 10s)) << daemon_->log();
   const int get_runs = fake_.count("get_run");
+  // The 1 s refresh windows that began since the burst did, on the test's
+  // own clock: however long the burst took, a refresh per hint exceeds them.
+  const auto windows =
+      std::chrono::ceil<std::chrono::seconds>(std::chrono::steady_clock::now() - burst_start)
+          .count();
   std::cout << "200 hints for one run: " << get_runs << " get_run requests, "
-            << fake_.request_count() << " API requests in all\n";
+            << fake_.request_count() << " API requests in all, over " << windows
+            << " refresh windows\n";
   EXPECT_GE(get_runs, 1);
   // One refresh when the burst starts, then at most one per 1 s window while
-  // it lasts, and one after the last hint.
-  EXPECT_LE(get_runs, 6);
+  // it lasts (the last one follows the last hint).
+  EXPECT_LE(get_runs, 1 + windows);
   // The budget holds over any minute, hints and polling together (the fake
   // stamps a request when it reads it, a little after its slot was granted).
   const auto requests = fake_.requests();

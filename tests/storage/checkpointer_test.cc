@@ -23,6 +23,7 @@
 #include "storage/write_gate.h"
 #include "storage/writer.h"
 #include "support/file_size_cap.h"
+#include "support/events.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
@@ -34,18 +35,8 @@ using runsync::testing::wait_until;
 using namespace std::chrono_literals;
 
 WebhookDelivery delivery(int n) {
-  const std::string body = R"({"event_name":"run.completed","timestamp":)" +
-                           std::to_string(1000 + n) + R"(,"payload":{"id":)" +
-                           std::to_string(n % 50 + 1) + R"(,"cases":10,"passed":)" +
-                           std::to_string(n % 10) + R"(},"project_code":"ID"})";
-  auto ev = parse_webhook_event(body);
-  EXPECT_TRUE(ev.is_ok()) << ev.message();
-  WebhookDelivery d;
-  d.event = std::move(ev).value();
-  d.delivery_key = "key-" + std::to_string(n);
-  d.received_at = 1000;
-  d.body = body;
-  return d;
+  return testing::delivery(testing::completed(n % 50 + 1, 1000 + n, n % 10), 1000,
+                           "key-" + std::to_string(n));
 }
 
 // A store whose connection never checkpoints by itself, as serve opens

@@ -11,6 +11,7 @@
 #include "core/webhook_event.h"
 #include "storage/database.h"
 #include "storage/store.h"
+#include "support/events.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
@@ -21,8 +22,7 @@ using runsync::testing::TempDir;
 constexpr std::int64_t kRun = 777;
 
 std::string event(const std::string& name, std::int64_t ts, const std::string& payload = "") {
-  return R"({"event_name":")" + name + R"(","timestamp":)" + std::to_string(ts) +
-         R"(,"payload":{"id":)" + std::to_string(kRun) + payload + R"(},"project_code":"ID"})";
+  return testing::webhook_body(name, kRun, ts, payload);
 }
 
 // The six run events, each with what it carries.

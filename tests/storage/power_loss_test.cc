@@ -39,6 +39,7 @@
 #include "storage/vfs_shim.h"
 #include "storage/write_gate.h"
 #include "storage/writer.h"
+#include "support/events.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
@@ -251,18 +252,11 @@ class NoWalSync final : public WalSync {
 
 WebhookDelivery delivery(int client, int n) {
   const int run = (client * 7919 + n) % 300 + 1;
-  const std::string body =
-      R"({"event_name":"run.updated","timestamp":)" + std::to_string(100000 + n) +
-      R"(,"payload":{"id":)" + std::to_string(run) + R"(,"name":"run )" + std::to_string(run) +
-      R"(","passed":)" + std::to_string(n % 50) + R"(,"failed":1},"project_code":"ID"})";
-  auto ev = parse_webhook_event(body);
-  EXPECT_TRUE(ev.is_ok()) << ev.message();
-  WebhookDelivery d;
-  d.event = std::move(ev).value();
-  d.delivery_key = "client" + std::to_string(client) + "-" + std::to_string(n);
-  d.received_at = 100000 + n;
-  d.body = body;
-  return d;
+  return testing::delivery(
+      testing::webhook_body("run.updated", run, 100000 + n,
+                            R"(,"name":"run )" + std::to_string(run) + R"(","passed":)" +
+                                std::to_string(n % 50) + R"(,"failed":1)"),
+      100000 + n, "client" + std::to_string(client) + "-" + std::to_string(n));
 }
 
 struct Outcome {

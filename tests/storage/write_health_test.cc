@@ -14,6 +14,7 @@
 #include "storage/store.h"
 #include "storage/writer.h"
 #include "support/file_size_cap.h"
+#include "support/events.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
@@ -23,18 +24,10 @@ using runsync::testing::FileSizeCap;
 using runsync::testing::TempDir;
 
 WebhookDelivery delivery(int n) {
-  const std::string body = R"({"event_name":"run.started","timestamp":)" +
-                           std::to_string(1000 + n) + R"(,"payload":{"id":)" +
-                           std::to_string(n + 1) + R"(,"description":")" + std::string(500, 'd') +
-                           R"("},"project_code":"ID"})";
-  auto ev = parse_webhook_event(body);
-  EXPECT_TRUE(ev.is_ok()) << ev.message();
-  WebhookDelivery d;
-  d.event = std::move(ev).value();
-  d.delivery_key = "key-" + std::to_string(n);
-  d.received_at = 1000;
-  d.body = body;
-  return d;
+  return testing::delivery(
+      testing::webhook_body("run.started", n + 1, 1000 + n,
+                            R"(,"description":")" + std::string(500, 'd') + '"'),
+      1000, "key-" + std::to_string(n));
 }
 
 Writer::Job deliveries(int first, int count) {

@@ -1,5 +1,6 @@
-// Helpers for the storage tests: a Store on a real file, webhook
-// deliveries and poll observations, and reading rows back.
+// Helpers for the storage tests: a Store on a real file, poll
+// observations, and reading rows back; webhook deliveries come from
+// support/events.h.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include "core/webhook_event.h"
 #include "storage/database.h"
 #include "storage/store.h"
+#include "support/events.h"
 #include "support/temp_dir.h"
 
 namespace runsync::testing {
@@ -28,23 +30,6 @@ inline std::unique_ptr<Store> open_store(const std::string& path) {
   auto store = Store::open(path, options);
   EXPECT_TRUE(store.is_ok()) << store.message();
   return std::move(store).value();
-}
-
-inline WebhookDelivery delivery(const std::string& body, std::int64_t received_at = 1000) {
-  auto ev = parse_webhook_event(body);
-  EXPECT_TRUE(ev.is_ok()) << ev.message();
-  WebhookDelivery d;
-  d.event = std::move(ev).value();
-  d.delivery_key = "sha256:" + body;
-  d.received_at = received_at;
-  d.body = body;
-  return d;
-}
-
-inline std::string completed(int run, long ts, int passed) {
-  return R"({"event_name":"run.completed","timestamp":)" + std::to_string(ts) +
-         R"(,"payload":{"id":)" + std::to_string(run) + R"(,"cases":10,"passed":)" +
-         std::to_string(passed) + R"(},"project_code":"ID"})";
 }
 
 inline std::int64_t count(SQLite::Database& db, const std::string& sql) {

@@ -28,6 +28,8 @@
 #include "daemon/testrail/poller.h"
 #include "storage/store.h"
 #include "storage/writer.h"
+#include "support/events.h"
+#include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
 
@@ -36,26 +38,8 @@ namespace {
 
 using nlohmann::json;
 using runsync::test::FakeTestRail;
+using runsync::testing::FakeClock;
 using runsync::testing::TempDir;
-
-// The client's monotonic clock: its sleeps return at once, moving it on.
-class InstantClock final : public ClientClock {
- public:
-  TimePoint now() override {
-    std::lock_guard lock(mu_);
-    return now_;
-  }
-  bool sleep_until(TimePoint deadline, const std::atomic<bool>& stop) override {
-    std::lock_guard lock(mu_);
-    if (stop) return false;
-    now_ = std::max(now_, deadline);
-    return true;
-  }
-
- private:
-  std::mutex mu_;
-  TimePoint now_ = TimePoint(std::chrono::hours(1));
-};
 
 std::uint64_t model_seed() {
   if (const char* env = std::getenv("RUNSYNC_MODEL_SEED"); env != nullptr && *env != '\0') {
@@ -131,9 +115,7 @@ class MirrorModel : public ::testing::Test {
   void send(const ModelRun& run, const std::string& name, const std::string& payload) {
     std::int64_t ts = now_;
     if (chance(0.2)) ts += std::vector<std::int64_t>{30, 3600, 86400}[uniform(0, 2)];
-    const std::string body = R"({"event_name":")" + name + R"(","timestamp":)" +
-                             std::to_string(ts) + R"(,"payload":{"id":)" + std::to_string(run.id) +
-                             payload + R"(},"project_code":"ID"})";
+    const std::string body = testing::webhook_body(name, run.id, ts, payload);
     // Dropped, delivered once, or delivered twice (a retry).
     const int copies = chance(0.15) ? 0 : chance(0.15) ? 2 : 1;
     for (int i = 0; i < copies; ++i) in_flight_.push_back({body, run.id, name == "run.aborted"});
@@ -233,14 +215,8 @@ class MirrorModel : public ::testing::Test {
   // Delivers one webhook as the listener does; every valid event must be
   // stored (SPEC §6 rule 5), so an error fails the test.
   void deliver(const InFlight& w) {
-    auto ev = parse_webhook_event(w.body);
-    ASSERT_TRUE(ev.is_ok()) << ev.message() << ": " << w.body;
-    WebhookDelivery d;
-    d.event = std::move(ev).value();
+    WebhookDelivery d = testing::delivery(w.body, now_);
     d.event.observation.set(Field::kProjectId, Value{kProject});
-    d.delivery_key = "sha256:" + w.body;
-    d.received_at = now_;
-    d.body = w.body;
     const Status s = writer_->run([&](Store& store) { return store.journal().apply(d).status(); });
     ASSERT_TRUE(s.is_ok()) << "not stored: " << s.message() << ": " << w.body;
     if (w.is_abort) runs_[w.run_id].abort_delivered = true;
@@ -322,7 +298,7 @@ class MirrorModel : public ::testing::Test {
   }()};
   Metrics metrics_;
   HttpClient http_;
-  InstantClock client_clock_;
+  FakeClock client_clock_;  // the client's waits pass at once
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<Poller> poller_;

@@ -6,7 +6,10 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include "core/webhook_event.h"
+#include "daemon/http/http_client.h"
 #include "storage/store.h"
+#include "support/events.h"
+#include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
 
@@ -14,6 +17,7 @@ namespace runsync {
 namespace {
 
 using runsync::test::FakeTestRail;
+using runsync::testing::FakeClock;
 using runsync::testing::TempDir;
 
 class PollerTest : public ::testing::Test {
@@ -28,7 +32,7 @@ class PollerTest : public ::testing::Test {
     copts.max_read_attempts = max_read_attempts;
     copts.max_backoff = std::chrono::seconds(1);
     copts.jitter_seed = 7;
-    client_ = TestRailClient::create(copts);
+    client_ = std::make_unique<TestRailClient>(copts, http_, clock_);
     PollerOptions popts;
     popts.projects = {{1, "ID"}};
     poller_ = std::make_unique<Poller>(popts, *client_, *writer_, metrics_, null_logger(),
@@ -50,14 +54,8 @@ class PollerTest : public ::testing::Test {
 
   void webhook(const std::string& body) { webhook(body, fake_.now()); }
   void webhook(const std::string& body, std::int64_t received_at) {
-    auto ev = parse_webhook_event(body);
-    ASSERT_TRUE(ev.is_ok()) << ev.message();
-    WebhookDelivery d;
-    d.event = std::move(ev).value();
+    WebhookDelivery d = testing::delivery(body, received_at, "test:" + body);
     d.event.observation.set(Field::kProjectId, Value{std::int64_t{1}});
-    d.delivery_key = "test:" + body;
-    d.received_at = received_at;
-    d.body = body;
     ASSERT_TRUE(writer_->run([&](Store& s) { return s.journal().apply(d).status(); }).is_ok());
   }
 
@@ -78,6 +76,8 @@ class PollerTest : public ::testing::Test {
     return o;
   }()};
   Metrics metrics_;
+  HttpClient http_;
+  FakeClock clock_;  // the client's waits pass at once
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<Poller> poller_;
@@ -262,7 +262,7 @@ TEST_F(PollerTest, RetryAfterIsHonoured) {
   ASSERT_GE(reqs.size(), 2u);
   EXPECT_EQ(reqs[0].status, 429);
   EXPECT_EQ(reqs[1].endpoint, "get_runs");
-  EXPECT_GE(reqs[1].at - reqs[0].at, std::chrono::milliseconds(900));
+  EXPECT_EQ(clock_.sleeps(), std::vector<std::chrono::milliseconds>{std::chrono::seconds(1)});
   EXPECT_EQ(count("SELECT count(*) FROM runs"), 2);
 }
 
@@ -271,8 +271,8 @@ TEST_F(PollerTest, AWebhookOnlyRunIsFilledByGetRun) {
   // A run inside a completed plan: no active listing covers it.
   auto plan = fake_.add_plan(1, "Old plan", {{{"name", "Edge"}, {"passed_count", 4}}}, true);
   const std::int64_t run_id = fake_.run_count();
-  webhook(R"({"event_name":"run.report_changed","timestamp":)" + std::to_string(fake_.now() - 10) +
-          R"(,"payload":{"id":)" + std::to_string(run_id) + R"(,"visible":true},"project_code":"ID"})");
+  webhook(
+      testing::webhook_body("run.report_changed", run_id, fake_.now() - 10, R"(,"visible":true)"));
   ASSERT_FALSE(cycle(PollKind::kActive).error);
   EXPECT_EQ(fake_.count("get_run"), 1);
   EXPECT_EQ(text("SELECT name FROM runs WHERE run_id = " + std::to_string(run_id)), "Edge");
@@ -289,8 +289,7 @@ TEST_F(PollerTest, WebhookNewerThanThePollWins) {
   fake_.update_run(id, {{"passed_count", 2}});
   // Received when it says it happened: a webhook is never observed later
   // than it arrived (rule 2), and the poll's Date is older.
-  webhook(R"({"event_name":"run.completed","timestamp":)" + std::to_string(fake_.now() + 100) +
-              R"(,"payload":{"id":)" + std::to_string(id) + R"(,"passed":5},"project_code":"ID"})",
+  webhook(testing::webhook_body("run.completed", id, fake_.now() + 100, R"(,"passed":5)"),
           fake_.now() + 100);
   ASSERT_FALSE(cycle(PollKind::kFull).error);
   EXPECT_EQ(count("SELECT passed_count FROM runs WHERE run_id = " + std::to_string(id)), 5);
@@ -301,8 +300,7 @@ TEST_F(PollerTest, PollNewerThanTheWebhookWins) {
   start();
   const auto id = add_runs(1);
   fake_.update_run(id, {{"passed_count", 2}});
-  webhook(R"({"event_name":"run.completed","timestamp":)" + std::to_string(fake_.now() - 100) +
-          R"(,"payload":{"id":)" + std::to_string(id) + R"(,"passed":5},"project_code":"ID"})");
+  webhook(testing::webhook_body("run.completed", id, fake_.now() - 100, R"(,"passed":5)"));
   ASSERT_FALSE(cycle(PollKind::kFull).error);
   EXPECT_EQ(count("SELECT passed_count FROM runs WHERE run_id = " + std::to_string(id)), 2);
   // The poll said is_completed = false, but state never moves back.
@@ -416,9 +414,7 @@ TEST_F(PollerTest, APageIsObservedNoLaterThanItArrived) {
   EXPECT_EQ(count("SELECT details_at FROM runs WHERE run_id = " + std::to_string(id)), local);
   // So a webhook a minute later still wins.
   local += 60;
-  webhook(R"({"event_name":"run.started","timestamp":)" + std::to_string(local) +
-              R"(,"payload":{"id":)" + std::to_string(id) + R"(,"title":"Renamed"},"project_code":"ID"})",
-          local);
+  webhook(testing::webhook_body("run.started", id, local, R"(,"title":"Renamed")"), local);
   EXPECT_EQ(text("SELECT name FROM runs WHERE run_id = " + std::to_string(id)), "Renamed");
 }
 

@@ -4,10 +4,12 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -270,6 +272,22 @@ TEST(HttpServer, ASessionAnswersAfterTheServerIsDestroyed) {
   EXPECT_EQ(second.get().status, 200);
   std::lock_guard lock(mu);
   EXPECT_EQ(targets, (std::vector<std::string>{"/first", "/second"}));
+}
+
+TEST(OpenFileLimit, RaisesTheSoftLimitToTheHardOne) {
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit lowered = saved;
+  lowered.rlim_cur = std::min<rlim_t>(saved.rlim_max, 512);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  const OpenFileLimit limit = raise_open_file_limit();
+  rlimit now{};
+  ::getrlimit(RLIMIT_NOFILE, &now);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  EXPECT_EQ(limit.error, "");
+  EXPECT_EQ(limit.hard, saved.rlim_max);
+  EXPECT_EQ(limit.soft, saved.rlim_max);
+  EXPECT_EQ(now.rlim_cur, saved.rlim_max);
 }
 
 }  // namespace

@@ -8,9 +8,12 @@
 #include <thread>
 
 #include "core/webhook_event.h"
+#include "daemon/http/http_client.h"
 #include "daemon/testrail/poller.h"
 #include "storage/outbox.h"
 #include "storage/store.h"
+#include "support/events.h"
+#include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
 
@@ -19,6 +22,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using runsync::test::FakeTestRail;
+using runsync::testing::FakeClock;
 using runsync::testing::TempDir;
 using runsync::testing::wait_until;
 
@@ -33,7 +37,7 @@ class OutboxTest : public ::testing::Test {
     copts.request_timeout = 2s;
     copts.max_backoff = 1s;
     copts.jitter_seed = 3;
-    client_ = TestRailClient::create(copts);
+    client_ = std::make_unique<TestRailClient>(copts, http_, clock_);
   }
 
   void start_worker() {
@@ -86,6 +90,8 @@ class OutboxTest : public ::testing::Test {
   TempDir dir_;
   FakeTestRail fake_;
   Metrics metrics_;
+  HttpClient http_;
+  FakeClock clock_;  // the client's waits pass at once
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<OutboxWorker> worker_;
@@ -131,17 +137,9 @@ TEST_F(OutboxTest, AnAnswerFromAServerWhoseClockRunsAheadPinsNothing) {
             local + 60);
 
   // A webhook a little later renames the run again, and is taken.
-  const std::string body = R"({"event_name":"run.started","timestamp":)" +
-                           std::to_string(local + 61) + R"(,"payload":{"id":)" +
-                           std::to_string(run_id) +
-                           R"(,"title":"From the webhook"},"project_code":"ID"})";
-  auto ev = parse_webhook_event(body);
-  ASSERT_TRUE(ev.is_ok()) << ev.message();
-  WebhookDelivery d;
-  d.event = std::move(ev).value();
-  d.delivery_key = "test:" + body;
-  d.received_at = local + 61;
-  d.body = body;
+  const std::string body =
+      testing::webhook_body("run.started", run_id, local + 61, R"(,"title":"From the webhook")");
+  const WebhookDelivery d = testing::delivery(body, local + 61, "test:" + body);
   std::optional<WebhookResult> result;
   ASSERT_TRUE(writer_->run([&](Store& s) -> Status {
     auto r = s.journal().apply(d);
@@ -168,6 +166,7 @@ TEST_F(OutboxTest, RateLimitedThenSucceeds) {
   EXPECT_EQ(st.state, "done") << st.last_error.value_or("");
   EXPECT_EQ(fake_.count("add_run"), 2);
   EXPECT_EQ(fake_.run_count(), 1u);
+  EXPECT_EQ(clock_.sleeps(), std::vector<std::chrono::milliseconds>{1s});  // the Retry-After
 }
 
 TEST_F(OutboxTest, ALostAnswerEndsUnknownAndIsNotRepeated) {
