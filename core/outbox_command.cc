@@ -29,6 +29,30 @@ std::optional<CommandKind> parse_command_name(std::string_view name) {
   return std::nullopt;
 }
 
+const char* command_state_name(CommandState state) {
+  switch (state) {
+    case CommandState::kPending:
+      return "pending";
+    case CommandState::kSending:
+      return "sending";
+    case CommandState::kDone:
+      return "done";
+    case CommandState::kFailed:
+      return "failed";
+    case CommandState::kUnknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+std::optional<CommandState> parse_command_state(std::string_view name) {
+  for (CommandState s : {CommandState::kPending, CommandState::kSending, CommandState::kDone,
+                         CommandState::kFailed, CommandState::kUnknown}) {
+    if (name == command_state_name(s)) return s;
+  }
+  return std::nullopt;
+}
+
 Status validate_command(const OutboxCommand& c) {
   const std::string what = command_name(c.kind);
   if (c.target_not_integer) {

@@ -19,6 +19,13 @@ enum class CommandKind { kAddRun, kUpdateRun, kCloseRun, kDeleteRun };
 const char* command_name(CommandKind kind);
 std::optional<CommandKind> parse_command_name(std::string_view name);
 
+// Where a command stands (SPEC §7; the outbox's `state` column): pending
+// until its request may be sent, sending while it may be on its way, then
+// done, failed or unknown (it may have been applied; never repeated).
+enum class CommandState { kPending, kSending, kDone, kFailed, kUnknown };
+const char* command_state_name(CommandState state);  // "pending", "sending", ...
+std::optional<CommandState> parse_command_state(std::string_view name);
+
 struct OutboxCommand {
   std::int64_t id = 0;
   CommandKind kind = CommandKind::kAddRun;

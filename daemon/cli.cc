@@ -190,16 +190,16 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
     }
     if (row.value()) {
       const CommandStatus& st = *row.value();
-      if (st.state == "done") {
+      if (st.state == CommandState::kDone) {
         std::cout << st.result.value_or("{}") << "\n";
         return 0;
       }
-      if (st.state == "failed") {
+      if (st.state == CommandState::kFailed) {
         std::cerr << "runsync: outbox #" << id << " " << command_uri(c)
                   << " failed: " << st.last_error.value_or("(no error text)") << "\n";
         return 1;
       }
-      if (st.state == "unknown") {
+      if (st.state == CommandState::kUnknown) {
         std::cerr << "runsync: outbox #" << id << " " << command_uri(c)
                   << ": outcome unknown: " << st.last_error.value_or("") << "\n";
         return 3;

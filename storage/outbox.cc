@@ -48,7 +48,7 @@ StatusOr<std::optional<OutboxCommand>> Outbox::next_pending(std::int64_t now) {
       }
       st.reset();
       if (valid.is_ok()) return std::optional<OutboxCommand>{std::move(c)};
-      Status marked = update(c.id, "failed", false, valid.message(), std::nullopt, now);
+      Status marked = update(c.id, CommandState::kFailed, false, valid.message(), std::nullopt, now);
       if (!marked.is_ok()) return marked;
     }
   } catch (const std::exception& e) {
@@ -56,14 +56,14 @@ StatusOr<std::optional<OutboxCommand>> Outbox::next_pending(std::int64_t now) {
   }
 }
 
-Status Outbox::update(std::int64_t id, std::string_view state, bool count_attempt,
+Status Outbox::update(std::int64_t id, CommandState state, bool count_attempt,
                       const std::optional<std::string>& error,
                       const std::optional<std::string>& result, std::int64_t now) {
   try {
     SQLite::Statement st(db_,
                          "UPDATE outbox SET state = ?, attempts = attempts + ?, last_error = ?, "
                          "result = ?, updated_at = ? WHERE id = ?");
-    SQLite::bind(st, std::string(state), count_attempt ? 1 : 0);
+    SQLite::bind(st, std::string(command_state_name(state)), count_attempt ? 1 : 0);
     // Every parameter starts NULL: a null `error` or `result` clears its column.
     if (error) st.bind(3, *error);
     if (result) st.bind(4, *result);
@@ -140,7 +140,7 @@ StatusOr<std::optional<CommandStatus>> read_command(const std::string& path, std
     CommandStatus c;
     c.command = st.getColumn(0).getString();
     c.target = st.getColumn(1).getInt64();
-    c.state = st.getColumn(2).getString();
+    c.state = parse_command_state(st.getColumn(2).getString());
     c.attempts = st.getColumn(3).getInt64();
     if (!st.getColumn(4).isNull()) c.last_error = st.getColumn(4).getString();
     if (!st.getColumn(5).isNull()) c.result = st.getColumn(5).getString();

@@ -38,7 +38,7 @@ class Outbox {
   // Moves a command to `state` ("sending", "pending", "done", "failed",
   // "unknown"); `count_attempt` adds one to attempts. A null `error` or
   // `result` clears the column.
-  Status update(std::int64_t id, std::string_view state, bool count_attempt,
+  Status update(std::int64_t id, CommandState state, bool count_attempt,
                 const std::optional<std::string>& error, const std::optional<std::string>& result,
                 std::int64_t now);
   // Commands left "sending" by a daemon that stopped mid-request become
@@ -60,7 +60,8 @@ class Outbox {
 struct CommandStatus {
   std::string command;
   std::int64_t target = 0;
-  std::string state;
+  // nullopt for a state runsync never writes (a row some program edited).
+  std::optional<CommandState> state;
   std::int64_t attempts = 0;
   std::optional<std::string> last_error;
   std::optional<std::string> result;

@@ -94,7 +94,7 @@ void OutboxWorker::resolve_unknown_add_runs() {
       if (!run) return run.status();
       if (!run.value()) continue;
       const std::string result = nlohmann::json{{"id", *run.value()}}.dump();
-      Status u = store.outbox().update(c.id, "done", false, std::nullopt, result, now);
+      Status u = store.outbox().update(c.id, CommandState::kDone, false, std::nullopt, result, now);
       if (!u.is_ok()) return u;
       resolved.emplace_back(c.id, *run.value());
     }
@@ -133,7 +133,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
         next = std::move(command);
         return Status::ok();
       }
-      Status marked = store.outbox().update(command.id, "failed", false, allowed.message(),
+      Status marked = store.outbox().update(command.id, CommandState::kFailed, false, allowed.message(),
                                             std::nullopt, clock_());
       if (!marked.is_ok()) return marked;
       refused.emplace_back(std::move(command), allowed.message());
@@ -157,7 +157,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
   const char* name = command_name(c.kind);
   const std::string uri = command_uri(c);
 
-  auto finish = [&](const char* state, const std::optional<std::string>& error,
+  auto finish = [&](CommandState state, const std::optional<std::string>& error,
                     const std::optional<std::string>& result,
                     const std::optional<Observation>& observation) {
     const std::int64_t now = clock_();
@@ -169,7 +169,8 @@ OutboxWorker::Step OutboxWorker::execute_next() {
       return store.outbox().update(c.id, state, false, error, result, now);
     });
     if (!w.is_ok()) {
-      logger_->error("outbox #{} {}: cannot record the outcome '{}': {}", c.id, uri, state, w.message());
+      logger_->error("outbox #{} {}: cannot record the outcome '{}': {}", c.id, uri,
+                     command_state_name(state), w.message());
     }
   };
 
@@ -181,7 +182,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
   auto mark_sending = [&]() -> bool {
     if (marked_sending) return true;
     Status m = writer_.run([&](Store& store) {
-      return store.outbox().update(c.id, "sending", true, std::nullopt, std::nullopt, clock_());
+      return store.outbox().update(c.id, CommandState::kSending, true, std::nullopt, std::nullopt, clock_());
     });
     if (!m.is_ok()) {
       not_marked = m.message();
@@ -209,7 +210,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
         note = o.message() + "; the next poll will bring the run";
       }
     }
-    finish("done", note, parsed.is_discarded() ? std::nullopt : std::optional(parsed.dump()),
+    finish(CommandState::kDone, note, parsed.is_discarded() ? std::nullopt : std::optional(parsed.dump()),
            observation);
     count(name, "done");
     logger_->info("outbox #{} {}: done{}", c.id, uri,
@@ -222,18 +223,18 @@ OutboxWorker::Step OutboxWorker::execute_next() {
     case ApiErrorKind::kRejected:
     case ApiErrorKind::kNotFound:
     case ApiErrorKind::kBadResponse:
-      finish("failed", e.message, std::nullopt, std::nullopt);
+      finish(CommandState::kFailed, e.message, std::nullopt, std::nullopt);
       count(name, "failed");
       logger_->warn("outbox #{} {}: failed, the API refused it: {}", c.id, uri, e.describe());
       return Step::kContinue;
     case ApiErrorKind::kConfig:
       if (e.http_status == 403) {
-        finish("failed", e.message, std::nullopt, std::nullopt);
+        finish(CommandState::kFailed, e.message, std::nullopt, std::nullopt);
         count(name, "failed");
         logger_->warn("outbox #{} {}: failed, no permission: {}", c.id, uri, e.describe());
         return Step::kContinue;
       }
-      finish("pending", e.message, std::nullopt, std::nullopt);
+      finish(CommandState::kPending, e.message, std::nullopt, std::nullopt);
       count(name, "retry");
       logger_->error(
           "outbox #{} {}: {} ({}){}; retrying in {} s", c.id, uri,
@@ -243,7 +244,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
       retry_at_ = std::chrono::steady_clock::now() + options_.config_retry;
       return Step::kWait;
     case ApiErrorKind::kUnknownOutcome:
-      finish("unknown", e.message, std::nullopt, std::nullopt);
+      finish(CommandState::kUnknown, e.message, std::nullopt, std::nullopt);
       count(name, "unknown");
       logger_->warn("outbox #{} {}: outcome unknown ({}); not repeated{}", c.id, uri, e.describe(),
                     c.kind == CommandKind::kAddRun
@@ -251,7 +252,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
                         : "; check TestRail and queue it again if needed");
       return Step::kContinue;
     case ApiErrorKind::kTransient:
-      finish("pending", e.message, std::nullopt, std::nullopt);
+      finish(CommandState::kPending, e.message, std::nullopt, std::nullopt);
       count(name, "retry");
       logger_->warn("outbox #{} {}: not sent ({}); retrying in {} s, later commands wait", c.id, uri,
                     e.describe(),
@@ -267,7 +268,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
         retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
       }
       // Nothing was sent since it was last marked: it is pending again.
-      if (marked_sending) finish("pending", std::nullopt, std::nullopt, std::nullopt);
+      if (marked_sending) finish(CommandState::kPending, std::nullopt, std::nullopt, std::nullopt);
       return Step::kWait;
   }
   return Step::kWait;

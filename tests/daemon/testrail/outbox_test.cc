@@ -77,7 +77,7 @@ class OutboxTest : public ::testing::Test {
       auto row = read_command(dir_.file("mirror.db"), id);
       if (!row || !row.value()) return false;
       last = *row.value();
-      return last.state == "done" || last.state == "failed" || last.state == "unknown";
+      return last.state == CommandState::kDone || last.state == CommandState::kFailed || last.state == CommandState::kUnknown;
     }, 15s);
     return last;
   }
@@ -102,17 +102,17 @@ TEST_F(OutboxTest, EachCommandEndToEndIsAppliedToTheMirror) {
   start_worker();
   const auto add = queue(CommandKind::kAddRun, 1, {{"name", "Nightly"}, {"suite_id", 3}});
   const CommandStatus added = wait_final(add);
-  ASSERT_EQ(added.state, "done") << added.last_error.value_or("");
+  ASSERT_EQ(added.state, CommandState::kDone) << added.last_error.value_or("");
   const auto run_id = nlohmann::json::parse(*added.result)["id"].get<std::int64_t>();
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE run_id = " + std::to_string(run_id) +
                   " AND name = 'Nightly' AND state = 'active'"), 1);
   EXPECT_EQ(count("SELECT count(*) FROM run_changes WHERE source = 'api'"), 1);
 
-  EXPECT_EQ(wait_final(queue(CommandKind::kUpdateRun, run_id, {{"name", "Nightly 2"}})).state, "done");
+  EXPECT_EQ(wait_final(queue(CommandKind::kUpdateRun, run_id, {{"name", "Nightly 2"}})).state, CommandState::kDone);
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE name = 'Nightly 2'"), 1);
-  EXPECT_EQ(wait_final(queue(CommandKind::kCloseRun, run_id)).state, "done");
+  EXPECT_EQ(wait_final(queue(CommandKind::kCloseRun, run_id)).state, CommandState::kDone);
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'completed' AND is_completed = 1"), 1);
-  EXPECT_EQ(wait_final(queue(CommandKind::kDeleteRun, run_id)).state, "done");
+  EXPECT_EQ(wait_final(queue(CommandKind::kDeleteRun, run_id)).state, CommandState::kDone);
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 1);
   EXPECT_FALSE(fake_.run(run_id).has_value());
   EXPECT_EQ(count("SELECT count(*) FROM run_changes WHERE source = 'api'"), 4);
@@ -129,10 +129,10 @@ TEST_F(OutboxTest, AnAnswerFromAServerWhoseClockRunsAheadPinsNothing) {
   start_worker();
   const CommandStatus added =
       wait_final(queue(CommandKind::kAddRun, 1, {{"name", "Nightly"}, {"suite_id", 3}}));
-  ASSERT_EQ(added.state, "done") << added.last_error.value_or("");
+  ASSERT_EQ(added.state, CommandState::kDone) << added.last_error.value_or("");
   const auto run_id = nlohmann::json::parse(*added.result)["id"].get<std::int64_t>();
   ASSERT_EQ(wait_final(queue(CommandKind::kUpdateRun, run_id, {{"name", "Renamed"}})).state,
-            "done");
+            CommandState::kDone);
   EXPECT_LE(count("SELECT details_at FROM runs WHERE run_id = " + std::to_string(run_id)),
             local + 60);
 
@@ -154,7 +154,7 @@ TEST_F(OutboxTest, AnAnswerFromAServerWhoseClockRunsAheadPinsNothing) {
 TEST_F(OutboxTest, ABadRequestFailsWithTheApisErrorVerbatim) {
   start_worker();
   const CommandStatus st = wait_final(queue(CommandKind::kUpdateRun, 4242, {{"name", "x"}}));
-  EXPECT_EQ(st.state, "failed");
+  EXPECT_EQ(st.state, CommandState::kFailed);
   EXPECT_EQ(st.last_error.value_or(""), "Field :run_id is not a valid test run.");
   EXPECT_EQ(fake_.count("update_run"), 1);
 }
@@ -163,7 +163,7 @@ TEST_F(OutboxTest, RateLimitedThenSucceeds) {
   fake_.fail_next(429, 1, "1", "add_run");
   start_worker();
   const CommandStatus st = wait_final(queue(CommandKind::kAddRun, 1, {{"name", "After 429"}}));
-  EXPECT_EQ(st.state, "done") << st.last_error.value_or("");
+  EXPECT_EQ(st.state, CommandState::kDone) << st.last_error.value_or("");
   EXPECT_EQ(fake_.count("add_run"), 2);
   EXPECT_EQ(fake_.run_count(), 1u);
   EXPECT_EQ(clock_.sleeps(), std::vector<std::chrono::milliseconds>{1s});  // the Retry-After
@@ -174,9 +174,9 @@ TEST_F(OutboxTest, ALostAnswerEndsUnknownAndIsNotRepeated) {
   fake_.drop_next("close_run");
   start_worker();
   const CommandStatus st = wait_final(queue(CommandKind::kCloseRun, 1));
-  EXPECT_EQ(st.state, "unknown");
+  EXPECT_EQ(st.state, CommandState::kUnknown);
   // Later commands still run, the unknown one is not sent again.
-  EXPECT_EQ(wait_final(queue(CommandKind::kAddRun, 1, {{"name", "next"}})).state, "done");
+  EXPECT_EQ(wait_final(queue(CommandKind::kAddRun, 1, {{"name", "next"}})).state, CommandState::kDone);
   EXPECT_EQ(fake_.count("close_run"), 1);
   EXPECT_EQ(count("SELECT attempts FROM outbox WHERE command = 'close_run'"), 1);
 }
@@ -185,7 +185,7 @@ TEST_F(OutboxTest, AnUnknownAddRunIsResolvedByTheNextPoll) {
   fake_.drop_next("add_run");
   start_worker();
   const auto id = queue(CommandKind::kAddRun, 1, {{"name", "Lost answer"}});
-  ASSERT_EQ(wait_final(id).state, "unknown");
+  ASSERT_EQ(wait_final(id).state, CommandState::kUnknown);
   ASSERT_EQ(fake_.run_count(), 1u);  // the server did create it
   Poller poller(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_, null_logger(),
                 [this] { return fake_.now(); });
@@ -193,8 +193,8 @@ TEST_F(OutboxTest, AnUnknownAddRunIsResolvedByTheNextPoll) {
   CommandStatus st;
   ASSERT_TRUE(wait_until([&] {
     st = *read_command(dir_.file("mirror.db"), id).value();
-    return st.state == "done";
-  }, 10s)) << st.state;
+    return st.state == CommandState::kDone;
+  }, 10s)) << (st.state ? command_state_name(*st.state) : "?");
   EXPECT_EQ(nlohmann::json::parse(*st.result)["id"], fake_.run(1).value()["id"]);
   EXPECT_EQ(fake_.count("add_run"), 1);
 }
@@ -205,9 +205,9 @@ TEST_F(OutboxTest, CommandsRunInOrderAndATransientFailureHoldsTheLine) {
   const auto b = queue(CommandKind::kAddRun, 1, {{"name", "second"}});
   const auto c = queue(CommandKind::kAddRun, 1, {{"name", "third"}});
   start_worker();
-  EXPECT_EQ(wait_final(c).state, "done");
-  EXPECT_EQ(wait_final(a).state, "done");
-  EXPECT_EQ(wait_final(b).state, "done");
+  EXPECT_EQ(wait_final(c).state, CommandState::kDone);
+  EXPECT_EQ(wait_final(a).state, CommandState::kDone);
+  EXPECT_EQ(wait_final(b).state, CommandState::kDone);
   std::vector<std::string> names;
   for (const auto& r : fake_.requests()) {
     if (r.endpoint == "add_run" && r.status == 200) names.push_back(nlohmann::json::parse(r.body)["name"]);
@@ -224,9 +224,9 @@ TEST_F(OutboxTest, RowsInsertedWithPlainSqlAreValidated) {
   }
   fake_.add_run({{"project_id", 1}, {"name", "r"}});
   start_worker();
-  EXPECT_EQ(wait_final(1).state, "failed");
-  EXPECT_EQ(wait_final(2).state, "failed");
-  EXPECT_EQ(wait_final(3).state, "failed");
+  EXPECT_EQ(wait_final(1).state, CommandState::kFailed);
+  EXPECT_EQ(wait_final(2).state, CommandState::kFailed);
+  EXPECT_EQ(wait_final(3).state, CommandState::kFailed);
   EXPECT_EQ(fake_.request_count(), 0u);
   EXPECT_NE(read_command(dir_.file("mirror.db"), 1).value()->last_error->find("name"), std::string::npos);
 }
@@ -234,10 +234,10 @@ TEST_F(OutboxTest, RowsInsertedWithPlainSqlAreValidated) {
 TEST_F(OutboxTest, ACommandLeftSendingBecomesUnknownAtStart) {
   const auto id = queue(CommandKind::kCloseRun, 7);
   ASSERT_TRUE(writer_->run([&](Store& s) {
-    return s.outbox().update(id, "sending", true, std::nullopt, std::nullopt, 1);
+    return s.outbox().update(id, CommandState::kSending, true, std::nullopt, std::nullopt, 1);
   }).is_ok());
   start_worker();
-  EXPECT_EQ(wait_final(id).state, "unknown");
+  EXPECT_EQ(wait_final(id).state, CommandState::kUnknown);
   EXPECT_EQ(fake_.request_count(), 0u);
 }
 
@@ -251,10 +251,10 @@ TEST_F(OutboxTest, ACommandWaitingForTheRequestBudgetStaysPendingAfterAStop) {
   });
   fake_.add_run({{"project_id", 1}, {"name", "r"}});
   start_worker();
-  ASSERT_EQ(wait_final(queue(CommandKind::kAddRun, 1, {{"name", "first"}})).state, "done");
+  ASSERT_EQ(wait_final(queue(CommandKind::kAddRun, 1, {{"name", "first"}})).state, CommandState::kDone);
   const auto second = queue(CommandKind::kCloseRun, 1);
   ASSERT_TRUE(wait_until([&] { return waiting.load(); }, 10s));
-  EXPECT_EQ(read_command(dir_.file("mirror.db"), second).value()->state, "pending");
+  EXPECT_EQ(read_command(dir_.file("mirror.db"), second).value()->state, CommandState::kPending);
   // The writer stops first, as it may when the daemon stops: nothing needs
   // recording for a command that was never sent.
   writer_->stop();
@@ -262,7 +262,7 @@ TEST_F(OutboxTest, ACommandWaitingForTheRequestBudgetStaysPendingAfterAStop) {
   client_->stop();
   thread_.join();
   const CommandStatus st = *read_command(dir_.file("mirror.db"), second).value();
-  EXPECT_EQ(st.state, "pending");
+  EXPECT_EQ(st.state, CommandState::kPending);
   EXPECT_EQ(st.attempts, 0);
   EXPECT_EQ(fake_.count("close_run"), 0);
 }
@@ -308,11 +308,11 @@ TEST_F(OutboxTest, RowsInsertedWithSqlGetTheCliRefusalsAndSendNothing) {
   };
   for (std::int64_t id = 1; id <= 5; ++id) {
     const CommandStatus st = wait_final(id);
-    EXPECT_EQ(st.state, "failed") << id;
+    EXPECT_EQ(st.state, CommandState::kFailed) << id;
     EXPECT_EQ(st.last_error.value_or(""), expected[id - 1]) << id;
   }
   // A later valid command still runs, and nothing else was sent.
-  EXPECT_EQ(wait_final(queue(CommandKind::kCloseRun, 1)).state, "done");
+  EXPECT_EQ(wait_final(queue(CommandKind::kCloseRun, 1)).state, CommandState::kDone);
   EXPECT_EQ(fake_.request_count(), 1u);
   EXPECT_EQ(fake_.count("close_run"), 1);
 }
