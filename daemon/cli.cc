@@ -248,20 +248,166 @@ int cmd_version() {
   return 0;
 }
 
+// "2026-12-03T08:00:00Z (42s ago)".
+std::string ago(std::int64_t at, std::int64_t now) {
+  return iso_utc(at) + " (" + std::to_string(now - at) + "s ago)";
+}
+
+nlohmann::json time_json(const std::optional<std::int64_t>& at) {
+  return at ? nlohmann::json(*at) : nlohmann::json();
+}
+
+nlohmann::json iso_json(const std::optional<std::int64_t>& at) {
+  return at ? nlohmann::json(iso_utc(*at)) : nlohmann::json();
+}
+
+// What makes the mirror unhealthy (SPEC §2: status exits non-zero).
+std::vector<std::string> status_problems(const Config& config, const MirrorReport& r,
+                                         const std::optional<WriteFailure>& write_failure,
+                                         std::int64_t now) {
+  std::vector<std::string> problems;
+  if (Status room = check_room_to_write(config.storage.path); !room.is_ok()) {
+    problems.push_back("the database cannot take writes: " + room.message());
+  }
+  if (write_failure) {
+    problems.push_back("the database stopped taking writes since " +
+                       ago(write_failure->since, now) + ": " + write_failure->error);
+  }
+  if (config.testrail.url.empty()) return problems;
+  for (const auto& p : config.projects) {
+    auto it = std::find_if(r.polls.begin(), r.polls.end(),
+                           [&](const PollSummary& s) { return s.project_id == p.id; });
+    PollRecord record;
+    if (it != r.polls.end()) {
+      record.polled = true;
+      if (it->state == CycleState::kFailed) record.last_error = it->error.value_or("");
+      record.last_success_at = it->last_success_at;
+    }
+    if (auto problem = poll_problem(p.id, record, now, config.testrail.poll_interval)) {
+      problems.push_back(std::move(*problem));
+    }
+  }
+  return problems;
+}
+
+void print_status_json(const Config& config, const MirrorReport& r,
+                       const std::optional<WriteFailure>& write_failure,
+                       const std::vector<std::string>& problems) {
+  nlohmann::json j;
+  j["healthy"] = problems.empty();
+  j["problems"] = problems;
+  j["database"] = config.storage.path;
+  j["schema_version"] = r.schema_version;
+  j["runs_by_state"] = r.runs_by_state;
+  j["last_webhook_at"] = time_json(r.last_webhook_at);
+  j["last_webhook_at_iso"] = iso_json(r.last_webhook_at);
+  j["webhook_results_last_hour"] = r.webhook_results_last_hour;
+  j["polls"] = nlohmann::json::array();
+  for (const auto& p : r.polls) {
+    j["polls"].push_back({{"project_id", p.project_id},
+                          {"kind", p.kind},
+                          {"state", cycle_state_name(p.state)},
+                          {"ok", p.state == CycleState::kOk},
+                          {"started_at", p.started_at},
+                          {"started_at_iso", iso_utc(p.started_at)},
+                          {"finished_at", time_json(p.finished_at)},
+                          {"finished_at_iso", iso_json(p.finished_at)},
+                          {"error", p.error ? nlohmann::json(*p.error) : nlohmann::json()},
+                          {"last_success_at", time_json(p.last_success_at)},
+                          {"last_success_at_iso", iso_json(p.last_success_at)}});
+  }
+  j["outbox_by_state"] = r.outbox_by_state;
+  j["outbox_oldest_pending_at"] = time_json(r.oldest_pending_at);
+  j["outbox_oldest_pending_at_iso"] = iso_json(r.oldest_pending_at);
+  j["database_file_bytes"] = r.file_bytes;
+  j["database_free_bytes"] = r.free_bytes;
+  j["wal_file_bytes"] = r.wal_bytes;
+  const auto since = write_failure ? std::optional(write_failure->since) : std::nullopt;
+  j["write_error"] = write_failure ? nlohmann::json(write_failure->error) : nlohmann::json();
+  j["write_error_since"] = time_json(since);
+  j["write_error_since_iso"] = iso_json(since);
+  j["oldest_webhook_at"] = time_json(r.oldest_webhook_at);
+  j["oldest_webhook_at_iso"] = iso_json(r.oldest_webhook_at);
+  const std::optional<std::int64_t> oldest_hint =
+      r.oldest_pending_refresh_at_ms
+          ? std::optional<std::int64_t>(*r.oldest_pending_refresh_at_ms / 1000)
+          : std::nullopt;
+  j["pending_refreshes"] = r.pending_refreshes;
+  j["oldest_pending_refresh_at"] = time_json(oldest_hint);
+  j["oldest_pending_refresh_at_iso"] = iso_json(oldest_hint);
+  std::cout << j.dump(2) << "\n";
+}
+
+// One line per project's last poll cycle.
+void print_polls_text(const Config& config, const MirrorReport& r, std::int64_t now) {
+  if (config.testrail.url.empty()) std::cout << "polling: off (no testrail.url)\n";
+  for (const auto& p : r.polls) {
+    std::cout << "project " << p.project_id << ": last " << p.kind << " poll started "
+              << ago(p.started_at, now) << ": ";
+    switch (p.state) {
+      case CycleState::kOk:
+        std::cout << "ok, finished " << iso_utc(*p.finished_at);
+        break;
+      case CycleState::kFailed:
+        std::cout << "FAILED: " << *p.error;
+        break;
+      case CycleState::kRunning:
+        std::cout << "running";
+        break;
+      case CycleState::kInterrupted:
+        std::cout << "interrupted (runsync stopped before it finished)";
+        break;
+    }
+    if (p.state != CycleState::kOk) {
+      std::cout << "; last success: "
+                << (p.last_success_at ? ago(*p.last_success_at, now) : std::string("never"));
+    }
+    std::cout << "\n";
+  }
+}
+
+void print_status_text(const Config& config, const MirrorReport& r,
+                       const std::optional<WriteFailure>& write_failure,
+                       const std::vector<std::string>& problems, std::int64_t now) {
+  std::cout << "database: " << config.storage.path << " (schema " << r.schema_version << ")\n";
+  std::cout << "database file: " << r.file_bytes << " bytes, " << r.free_bytes
+            << " of them free pages (reused before the file grows); WAL file: " << r.wal_bytes
+            << " bytes\n";
+  std::cout << "database writes: "
+            << (write_failure ? "FAILING since " + ago(write_failure->since, now) + ": " +
+                                    write_failure->error
+                              : std::string("no failure reported"))
+            << "\n";
+  std::cout << "oldest webhook kept: "
+            << (r.oldest_webhook_at ? ago(*r.oldest_webhook_at, now) : std::string("none"))
+            << "\n";
+  std::cout << "runs:";
+  if (r.runs_by_state.empty()) std::cout << " none";
+  for (const auto& [state, n] : r.runs_by_state) std::cout << " " << state << "=" << n;
+  std::cout << "\nlast webhook: "
+            << (r.last_webhook_at ? ago(*r.last_webhook_at, now) : std::string("never"));
+  std::cout << "\nwebhooks in the last hour:";
+  if (r.webhook_results_last_hour.empty()) std::cout << " none";
+  for (const auto& [result, n] : r.webhook_results_last_hour) std::cout << " " << result << "=" << n;
+  std::cout << "\n";
+  print_polls_text(config, r, now);
+  std::cout << "outbox:";
+  if (r.outbox_by_state.empty()) std::cout << " empty";
+  for (const auto& [state, n] : r.outbox_by_state) std::cout << " " << state << "=" << n;
+  if (r.oldest_pending_at) std::cout << "; oldest pending since " << ago(*r.oldest_pending_at, now);
+  std::cout << "\npending refreshes (TestRail webhook hints): " << r.pending_refreshes;
+  if (r.oldest_pending_refresh_at_ms) {
+    std::cout << "; oldest hint " << ago(*r.oldest_pending_refresh_at_ms / 1000, now);
+  }
+  std::cout << "\nhealth: " << (problems.empty() ? "ok" : "UNHEALTHY") << "\n";
+  for (const auto& p : problems) std::cout << "  - " << p << "\n";
+}
+
 int cmd_status(const std::string& path, bool as_json) {
   auto config = load_or_report(path);
   if (!config) return 2;
   const std::int64_t now = unix_now();
   auto report = read_mirror_report(config->storage.path, now);
-  auto ago = [now](std::int64_t at) {
-    return iso_utc(at) + " (" + std::to_string(now - at) + "s ago)";
-  };
-  auto time_json = [](const std::optional<std::int64_t>& at) {
-    return at ? nlohmann::json(*at) : nlohmann::json();
-  };
-  auto iso_json = [](const std::optional<std::int64_t>& at) {
-    return at ? nlohmann::json(iso_utc(*at)) : nlohmann::json();
-  };
   if (!report) {
     if (as_json) {
       std::cout << nlohmann::json{{"healthy", false}, {"error", report.message()}}.dump(2) << "\n";
@@ -270,138 +416,14 @@ int cmd_status(const std::string& path, bool as_json) {
     }
     return 1;
   }
-  const MirrorReport& r = report.value();
-  std::vector<std::string> problems;
-  if (Status room = check_room_to_write(config->storage.path); !room.is_ok()) {
-    problems.push_back("the database cannot take writes: " + room.message());
-  }
   const std::optional<WriteFailure> write_failure = read_write_failure(config->storage.path);
-  if (write_failure) {
-    problems.push_back("the database stopped taking writes since " + ago(write_failure->since) +
-                       ": " + write_failure->error);
-  }
-  if (!config->testrail.url.empty()) {
-    for (const auto& p : config->projects) {
-      auto it = std::find_if(r.polls.begin(), r.polls.end(),
-                             [&](const PollSummary& s) { return s.project_id == p.id; });
-      PollRecord record;
-      if (it != r.polls.end()) {
-        record.polled = true;
-        if (it->state == CycleState::kFailed) record.last_error = it->error.value_or("");
-        record.last_success_at = it->last_success_at;
-      }
-      if (auto problem = poll_problem(p.id, record, now, config->testrail.poll_interval)) {
-        problems.push_back(std::move(*problem));
-      }
-    }
-  }
-  const bool healthy = problems.empty();
+  const auto problems = status_problems(*config, report.value(), write_failure, now);
   if (as_json) {
-    nlohmann::json j;
-    j["healthy"] = healthy;
-    j["problems"] = problems;
-    j["database"] = config->storage.path;
-    j["schema_version"] = r.schema_version;
-    j["runs_by_state"] = r.runs_by_state;
-    j["last_webhook_at"] = time_json(r.last_webhook_at);
-    j["last_webhook_at_iso"] = iso_json(r.last_webhook_at);
-    j["webhook_results_last_hour"] = r.webhook_results_last_hour;
-    j["polls"] = nlohmann::json::array();
-    for (const auto& p : r.polls) {
-      j["polls"].push_back({{"project_id", p.project_id},
-                            {"kind", p.kind},
-                            {"state", cycle_state_name(p.state)},
-                            {"ok", p.state == CycleState::kOk},
-                            {"started_at", p.started_at},
-                            {"started_at_iso", iso_utc(p.started_at)},
-                            {"finished_at", time_json(p.finished_at)},
-                            {"finished_at_iso", iso_json(p.finished_at)},
-                            {"error", p.error ? nlohmann::json(*p.error) : nlohmann::json()},
-                            {"last_success_at", time_json(p.last_success_at)},
-                            {"last_success_at_iso", iso_json(p.last_success_at)}});
-    }
-    j["outbox_by_state"] = r.outbox_by_state;
-    j["outbox_oldest_pending_at"] = time_json(r.oldest_pending_at);
-    j["outbox_oldest_pending_at_iso"] = iso_json(r.oldest_pending_at);
-    j["database_file_bytes"] = r.file_bytes;
-    j["database_free_bytes"] = r.free_bytes;
-    j["wal_file_bytes"] = r.wal_bytes;
-    j["write_error"] = write_failure ? nlohmann::json(write_failure->error) : nlohmann::json();
-    j["write_error_since"] =
-        time_json(write_failure ? std::optional(write_failure->since) : std::nullopt);
-    j["write_error_since_iso"] =
-        iso_json(write_failure ? std::optional(write_failure->since) : std::nullopt);
-    j["oldest_webhook_at"] = time_json(r.oldest_webhook_at);
-    j["oldest_webhook_at_iso"] = iso_json(r.oldest_webhook_at);
-    const std::optional<std::int64_t> oldest_hint =
-        r.oldest_pending_refresh_at_ms
-            ? std::optional<std::int64_t>(*r.oldest_pending_refresh_at_ms / 1000)
-            : std::nullopt;
-    j["pending_refreshes"] = r.pending_refreshes;
-    j["oldest_pending_refresh_at"] = time_json(oldest_hint);
-    j["oldest_pending_refresh_at_iso"] = iso_json(oldest_hint);
-    std::cout << j.dump(2) << "\n";
+    print_status_json(*config, report.value(), write_failure, problems);
   } else {
-    std::cout << "database: " << config->storage.path << " (schema " << r.schema_version << ")\n";
-    std::cout << "database file: " << r.file_bytes << " bytes, " << r.free_bytes
-              << " of them free pages (reused before the file grows); WAL file: " << r.wal_bytes
-              << " bytes\n";
-    std::cout << "database writes: "
-              << (write_failure
-                      ? "FAILING since " + ago(write_failure->since) + ": " + write_failure->error
-                      : std::string("no failure reported"))
-              << "\n";
-    std::cout << "oldest webhook kept: "
-              << (r.oldest_webhook_at ? ago(*r.oldest_webhook_at) : std::string("none")) << "\n";
-    std::cout << "runs:";
-    if (r.runs_by_state.empty()) std::cout << " none";
-    for (const auto& [state, n] : r.runs_by_state) std::cout << " " << state << "=" << n;
-    std::cout << "\nlast webhook: ";
-    if (r.last_webhook_at) {
-      std::cout << ago(*r.last_webhook_at);
-    } else {
-      std::cout << "never";
-    }
-    std::cout << "\nwebhooks in the last hour:";
-    if (r.webhook_results_last_hour.empty()) std::cout << " none";
-    for (const auto& [result, n] : r.webhook_results_last_hour) std::cout << " " << result << "=" << n;
-    std::cout << "\n";
-    if (config->testrail.url.empty()) std::cout << "polling: off (no testrail.url)\n";
-    for (const auto& p : r.polls) {
-      std::cout << "project " << p.project_id << ": last " << p.kind << " poll started "
-                << ago(p.started_at) << ": ";
-      switch (p.state) {
-        case CycleState::kOk:
-          std::cout << "ok, finished " << iso_utc(*p.finished_at);
-          break;
-        case CycleState::kFailed:
-          std::cout << "FAILED: " << *p.error;
-          break;
-        case CycleState::kRunning:
-          std::cout << "running";
-          break;
-        case CycleState::kInterrupted:
-          std::cout << "interrupted (runsync stopped before it finished)";
-          break;
-      }
-      if (p.state != CycleState::kOk) {
-        std::cout << "; last success: "
-                  << (p.last_success_at ? ago(*p.last_success_at) : std::string("never"));
-      }
-      std::cout << "\n";
-    }
-    std::cout << "outbox:";
-    if (r.outbox_by_state.empty()) std::cout << " empty";
-    for (const auto& [state, n] : r.outbox_by_state) std::cout << " " << state << "=" << n;
-    if (r.oldest_pending_at) std::cout << "; oldest pending since " << ago(*r.oldest_pending_at);
-    std::cout << "\npending refreshes (TestRail webhook hints): " << r.pending_refreshes;
-    if (r.oldest_pending_refresh_at_ms) {
-      std::cout << "; oldest hint " << ago(*r.oldest_pending_refresh_at_ms / 1000);
-    }
-    std::cout << "\nhealth: " << (healthy ? "ok" : "UNHEALTHY") << "\n";
-    for (const auto& p : problems) std::cout << "  - " << p << "\n";
+    print_status_text(*config, report.value(), write_failure, problems, now);
   }
-  return healthy ? 0 : 1;
+  return problems.empty() ? 0 : 1;
 }
 
 }  // namespace
