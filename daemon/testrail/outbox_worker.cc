@@ -111,7 +111,7 @@ void OutboxWorker::resolve_unknown_add_runs() {
   }
 }
 
-OutboxWorker::Step OutboxWorker::execute_next() {
+StatusOr<std::optional<OutboxCommand>> OutboxWorker::next_allowed() {
   std::optional<OutboxCommand> next;
   std::vector<std::pair<OutboxCommand, std::string>> refused;  // and why
   Status s = writer_.run([&](Store& store) -> Status {
@@ -133,17 +133,13 @@ OutboxWorker::Step OutboxWorker::execute_next() {
         next = std::move(command);
         return Status::ok();
       }
-      Status marked = store.outbox().update(command.id, CommandState::kFailed, false, allowed.message(),
-                                            std::nullopt, clock_());
+      Status marked = store.outbox().update(command.id, CommandState::kFailed, false,
+                                            allowed.message(), std::nullopt, clock_());
       if (!marked.is_ok()) return marked;
       refused.emplace_back(std::move(command), allowed.message());
     }
   });
-  if (!s.is_ok()) {
-    logger_->error("outbox: cannot read the next command: {}; will try again", s.message());
-    retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
-    return Step::kWait;
-  }
+  if (!s.is_ok()) return s;
   for (const auto& [command, reason] : refused) {
     count(command_name(command.kind), "failed");
     logger_->warn("outbox #{} {}: refused, not sent: {}", command.id,
@@ -152,28 +148,36 @@ OutboxWorker::Step OutboxWorker::execute_next() {
                       : command_uri(command),
                   reason);
   }
-  if (!next) return Step::kIdle;
-  const OutboxCommand& c = *next;
-  const char* name = command_name(c.kind);
-  const std::string uri = command_uri(c);
+  return next;
+}
 
-  auto finish = [&](CommandState state, const std::optional<std::string>& error,
-                    const std::optional<std::string>& result,
-                    const std::optional<Observation>& observation) {
-    const std::int64_t now = clock_();
-    Status w = writer_.run([&](Store& store) -> Status {
-      if (observation) {
-        auto applied = store.runs().apply(*observation, now);
-        if (!applied) return applied.status();
-      }
-      return store.outbox().update(c.id, state, false, error, result, now);
-    });
-    if (!w.is_ok()) {
-      logger_->error("outbox #{} {}: cannot record the outcome '{}': {}", c.id, uri,
-                     command_state_name(state), w.message());
+void OutboxWorker::record(const OutboxCommand& c, CommandState state,
+                          const std::optional<std::string>& error,
+                          const std::optional<std::string>& result,
+                          const std::optional<Observation>& observation) {
+  const std::int64_t now = clock_();
+  Status w = writer_.run([&](Store& store) -> Status {
+    if (observation) {
+      auto applied = store.runs().apply(*observation, now);
+      if (!applied) return applied.status();
     }
-  };
+    return store.outbox().update(c.id, state, false, error, result, now);
+  });
+  if (!w.is_ok()) {
+    logger_->error("outbox #{} {}: cannot record the outcome '{}': {}", c.id, command_uri(c),
+                   command_state_name(state), w.message());
+  }
+}
 
+OutboxWorker::Step OutboxWorker::execute_next() {
+  auto next = next_allowed();
+  if (!next) {
+    logger_->error("outbox: cannot read the next command: {}; will try again", next.message());
+    retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
+    return Step::kWait;
+  }
+  if (!next.value()) return Step::kIdle;
+  const OutboxCommand& c = *next.value();
   // The command becomes "sending" (durably) only once its request slot is
   // taken and just before its bytes go out: a stop or a crash while it
   // waits for the budget leaves it pending, as it was never sent.
@@ -182,7 +186,8 @@ OutboxWorker::Step OutboxWorker::execute_next() {
   auto mark_sending = [&]() -> bool {
     if (marked_sending) return true;
     Status m = writer_.run([&](Store& store) {
-      return store.outbox().update(c.id, CommandState::kSending, true, std::nullopt, std::nullopt, clock_());
+      return store.outbox().update(c.id, CommandState::kSending, true, std::nullopt,
+                                   std::nullopt, clock_());
     });
     if (!m.is_ok()) {
       not_marked = m.message();
@@ -191,50 +196,66 @@ OutboxWorker::Step OutboxWorker::execute_next() {
     marked_sending = true;
     return true;
   };
-  auto answer = client_.post(uri, c.body, mark_sending);
-  if (answer) {
-    const std::string_view body = strip_legacy_prefix(answer->body);
-    nlohmann::json parsed = body.empty() ? nlohmann::json::object()
-                                         : nlohmann::json::parse(body, nullptr, false);
-    const std::int64_t at = answer->observed_at;
-    std::optional<Observation> observation;
-    std::optional<std::string> note;
-    if (parsed.is_discarded()) {
-      note = "the API answered " + std::to_string(answer->http_status) +
-             " with a body that is not JSON; the next poll will bring the run";
-    } else {
-      auto o = observe_command_result(c, parsed, at);
-      if (o) {
-        observation = std::move(o).value();
-      } else {
-        note = o.message() + "; the next poll will bring the run";
-      }
-    }
-    finish(CommandState::kDone, note, parsed.is_discarded() ? std::nullopt : std::optional(parsed.dump()),
-           observation);
-    count(name, "done");
-    logger_->info("outbox #{} {}: done{}", c.id, uri,
-                  observation ? " (run " + std::to_string(observation->run_id) + ")" : "");
-    return Step::kContinue;
-  }
-
+  auto answer = client_.post(command_uri(c), c.body, mark_sending);
+  if (answer) return on_answer(c, *answer);
   const ApiError& e = answer.error();
+  if (e.kind != ApiErrorKind::kStopped) return on_error(c, e);
+  if (!not_marked.empty() && !stop_) {
+    logger_->error(
+        "outbox #{} {}: not sent, cannot mark it sending: {}; retrying in {} s", c.id,
+        command_uri(c), not_marked,
+        std::chrono::duration_cast<std::chrono::seconds>(options_.transient_retry).count());
+    retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
+  }
+  // Nothing was sent since it was last marked: it is pending again.
+  if (marked_sending) record(c, CommandState::kPending, std::nullopt, std::nullopt, std::nullopt);
+  return Step::kWait;
+}
+
+OutboxWorker::Step OutboxWorker::on_answer(const OutboxCommand& c, const ApiResponse& answer) {
+  const std::string_view body = strip_legacy_prefix(answer.body);
+  nlohmann::json parsed =
+      body.empty() ? nlohmann::json::object() : nlohmann::json::parse(body, nullptr, false);
+  std::optional<Observation> observation;
+  std::optional<std::string> note;
+  if (parsed.is_discarded()) {
+    note = "the API answered " + std::to_string(answer.http_status) +
+           " with a body that is not JSON; the next poll will bring the run";
+  } else {
+    auto o = observe_command_result(c, parsed, answer.observed_at);
+    if (o) {
+      observation = std::move(o).value();
+    } else {
+      note = o.message() + "; the next poll will bring the run";
+    }
+  }
+  record(c, CommandState::kDone, note,
+         parsed.is_discarded() ? std::nullopt : std::optional(parsed.dump()), observation);
+  count(command_name(c.kind), "done");
+  logger_->info("outbox #{} {}: done{}", c.id, command_uri(c),
+                observation ? " (run " + std::to_string(observation->run_id) + ")" : "");
+  return Step::kContinue;
+}
+
+OutboxWorker::Step OutboxWorker::on_error(const OutboxCommand& c, const ApiError& e) {
+  const char* name = command_name(c.kind);
+  const std::string uri = command_uri(c);
   switch (e.kind) {
     case ApiErrorKind::kRejected:
     case ApiErrorKind::kNotFound:
     case ApiErrorKind::kBadResponse:
-      finish(CommandState::kFailed, e.message, std::nullopt, std::nullopt);
+      record(c, CommandState::kFailed, e.message, std::nullopt, std::nullopt);
       count(name, "failed");
       logger_->warn("outbox #{} {}: failed, the API refused it: {}", c.id, uri, e.describe());
       return Step::kContinue;
     case ApiErrorKind::kConfig:
       if (e.http_status == 403) {
-        finish(CommandState::kFailed, e.message, std::nullopt, std::nullopt);
+        record(c, CommandState::kFailed, e.message, std::nullopt, std::nullopt);
         count(name, "failed");
         logger_->warn("outbox #{} {}: failed, no permission: {}", c.id, uri, e.describe());
         return Step::kContinue;
       }
-      finish(CommandState::kPending, e.message, std::nullopt, std::nullopt);
+      record(c, CommandState::kPending, e.message, std::nullopt, std::nullopt);
       count(name, "retry");
       logger_->error(
           "outbox #{} {}: {} ({}){}; retrying in {} s", c.id, uri,
@@ -244,7 +265,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
       retry_at_ = std::chrono::steady_clock::now() + options_.config_retry;
       return Step::kWait;
     case ApiErrorKind::kUnknownOutcome:
-      finish(CommandState::kUnknown, e.message, std::nullopt, std::nullopt);
+      record(c, CommandState::kUnknown, e.message, std::nullopt, std::nullopt);
       count(name, "unknown");
       logger_->warn("outbox #{} {}: outcome unknown ({}); not repeated{}", c.id, uri, e.describe(),
                     c.kind == CommandKind::kAddRun
@@ -252,24 +273,16 @@ OutboxWorker::Step OutboxWorker::execute_next() {
                         : "; check TestRail and queue it again if needed");
       return Step::kContinue;
     case ApiErrorKind::kTransient:
-      finish(CommandState::kPending, e.message, std::nullopt, std::nullopt);
+      record(c, CommandState::kPending, e.message, std::nullopt, std::nullopt);
       count(name, "retry");
-      logger_->warn("outbox #{} {}: not sent ({}); retrying in {} s, later commands wait", c.id, uri,
-                    e.describe(),
-                    std::chrono::duration_cast<std::chrono::seconds>(options_.transient_retry).count());
+      logger_->warn(
+          "outbox #{} {}: not sent ({}); retrying in {} s, later commands wait", c.id, uri,
+          e.describe(),
+          std::chrono::duration_cast<std::chrono::seconds>(options_.transient_retry).count());
       retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
       return Step::kWait;
     case ApiErrorKind::kStopped:
-      if (!not_marked.empty() && !stop_) {
-        logger_->error(
-            "outbox #{} {}: not sent, cannot mark it sending: {}; retrying in {} s", c.id, uri,
-            not_marked,
-            std::chrono::duration_cast<std::chrono::seconds>(options_.transient_retry).count());
-        retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
-      }
-      // Nothing was sent since it was last marked: it is pending again.
-      if (marked_sending) finish(CommandState::kPending, std::nullopt, std::nullopt, std::nullopt);
-      return Step::kWait;
+      break;  // execute_next's
   }
   return Step::kWait;
 }

@@ -64,6 +64,16 @@ class OutboxWorker {
  private:
   enum class Step { kIdle, kContinue, kWait };
   Step execute_next();
+  // The oldest pending command check_command allows; those it refuses on
+  // the way are marked failed (and logged). nullopt when none is pending.
+  StatusOr<std::optional<OutboxCommand>> next_allowed();
+  // Records how `c` ended, with the run its answer observed, in one
+  // transaction; a failure to record is logged.
+  void record(const OutboxCommand& c, CommandState state, const std::optional<std::string>& error,
+              const std::optional<std::string>& result,
+              const std::optional<Observation>& observation);
+  Step on_answer(const OutboxCommand& c, const ApiResponse& answer);
+  Step on_error(const OutboxCommand& c, const ApiError& e);  // any kind but kStopped
   void resolve_unknown_add_runs();
   void count(const char* command, const char* outcome);
 
