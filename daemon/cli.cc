@@ -104,12 +104,8 @@ struct RunArgs {
   std::string timeout = "60s";
 };
 
-// Queues one write-back command; with --wait, waits for and prints its
-// outcome. Exit codes: 0 queued/done, 1 failed, 2 refused, 3 unknown
-// outcome, 4 still pending when the wait ended.
-int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::App& sub) {
-  auto config = load_or_report(path);
-  if (!config) return 2;
+// The command the options of `run add/update/close/delete` describe.
+OutboxCommand command_from(CommandKind kind, const RunArgs& a, CLI::App& sub) {
   OutboxCommand c;
   c.kind = kind;
   auto given = [&](const char* opt) {
@@ -133,6 +129,53 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
     c.body["case_ids"] = a.cases;
   }
   if (given("--config-id")) c.body["config_ids"] = a.config_ids;
+  return c;
+}
+
+// Polls outbox row `id` until it ends or `timeout` passes; prints the
+// outcome. Exit codes as cmd_run's.
+int wait_for_outcome(const std::string& database, std::int64_t id, const OutboxCommand& c,
+                     std::chrono::milliseconds timeout, const std::string& timeout_text) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto row = read_command(database, id);
+    if (!row) {
+      std::cerr << "runsync: " << row.message() << "\n";
+      return 1;
+    }
+    if (row.value()) {
+      const CommandStatus& st = *row.value();
+      if (st.state == CommandState::kDone) {
+        std::cout << st.result.value_or("{}") << "\n";
+        return 0;
+      }
+      if (st.state == CommandState::kFailed) {
+        std::cerr << "runsync: outbox #" << id << " " << command_uri(c)
+                  << " failed: " << st.last_error.value_or("(no error text)") << "\n";
+        return 1;
+      }
+      if (st.state == CommandState::kUnknown) {
+        std::cerr << "runsync: outbox #" << id << " " << command_uri(c)
+                  << ": outcome unknown: " << st.last_error.value_or("") << "\n";
+        return 3;
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::cerr << "runsync: outbox #" << id << " still pending after " << timeout_text
+                << " (is `runsync serve` running?); it stays queued\n";
+      return 4;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+// Queues one write-back command; with --wait, waits for and prints its
+// outcome. Exit codes: 0 queued/done, 1 failed, 2 refused, 3 unknown
+// outcome, 4 still pending when the wait ended.
+int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::App& sub) {
+  auto config = load_or_report(path);
+  if (!config) return 2;
+  const OutboxCommand c = command_from(kind, a, sub);
   const auto timeout = parse_duration(a.timeout);
   if (!timeout) {
     std::cerr << "runsync: --timeout: invalid duration '" << a.timeout << "' (use e.g. 30s, 5m)\n";
@@ -181,37 +224,7 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
     std::cout << "queued outbox #" << id << " (" << command_uri(c) << ")\n";
     return 0;
   }
-  const auto deadline = std::chrono::steady_clock::now() + *timeout;
-  for (;;) {
-    auto row = read_command(config->storage.path, id);
-    if (!row) {
-      std::cerr << "runsync: " << row.message() << "\n";
-      return 1;
-    }
-    if (row.value()) {
-      const CommandStatus& st = *row.value();
-      if (st.state == CommandState::kDone) {
-        std::cout << st.result.value_or("{}") << "\n";
-        return 0;
-      }
-      if (st.state == CommandState::kFailed) {
-        std::cerr << "runsync: outbox #" << id << " " << command_uri(c)
-                  << " failed: " << st.last_error.value_or("(no error text)") << "\n";
-        return 1;
-      }
-      if (st.state == CommandState::kUnknown) {
-        std::cerr << "runsync: outbox #" << id << " " << command_uri(c)
-                  << ": outcome unknown: " << st.last_error.value_or("") << "\n";
-        return 3;
-      }
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      std::cerr << "runsync: outbox #" << id << " still pending after " << a.timeout
-                << " (is `runsync serve` running?); it stays queued\n";
-      return 4;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  return wait_for_outcome(config->storage.path, id, c, *timeout, a.timeout);
 }
 
 int cmd_backup(const std::string& path, const std::string& file) {
