@@ -27,26 +27,37 @@ class [[nodiscard]] Status {
   std::optional<std::string> message_;
 };
 
-// Either a value or an error message.
-template <typename T>
-class [[nodiscard]] StatusOr {
+// The one result type: a value, or an error of type E that says why not.
+template <typename T, typename E>
+class [[nodiscard]] Result {
  public:
-  StatusOr(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  StatusOr(Status s) : v_(std::move(s)) {}     // NOLINT: must not be ok
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(E error) : v_(std::move(error)) {}  // NOLINT
 
   bool is_ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return is_ok(); }
-  Status status() const { return is_ok() ? Status::ok() : std::get<Status>(v_); }
-  const std::string& message() const { return std::get<Status>(v_).message(); }
+  // Only when !is_ok().
+  const E& error() const { return std::get<E>(v_); }
   T& value() & { return std::get<T>(v_); }
   const T& value() const& { return std::get<T>(v_); }
   T&& value() && { return std::get<T>(std::move(v_)); }
   T* operator->() { return &std::get<T>(v_); }
   const T* operator->() const { return &std::get<T>(v_); }
   T& operator*() & { return std::get<T>(v_); }
+  const T& operator*() const& { return std::get<T>(v_); }
 
  private:
-  std::variant<T, Status> v_;
+  std::variant<T, E> v_;
+};
+
+// A value or a Status that is not ok.
+template <typename T>
+class [[nodiscard]] StatusOr : public Result<T, Status> {
+ public:
+  using Result<T, Status>::Result;
+
+  Status status() const { return this->is_ok() ? Status::ok() : this->error(); }
+  const std::string& message() const { return this->error().message(); }
 };
 
 }  // namespace runsync

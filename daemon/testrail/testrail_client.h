@@ -112,24 +112,7 @@ struct ApiError {
 
 // A value or an ApiError.
 template <typename T>
-class [[nodiscard]] ApiResult {
- public:
-  ApiResult(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
-  ApiResult(ApiError error) : v_(std::move(error)) {}  // NOLINT
-  bool ok() const { return std::holds_alternative<T>(v_); }
-  explicit operator bool() const { return ok(); }
-  T& value() & { return std::get<T>(v_); }
-  const T& value() const& { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
-  T* operator->() { return &std::get<T>(v_); }
-  const T* operator->() const { return &std::get<T>(v_); }
-  T& operator*() & { return std::get<T>(v_); }
-  const T& operator*() const& { return std::get<T>(v_); }
-  const ApiError& error() const { return std::get<ApiError>(v_); }
-
- private:
-  std::variant<T, ApiError> v_;
-};
+using ApiResult = Result<T, ApiError>;
 
 // A 2xx answer.
 struct ApiResponse {

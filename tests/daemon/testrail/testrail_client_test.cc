@@ -328,7 +328,7 @@ TEST(TestRailClient, RequestsStayWithinMaxRequestsPerMinute) {
   options.max_requests_per_minute = 6;
   TestRailClient client(options, transport, clock, log.observer());
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(client.get("get_run/1").ok());
+    ASSERT_TRUE(client.get("get_run/1").is_ok());
     clock.advance(milliseconds(100));
   }
   EXPECT_TRUE(within_budget(transport.times(), 6));
@@ -343,7 +343,7 @@ TEST(TestRailClient, RetriesCountAgainstTheBudget) {
   options.max_read_attempts = 5;
   TestRailClient client(options, transport, clock);
   for (int i = 0; i < 4; ++i) transport.push(ScriptedTransport::answer(503, "{}"));
-  ASSERT_TRUE(client.get("get_run/1").ok());
+  ASSERT_TRUE(client.get("get_run/1").is_ok());
   EXPECT_EQ(transport.requests().size(), 5u);
   EXPECT_TRUE(within_budget(transport.times(), 2));
 }
@@ -354,9 +354,9 @@ TEST(TestRailClient, BuildsTheRequest) {
   FakeClock clock;
   ScriptedTransport transport(clock);
   TestRailClient client(scripted_options(), transport, clock);
-  ASSERT_TRUE(client.get("get_runs/1&is_completed=0").ok());
-  ASSERT_TRUE(client.get("index.php?/api/v2/get_runs/1&limit=250&offset=250").ok());
-  ASSERT_TRUE(client.post("close_run/5", json::object()).ok());
+  ASSERT_TRUE(client.get("get_runs/1&is_completed=0").is_ok());
+  ASSERT_TRUE(client.get("index.php?/api/v2/get_runs/1&limit=250&offset=250").is_ok());
+  ASSERT_TRUE(client.post("close_run/5", json::object()).is_ok());
   const auto reqs = transport.requests();
   ASSERT_EQ(reqs.size(), 3u);
   EXPECT_EQ(reqs[0].method, "GET");
@@ -380,7 +380,7 @@ TEST(TestRailClient, ServerDateIsParsed) {
   auto a = client.get("get_run/1");
   auto b = client.get("get_run/1");
   auto c = client.get("get_run/1");
-  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  ASSERT_TRUE(a.is_ok() && b.is_ok() && c.is_ok());
   EXPECT_EQ(a->server_date, 1700000000);
   EXPECT_FALSE(b->server_date.has_value());
   EXPECT_FALSE(c->server_date.has_value());
@@ -399,7 +399,7 @@ TEST(TestRailClient, ErrorsThatAreNotRetried) {
     TestRailClient client(scripted_options(), transport, clock);
     transport.push(ScriptedTransport::answer(c.status, R"({"error":"nope"})"));
     auto r = client.get("get_runs/1");
-    ASSERT_FALSE(r.ok());
+    ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.error().kind, c.kind) << c.status;
     EXPECT_EQ(r.error().http_status, c.status);
     EXPECT_EQ(r.error().message, "nope");
@@ -419,7 +419,7 @@ TEST(TestRailClient, BackoffIsExponentialJitteredAndCapped) {
   TestRailClient client(options, transport, clock, log.observer());
   for (int i = 0; i < 8; ++i) transport.push(ScriptedTransport::answer(500, "{}"));
   auto r = client.get("get_runs/1");
-  ASSERT_FALSE(r.ok());
+  ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.error().kind, ApiErrorKind::kTransient);
   EXPECT_EQ(r.error().http_status, 500);
   EXPECT_EQ(r.error().attempts, 8);
@@ -444,7 +444,7 @@ TEST(TestRailClient, RetriesTransientAnswersAndErrors) {
   transport.push(ScriptedTransport::answer(502, "<html>bad gateway</html>"));
   transport.push(ScriptedTransport::transport_error(/*sent=*/false));
   auto r = client.get("get_run/3");
-  ASSERT_TRUE(r.ok()) << r.error().describe();
+  ASSERT_TRUE(r.is_ok()) << r.error().describe();
   EXPECT_EQ(transport.requests().size(), 5u);
   EXPECT_EQ(r->attempts, 5);
 }
@@ -467,7 +467,7 @@ TEST(TestRailClient, TooManyRequestsWaitsRetryAfter) {
     ScriptedTransport transport(clock);
     TestRailClient client(scripted_options(), transport, clock);
     transport.push(ScriptedTransport::answer(429, "{}", c.retry_after, c.date));
-    ASSERT_TRUE(client.get("get_runs/1").ok());
+    ASSERT_TRUE(client.get("get_runs/1").is_ok());
     const auto sleeps = clock.sleeps();
     ASSERT_EQ(sleeps.size(), 1u) << c.retry_after;
     EXPECT_EQ(sleeps[0], c.want) << c.retry_after;
@@ -504,10 +504,10 @@ TEST(TestRailClient, PostRetryPolicy) {
     transport.push(c.first);
     auto r = client.post("add_run/1", json{{"name", "x"}});
     if (c.retried) {
-      EXPECT_TRUE(r.ok()) << c.name;
+      EXPECT_TRUE(r.is_ok()) << c.name;
       EXPECT_EQ(transport.requests().size(), 2u) << c.name;
     } else {
-      ASSERT_FALSE(r.ok()) << c.name;
+      ASSERT_FALSE(r.is_ok()) << c.name;
       EXPECT_EQ(r.error().kind, c.kind_if_not) << c.name;
       EXPECT_EQ(transport.requests().size(), 1u) << c.name;
     }
@@ -527,11 +527,11 @@ TEST(TestRailClient, StopEndsARetryAfterWait) {
   client.stop();
   t.join();
   ASSERT_TRUE(result.has_value());
-  ASSERT_FALSE(result->ok());
+  ASSERT_FALSE(result->is_ok());
   EXPECT_EQ(result->error().kind, ApiErrorKind::kStopped);
   // Later calls fail at once.
   auto again = client.get("get_runs/1");
-  ASSERT_FALSE(again.ok());
+  ASSERT_FALSE(again.is_ok());
   EXPECT_EQ(again.error().kind, ApiErrorKind::kStopped);
   EXPECT_EQ(transport.requests().size(), 1u);
 }
@@ -542,7 +542,7 @@ TEST(TestRailClient, BadResponseBodies) {
   TestRailClient client(scripted_options(), transport, clock);
   transport.push(ScriptedTransport::answer(200, "[1,2]"));
   auto run = client.get_run(1);
-  ASSERT_FALSE(run.ok());
+  ASSERT_FALSE(run.is_ok());
   EXPECT_EQ(run.error().kind, ApiErrorKind::kBadResponse);
 }
 
@@ -589,7 +589,7 @@ TEST_F(FakeServerTest, FollowsPaginationAcrossPages) {
   int pages = 0;
   for (;;) {
     auto answer = client.get(uri);
-    ASSERT_TRUE(answer.ok()) << answer.error().describe();
+    ASSERT_TRUE(answer.is_ok()) << answer.error().describe();
     EXPECT_EQ(answer->observed_at, fake.now());
     auto page = parse_runs_page(answer->body);
     ASSERT_TRUE(page.is_ok()) << page.message();
@@ -622,11 +622,11 @@ TEST_F(FakeServerTest, AnswerBodiesAreWhatWasSent) {
   TestRailClient client(options_for(fake), http, clock_);
   for (const char* uri : {"get_runs/1", "get_run/2", "get_runs/1&limit=1"}) {
     auto raw = client.get(uri);
-    ASSERT_TRUE(raw.ok()) << raw.error().describe();
+    ASSERT_TRUE(raw.is_ok()) << raw.error().describe();
     EXPECT_TRUE(json::accept(raw->body)) << uri;
   }
   auto page = client.get("get_runs/1");
-  ASSERT_TRUE(page.ok());
+  ASSERT_TRUE(page.is_ok());
   auto observed = observe_runs_page(page->body, 1, 1, Source::kPoll);
   ASSERT_TRUE(observed.is_ok()) << observed.message();
   EXPECT_EQ(observed->observations.size(), 250u);
@@ -646,7 +646,7 @@ TEST_F(FakeServerTest, NextLinkWithLimitZeroIsRewritten) {
   EXPECT_NE(first->next->find("limit=0"), std::string::npos);
   // Followed unchanged, the server refuses it.
   auto raw = client.get(*first->next);
-  ASSERT_FALSE(raw.ok());
+  ASSERT_FALSE(raw.is_ok());
   EXPECT_EQ(raw.error().http_status, 400);
   auto second = runs_page(client, next_link_to_uri(*first->next));
   ASSERT_TRUE(second.is_ok()) << second.message();
@@ -665,7 +665,7 @@ TEST_F(FakeServerTest, BareArrayAndLegacyPrefix) {
   EXPECT_EQ(page->runs.size(), 3u);
   EXPECT_FALSE(page->next.has_value());
   auto run = client.get_run(2);
-  ASSERT_TRUE(run.ok()) << run.error().describe();
+  ASSERT_TRUE(run.is_ok()) << run.error().describe();
   EXPECT_EQ(run->value["id"], 2);
 }
 
@@ -685,7 +685,7 @@ TEST_F(FakeServerTest, PlansAndTheirRuns) {
   EXPECT_EQ(plan_id, plan["id"].get<std::int64_t>());
 
   auto detail = client.get_plan(plan_id);
-  ASSERT_TRUE(detail.ok()) << detail.error().describe();
+  ASSERT_TRUE(detail.is_ok()) << detail.error().describe();
   EXPECT_EQ(detail->value.plan_name, "Release 2.0");
   ASSERT_EQ(detail->value.runs.size(), 2u);
   auto obs = observation_from_plan_run(detail->value.runs[1], detail->value, detail->observed_at,
@@ -700,7 +700,7 @@ TEST_F(FakeServerTest, PlansAndTheirRuns) {
   EXPECT_EQ(runs->runs.size(), 1u);  // get_runs leaves plan runs out
 
   auto missing = client.get_plan(999);
-  ASSERT_FALSE(missing.ok());
+  ASSERT_FALSE(missing.is_ok());
   EXPECT_EQ(missing.error().kind, ApiErrorKind::kNotFound);
 }
 
@@ -709,7 +709,7 @@ TEST_F(FakeServerTest, UnknownRunIsNotFound) {
   HttpClient http;
   TestRailClient client(options_for(fake), http, clock_);
   auto r = client.get_run(12345);
-  ASSERT_FALSE(r.ok());
+  ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.error().kind, ApiErrorKind::kNotFound);
   EXPECT_EQ(r.error().http_status, 400);
   EXPECT_EQ(r.error().message, "Field :run_id is not a valid test run.");
@@ -724,7 +724,7 @@ TEST_F(FakeServerTest, WrongCredentialsAreAConfigurationError) {
   options.api_key = "wrong";
   TestRailClient client(options, http, clock_, log_.observer());
   auto r = client.get("get_runs/1");
-  ASSERT_FALSE(r.ok());
+  ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.error().kind, ApiErrorKind::kConfig);
   EXPECT_EQ(r.error().http_status, 401);
   EXPECT_NE(r.error().message.find("Authentication failed"), std::string::npos);
@@ -739,7 +739,7 @@ TEST_F(FakeServerTest, TooManyRequestsHonoursRetryAfter) {
   HttpClient http;
   TestRailClient client(options_for(fake), http, clock_, log_.observer());
   auto r = client.get_run(1);
-  ASSERT_TRUE(r.ok()) << r.error().describe();
+  ASSERT_TRUE(r.is_ok()) << r.error().describe();
   const auto reqs = fake.requests();
   ASSERT_EQ(reqs.size(), 2u);
   EXPECT_EQ(reqs[0].status, 429);
@@ -756,7 +756,7 @@ TEST_F(FakeServerTest, ServerErrorThenSuccess) {
   HttpClient http;
   TestRailClient client(options_for(fake), http, clock_, log_.observer());
   auto r = client.get_run(1);
-  ASSERT_TRUE(r.ok()) << r.error().describe();
+  ASSERT_TRUE(r.is_ok()) << r.error().describe();
   EXPECT_EQ(r->attempts, 2);
   EXPECT_EQ(fake.count("get_run"), 2);
   ASSERT_EQ(clock_.sleeps().size(), 1u);
@@ -771,7 +771,7 @@ TEST_F(FakeServerTest, TruncatedBodyIsAnErrorThenRetried) {
   HttpClient http;
   TestRailClient client(options_for(fake), http, clock_, log_.observer());
   auto r = client.get_run(1);
-  ASSERT_TRUE(r.ok()) << r.error().describe();
+  ASSERT_TRUE(r.is_ok()) << r.error().describe();
   EXPECT_EQ(r->value["description"].get<std::string>().size(), 4000u);
   EXPECT_EQ(fake.count("get_run"), 2);
   const auto events = log_.events();
@@ -791,7 +791,7 @@ TEST_F(FakeServerTest, TimeoutOnADelayedAnswer) {
   TestRailClient client(options, http, clock_, log_.observer());
   // Waited out, the delayed answer would be a success.
   auto r = client.get_run(1);
-  ASSERT_FALSE(r.ok());
+  ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.error().kind, ApiErrorKind::kTransient);
   EXPECT_NE(r.error().message.find("timed out"), std::string::npos) << r.error().message;
 
@@ -800,7 +800,7 @@ TEST_F(FakeServerTest, TimeoutOnADelayedAnswer) {
   options.max_read_attempts = 2;
   TestRailClient retrying(options, http, clock_);
   auto ok = retrying.get_run(1);
-  ASSERT_TRUE(ok.ok()) << ok.error().describe();
+  ASSERT_TRUE(ok.is_ok()) << ok.error().describe();
 }
 
 TEST_F(FakeServerTest, LostAnswerToAPostIsUnknownOutcomeAndNotRepeated) {
@@ -808,10 +808,10 @@ TEST_F(FakeServerTest, LostAnswerToAPostIsUnknownOutcomeAndNotRepeated) {
   fake.add_run({{"project_id", 1}});
   HttpClient http;
   TestRailClient client(options_for(fake), http, clock_);
-  ASSERT_TRUE(client.get_run(1).ok());  // a keep-alive connection now exists
+  ASSERT_TRUE(client.get_run(1).is_ok());  // a keep-alive connection now exists
   fake.drop_next("close_run");
   auto r = client.post("close_run/1", json::object());
-  ASSERT_FALSE(r.ok());
+  ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.error().kind, ApiErrorKind::kUnknownOutcome);
   EXPECT_EQ(fake.count("close_run"), 1);
   // The server did apply it: exactly why it must not be repeated blindly.
@@ -823,10 +823,10 @@ TEST_F(FakeServerTest, LostAnswerToAGetOnAReusedConnectionIsResentOnce) {
   fake.add_run({{"project_id", 1}});
   HttpClient http;
   TestRailClient client(options_for(fake), http, clock_, log_.observer());
-  ASSERT_TRUE(client.get_run(1).ok());
+  ASSERT_TRUE(client.get_run(1).is_ok());
   fake.drop_next();
   auto r = client.get_run(1);
-  ASSERT_TRUE(r.ok()) << r.error().describe();
+  ASSERT_TRUE(r.is_ok()) << r.error().describe();
   EXPECT_EQ(fake.count("get_run"), 3);
   EXPECT_EQ(http.connections_opened(), 2u);
   EXPECT_EQ(log_.count(ApiEvent::Kind::kTransportError), 0);  // handled inside the transport
@@ -837,10 +837,10 @@ TEST_F(FakeServerTest, StaleKeepAliveConnectionIsReplaced) {
   fake.add_run({{"project_id", 1}});
   HttpClient http;
   TestRailClient client(options_for(fake), http, clock_, log_.observer());
-  ASSERT_TRUE(client.get_run(1).ok());
+  ASSERT_TRUE(client.get_run(1).is_ok());
   fake.close_idle_connections();
   auto r = client.post("update_run/1", json{{"name", "renamed"}});
-  ASSERT_TRUE(r.ok()) << r.error().describe();
+  ASSERT_TRUE(r.is_ok()) << r.error().describe();
   EXPECT_EQ(fake.count("update_run"), 1);
   EXPECT_EQ(fake.connections_accepted(), 2u);
   EXPECT_EQ(log_.count(ApiEvent::Kind::kTransportError), 0);
@@ -852,7 +852,7 @@ TEST_F(FakeServerTest, ConnectionCloseFromServerIsHonoured) {
   fake.add_run({{"project_id", 1}});
   HttpClient http;
   TestRailClient client(options_for(fake), http, clock_, log_.observer());
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client.get_run(1).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client.get_run(1).is_ok());
   EXPECT_EQ(fake.connections_accepted(), 3u);
   EXPECT_EQ(log_.count(ApiEvent::Kind::kTransportError), 0);
 }
@@ -866,19 +866,19 @@ TEST_F(FakeServerTest, WriteBackLifecycle) {
   auto added = client.post(
       "add_run/1",
       json{{"name", "Nightly"}, {"suite_id", 3}, {"include_all", false}, {"case_ids", {1, 2, 3}}});
-  ASSERT_TRUE(added.ok()) << added.error().describe();
+  ASSERT_TRUE(added.is_ok()) << added.error().describe();
   const json run = json::parse(added->body);
   const auto id = run["id"].get<std::int64_t>();
   EXPECT_EQ(run["untested_count"], 3);
   EXPECT_EQ(added->server_date, 1'700'000'100);
 
   auto bad = client.post("add_run/1", json{{"suite_id", 3}});
-  ASSERT_FALSE(bad.ok());
+  ASSERT_FALSE(bad.is_ok());
   EXPECT_EQ(bad.error().kind, ApiErrorKind::kRejected);
   EXPECT_EQ(bad.error().message, "Field :name is a required field.");
 
   auto closed = client.post("close_run/" + std::to_string(id), json::object());
-  ASSERT_TRUE(closed.ok());
+  ASSERT_TRUE(closed.is_ok());
   auto obs =
       observation_from_api_run(json::parse(closed->body), *closed->server_date, Source::kApi);
   ASSERT_TRUE(obs.is_ok());
@@ -886,10 +886,10 @@ TEST_F(FakeServerTest, WriteBackLifecycle) {
   EXPECT_EQ(*obs->get(Field::kCompletedOn), Value{std::int64_t{1'700'000'100}});
 
   auto deleted = client.post("delete_run/" + std::to_string(id), json::object());
-  ASSERT_TRUE(deleted.ok());
+  ASSERT_TRUE(deleted.is_ok());
   EXPECT_TRUE(deleted->body.empty());
   auto gone = client.get_run(id);
-  ASSERT_FALSE(gone.ok());
+  ASSERT_FALSE(gone.is_ok());
   EXPECT_EQ(gone.error().kind, ApiErrorKind::kNotFound);
 }
 
@@ -908,7 +908,7 @@ TEST_F(FakeServerTest, StopCancelsTheRequestInFlight) {
   client.stop();
   t.join();
   ASSERT_TRUE(result.has_value());
-  ASSERT_FALSE(result->ok());
+  ASSERT_FALSE(result->is_ok());
   EXPECT_EQ(result->error().kind, ApiErrorKind::kStopped);
 }
 

@@ -65,7 +65,7 @@ TEST(TlsTrust, AnUntrustedCertificateIsAConfigErrorSayingWhy) {
     const std::string ca_file = c.trust_ca ? dir.write("ca.pem", fake.certificate_pem()) : "";
     auto client = TestRailClient::create(client_of(fake, ca_file));
     auto r = client->get_run(1);
-    ASSERT_FALSE(r.ok());
+    ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.error().kind, ApiErrorKind::kConfig) << r.error().describe();
     EXPECT_EQ(r.error().attempts, 1) << r.error().describe();
     EXPECT_NE(r.error().message.find(c.reason), std::string::npos) << r.error().message;
@@ -84,13 +84,13 @@ TEST(TlsTrust, ACaInCaFileIsTrusted) {
       dir.write("bundle.pem", other.certificate_pem() + "\n" + fake.certificate_pem());
   auto client = TestRailClient::create(client_of(fake, ca_file));
   auto r = client->get_run(1);
-  ASSERT_TRUE(r.ok()) << r.error().describe();
+  ASSERT_TRUE(r.is_ok()) << r.error().describe();
   EXPECT_EQ(fake.request_count(), 1u);
 
   // A ca_file that is gone by the time it is read is reported, not retried.
   auto lost = TestRailClient::create(client_of(fake, dir.file("gone.pem")));
   auto refused = lost->get_run(1);
-  ASSERT_FALSE(refused.ok());
+  ASSERT_FALSE(refused.is_ok());
   EXPECT_EQ(refused.error().kind, ApiErrorKind::kConfig);
   EXPECT_NE(refused.error().message.find("cannot load " + dir.file("gone.pem")), std::string::npos)
       << refused.error().message;
