@@ -1,5 +1,5 @@
 // The HTTP listener on its own (no router): how sessions live and die.
-#include "daemon/http_server.h"
+#include "daemon/http/http_server.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "daemon/config.h"
-#include "daemon/poller.h"
-#include "daemon/testrail_client.h"
+#include "daemon/testrail/poller.h"
+#include "daemon/testrail/testrail_client.h"
 #include "storage/store.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
