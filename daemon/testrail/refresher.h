@@ -1,7 +1,11 @@
 // Serves the refreshes TestRail webhook hints asked for (SPEC §4a): takes
 // pending rows oldest first and asks the API for the truth — get_run for a
 // run, get_plan for a plan, the project's active cycle for a project —
-// then applies what it finds through the same reconciler as polling. Its
+// then applies what it finds through the same reconciler as polling. Each
+// pass is planned by cost (plan_refreshes): a project's active listing
+// serves its waiting runs when they would cost more get_run requests, and
+// ids the mirror does not know are looked up last, unless a listing of the
+// pass showed them. Its
 // client shares the polling client's request budget and goes first when
 // both wait (RequestPriority::kHint).
 //
@@ -46,7 +50,7 @@ struct RefresherOptions {
   // row, up to max_retry_interval.
   std::chrono::milliseconds retry_interval{10'000};
   std::chrono::milliseconds max_retry_interval{600'000};
-  std::int64_t batch = 256;                           // pending rows read per pass
+  std::int64_t batch = 256;  // pending rows read per pass
 };
 
 // How a refresh ended; runsync_hint_refreshes_total counts each by name.
@@ -84,20 +88,20 @@ class Refresher {
 
  private:
   using Key = std::pair<HintKind, std::int64_t>;
-  RefreshOutcome refresh(const PendingRefresh& row);
   RefreshOutcome refresh_run(const PendingRefresh& row, std::int64_t began_ms);
-  RefreshOutcome refresh_plan(const PendingRefresh& row, std::int64_t began_ms);
-  RefreshOutcome refresh_project(const PendingRefresh& row, std::int64_t began_ms);
+  // Sets `runs` to the runs the plan lists when the refresh stored them.
+  RefreshOutcome refresh_plan(const PendingRefresh& row, std::int64_t began_ms,
+                              std::vector<std::int64_t>& runs);
   // Applies `observations`, then `also` when set, and marks `row` served by
   // a refresh begun at `began_ms`, in one transaction. Returns kChanged or
   // kUnchanged, or kFailed when it could not be stored.
   RefreshOutcome apply(const PendingRefresh& row, std::int64_t began_ms,
-                    const std::vector<Observation>& observations,
-                    const std::function<Status(Store&)>& also = {});
+                       const std::vector<Observation>& observations,
+                       const std::function<Status(Store&)>& also = {});
   // Marks `row` served (dropped when `drop`), in one transaction, plus
   // `also` when set. Returns `outcome`, or kFailed.
   RefreshOutcome finish(const PendingRefresh& row, std::int64_t began_ms, RefreshOutcome outcome,
-                     bool drop, const std::function<Status(Store&)>& also = {});
+                        bool drop, const std::function<Status(Store&)>& also = {});
   // The hint-to-mirror latency of `row`, when its refresh removed it (`gone`).
   void observe_latency(const PendingRefresh& row, bool gone);
   // How long a row waits after its `failures`-th failure in a row.
