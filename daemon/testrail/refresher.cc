@@ -192,9 +192,16 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
       every_listed = false;
       continue;
     }
+    if (const auto later = paced()) {
+      next = next ? std::min(*next, *later) : *later;
+      deferred.insert(project_id);
+      every_listed = false;
+      continue;
+    }
     const auto started = steady_();
     const std::int64_t began_ms = clock_();
     const CycleOutcome out = project_cycle_.run(*p, PollKind::kActive);
+    spend(std::max<std::int64_t>(1, out.stats.requests));
     refreshed = true;
     const auto row = due.find(key);
     if (out.error) {
@@ -271,6 +278,11 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
         wait_for({HintKind::kProject, *lookup.listed_by});
         continue;
       }
+      if (const auto later = paced()) {
+        next = next ? std::min(*next, *later) : *later;
+        return;
+      }
+      spend(1);
       const std::int64_t began_ms = clock_();
       std::vector<std::int64_t> plan_runs;
       const RefreshOutcome outcome = kind == HintKind::kRun
@@ -290,6 +302,25 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
   if (refreshed) return steady_();
   return next;
 }
+
+std::optional<Clock::time_point> Refresher::paced() {
+  if (options_.max_requests_per_minute == 0) return std::nullopt;
+  const double per_second = options_.max_requests_per_minute * 0.75 / 60.0;
+  const double burst = options_.max_requests_per_minute / 12.0;
+  const auto now = steady_();
+  if (!refilled_) {
+    allowance_ = burst;
+  } else {
+    allowance_ = std::min(
+        burst, allowance_ + per_second * std::chrono::duration<double>(now - *refilled_).count());
+  }
+  refilled_ = now;
+  if (allowance_ >= 1) return std::nullopt;
+  return now + std::chrono::duration_cast<Clock::duration>(
+                   std::chrono::duration<double>((1 - allowance_) / per_second));
+}
+
+void Refresher::spend(std::int64_t requests) { allowance_ -= static_cast<double>(requests); }
 
 std::int64_t Refresher::unix_seconds() const { return clock_() / 1000; }
 

@@ -51,6 +51,12 @@ struct RefresherOptions {
   std::chrono::milliseconds retry_interval{10'000};
   std::chrono::milliseconds max_retry_interval{600'000};
   std::int64_t batch = 256;  // pending rows read per pass
+  // The instance's budget (0: none). The refresher spends at most three
+  // quarters of it, paced (a burst of up to 5 s worth, then at that rate),
+  // so that when hints come faster than get_run can follow, they wait and
+  // gather into listings instead of spending the whole minute's budget at
+  // once and stalling every request until the window frees.
+  std::uint32_t max_requests_per_minute = 0;
 };
 
 // How a refresh ended; runsync_hint_refreshes_total counts each by name.
@@ -110,6 +116,10 @@ class Refresher {
   // The wall clock in the seconds observations and the mirror are stamped in.
   std::int64_t unix_seconds() const;
   void warn_failure(const PendingRefresh& row, const std::string& message);
+  // Refills the request allowance up to now; returns when it reaches one
+  // request, or nullopt when a request may be made now (always when unpaced).
+  std::optional<std::chrono::steady_clock::time_point> paced();
+  void spend(std::int64_t requests);
 
   const RefresherOptions options_;
   TestRailClient& client_;
@@ -124,6 +134,8 @@ class Refresher {
   // When each kind/id may be refreshed next; entries past due are dropped.
   std::map<Key, std::chrono::steady_clock::time_point> not_before_;
   std::map<Key, int> failures_;  // failed refreshes in a row, per still-pending row
+  double allowance_ = 0;         // requests the pace allows now; below 1: wait
+  std::optional<std::chrono::steady_clock::time_point> refilled_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable wake_;
