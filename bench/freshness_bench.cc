@@ -5,7 +5,8 @@
 // --seconds, announcing every change by a TestRail webhook hint except a
 // --drop share (10%) dropped. Prints, per rate, the time until the mirror
 // shows each change (p50, p99, max; hinted and unhinted apart) and the API
-// requests spent per change (from the first change until the last shown). With --baseline PATH the
+// requests spent per change (from the first change until the last was
+// shown and no refresh was pending). With --baseline PATH the
 // same runs are made with that binary first (e.g. one built from an older commit), in the same
 // invocation. Performance is reported, never asserted: the exit status is non-zero only when a
 // daemon did not start or a hint was not answered 202.
@@ -225,8 +226,21 @@ Result measure(const std::string& binary, int rate, const Options& opt) {
       std::chrono::seconds(120));
   watching = false;
   watcher.join();
-  // Requests from the first change until the last was shown (or given up on).
-  auto until = to;
+  // The hints' work is done only when no refresh is pending any more.
+  wait_until(
+      [&] {
+        try {
+          SQLite::Database read(db, SQLite::OPEN_READONLY);
+          return read.execAndGet("SELECT count(*) FROM pending_refreshes").getInt64() == 0;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      std::chrono::seconds(300));
+  const auto drained = Clock::now();
+  // Requests from the first change until the last was shown and nothing
+  // was pending any more.
+  auto until = std::max(to, drained);
   for (const Change& c : changes) {
     if (c.seconds >= 0) {
       until = std::max(until, c.at + std::chrono::duration_cast<Clock::duration>(

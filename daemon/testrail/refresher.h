@@ -86,10 +86,10 @@ class Refresher {
   // Ends run() and cancels the request in flight.
   void stop();
 
-  // One pass: refreshes every pending row that is due, oldest first.
-  // Returns when to pass again: now when it refreshed something (more may
-  // wait), the end of the earliest window it waits for, or nullopt when
-  // nothing is pending.
+  // One pass: refreshes the pending rows that are due, as plan_refreshes
+  // orders them, while the pace allows. Returns when to pass again: now
+  // when it refreshed something (more may wait), the end of the earliest
+  // window or pause it waits for, or nullopt when nothing is pending.
   std::optional<std::chrono::steady_clock::time_point> refresh_due();
 
  private:

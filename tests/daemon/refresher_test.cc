@@ -292,5 +292,27 @@ TEST_F(RefresherTest, TenThousandDistinctRunHintsLeaveABoundedSetAndRefreshEvery
   EXPECT_LE(fake_.request_count(), 9u * 2 + static_cast<std::size_t>(kMaxUnknownRows));
 }
 
+TEST_F(RefresherTest, RefreshesArePacedAtThreeQuartersOfTheBudget) {
+  const auto ids = mirror_active_runs(fake_, *cycle_, 2);
+  RefresherOptions ropts;
+  ropts.projects = {{1, "ID"}};
+  ropts.max_requests_per_minute = 12;  // a burst of 1, then one per 6.67 s
+  Refresher paced(
+      ropts, *client_, *cycle_, *writer_, metrics_, null_logger(), [this] { return now_ms_; },
+      [this] { return steady_; });
+  hint(HintKind::kRun, ids[0]);
+  hint(HintKind::kRun, ids[1]);
+  auto next = paced.refresh_due();
+  EXPECT_EQ(fake_.count("get_run"), 1);
+  next = paced.refresh_due();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_GT(*next, steady_ + 6s);
+  EXPECT_EQ(fake_.count("get_run"), 1);
+  advance(7s);
+  paced.refresh_due();
+  EXPECT_EQ(fake_.count("get_run"), 2);
+  EXPECT_EQ(pending(), 0);
+}
+
 }  // namespace
 }  // namespace runsync
