@@ -90,10 +90,6 @@ Status HintQueue::add(HintKind kind, std::int64_t id, std::int64_t at_ms) {
       run.bind(1, id);
       if (run.executeStep()) {
         const std::int64_t project_id = run.getColumn(0).getInt64();
-        if (pending(db_, HintKind::kProject, project_id)) {
-          upsert(db_, HintKind::kProject, project_id, at_ms, at_ms, 1);
-          return Status::ok();
-        }
         SQLite::Statement waiting(db_, std::string("SELECT count(*), min(p.first_hint_at_ms), "
                                                    "sum(p.hints) ") +
                                            kActiveRunRowsOf);

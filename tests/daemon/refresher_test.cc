@@ -214,7 +214,7 @@ TEST_F(RefresherTest, ManyWaitingRunsOfAProjectAreServedByOneListing) {
   const auto ids = mirror_active_runs(fake_, *cycle_, 300);  // 2 pages + get_plans
   for (std::int64_t id : ids) fake_.update_run(id, {{"name", "renamed"}});
   for (std::int64_t id : ids) hint(HintKind::kRun, id);
-  // The fourth folded the first three into the project's row, which took the rest.
+  // Each fourth hint folded the three before it into the project's row.
   EXPECT_EQ(count("SELECT count(*) FROM pending_refreshes WHERE kind = 'run'"), 0);
   EXPECT_EQ(count("SELECT count(*) FROM pending_refreshes WHERE kind = 'project'"), 1);
   refresher_->refresh_due();
