@@ -62,6 +62,7 @@ RefresherOptions refresher_options_for(const Config& config) {
   RefresherOptions options;
   options.projects = config.projects;
   options.min_refresh_interval = config.testrail_webhook.min_refresh_interval;
+  options.max_requests_per_minute = config.testrail.max_requests_per_minute;
   return options;
 }
 

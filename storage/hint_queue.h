@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/refresh_plan.h"
 #include "core/status.h"
 #include "core/testrail_hint.h"
 
@@ -20,6 +21,12 @@ class Database;
 }
 
 namespace runsync {
+
+// The project row that stands for every configured project: what unknown
+// ids collapse into once kMaxUnknownRows of them wait.
+inline constexpr std::int64_t kEveryProject = 0;
+// Rows for ids the mirror does not know that may wait at once.
+inline constexpr std::int64_t kMaxUnknownRows = 256;
 
 struct PendingRefresh {
   HintKind kind = HintKind::kRun;
@@ -36,8 +43,15 @@ class HintQueue {
   HintQueue& operator=(const HintQueue&) = delete;
 
   // Records a hint received at `at_ms`: a new row, or one more hint on the
-  // row already pending for this kind and id.
+  // row already pending for this kind and id. The set stays bounded: a
+  // hint for an active run, when more of its project's active runs would
+  // wait than one listing of the project costs (listing_cost), folds them
+  // all into the project's row; a hint for an id the mirror does not know,
+  // when kMaxUnknownRows such rows wait, goes to the kEveryProject row.
   Status add(HintKind kind, std::int64_t id, std::int64_t at_ms);
+  // Fills in what the mirror knows of `waiting`'s runs and plans and the
+  // listing size of each project already in `waiting.listings`.
+  Status describe(RefreshWaiting& waiting);
   // A pending run row for every run of plan `plan_id` the mirror holds and
   // has not marked deleted, except those in `listed`: for a plan that no
   // longer exists, or runs its plan no longer lists. Returns how many runs

@@ -292,6 +292,7 @@ void ProjectCycle::poll_plans(const ProjectConfig& project, PollKind kind, Cycle
     out.stats.requests += plan->attempts;
     // A plan deleted since it was listed: its runs are refreshed later.
     if (plan->gone) continue;
+    out.covered_plans.insert(plan_id);
     ++out.stats.pages;
     for (const Observation& o : plan->runs) listed.insert(o.run_id);
     out.stats.runs_seen += static_cast<std::int64_t>(plan->runs.size());
@@ -332,6 +333,8 @@ void ProjectCycle::refresh_unlisted(const ProjectConfig& project, PollKind kind,
     ++out.stats.runs_seen;
     if (Status st = apply({&run->observation, 1}, out); !st.is_ok()) {
       record_failure(out, "storing run: " + st.message(), nullptr);
+    } else {
+      out.covered_runs.insert(run_id);
     }
   }
 }
@@ -363,6 +366,7 @@ CycleOutcome ProjectCycle::run(const ProjectConfig& project, PollKind kind,
   list_runs(project, kind, out, listed);
   if (!out.error) poll_plans(project, kind, out, listed);
   if (!out.error && !stop_) refresh_unlisted(project, kind, out, listed);
+  out.covered_runs.insert(listed.begin(), listed.end());
 
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (stop_) {

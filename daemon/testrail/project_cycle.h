@@ -40,9 +40,13 @@ struct CycleOutcome {
   std::optional<std::string> error;  // nullopt: the cycle succeeded
   // 401/403 (credentials or permissions), or an untrusted TLS certificate.
   bool config_error = false;
-  bool tls_error = false;            // of config_error: the certificate
-  bool stopped = false;              // stop() cut it off; its row stays unfinished
+  bool tls_error = false;  // of config_error: the certificate
+  bool stopped = false;    // stop() cut it off; its row stays unfinished
   double seconds = 0;
+  // The runs the cycle observed (listed, or refreshed with get_run) and the
+  // plans it fetched; complete only when the cycle succeeded.
+  std::unordered_set<std::int64_t> covered_runs;
+  std::unordered_set<std::int64_t> covered_plans;
 };
 
 // What get_run said of one run: the run as observed, or, when TestRail

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 
+#include "core/refresh_plan.h"
 #include "core/testrail_api.h"
 
 namespace runsync {
@@ -12,9 +14,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 Counter& refreshes(Metrics& metrics, HintKind kind, RefreshOutcome outcome) {
-  return metrics.counter("runsync_hint_refreshes_total",
-                         "Refreshes TestRail webhook hints asked for, by kind and outcome",
-                         {{"kind", hint_kind_name(kind)}, {"outcome", refresh_outcome_name(outcome)}});
+  return metrics.counter(
+      "runsync_hint_refreshes_total",
+      "Refreshes TestRail webhook hints asked for, by kind and outcome",
+      {{"kind", hint_kind_name(kind)}, {"outcome", refresh_outcome_name(outcome)}});
 }
 
 std::optional<std::int64_t> project_of(const Observation& run) {
@@ -41,8 +44,7 @@ const char* refresh_outcome_name(RefreshOutcome outcome) {
   return "failed";
 }
 
-Refresher::Refresher(RefresherOptions options, TestRailClient& client,
-                     ProjectCycle& project_cycle,
+Refresher::Refresher(RefresherOptions options, TestRailClient& client, ProjectCycle& project_cycle,
                      Writer& writer, Metrics& metrics, Logger logger, MillisClock clock,
                      SteadyClock steady)
     : options_(std::move(options)),
@@ -98,8 +100,8 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
   std::vector<PendingRefresh> rows;
   Status read = writer_.run([&](Store& store) -> Status {
     // The rows still waiting for a window are skipped: read past them.
-    auto oldest = store.hints().oldest(options_.batch +
-                                       static_cast<std::int64_t>(not_before_.size()));
+    auto oldest =
+        store.hints().oldest(options_.batch + static_cast<std::int64_t>(not_before_.size()));
     if (!oldest) return oldest.status();
     rows = std::move(oldest).value();
     return Status::ok();
@@ -114,47 +116,217 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
   }
   std::erase_if(not_before_, [&](const auto& entry) { return entry.second <= now; });
   std::optional<Clock::time_point> next;
-  bool refreshed = false;
+  auto wait_for = [&](const Key& key) {
+    const auto it = not_before_.find(key);
+    if (it == not_before_.end() || it->second <= now) return false;
+    next = next ? std::min(*next, it->second) : it->second;
+    return true;
+  };
+
+  // The rows due now, and what the mirror knows of them.
+  std::map<Key, PendingRefresh> due;
+  RefreshWaiting waiting;
   for (const PendingRefresh& row : rows) {
-    if (stop_) break;
-    const Key key{row.kind, row.id};
-    if (auto it = not_before_.find(key); it != not_before_.end() && it->second > steady_()) {
-      next = next ? std::min(*next, it->second) : it->second;
-      continue;
+    if (wait_for({row.kind, row.id})) continue;
+    due.emplace(Key{row.kind, row.id}, row);
+    switch (row.kind) {
+      case HintKind::kRun:
+        waiting.runs.push_back(row.id);
+        break;
+      case HintKind::kPlan:
+        waiting.plans.push_back(row.id);
+        break;
+      case HintKind::kProject:
+        if (row.id == kEveryProject) {
+          waiting.every_project = true;
+        } else {
+          waiting.projects.push_back(row.id);
+        }
+        break;
     }
-    const auto started = steady_();
-    const RefreshOutcome outcome = refresh(row);
+  }
+  if (due.empty()) return next;
+  for (const ProjectConfig& p : options_.projects) waiting.listings[p.id] = {};
+  Status described = writer_.run([&](Store& store) { return store.hints().describe(waiting); });
+  if (!described.is_ok()) {
+    if (auto note = warnings_.admit("read")) {
+      logger_->error("hint refresher: cannot read pending refreshes: {}; retrying in {}{}",
+                     described.message(), render_duration(options_.retry_interval), *note);
+    }
+    return now + options_.retry_interval;
+  }
+  const RefreshPlan plan = plan_refreshes(waiting);
+
+  // Counts `outcome` for `row` and opens its next window.
+  auto settle = [&](const PendingRefresh& row, Clock::time_point started, RefreshOutcome outcome) {
+    const Key key{row.kind, row.id};
     refreshes(metrics_, row.kind, outcome).inc();
-    refreshed = true;
     if (outcome == RefreshOutcome::kFailed) {
       not_before_[key] = started + retry_delay(++failures_[key]);
     } else {
       failures_.erase(key);
       not_before_[key] = started + options_.min_refresh_interval;
     }
+  };
+  bool refreshed = false;
+
+  // What this pass's requests showed: a run or plan they show needs no
+  // request of its own. Each id maps to when the request that showed it
+  // began and whether the mirror changed.
+  struct Shown {
+    std::int64_t began_ms;
+    bool changed;
+  };
+  std::map<std::int64_t, Shown> shown_runs;
+  std::map<std::int64_t, Shown> shown_plans;
+  std::set<std::int64_t> deferred;  // listings whose window is not over
+  bool every_listed = true;
+  std::int64_t every_began_ms = clock_();
+  bool every_changed = false;
+  for (std::int64_t project_id : plan.listings) {
+    if (stop_) break;
+    const ProjectConfig* p = project(project_id);
+    const Key key{HintKind::kProject, project_id};
+    if (wait_for(key)) {
+      deferred.insert(project_id);
+      every_listed = false;
+      continue;
+    }
+    if (const auto later = paced()) {
+      next = next ? std::min(*next, *later) : *later;
+      deferred.insert(project_id);
+      every_listed = false;
+      continue;
+    }
+    const auto started = steady_();
+    const std::int64_t began_ms = clock_();
+    const CycleOutcome out = project_cycle_.run(*p, PollKind::kActive);
+    spend(std::max<std::int64_t>(1, out.stats.requests));
+    refreshed = true;
+    const auto row = due.find(key);
+    if (out.error) {
+      every_listed = false;
+      if (row != due.end()) {
+        warn_failure(row->second, *out.error);
+        settle(row->second, started, RefreshOutcome::kFailed);
+      } else {
+        not_before_[key] = started + options_.min_refresh_interval;
+      }
+      continue;
+    }
+    const bool changed = out.stats.runs_changed > 0;
+    every_changed = every_changed || changed;
+    for (std::int64_t id : out.covered_runs) shown_runs[id] = {began_ms, changed};
+    for (std::int64_t id : out.covered_plans) shown_plans[id] = {began_ms, changed};
+    if (row != due.end()) {
+      settle(row->second, started,
+             finish(row->second, began_ms,
+                    changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false));
+    } else {
+      not_before_[key] = started + options_.min_refresh_interval;
+    }
+    std::int64_t served = 0;
+    for (const auto& [k, r] : due) {
+      if ((k.first == HintKind::kRun && out.covered_runs.count(k.second)) ||
+          (k.first == HintKind::kPlan && out.covered_plans.count(k.second))) {
+        ++served;
+      }
+    }
+    if (served > 0) {
+      logger_->debug(
+          "hint refresher: one active listing of project {} ({} requests) served {} "
+          "waiting runs and plans",
+          project_id, out.stats.requests, served);
+    }
   }
+  for (std::int64_t id : plan.ignored_projects) {
+    if (stop_) break;
+    const auto row = due.find({HintKind::kProject, id});
+    if (row == due.end()) continue;
+    settle(row->second, steady_(), finish(row->second, clock_(), RefreshOutcome::kIgnored, true));
+    refreshed = true;
+  }
+  if (waiting.every_project && !stop_) {
+    const auto row = due.find({HintKind::kProject, kEveryProject});
+    if (every_listed) {
+      settle(row->second, steady_(),
+             finish(row->second, every_began_ms,
+                    every_changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false));
+      refreshed = true;
+    } else if (deferred.empty()) {
+      settle(row->second, steady_(), RefreshOutcome::kFailed);
+      refreshed = true;
+    }
+  }
+
+  // Then each lookup, unless a request of this pass showed its id.
+  auto serve = [&](HintKind kind, const std::vector<Lookup>& lookups) {
+    auto& shown = kind == HintKind::kRun ? shown_runs : shown_plans;
+    for (const Lookup& lookup : lookups) {
+      if (stop_) return;
+      const PendingRefresh& row = due.at({kind, lookup.id});
+      const auto started = steady_();
+      if (const auto it = shown.find(lookup.id); it != shown.end()) {
+        const RefreshOutcome outcome = finish(
+            row, it->second.began_ms,
+            it->second.changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false);
+        settle(row, started, outcome);
+        refreshed = true;
+        continue;
+      }
+      if (lookup.listed_by && deferred.count(*lookup.listed_by)) {
+        wait_for({HintKind::kProject, *lookup.listed_by});
+        continue;
+      }
+      if (const auto later = paced()) {
+        next = next ? std::min(*next, *later) : *later;
+        return;
+      }
+      spend(1);
+      const std::int64_t began_ms = clock_();
+      std::vector<std::int64_t> plan_runs;
+      const RefreshOutcome outcome = kind == HintKind::kRun
+                                         ? refresh_run(row, began_ms)
+                                         : refresh_plan(row, began_ms, plan_runs);
+      for (std::int64_t id : plan_runs) {
+        shown_runs[id] = {began_ms, outcome == RefreshOutcome::kChanged};
+      }
+      settle(row, started, outcome);
+      refreshed = true;
+    }
+  };
+  serve(HintKind::kPlan, plan.plans);
+  serve(HintKind::kRun, plan.runs);
+  serve(HintKind::kPlan, plan.unknown_plans);
+  serve(HintKind::kRun, plan.unknown_runs);
   if (refreshed) return steady_();
   return next;
 }
 
-std::int64_t Refresher::unix_seconds() const { return clock_() / 1000; }
-
-RefreshOutcome Refresher::refresh(const PendingRefresh& row) {
-  const std::int64_t began_ms = clock_();
-  switch (row.kind) {
-    case HintKind::kRun:
-      return refresh_run(row, began_ms);
-    case HintKind::kPlan:
-      return refresh_plan(row, began_ms);
-    case HintKind::kProject:
-      return refresh_project(row, began_ms);
+std::optional<Clock::time_point> Refresher::paced() {
+  if (options_.max_requests_per_minute == 0) return std::nullopt;
+  const double per_second = options_.max_requests_per_minute * 0.75 / 60.0;
+  const double burst = options_.max_requests_per_minute / 12.0;
+  const auto now = steady_();
+  if (!refilled_) {
+    allowance_ = burst;
+  } else {
+    allowance_ = std::min(
+        burst, allowance_ + per_second * std::chrono::duration<double>(now - *refilled_).count());
   }
-  return RefreshOutcome::kFailed;
+  refilled_ = now;
+  if (allowance_ >= 1) return std::nullopt;
+  return now + std::chrono::duration_cast<Clock::duration>(
+                   std::chrono::duration<double>((1 - allowance_) / per_second));
 }
 
+void Refresher::spend(std::int64_t requests) { allowance_ -= static_cast<double>(requests); }
+
+std::int64_t Refresher::unix_seconds() const { return clock_() / 1000; }
+
 std::chrono::milliseconds Refresher::retry_delay(int failures) const {
-  const auto longest = std::max<std::chrono::milliseconds>(options_.max_retry_interval,
-                                                           options_.retry_interval);
+  const auto longest =
+      std::max<std::chrono::milliseconds>(options_.max_retry_interval, options_.retry_interval);
   auto delay = std::max(options_.retry_interval, options_.min_refresh_interval);
   for (int i = 1; i < failures && delay < longest; ++i) delay *= 2;
   return std::min(delay, longest);
@@ -173,8 +345,8 @@ void Refresher::warn_failure(const PendingRefresh& row, const std::string& messa
     const auto it = failures_.find({row.kind, row.id});
     const int failures = (it == failures_.end() ? 0 : it->second) + 1;
     logger_->warn("hint refresh of {} {} failed: {}; it stays pending and is retried in {}{}",
-                  hint_kind_name(row.kind), row.id, message,
-                  render_duration(retry_delay(failures)), *note);
+                  hint_kind_name(row.kind), row.id, message, render_duration(retry_delay(failures)),
+                  *note);
   }
 }
 
@@ -185,8 +357,8 @@ void Refresher::observe_latency(const PendingRefresh& row, bool gone) {
 }
 
 RefreshOutcome Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
-                              RefreshOutcome outcome, bool drop,
-                              const std::function<Status(Store&)>& also) {
+                                 RefreshOutcome outcome, bool drop,
+                                 const std::function<Status(Store&)>& also) {
   bool gone = false;
   Status s = writer_.run([&](Store& store) -> Status {
     if (also) {
@@ -207,17 +379,18 @@ RefreshOutcome Refresher::finish(const PendingRefresh& row, std::int64_t began_m
 }
 
 RefreshOutcome Refresher::apply(const PendingRefresh& row, std::int64_t began_ms,
-                             const std::vector<Observation>& observations,
-                             const std::function<Status(Store&)>& also) {
+                                const std::vector<Observation>& observations,
+                                const std::function<Status(Store&)>& also) {
   bool changed = false;
   const std::int64_t now = unix_seconds();
-  const RefreshOutcome outcome = finish(row, began_ms, RefreshOutcome::kUnchanged, false, [&](Store& store) -> Status {
-    changed = false;
-    auto results = store.runs().apply_all(observations, now);
-    if (!results) return results.status();
-    for (const ApplyResult& r : *results) changed = changed || r.changed;
-    return also ? also(store) : Status::ok();
-  });
+  const RefreshOutcome outcome =
+      finish(row, began_ms, RefreshOutcome::kUnchanged, false, [&](Store& store) -> Status {
+        changed = false;
+        auto results = store.runs().apply_all(observations, now);
+        if (!results) return results.status();
+        for (const ApplyResult& r : *results) changed = changed || r.changed;
+        return also ? also(store) : Status::ok();
+      });
   if (outcome == RefreshOutcome::kFailed) return outcome;
   if (changed) {
     logger_->debug("hint refresh of {} {}: mirror changed", hint_kind_name(row.kind), row.id);
@@ -237,19 +410,21 @@ RefreshOutcome Refresher::refresh_run(const PendingRefresh& row, std::int64_t be
     // A tombstone when the mirror holds it, else nothing (an id nobody
     // mirrored leaves no row).
     bool held = false;
-    const RefreshOutcome outcome = finish(row, began_ms, RefreshOutcome::kDeleted, false, [&](Store& store) -> Status {
-      auto current = store.runs().load(row.id);
-      if (!current) return current.status();
-      held = current->has_value();
-      if (!held) return Status::ok();
-      auto applied = store.runs().apply(run->observation, now);
-      return applied ? Status::ok() : applied.status();
-    });
+    const RefreshOutcome outcome =
+        finish(row, began_ms, RefreshOutcome::kDeleted, false, [&](Store& store) -> Status {
+          auto current = store.runs().load(row.id);
+          if (!current) return current.status();
+          held = current->has_value();
+          if (!held) return Status::ok();
+          auto applied = store.runs().apply(run->observation, now);
+          return applied ? Status::ok() : applied.status();
+        });
     if (outcome == RefreshOutcome::kDeleted) {
       if (!held) return RefreshOutcome::kIgnored;
-      logger_->info("run {}: get_run says it does not exist; marked deleted (TestRail webhook "
-                    "hint)",
-                    row.id);
+      logger_->info(
+          "run {}: get_run says it does not exist; marked deleted (TestRail webhook "
+          "hint)",
+          row.id);
     }
     return outcome;
   }
@@ -261,7 +436,8 @@ RefreshOutcome Refresher::refresh_run(const PendingRefresh& row, std::int64_t be
   return apply(row, began_ms, {std::move(run->observation)});
 }
 
-RefreshOutcome Refresher::refresh_plan(const PendingRefresh& row, std::int64_t began_ms) {
+RefreshOutcome Refresher::refresh_plan(const PendingRefresh& row, std::int64_t began_ms,
+                                       std::vector<std::int64_t>& runs) {
   auto plan = fetch_plan(client_, row.id, Source::kPoll);
   if (!plan) {
     warn_failure(row, plan.error().message);
@@ -271,12 +447,13 @@ RefreshOutcome Refresher::refresh_plan(const PendingRefresh& row, std::int64_t b
     // Its runs went with it: each is refreshed, and so marked deleted.
     std::int64_t queued = 0;
     const std::int64_t at_ms = clock_();
-    const RefreshOutcome outcome = finish(row, began_ms, RefreshOutcome::kDeleted, false, [&](Store& store) -> Status {
-      auto n = store.hints().add_runs_of_plan(row.id, at_ms);
-      if (!n) return n.status();
-      queued = n.value();
-      return Status::ok();
-    });
+    const RefreshOutcome outcome =
+        finish(row, began_ms, RefreshOutcome::kDeleted, false, [&](Store& store) -> Status {
+          auto n = store.hints().add_runs_of_plan(row.id, at_ms);
+          if (!n) return n.status();
+          queued = n.value();
+          return Status::ok();
+        });
     if (outcome == RefreshOutcome::kDeleted) {
       logger_->info("plan {}: get_plan says it does not exist; refreshing its {} mirrored runs",
                     row.id, queued);
@@ -297,24 +474,16 @@ RefreshOutcome Refresher::refresh_plan(const PendingRefresh& row, std::int64_t b
   std::vector<std::int64_t> listed;
   for (const Observation& o : plan->runs) listed.push_back(o.run_id);
   const std::int64_t at_ms = clock_();
-  return apply(row, began_ms, plan->runs, [&](Store& store) -> Status {
+  const RefreshOutcome outcome = apply(row, began_ms, plan->runs, [&](Store& store) -> Status {
     auto n = store.hints().add_runs_of_plan(row.id, at_ms, listed);
     if (n && n.value() > 0) {
-      logger_->debug("plan {} no longer lists {} mirrored runs; refreshing them", row.id, n.value());
+      logger_->debug("plan {} no longer lists {} mirrored runs; refreshing them", row.id,
+                     n.value());
     }
     return n.status();
   });
-}
-
-RefreshOutcome Refresher::refresh_project(const PendingRefresh& row, std::int64_t began_ms) {
-  const ProjectConfig* p = project(row.id);
-  if (p == nullptr) return finish(row, began_ms, RefreshOutcome::kIgnored, true);
-  const CycleOutcome out = project_cycle_.run(*p, PollKind::kActive);
-  if (out.error) {
-    warn_failure(row, *out.error);
-    return RefreshOutcome::kFailed;
-  }
-  return finish(row, began_ms, out.stats.runs_changed > 0 ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false);
+  if (outcome != RefreshOutcome::kFailed) runs = std::move(listed);
+  return outcome;
 }
 
 }  // namespace runsync

@@ -1,7 +1,11 @@
 // Serves the refreshes TestRail webhook hints asked for (SPEC §4a): takes
 // pending rows oldest first and asks the API for the truth — get_run for a
 // run, get_plan for a plan, the project's active cycle for a project —
-// then applies what it finds through the same reconciler as polling. Its
+// then applies what it finds through the same reconciler as polling. Each
+// pass is planned by cost (plan_refreshes): a project's active listing
+// serves its waiting runs when they would cost more get_run requests, and
+// ids the mirror does not know are looked up last, unless a listing of the
+// pass showed them. Its
 // client shares the polling client's request budget and goes first when
 // both wait (RequestPriority::kHint).
 //
@@ -46,7 +50,13 @@ struct RefresherOptions {
   // row, up to max_retry_interval.
   std::chrono::milliseconds retry_interval{10'000};
   std::chrono::milliseconds max_retry_interval{600'000};
-  std::int64_t batch = 256;                           // pending rows read per pass
+  std::int64_t batch = 256;  // pending rows read per pass
+  // The instance's budget (0: none). The refresher spends at most three
+  // quarters of it, paced (a burst of up to 5 s worth, then at that rate),
+  // so that when hints come faster than get_run can follow, they wait and
+  // gather into listings instead of spending the whole minute's budget at
+  // once and stalling every request until the window frees.
+  std::uint32_t max_requests_per_minute = 0;
 };
 
 // How a refresh ended; runsync_hint_refreshes_total counts each by name.
@@ -76,28 +86,28 @@ class Refresher {
   // Ends run() and cancels the request in flight.
   void stop();
 
-  // One pass: refreshes every pending row that is due, oldest first.
-  // Returns when to pass again: now when it refreshed something (more may
-  // wait), the end of the earliest window it waits for, or nullopt when
-  // nothing is pending.
+  // One pass: refreshes the pending rows that are due, as plan_refreshes
+  // orders them, while the pace allows. Returns when to pass again: now
+  // when it refreshed something (more may wait), the end of the earliest
+  // window or pause it waits for, or nullopt when nothing is pending.
   std::optional<std::chrono::steady_clock::time_point> refresh_due();
 
  private:
   using Key = std::pair<HintKind, std::int64_t>;
-  RefreshOutcome refresh(const PendingRefresh& row);
   RefreshOutcome refresh_run(const PendingRefresh& row, std::int64_t began_ms);
-  RefreshOutcome refresh_plan(const PendingRefresh& row, std::int64_t began_ms);
-  RefreshOutcome refresh_project(const PendingRefresh& row, std::int64_t began_ms);
+  // Sets `runs` to the runs the plan lists when the refresh stored them.
+  RefreshOutcome refresh_plan(const PendingRefresh& row, std::int64_t began_ms,
+                              std::vector<std::int64_t>& runs);
   // Applies `observations`, then `also` when set, and marks `row` served by
   // a refresh begun at `began_ms`, in one transaction. Returns kChanged or
   // kUnchanged, or kFailed when it could not be stored.
   RefreshOutcome apply(const PendingRefresh& row, std::int64_t began_ms,
-                    const std::vector<Observation>& observations,
-                    const std::function<Status(Store&)>& also = {});
+                       const std::vector<Observation>& observations,
+                       const std::function<Status(Store&)>& also = {});
   // Marks `row` served (dropped when `drop`), in one transaction, plus
   // `also` when set. Returns `outcome`, or kFailed.
   RefreshOutcome finish(const PendingRefresh& row, std::int64_t began_ms, RefreshOutcome outcome,
-                     bool drop, const std::function<Status(Store&)>& also = {});
+                        bool drop, const std::function<Status(Store&)>& also = {});
   // The hint-to-mirror latency of `row`, when its refresh removed it (`gone`).
   void observe_latency(const PendingRefresh& row, bool gone);
   // How long a row waits after its `failures`-th failure in a row.
@@ -106,6 +116,10 @@ class Refresher {
   // The wall clock in the seconds observations and the mirror are stamped in.
   std::int64_t unix_seconds() const;
   void warn_failure(const PendingRefresh& row, const std::string& message);
+  // Refills the request allowance up to now; returns when it reaches one
+  // request, or nullopt when a request may be made now (always when unpaced).
+  std::optional<std::chrono::steady_clock::time_point> paced();
+  void spend(std::int64_t requests);
 
   const RefresherOptions options_;
   TestRailClient& client_;
@@ -120,6 +134,8 @@ class Refresher {
   // When each kind/id may be refreshed next; entries past due are dropped.
   std::map<Key, std::chrono::steady_clock::time_point> not_before_;
   std::map<Key, int> failures_;  // failed refreshes in a row, per still-pending row
+  double allowance_ = 0;         // requests the pace allows now; below 1: wait
+  std::optional<std::chrono::steady_clock::time_point> refilled_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable wake_;

@@ -2,9 +2,8 @@
 // mirror and a clock the test moves.
 #include "daemon/testrail/refresher.h"
 
-#include <gtest/gtest.h>
-
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <gtest/gtest.h>
 
 #include <optional>
 #include <thread>
@@ -153,9 +152,9 @@ TEST_F(RefresherTest, DeletedUnknownAndUnmirroredRunsAreSettledWithoutLeftovers)
   fake_.remove_run(gone);
   advance(2s);
   hint(HintKind::kRun, gone);
-  hint(HintKind::kRun, other);       // a project not mirrored
-  hint(HintKind::kRun, 424242);      // a run TestRail never had
-  hint(HintKind::kProject, 2);       // a project not mirrored
+  hint(HintKind::kRun, other);   // a project not mirrored
+  hint(HintKind::kRun, 424242);  // a run TestRail never had
+  hint(HintKind::kProject, 2);   // a project not mirrored
   refresher_->refresh_due();
   EXPECT_EQ(column(gone, "state"), "deleted");
   EXPECT_EQ(column(other, "state"), "");
@@ -196,6 +195,122 @@ TEST_F(RefresherTest, PlanAndProjectHintsRefreshTheirRuns) {
   refresher_->refresh_due();
   EXPECT_EQ(column(loose, "name"), "loose");
   EXPECT_EQ(count("SELECT count(*) FROM poll_cycles WHERE kind = 'active' AND error IS NULL"), 1);
+  EXPECT_EQ(pending(), 0);
+}
+
+// Adds `n` active runs to project 1 and mirrors them with one active cycle.
+std::vector<std::int64_t> mirror_active_runs(FakeTestRail& fake, ProjectCycle& cycle, int n) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(fake.add_run({{"project_id", 1}, {"name", "run " + std::to_string(i)}})["id"]);
+  }
+  const CycleOutcome out = cycle.run(ProjectConfig{1, "ID"}, PollKind::kActive);
+  EXPECT_FALSE(out.error) << *out.error;
+  fake.clear_requests();
+  return ids;
+}
+
+TEST_F(RefresherTest, ManyWaitingRunsOfAProjectAreServedByOneListing) {
+  const auto ids = mirror_active_runs(fake_, *cycle_, 300);  // 2 pages + get_plans
+  for (std::int64_t id : ids) fake_.update_run(id, {{"name", "renamed"}});
+  for (std::int64_t id : ids) hint(HintKind::kRun, id);
+  // Each fourth hint folded the three before it into the project's row.
+  EXPECT_EQ(count("SELECT count(*) FROM pending_refreshes WHERE kind = 'run'"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM pending_refreshes WHERE kind = 'project'"), 1);
+  refresher_->refresh_due();
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE name = 'renamed'"), 300);
+  EXPECT_EQ(fake_.count("get_runs"), 2);
+  EXPECT_EQ(fake_.count("get_run"), 0);
+  EXPECT_EQ(pending(), 0);
+}
+
+TEST_F(RefresherTest, ARunTheListingNoLongerShowsGetsItsOwnGetRun) {
+  const auto ids = mirror_active_runs(fake_, *cycle_, 3);
+  fake_.update_run(ids[0], {{"is_completed", true}});
+  for (std::int64_t id : ids) hint(HintKind::kRun, id);
+  hint(HintKind::kRun, ids[0]);
+  hint(HintKind::kProject, 1);
+  refresher_->refresh_due();
+  EXPECT_EQ(fake_.count("get_runs"), 1);
+  EXPECT_EQ(fake_.count("get_run"), 1);  // the run that completed, and only it
+  EXPECT_EQ(column(ids[0], "is_completed"), "1");
+  EXPECT_EQ(pending(), 0);
+}
+
+TEST_F(RefresherTest, UnknownIdsAreLookedUpAfterTheListingsThatMayShowThem) {
+  const auto ids = mirror_active_runs(fake_, *cycle_, 2);
+  const std::int64_t fresh = fake_.add_run({{"project_id", 1}, {"name", "new"}})["id"];
+  hint(HintKind::kRun, 99'999);  // bogus, and hinted first
+  hint(HintKind::kRun, fresh);
+  hint(HintKind::kProject, 1);
+  refresher_->refresh_due();
+  const auto requests = fake_.requests();
+  ASSERT_EQ(requests.size(), 3u);  // the listing, get_plans, then the bogus id's get_run
+  EXPECT_NE(requests.back().uri.find("get_run/99999"), std::string::npos) << requests.back().uri;
+  EXPECT_EQ(column(fresh, "name"), "new");
+  EXPECT_EQ(pending(), 0);
+}
+
+TEST_F(RefresherTest, TenThousandDistinctRunHintsLeaveABoundedSetAndRefreshEveryRun) {
+  const auto ids = mirror_active_runs(fake_, *cycle_, 2'000);
+  std::vector<std::int64_t> fresh;
+  for (int i = 0; i < 100; ++i) {
+    fresh.push_back(fake_.add_run({{"project_id", 1}, {"name", "new"}})["id"]);
+  }
+  for (std::int64_t id : ids) fake_.update_run(id, {{"name", "renamed"}});
+  std::int64_t peak = 0;
+  // Every fifth hint names a real run (new ones among them); the rest are
+  // bogus. A hundred hints a transaction, as a busy hint endpoint stores them.
+  for (int batch = 0; batch < 100; ++batch) {
+    ASSERT_TRUE(writer_
+                    ->run([&](Store& s) -> Status {
+                      for (int i = batch * 100; i < (batch + 1) * 100; ++i) {
+                        std::int64_t id = 10'000'000 + i;
+                        if (i % 5 == 0) id = i / 5 < 2'000 ? ids[i / 5] : fresh[(i / 5) % 100];
+                        if (i % 50 == 1) id = fresh[(i / 50) % 100];
+                        if (Status st = s.hints().add(HintKind::kRun, id, now_ms_++); !st.is_ok()) {
+                          return st;
+                        }
+                      }
+                      return Status::ok();
+                    })
+                    .is_ok());
+    peak = std::max(peak, pending());
+  }
+  peak = std::max(peak, pending());
+  // At most one listing's worth of active runs (9 requests for 2,000), the
+  // unknown ids' bound, and the two project rows.
+  EXPECT_LE(peak, 9 + kMaxUnknownRows + 2);
+  for (int pass = 0; pass < 20 && pending() > 0; ++pass) {
+    refresher_->refresh_due();
+    advance(3s);
+  }
+  EXPECT_EQ(pending(), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE name = 'renamed'"), 2'000);
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE name = 'new'"), 100);
+  // Well under one request per hinted id.
+  EXPECT_LE(fake_.request_count(), 9u * 2 + static_cast<std::size_t>(kMaxUnknownRows));
+}
+
+TEST_F(RefresherTest, RefreshesArePacedAtThreeQuartersOfTheBudget) {
+  const auto ids = mirror_active_runs(fake_, *cycle_, 2);
+  RefresherOptions ropts;
+  ropts.projects = {{1, "ID"}};
+  ropts.max_requests_per_minute = 12;  // a burst of 1, then one per 6.67 s
+  Refresher paced(
+      ropts, *client_, *cycle_, *writer_, metrics_, null_logger(), [this] { return now_ms_; },
+      [this] { return steady_; });
+  hint(HintKind::kRun, ids[0]);
+  hint(HintKind::kRun, ids[1]);
+  auto next = paced.refresh_due();
+  EXPECT_EQ(fake_.count("get_run"), 1);
+  next = paced.refresh_due();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_GT(*next, steady_ + 6s);
+  EXPECT_EQ(fake_.count("get_run"), 1);
+  advance(7s);
+  paced.refresh_due();
+  EXPECT_EQ(fake_.count("get_run"), 2);
   EXPECT_EQ(pending(), 0);
 }
 

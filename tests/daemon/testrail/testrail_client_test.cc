@@ -2,11 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <set>
@@ -318,6 +317,57 @@ TEST(RateLimiter, AFloodOfHintsLeavesRoutineRequestsEveryFourthSlot) {
   routine.join();
   for (auto& t : hints) t.join();
   EXPECT_EQ(order, (std::vector<std::string>{"hint", "hint", "hint", "routine", "hint"}));
+}
+
+// SPEC §4a: under a flood of valid hints, a due poll cycle of 2,000 active
+// runs (8 pages of get_runs and get_plans: 9 requests) still finishes
+// within poll_interval = 30s at max_requests_per_minute = 180.
+TEST(RateLimiter, APollCycleOf2000RunsFinishesWithinPollIntervalUnderAHintFlood) {
+  FakeClock clock(FakeClock::Sleeps::kUntilMoved);
+  RateLimiter limiter(180, clock);
+  std::atomic<bool> stop{false};
+  constexpr milliseconds kSlot(333);  // 180 a minute
+  // The budget is spent, one slot freeing every kSlot.
+  for (int i = 0; i < 180; ++i) {
+    ASSERT_TRUE(limiter.acquire(stop).has_value());
+    clock.advance(kSlot);
+  }
+  std::atomic<int> hints{0};
+  std::atomic<int> routine{0};
+  std::vector<std::thread> flood;
+  for (int t = 0; t < 3; ++t) {
+    flood.emplace_back([&] {
+      while (limiter.acquire(stop, {}, RequestPriority::kHint)) ++hints;
+    });
+  }
+  ASSERT_TRUE(wait_until([&] { return clock.sleepers() == 3; }, seconds(5)));
+  const auto due = clock.now();
+  std::vector<ClientClock::TimePoint> cycle;
+  std::thread poll([&] {
+    for (int request = 0; request < 9; ++request) {
+      auto at = limiter.acquire(stop);
+      if (!at) return;
+      cycle.push_back(*at);
+      ++routine;
+    }
+  });
+  ASSERT_TRUE(wait_until([&] { return clock.sleepers() == 4; }, seconds(5)));
+  // One slot frees at each step; the flood never stops asking.
+  for (int step = 0; step < 300 && routine < 9; ++step) {
+    const int taken = hints + routine;
+    clock.advance(kSlot);
+    ASSERT_TRUE(wait_until([&] { return hints + routine > taken; }, seconds(5)));
+    ASSERT_TRUE(wait_until([&] { return clock.sleepers() == (routine < 9 ? 4 : 3); }, seconds(5)));
+  }
+  const int hints_meanwhile = hints;
+  stop = true;
+  clock.advance(kSlot);
+  poll.join();
+  for (auto& t : flood) t.join();
+  ASSERT_EQ(cycle.size(), 9u);
+  EXPECT_LE(cycle.back() - due, std::chrono::seconds(30));
+  // The hints kept three slots of every four meanwhile.
+  EXPECT_GE(hints_meanwhile, 3 * 8);
 }
 
 TEST(TestRailClient, RequestsStayWithinMaxRequestsPerMinute) {

@@ -1,0 +1,310 @@
+// Freshness under a busy TestRail (issue 27, SPEC §4a): starts the real
+// `runsync serve` binary against the fake TestRail with --runs active runs
+// in one project (2,000), max_requests_per_minute --budget (180) and
+// poll_interval = "30s", then changes random runs at each --rates rate for
+// --seconds, announcing every change by a TestRail webhook hint except a
+// --drop share (10%) dropped. Prints, per rate, the time until the mirror
+// shows each change (p50, p99, max; hinted and unhinted apart) and the API
+// requests spent per change (from the first change until the last was
+// shown and no refresh was pending). With --baseline PATH the
+// same runs are made with that binary first (e.g. one built from an older commit), in the same
+// invocation. Performance is reported, never asserted: the exit status is non-zero only when a
+// daemon did not start or a hint was not answered 202.
+//
+// Usage: runsync_freshness_bench [--rates 2,10] [--seconds 60] [--runs 2000]
+//          [--budget 180] [--drop 0.1] [--baseline PATH]
+// See bench/README.md.
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/fake_testrail.h"
+#include "support/hostile_load.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using runsync::test::FakeTestRail;
+using runsync::testing::ChildProcess;
+using runsync::testing::TestHttpClient;
+using runsync::testing::wait_until;
+
+struct Options {
+  std::vector<int> rates = {2, 10};
+  int seconds = 60;
+  int runs = 2000;
+  int budget = 180;
+  double drop = 0.1;
+  std::string baseline;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const std::string value = argv[i + 1];
+    if (flag == "--rates") {
+      o.rates.clear();
+      std::stringstream in(value);
+      for (std::string r; std::getline(in, r, ',');) o.rates.push_back(std::atoi(r.c_str()));
+    } else if (flag == "--seconds") {
+      o.seconds = std::atoi(value.c_str());
+    } else if (flag == "--runs") {
+      o.runs = std::atoi(value.c_str());
+    } else if (flag == "--budget") {
+      o.budget = std::atoi(value.c_str());
+    } else if (flag == "--drop") {
+      o.drop = std::atof(value.c_str());
+    } else if (flag == "--baseline") {
+      o.baseline = value;
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", flag.c_str());
+      std::exit(2);
+    }
+  }
+  return o;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Change {
+  std::int64_t run = 0;
+  std::int64_t version = 0;
+  bool hinted = false;
+  Clock::time_point at;
+  double seconds = -1;  // until the mirror showed it; -1: never
+};
+
+struct Result {
+  std::string binary;
+  int rate = 0;
+  std::vector<Change> changes;
+  std::size_t requests = 0;
+  bool ok = true;
+};
+
+// One daemon from `binary` against a fresh fake; changes at `rate` per second.
+Result measure(const std::string& binary, int rate, const Options& opt) {
+  Result result{binary, rate, {}, 0, true};
+  FakeTestRail fake;
+  fake.set_now(unix_now());  // the daemon's wall clock: polls are scheduled by it
+  fake.add_project(1);
+  std::vector<std::int64_t> runs;
+  for (int i = 0; i < opt.runs; ++i) {
+    runs.push_back(fake.add_run({{"project_id", 1},
+                                 {"name", "Run " + std::to_string(i)},
+                                 {"passed_count", 0}})["id"]
+                       .get<std::int64_t>());
+  }
+  runsync::testing::TempDir dir;
+  const std::string db = dir.file("mirror.db");
+  const std::string config = dir.write(
+      "runsync.toml",
+      "[storage]\npath = \"" + db +
+          "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n[testrail]\nurl = \"" + fake.base_url() +
+          "\"\nuser = \"ci@example.com\"\napi_key_file = \"" + dir.write("key", "fake-api-key\n") +
+          "\"\npoll_interval = \"30s\"\nmax_requests_per_minute = " + std::to_string(opt.budget) +
+          "\n[testrail_webhook]\nsecret_file = \"" + dir.write("secret", "s3cret\n") +
+          "\"\n[[project]]\nid = 1\ncode = \"P\"\n");
+  ChildProcess daemon({binary, "serve", "--config", config}, dir.file("serve.log"));
+  const unsigned short port = runsync::testing::wait_for_listen_port(daemon);
+  if (port == 0) {
+    std::fprintf(stderr, "daemon did not start:\n%s\n", daemon.log().c_str());
+    result.ok = false;
+    return result;
+  }
+  // The mirror's passed_count of every run, read at once.
+  auto mirrored = [&]() {
+    std::map<std::int64_t, std::int64_t> out;
+    try {
+      SQLite::Database read(db, SQLite::OPEN_READONLY);
+      SQLite::Statement st(read, "SELECT run_id, coalesce(passed_count, -1) FROM runs");
+      while (st.executeStep()) out[st.getColumn(0).getInt64()] = st.getColumn(1).getInt64();
+    } catch (const std::exception&) {
+    }
+    return out;
+  };
+  if (!wait_until([&] { return mirrored().size() == runs.size(); }, std::chrono::seconds(60))) {
+    std::fprintf(stderr, "first poll did not finish:\n%s\n", daemon.log().c_str());
+    result.ok = false;
+    return result;
+  }
+
+  std::mutex mu;
+  std::vector<Change>& changes = result.changes;
+  std::atomic<bool> changing{true};
+  std::atomic<bool> watching{true};
+  // Marks each change when the mirror shows its version (or a later one).
+  std::thread watcher([&] {
+    std::size_t first_open = 0;
+    while (watching) {
+      const auto seen = mirrored();
+      const auto now = Clock::now();
+      {
+        std::lock_guard lock(mu);
+        for (std::size_t i = first_open; i < changes.size(); ++i) {
+          Change& c = changes[i];
+          if (c.seconds >= 0) continue;
+          const auto it = seen.find(c.run);
+          if (it != seen.end() && it->second >= c.version) {
+            c.seconds = std::chrono::duration<double>(now - c.at).count();
+          }
+        }
+        while (first_open < changes.size() && changes[first_open].seconds >= 0) ++first_open;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  const auto from = Clock::now();
+  std::atomic<long> not_accepted{0};
+  std::thread changer([&] {
+    TestHttpClient client(port);
+    std::mt19937 rng(static_cast<unsigned>(rate));
+    std::uniform_real_distribution<double> coin(0, 1);
+    const auto interval = std::chrono::duration<double>(1.0 / rate);
+    auto next = Clock::now();
+    std::int64_t version = 0;
+    while (changing) {
+      Change c;
+      c.run = runs[rng() % runs.size()];
+      c.version = ++version;
+      c.hinted = coin(rng) >= opt.drop;
+      fake.set_now(unix_now());
+      fake.update_run(c.run, {{"passed_count", c.version}});
+      c.at = Clock::now();
+      {
+        std::lock_guard lock(mu);
+        changes.push_back(c);
+      }
+      if (c.hinted) {
+        auto r =
+            client.post("/testrail/webhook", "{\"run_id\":" + std::to_string(c.run) + "}",
+                        {{"Content-Type", "application/json"}, {"X-Runsync-Secret", "s3cret"}});
+        if (r.status != 202) ++not_accepted;
+      }
+      next += std::chrono::duration_cast<Clock::duration>(interval);
+      std::this_thread::sleep_until(next);
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(opt.seconds));
+  changing = false;
+  changer.join();
+  const auto to = Clock::now();
+  // Every change gets poll_interval plus a cycle and more to show.
+  wait_until(
+      [&] {
+        std::lock_guard lock(mu);
+        return std::all_of(changes.begin(), changes.end(),
+                           [](const Change& c) { return c.seconds >= 0; });
+      },
+      std::chrono::seconds(120));
+  watching = false;
+  watcher.join();
+  // The hints' work is done only when no refresh is pending any more.
+  wait_until(
+      [&] {
+        try {
+          SQLite::Database read(db, SQLite::OPEN_READONLY);
+          return read.execAndGet("SELECT count(*) FROM pending_refreshes").getInt64() == 0;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      std::chrono::seconds(300));
+  const auto drained = Clock::now();
+  // Requests from the first change until the last was shown and nothing
+  // was pending any more.
+  auto until = std::max(to, drained);
+  for (const Change& c : changes) {
+    if (c.seconds >= 0) {
+      until = std::max(until, c.at + std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(c.seconds)));
+    }
+  }
+  for (const auto& r : fake.requests()) {
+    if (r.at >= from && r.at <= until) ++result.requests;
+  }
+  if (not_accepted > 0) result.ok = false;
+  if (std::getenv("FRESHNESS_LOG")) std::fprintf(stderr, "%s\n", daemon.log().c_str());
+  daemon.signal(SIGTERM);
+  daemon.wait(std::chrono::seconds(10));
+  return result;
+}
+
+void print(const Result& r) {
+  std::vector<double> hinted, unhinted;
+  std::size_t unseen = 0;
+  for (const Change& c : r.changes) {
+    if (c.seconds < 0) {
+      ++unseen;
+      continue;
+    }
+    (c.hinted ? hinted : unhinted).push_back(c.seconds);
+  }
+  auto max = [](const std::vector<double>& v) {
+    return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end());
+  };
+  std::printf(
+      "| %s | %d | %zu | %.2f s | %.2f s | %.2f s | %.1f s | %.1f s | %.1f s | %.2f | %zu |\n",
+      r.binary.c_str(), r.rate, r.changes.size(), percentile(hinted, 0.5), percentile(hinted, 0.99),
+      max(hinted), percentile(unhinted, 0.5), percentile(unhinted, 0.99), max(unhinted),
+      r.changes.empty() ? 0.0
+                        : static_cast<double>(r.requests) / static_cast<double>(r.changes.size()),
+      unseen);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opt = parse(argc, argv);
+  utsname host{};
+  uname(&host);
+  std::printf(
+      "runsync_freshness_bench: %d active runs, max_requests_per_minute %d, poll_interval "
+      "30s, %.0f%% of hints dropped, %d s per rate; host %s, %u cpus\n",
+      opt.runs, opt.budget, opt.drop * 100, opt.seconds, host.nodename,
+      std::thread::hardware_concurrency());
+  std::vector<std::string> binaries;
+  if (!opt.baseline.empty()) binaries.push_back(opt.baseline);
+  binaries.push_back(RUNSYNC_BINARY);
+  std::printf(
+      "| binary | changes/s | changes | hinted p50 | hinted p99 | hinted max | unhinted "
+      "p50 | unhinted p99 | unhinted max | requests/change | never shown |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  bool ok = true;
+  for (const std::string& binary : binaries) {
+    for (int rate : opt.rates) {
+      const Result r = measure(binary, rate, opt);
+      ok = ok && r.ok;
+      print(r);
+    }
+  }
+  return ok ? 0 : 1;
+}
