@@ -21,12 +21,14 @@
 #include <thread>
 #include <vector>
 
+#include "support/raw_connection.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
 namespace {
 
 using namespace std::chrono_literals;
+using runsync::testing::RawConnection;
 using runsync::testing::TestHttpClient;
 using runsync::testing::TestResponse;
 using runsync::testing::wait_until;
@@ -55,56 +57,6 @@ class IoThread {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
       boost::asio::make_work_guard(ioc_);
   std::thread thread_;
-};
-
-// A raw loopback connection; reads wait at most 10 s.
-class Raw {
- public:
-  explicit Raw(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    timeval timeout{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~Raw() { ::close(fd_); }
-  bool connected() const { return connected_; }
-  bool send(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(bytes.size());
-  }
-  // What arrives until the server closes (or resets) the connection, or
-  // "<timeout>" when it is still open after 10 s.
-  std::string read_until_closed() {
-    std::string got;
-    char chunk[4096];
-    for (;;) {
-      const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n > 0) {
-        got.append(chunk, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return got + "<timeout>";
-      return got;
-    }
-  }
-  // Reads one whole answer (head, then Content-Length bytes of body) and
-  // returns its status line; "" when none came within 10 s.
-  std::string status_line() {
-    std::string head;
-    char c;
-    while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd_, &c, 1, 0) == 1) head += c;
-    const auto length_at = head.find("Content-Length: ");
-    std::size_t body = length_at == std::string::npos ? 0 : std::stoul(head.substr(length_at + 16));
-    while (body > 0 && ::recv(fd_, &c, 1, 0) == 1) --body;
-    return head.substr(0, head.find("\r\n"));
-  }
-
- private:
-  int fd_;
-  bool connected_ = false;
 };
 
 // A server on its own I/O thread whose head check wants `x-secret: s` and
@@ -159,22 +111,22 @@ TEST(HttpServer, ClientsSlowerThanTheMinimumRateAreClosed) {
   options.rate_check_interval = 100ms;
   Listener listener(options);
 
-  Raw slow_header(listener.port());
-  ASSERT_TRUE(slow_header.send("POST /w HTTP/1.1\r\nHost: t\r\n"));
-  Raw slow_body(listener.port());
-  ASSERT_TRUE(slow_body.send(
+  RawConnection slow_header(listener.port());
+  ASSERT_TRUE(slow_header.send_all("POST /w HTTP/1.1\r\nHost: t\r\n"));
+  RawConnection slow_body(listener.port());
+  ASSERT_TRUE(slow_body.send_all(
       "POST /w HTTP/1.1\r\nHost: t\r\nx-secret: s\r\nContent-Length: 5000\r\n\r\n{\"a\":"));
-  Raw prompt(listener.port());
-  ASSERT_TRUE(prompt.send(kAuthenticated));
-  EXPECT_EQ(prompt.status_line(), "HTTP/1.1 200 OK");
+  RawConnection prompt(listener.port());
+  ASSERT_TRUE(prompt.send_all(kAuthenticated));
+  EXPECT_EQ(prompt.answer_status(), "HTTP/1.1 200 OK");
 
   EXPECT_EQ(slow_header.read_until_closed(), "");
   EXPECT_EQ(slow_body.read_until_closed(), "");
   EXPECT_EQ(listener.slow.load(), 2);
   // The prompt client's kept-alive connection is timed from its next
   // request's first byte, not closed for sending nothing meanwhile.
-  ASSERT_TRUE(prompt.send(kAuthenticated));
-  EXPECT_EQ(prompt.status_line(), "HTTP/1.1 200 OK");
+  ASSERT_TRUE(prompt.send_all(kAuthenticated));
+  EXPECT_EQ(prompt.answer_status(), "HTTP/1.1 200 OK");
   EXPECT_EQ(listener.slow.load(), 2);
 }
 
@@ -187,26 +139,26 @@ TEST(HttpServer, AtTheCapTheOldestUnauthenticatedConnectionMakesRoom) {
   options.min_request_rate = 0;  // only the cap at work here
   Listener listener(options);
 
-  std::vector<std::unique_ptr<Raw>> trickling;
+  std::vector<std::unique_ptr<RawConnection>> trickling;
   for (int i = 0; i < 3; ++i) {
-    trickling.push_back(std::make_unique<Raw>(listener.port()));
-    ASSERT_TRUE(trickling.back()->send("POST /w HTTP/1.1\r\nHost: t\r\n"));
+    trickling.push_back(std::make_unique<RawConnection>(listener.port()));
+    ASSERT_TRUE(trickling.back()->send_all("POST /w HTTP/1.1\r\nHost: t\r\n"));
     ASSERT_TRUE(wait_until([&] { return listener.open_sessions() == trickling.size(); }));
   }
-  Raw sender(listener.port());
-  ASSERT_TRUE(sender.send(kAuthenticated));
-  EXPECT_EQ(sender.status_line(), "HTTP/1.1 200 OK");
+  RawConnection sender(listener.port());
+  ASSERT_TRUE(sender.send_all(kAuthenticated));
+  EXPECT_EQ(sender.answer_status(), "HTTP/1.1 200 OK");
   EXPECT_EQ(trickling[0]->read_until_closed(), "");  // the oldest made room
   EXPECT_EQ(listener.at_cap.load(), 1);
 
   // The authenticated sender is never the one to go: the next newcomers
   // take the places of the remaining trickling connections, oldest first.
-  Raw second(listener.port());
-  ASSERT_TRUE(second.send(kAuthenticated));
-  EXPECT_EQ(second.status_line(), "HTTP/1.1 200 OK");
+  RawConnection second(listener.port());
+  ASSERT_TRUE(second.send_all(kAuthenticated));
+  EXPECT_EQ(second.answer_status(), "HTTP/1.1 200 OK");
   EXPECT_EQ(trickling[1]->read_until_closed(), "");
-  ASSERT_TRUE(sender.send(kAuthenticated));
-  EXPECT_EQ(sender.status_line(), "HTTP/1.1 200 OK");
+  ASSERT_TRUE(sender.send_all(kAuthenticated));
+  EXPECT_EQ(sender.answer_status(), "HTTP/1.1 200 OK");
   EXPECT_EQ(listener.at_cap.load(), 2);
 }
 

@@ -32,11 +32,15 @@
 #include "daemon/ingest/webhook_endpoint.h"
 #include "storage/writer.h"
 #include "support/hostile_load.h"
+#include "support/raw_connection.h"
 #include "support/temp_dir.h"
 
 namespace runsync {
 namespace {
 
+using runsync::testing::content_length;
+using runsync::testing::RawConnection;
+using runsync::testing::status_line;
 using runsync::testing::TempDir;
 using runsync::testing::TestHttpClient;
 using runsync::testing::wait_until;
@@ -115,93 +119,6 @@ class WebhookServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
   std::thread thread_;
 };
-
-// A raw connection to the server: what the test client's HTTP library
-// would hide (the status line's version, Connection headers, the bytes
-// after a HEAD answer's headers, the server closing).
-class RawConnection {
- public:
-  explicit RawConnection(unsigned short port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    timeval timeout{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~RawConnection() { ::close(fd_); }
-  bool connected() const { return connected_; }
-  void send(const std::string& bytes) {
-    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(bytes.size()));
-  }
-  // Sends all of `bytes` (blocking); false when the connection broke first.
-  bool send_all(const std::string& bytes) {
-    std::size_t sent = 0;
-    while (sent < bytes.size()) {
-      const ssize_t put = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (put <= 0) return false;
-      sent += static_cast<std::size_t>(put);
-    }
-    return true;
-  }
-  // Reads until `received()` holds `n` bytes or the server closes (true).
-  // A reset or the receive timeout returns false, and sets reset().
-  bool read_at_least(std::size_t n) {
-    char chunk[4096];
-    while (received_.size() < n) {
-      const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (got < 0) reset_ = errno == ECONNRESET;
-      if (got <= 0) return got == 0;
-      received_.append(chunk, static_cast<std::size_t>(got));
-    }
-    return false;
-  }
-  // Whether any bytes arrive within `wait` (the receive timeout is restored).
-  bool answers_within(std::chrono::milliseconds wait) {
-    timeval short_timeout{0, static_cast<suseconds_t>(wait.count() * 1000)};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &short_timeout, sizeof short_timeout);
-    const std::size_t before = received_.size();
-    read_at_least(before + 1);
-    const bool got = received_.size() > before;
-    timeval timeout{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    return got;
-  }
-  bool reset() const { return reset_; }
-  // One answer's head (through the blank line), reading as needed.
-  std::string head() {
-    std::size_t end;
-    while ((end = received_.find("\r\n\r\n")) == std::string::npos) {
-      if (read_at_least(received_.size() + 1)) break;
-    }
-    if (end == std::string::npos) return received_;
-    std::string h = received_.substr(0, end + 4);
-    received_.erase(0, end + 4);
-    return h;
-  }
-  std::string take(std::size_t n) {
-    read_at_least(n);
-    std::string out = received_.substr(0, n);
-    received_.erase(0, n);
-    return out;
-  }
-  bool closed_by_server() { return read_at_least(received_.size() + 1); }
-  const std::string& received() const { return received_; }
-
- private:
-  int fd_;
-  bool connected_ = false;
-  bool reset_ = false;
-  std::string received_;
-};
-
-std::size_t content_length(const std::string& head) {
-  const auto at = head.find("Content-Length: ");
-  if (at == std::string::npos) return std::string::npos;
-  return std::stoul(head.substr(at + 16));
-}
 
 TEST_F(WebhookServerTest, AnswersAsHttpSaysForVersionsHeadAndClose) {
   start();
@@ -426,8 +343,6 @@ std::string webhook_head(std::size_t length, const std::string& headers = "") {
   return "POST /webhook HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n" + headers +
          "Content-Length: " + std::to_string(length) + "\r\n\r\n";
 }
-
-std::string status_line(const std::string& head) { return head.substr(0, head.find("\r\n")); }
 
 // What the headers alone refuse is answered once the header is read: the
 // client has sent no body yet and still gets its 401, and nothing of the
