@@ -1,13 +1,14 @@
 #include "storage/write_health.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <string_view>
+
+#include "storage/file_lock.h"
 
 namespace runsync {
 namespace {
@@ -21,14 +22,9 @@ std::string health_path(const std::string& database_path) { return database_path
 
 StatusOr<std::unique_ptr<WriteHealthFile>> WriteHealthFile::hold(const std::string& database_path) {
   const std::string path = health_path(database_path);
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::error("cannot create " + path + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_SH) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return Status::error("cannot lock " + path + ": " + std::strerror(err));
-  }
-  std::unique_ptr<WriteHealthFile> file(new WriteHealthFile(fd, path));
+  StatusOr<int> fd = open_shared_locked(path, O_RDWR | O_CREAT);
+  if (!fd) return fd.status();
+  std::unique_ptr<WriteHealthFile> file(new WriteHealthFile(fd.value(), path));
   if (Status s = file->write_line("ok"); !s.is_ok()) return s;
   return file;
 }
@@ -79,7 +75,7 @@ std::optional<WriteFailure> read_write_failure(const std::string& database_path)
   const int fd = ::open(health_path(database_path).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   // Free means no process holds it (taking it here drops when closed).
-  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  const bool held = locked_elsewhere(fd);
   char buffer[kFileBytes];
   const ssize_t n = held ? ::pread(fd, buffer, sizeof buffer, 0) : -1;
   ::close(fd);
