@@ -9,6 +9,25 @@ namespace {
 // Batches committed but not yet synced, at most: beyond this the writer
 // waits for the disk rather than queue more answers behind it.
 constexpr std::size_t kMaxUnsynced = 8;
+
+// The transaction, from BEGIN to COMMIT or rollback, inside the gate.
+class InsideGate {
+ public:
+  explicit InsideGate(WriteGate* gate) : gate_(gate) {
+    if (gate_) gate_->enter();
+  }
+  ~InsideGate() { leave(); }
+  InsideGate(const InsideGate&) = delete;
+  InsideGate& operator=(const InsideGate&) = delete;
+  void leave() {
+    if (gate_) gate_->leave();
+    gate_ = nullptr;
+  }
+
+ private:
+  WriteGate* gate_;
+};
+
 }  // namespace
 
 Writer::Writer(std::unique_ptr<Store> store, Options options)
@@ -175,37 +194,27 @@ void Writer::loop() {
   }
 }
 
-std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
-  if (options_.wal_sync) {
-    Status failed_before = Status::ok();
-    {
-      std::lock_guard lock(mu_);
-      failed_before = sync_failure_;
-    }
-    if (!failed_before.is_ok()) {
-      observe_outcome(failed_before);
-      for (auto& item : batch) item.done(failed_before);
-      return {};
-    }
+void Writer::fail_batch(std::deque<Item>& batch, const Status& database) {
+  observe_outcome(database);
+  for (auto& item : batch) item.done(database);
+}
+
+bool Writer::refused_after_sync_failure(std::deque<Item>& batch) {
+  if (!options_.wal_sync) return false;
+  Status failed_before = Status::ok();
+  {
+    std::lock_guard lock(mu_);
+    failed_before = sync_failure_;
   }
-  std::vector<Status> results(batch.size(), Status::ok());
-  // The transaction, from BEGIN to COMMIT or rollback, inside the gate.
-  struct Inside {
-    WriteGate* gate;
-    explicit Inside(WriteGate* g) : gate(g) {
-      if (gate) gate->enter();
-    }
-    void leave() {
-      if (gate) gate->leave();
-      gate = nullptr;
-    }
-    ~Inside() { leave(); }
-  } inside(options_.gate.get());
-  Status begun = store_->begin();
-  if (!begun.is_ok()) {
-    observe_outcome(begun);
-    for (auto& item : batch) item.done(begun);
-    return {};
+  if (failed_before.is_ok()) return false;
+  fail_batch(batch, failed_before);
+  return true;
+}
+
+bool Writer::run_jobs(std::deque<Item>& batch, std::vector<Status>& results) {
+  if (Status begun = store_->begin(); !begun.is_ok()) {
+    fail_batch(batch, begun);
+    return false;
   }
   // Every job in one transaction, no savepoints: a savepoint per job copies
   // the pages already dirty in the batch to the statement journal. Jobs
@@ -217,31 +226,62 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
     results[i] = batch[i].job(*store_);
     failed = !results[i].is_ok();
   }
-  if (failed) {
-    store_->rollback();
-    if (batch.size() == 1) {
-      batch[0].done(results[0]);
-      return {};
-    }
-    begun = store_->begin();
-    if (!begun.is_ok()) {
-      observe_outcome(begun);
-      for (auto& item : batch) item.done(begun);
-      return {};
-    }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      Status s = store_->savepoint();
-      if (s.is_ok()) {
-        s = batch[i].job(*store_);
-        if (s.is_ok()) {
-          s = store_->release();
-        } else {
-          store_->rollback_to_savepoint();
-        }
-      }
-      results[i] = std::move(s);
-    }
+  if (!failed) return true;
+  store_->rollback();
+  if (batch.size() == 1) {
+    batch[0].done(results[0]);
+    return false;
   }
+  if (Status begun = store_->begin(); !begun.is_ok()) {
+    fail_batch(batch, begun);
+    return false;
+  }
+  run_jobs_with_savepoints(batch, results);
+  return true;
+}
+
+void Writer::run_jobs_with_savepoints(std::deque<Item>& batch, std::vector<Status>& results) {
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    Status s = store_->savepoint();
+    if (s.is_ok()) {
+      s = batch[i].job(*store_);
+      if (s.is_ok()) {
+        s = store_->release();
+      } else {
+        store_->rollback_to_savepoint();
+      }
+    }
+    results[i] = std::move(s);
+  }
+}
+
+void Writer::sync_committed(Committed& c) {
+  Status synced = Status::ok();
+  bool handed_over = false;
+  {
+    std::unique_lock lock(mu_);
+    // Nothing else to do and nothing else waiting for the disk: sync here
+    // and spare a lone client the hand-over to the sync thread.
+    handed_over = !(queue_.empty() && committed_.empty() && !syncing_);
+    if (handed_over) {
+      sync_room_.wait(lock, [&] { return committed_.size() < kMaxUnsynced; });
+      committed_.push_back(std::move(c));
+    }
+    synced = sync_failure_;
+  }
+  if (handed_over) {
+    has_committed_.notify_one();
+    return;
+  }
+  if (synced.is_ok()) synced = sync_wal();
+  finish(c, synced);
+}
+
+std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
+  if (refused_after_sync_failure(batch)) return {};
+  std::vector<Status> results(batch.size(), Status::ok());
+  InsideGate inside(options_.gate.get());
+  if (!run_jobs(batch, results)) return {};
   const auto t0 = std::chrono::steady_clock::now();
   Status committed = store_->commit();
   const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -254,25 +294,7 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
   c.results = std::move(results);
   c.commit_started = t0;
   if (committed.is_ok() && options_.wal_sync) {
-    Status synced = Status::ok();
-    bool handed_over = false;
-    {
-      std::unique_lock lock(mu_);
-      // Nothing else to do and nothing else waiting for the disk: sync here
-      // and spare a lone client the hand-over to the sync thread.
-      handed_over = !(queue_.empty() && committed_.empty() && !syncing_);
-      if (handed_over) {
-        sync_room_.wait(lock, [&] { return committed_.size() < kMaxUnsynced; });
-        committed_.push_back(std::move(c));
-      }
-      synced = sync_failure_;
-    }
-    if (handed_over) {
-      has_committed_.notify_one();
-      return took;
-    }
-    if (synced.is_ok()) synced = sync_wal();
-    finish(c, synced);
+    sync_committed(c);
     return took;
   }
   finish(c, committed);

@@ -127,6 +127,18 @@ class Writer {
   void observe_outcome(const Status& database);
   // Runs the batch; returns how long its COMMIT took.
   std::chrono::microseconds run_batch(std::deque<Item>& batch);
+  // The steps of run_batch. Fails every job of `batch` with `database`.
+  void fail_batch(std::deque<Item>& batch, const Status& database);
+  // With wal_sync after a failed sync: fails the batch and returns true.
+  bool refused_after_sync_failure(std::deque<Item>& batch);
+  // BEGIN, then every job into `results`, all in one transaction; when one
+  // fails, again with a savepoint per job. Returns false when the batch is
+  // finished already (its only job failed, or BEGIN failed).
+  bool run_jobs(std::deque<Item>& batch, std::vector<Status>& results);
+  void run_jobs_with_savepoints(std::deque<Item>& batch, std::vector<Status>& results);
+  // After the COMMIT of `c` with wal_sync: hands it to the sync thread, or
+  // syncs and finishes it here when nothing else waits for the writer.
+  void sync_committed(Committed& c);
 
   std::unique_ptr<Store> store_;
   Options options_;
