@@ -439,42 +439,63 @@ int cmd_status(const std::string& path, bool as_json) {
   return problems.empty() ? 0 : 1;
 }
 
-}  // namespace
-
-int run_cli(int argc, char** argv) {
-  CLI::App app{"runsync: a SQLite mirror of TestRail runs, fed by webhooks and polling"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("runsync ") + RUNSYNC_VERSION);
+// What the command line holds once parsed: the options' values, and the
+// subcommands to ask which one was given.
+struct CommandLine {
   std::string config_path;
-  auto add_config = [&](CLI::App* sub) {
+  bool as_json = false;
+  std::string backup_file;
+  bool full = false;
+  RunArgs run;
+  CLI::App* serve = nullptr;
+  CLI::App* migrate = nullptr;
+  CLI::App* check = nullptr;
+  CLI::App* status = nullptr;
+  CLI::App* backup = nullptr;
+  CLI::App* sync = nullptr;
+  CLI::App* run_add = nullptr;
+  CLI::App* run_update = nullptr;
+  CLI::App* run_close = nullptr;
+  CLI::App* run_delete = nullptr;
+  CLI::App* version = nullptr;
+
+  void add_config(CLI::App* sub) {
     sub->add_option("--config,-c", config_path,
                     "TOML config file (default: $RUNSYNC_CONFIG, else /etc/runsync/runsync.toml "
                     "when it exists, else embedded defaults)");
-  };
+  }
+};
 
-  auto* serve = app.add_subcommand("serve", "Run the daemon: webhook listener, poller, write-back");
-  add_config(serve);
-  auto* migrate = app.add_subcommand("migrate", "Apply pending database migrations and exit");
-  add_config(migrate);
-  auto* check = app.add_subcommand("check-config", "Validate and print the effective config");
-  add_config(check);
-  auto* status = app.add_subcommand("status", "Summarise the mirror; non-zero exit when unhealthy");
-  add_config(status);
-  bool as_json = false;
-  status->add_flag("--json", as_json, "Print JSON");
-  auto* backup = app.add_subcommand("backup", "Write a consistent copy of the database to FILE");
-  add_config(backup);
-  std::string backup_file;
-  backup->add_option("FILE", backup_file, "Where to write the copy (must not exist)")->required();
-  auto* sync = app.add_subcommand("sync", "Run one poll cycle for every project, then exit");
-  add_config(sync);
-  bool full = false;
-  sync->add_flag("--full", full, "Fetch every run, completed ones too (default: active runs)");
-  auto* run = app.add_subcommand("run", "Queue a write-back command (add, update, close, delete a run)");
+// serve, migrate, check-config, status, backup and sync, in the order --help
+// lists them.
+void add_process_commands(CLI::App& app, CommandLine& cl) {
+  cl.serve = app.add_subcommand("serve", "Run the daemon: webhook listener, poller, write-back");
+  cl.add_config(cl.serve);
+  cl.migrate = app.add_subcommand("migrate", "Apply pending database migrations and exit");
+  cl.add_config(cl.migrate);
+  cl.check = app.add_subcommand("check-config", "Validate and print the effective config");
+  cl.add_config(cl.check);
+  cl.status = app.add_subcommand("status", "Summarise the mirror; non-zero exit when unhealthy");
+  cl.add_config(cl.status);
+  cl.status->add_flag("--json", cl.as_json, "Print JSON");
+  cl.backup = app.add_subcommand("backup", "Write a consistent copy of the database to FILE");
+  cl.add_config(cl.backup);
+  cl.backup->add_option("FILE", cl.backup_file, "Where to write the copy (must not exist)")
+      ->required();
+  cl.sync = app.add_subcommand("sync", "Run one poll cycle for every project, then exit");
+  cl.add_config(cl.sync);
+  cl.sync->add_flag("--full", cl.full,
+                    "Fetch every run, completed ones too (default: active runs)");
+}
+
+// `run add`, `run update`, `run close` and `run delete`.
+void add_run_commands(CLI::App& app, CommandLine& cl) {
+  auto* run =
+      app.add_subcommand("run", "Queue a write-back command (add, update, close, delete a run)");
   run->require_subcommand(1);
-  RunArgs ra;
+  RunArgs& ra = cl.run;
   auto common = [&](CLI::App* sub) {
-    add_config(sub);
+    cl.add_config(sub);
     sub->add_flag("--wait", ra.wait, "Wait for the outcome and print it");
     sub->add_option("--timeout", ra.timeout, "How long --wait waits (default 60s)");
   };
@@ -487,27 +508,60 @@ int run_cli(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     sub->add_option("--refs", ra.refs, "Comma-separated references");
   };
-  auto* run_add = run->add_subcommand("add", "Queue add_run");
-  common(run_add);
-  run_add->add_option("--project", ra.project, "TestRail project id")->required()->check(CLI::PositiveNumber);
-  run_add->add_option("--suite", ra.suite, "Test suite id")->check(CLI::PositiveNumber);
-  run_add->add_option("--name", ra.name, "Run name")->required();
-  run_add->add_option("--config-id", ra.config_ids, "Configuration id (repeatable)")
+  auto run_id = [&](CLI::App* sub) {
+    sub->add_option("RUN", ra.run, "Run id")->required()->check(CLI::PositiveNumber);
+  };
+  cl.run_add = run->add_subcommand("add", "Queue add_run");
+  common(cl.run_add);
+  cl.run_add->add_option("--project", ra.project, "TestRail project id")
+      ->required()
       ->check(CLI::PositiveNumber);
-  fields(run_add);
-  auto* run_update = run->add_subcommand("update", "Queue update_run");
-  common(run_update);
-  run_update->add_option("RUN", ra.run, "Run id")->required()->check(CLI::PositiveNumber);
-  run_update->add_option("--name", ra.name, "New name");
-  fields(run_update);
-  auto* run_close = run->add_subcommand("close", "Queue close_run (irreversible)");
-  common(run_close);
-  run_close->add_option("RUN", ra.run, "Run id")->required()->check(CLI::PositiveNumber);
-  auto* run_delete = run->add_subcommand("delete", "Queue delete_run (irreversible)");
-  common(run_delete);
-  run_delete->add_option("RUN", ra.run, "Run id")->required()->check(CLI::PositiveNumber);
+  cl.run_add->add_option("--suite", ra.suite, "Test suite id")->check(CLI::PositiveNumber);
+  cl.run_add->add_option("--name", ra.name, "Run name")->required();
+  cl.run_add->add_option("--config-id", ra.config_ids, "Configuration id (repeatable)")
+      ->check(CLI::PositiveNumber);
+  fields(cl.run_add);
+  cl.run_update = run->add_subcommand("update", "Queue update_run");
+  common(cl.run_update);
+  run_id(cl.run_update);
+  cl.run_update->add_option("--name", ra.name, "New name");
+  fields(cl.run_update);
+  cl.run_close = run->add_subcommand("close", "Queue close_run (irreversible)");
+  common(cl.run_close);
+  run_id(cl.run_close);
+  cl.run_delete = run->add_subcommand("delete", "Queue delete_run (irreversible)");
+  common(cl.run_delete);
+  run_id(cl.run_delete);
+}
 
-  auto* version = app.add_subcommand("version", "Print versions");
+// Runs the subcommand that was given; returns the exit code.
+int run_command(const CommandLine& cl) {
+  const std::string& path = cl.config_path;
+  const RunArgs& ra = cl.run;
+  if (cl.serve->parsed()) return cmd_serve(path);
+  if (cl.migrate->parsed()) return cmd_migrate(path);
+  if (cl.check->parsed()) return cmd_check_config(path);
+  if (cl.status->parsed()) return cmd_status(path, cl.as_json);
+  if (cl.sync->parsed()) return cmd_sync(path, cl.full);
+  if (cl.backup->parsed()) return cmd_backup(path, cl.backup_file);
+  if (cl.run_add->parsed()) return cmd_run(path, CommandKind::kAddRun, ra, *cl.run_add);
+  if (cl.run_update->parsed()) return cmd_run(path, CommandKind::kUpdateRun, ra, *cl.run_update);
+  if (cl.run_close->parsed()) return cmd_run(path, CommandKind::kCloseRun, ra, *cl.run_close);
+  if (cl.run_delete->parsed()) return cmd_run(path, CommandKind::kDeleteRun, ra, *cl.run_delete);
+  if (cl.version->parsed()) return cmd_version();
+  return 2;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"runsync: a SQLite mirror of TestRail runs, fed by webhooks and polling"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("runsync ") + RUNSYNC_VERSION);
+  CommandLine cl;
+  add_process_commands(app, cl);
+  add_run_commands(app, cl);
+  cl.version = app.add_subcommand("version", "Print versions");
 
   try {
     app.parse(argc, argv);
@@ -521,19 +575,7 @@ int run_cli(int argc, char** argv) {
     std::cerr << "runsync: " << e.what() << " (see runsync --help)\n";
     return 2;
   }
-
-  if (serve->parsed()) return cmd_serve(config_path);
-  if (migrate->parsed()) return cmd_migrate(config_path);
-  if (check->parsed()) return cmd_check_config(config_path);
-  if (status->parsed()) return cmd_status(config_path, as_json);
-  if (sync->parsed()) return cmd_sync(config_path, full);
-  if (backup->parsed()) return cmd_backup(config_path, backup_file);
-  if (run_add->parsed()) return cmd_run(config_path, CommandKind::kAddRun, ra, *run_add);
-  if (run_update->parsed()) return cmd_run(config_path, CommandKind::kUpdateRun, ra, *run_update);
-  if (run_close->parsed()) return cmd_run(config_path, CommandKind::kCloseRun, ra, *run_close);
-  if (run_delete->parsed()) return cmd_run(config_path, CommandKind::kDeleteRun, ra, *run_delete);
-  if (version->parsed()) return cmd_version();
-  return 2;
+  return run_command(cl);
 }
 
 }  // namespace runsync
