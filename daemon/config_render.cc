@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -44,10 +45,7 @@ std::string toml_string(std::string_view text) {
   return out;
 }
 
-}  // namespace
-
-std::string render_config(const Config& config) {
-  std::ostringstream out;
+void render_header(std::ostream& out, const Config& config) {
   if (config.source_path.empty()) {
     out << "# runsync effective configuration: embedded defaults (no config file)\n";
   } else {
@@ -57,14 +55,17 @@ std::string render_config(const Config& config) {
   for (const std::string& problem : config.unread_secrets) {
     out << "# not read (only serve and sync need it): " << problem << "\n";
   }
+}
 
+void render_storage(std::ostream& out, const Config::Storage& storage) {
   out << "\n[storage]\n"
-      << "path = " << toml_string(config.storage.path) << "\n"
-      << "synchronous = " << toml_string(durability_name(config.storage.synchronous)) << "\n"
-      << "max_batch = " << config.storage.max_batch << "\n"
-      << "checkpoints = " << toml_string(checkpoint_mode_name(config.storage.checkpoints)) << "\n";
+      << "path = " << toml_string(storage.path) << "\n"
+      << "synchronous = " << toml_string(durability_name(storage.synchronous)) << "\n"
+      << "max_batch = " << storage.max_batch << "\n"
+      << "checkpoints = " << toml_string(checkpoint_mode_name(storage.checkpoints)) << "\n";
+}
 
-  const Config::Webhook& webhook = config.webhook;
+void render_webhook(std::ostream& out, const Config::Webhook& webhook) {
   out << "\n[webhook]\n"
       << "listen = " << toml_string(webhook.listen) << "\n"
       << "path = " << toml_string(webhook.path) << "\n"
@@ -77,8 +78,9 @@ std::string render_config(const Config& config) {
       << "min_rate_grace = " << toml_string(render_duration(webhook.min_rate_grace)) << "\n";
   if (!webhook.secret.empty()) out << "# secret = \"<redacted>\"\n";
   if (!webhook.signing_secret.empty()) out << "# signing_secret = \"<redacted>\"\n";
+}
 
-  const Config::TestRail& testrail = config.testrail;
+void render_testrail(std::ostream& out, const Config::TestRail& testrail) {
   out << "\n[testrail]\n"
       << "url = " << toml_string(testrail.url) << "\n"
       << "user = " << toml_string(testrail.user) << "\n"
@@ -96,8 +98,9 @@ std::string render_config(const Config& config) {
            "testrail.api_key_file, $RUNSYNC_TESTRAIL_API_KEY or the testrail-api-key "
            "credential)\n";
   }
+}
 
-  const Config::TestRailWebhook& hints = config.testrail_webhook;
+void render_testrail_webhook(std::ostream& out, const Config::TestRailWebhook& hints) {
   out << "\n[testrail_webhook]\n"
       << "path = " << toml_string(hints.path) << "\n"
       << "secret_file = " << toml_string(hints.secret_file) << "\n"
@@ -108,17 +111,9 @@ std::string render_config(const Config& config) {
       << "min_refresh_interval = " << toml_string(render_duration(hints.min_refresh_interval))
       << "\n";
   if (!hints.secret.empty()) out << "# secret = \"<redacted>\"\n";
+}
 
-  for (const ProjectConfig& project : config.projects) {
-    out << "\n[[project]]\n"
-        << "id = " << project.id << "\n"
-        << "code = " << toml_string(project.code) << "\n";
-  }
-
-  out << "\n[log]\n"
-      << "level = " << toml_string(config.log.level) << "\n";
-
-  const Config::Retention& retention = config.retention;
+void render_retention(std::ostream& out, const Config::Retention& retention) {
   auto window = [](std::chrono::milliseconds w) {
     return w.count() == 0 ? "\"0\"" : toml_string(render_duration(w));
   };
@@ -127,6 +122,25 @@ std::string render_config(const Config& config) {
       << "poll_cycles = " << window(retention.poll_cycles) << "\n"
       << "run_changes = " << window(retention.run_changes) << "\n"
       << "interval = " << toml_string(render_duration(retention.interval)) << "\n";
+}
+
+}  // namespace
+
+std::string render_config(const Config& config) {
+  std::ostringstream out;
+  render_header(out, config);
+  render_storage(out, config.storage);
+  render_webhook(out, config.webhook);
+  render_testrail(out, config.testrail);
+  render_testrail_webhook(out, config.testrail_webhook);
+  for (const ProjectConfig& project : config.projects) {
+    out << "\n[[project]]\n"
+        << "id = " << project.id << "\n"
+        << "code = " << toml_string(project.code) << "\n";
+  }
+  out << "\n[log]\n"
+      << "level = " << toml_string(config.log.level) << "\n";
+  render_retention(out, config.retention);
   return out.str();
 }
 
