@@ -12,30 +12,39 @@ std::int64_t listing_cost(const ListingSize& size) {
   return pages + 1 + std::max<std::int64_t>(0, size.active_plans);
 }
 
+namespace {
+
+// Calls `f(project_id)` for each of `ids` that the mirror (`known`) holds as
+// active, in the order of `ids`.
+template <typename Known, typename F>
+void for_each_active(const std::vector<std::int64_t>& ids, const Known& known, F f) {
+  for (std::int64_t id : ids) {
+    const auto it = known.find(id);
+    if (it != known.end() && it->second.active) f(it->second.project_id);
+  }
+}
+
+}  // namespace
+
 RefreshPlan plan_refreshes(const RefreshWaiting& waiting) {
   RefreshPlan plan;
   // What the waiting ids of each configured project would cost one by one,
   // counting only those its active listing shows.
   std::map<std::int64_t, std::int64_t> lookups_saved;
-  for (std::int64_t id : waiting.runs) {
-    const auto it = waiting.known_runs.find(id);
-    if (it != waiting.known_runs.end() && it->second.active) ++lookups_saved[it->second.project_id];
-  }
-  for (std::int64_t id : waiting.plans) {
-    const auto it = waiting.known_plans.find(id);
-    if (it != waiting.known_plans.end() && it->second.active) {
-      ++lookups_saved[it->second.project_id];
-    }
-  }
+  auto save = [&](std::int64_t project) { ++lookups_saved[project]; };
+  for_each_active(waiting.runs, waiting.known_runs, save);
+  for_each_active(waiting.plans, waiting.known_plans, save);
   std::set<std::int64_t> listed;
   auto list = [&](std::int64_t project) {
     if (waiting.listings.count(project) && listed.insert(project).second) {
       plan.listings.push_back(project);
     }
   };
-  auto worth_listing = [&](std::int64_t project) {
+  auto list_if_worth = [&](std::int64_t project) {
     const auto size = waiting.listings.find(project);
-    return size != waiting.listings.end() && lookups_saved[project] > listing_cost(size->second);
+    if (size != waiting.listings.end() && lookups_saved[project] > listing_cost(size->second)) {
+      list(project);
+    }
   };
 
   for (std::int64_t id : waiting.projects) {
@@ -49,41 +58,25 @@ RefreshPlan plan_refreshes(const RefreshWaiting& waiting) {
     for (const auto& [id, size] : waiting.listings) list(id);
   }
   // The listings cost decides, in the order of each project's oldest waiting id.
-  for (std::int64_t id : waiting.runs) {
-    const auto it = waiting.known_runs.find(id);
-    if (it != waiting.known_runs.end() && it->second.active &&
-        worth_listing(it->second.project_id)) {
-      list(it->second.project_id);
-    }
-  }
-  for (std::int64_t id : waiting.plans) {
-    const auto it = waiting.known_plans.find(id);
-    if (it != waiting.known_plans.end() && it->second.active &&
-        worth_listing(it->second.project_id)) {
-      list(it->second.project_id);
-    }
-  }
+  for_each_active(waiting.runs, waiting.known_runs, list_if_worth);
+  for_each_active(waiting.plans, waiting.known_plans, list_if_worth);
 
-  auto by = [&](std::int64_t project, bool active) -> std::optional<std::int64_t> {
-    if (active && listed.count(project)) return project;
-    return std::nullopt;
+  // A lookup names its project when that project's listing answers it.
+  auto lookups = [&](const std::vector<std::int64_t>& ids, const auto& known,
+                     std::vector<Lookup>& lookups_of_known, std::vector<Lookup>& unknown) {
+    for (std::int64_t id : ids) {
+      const auto it = known.find(id);
+      if (it == known.end()) {
+        unknown.push_back({id, std::nullopt});
+      } else if (it->second.active && listed.count(it->second.project_id)) {
+        lookups_of_known.push_back({id, it->second.project_id});
+      } else {
+        lookups_of_known.push_back({id, std::nullopt});
+      }
+    }
   };
-  for (std::int64_t id : waiting.plans) {
-    const auto it = waiting.known_plans.find(id);
-    if (it == waiting.known_plans.end()) {
-      plan.unknown_plans.push_back({id, std::nullopt});
-    } else {
-      plan.plans.push_back({id, by(it->second.project_id, it->second.active)});
-    }
-  }
-  for (std::int64_t id : waiting.runs) {
-    const auto it = waiting.known_runs.find(id);
-    if (it == waiting.known_runs.end()) {
-      plan.unknown_runs.push_back({id, std::nullopt});
-    } else {
-      plan.runs.push_back({id, by(it->second.project_id, it->second.active)});
-    }
-  }
+  lookups(waiting.plans, waiting.known_plans, plan.plans, plan.unknown_plans);
+  lookups(waiting.runs, waiting.known_runs, plan.runs, plan.unknown_runs);
   return plan;
 }
 
