@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "daemon/ingest/queue_full.h"
 #include "daemon/ingest/signature.h"  // constant_time_equals
 
 namespace runsync {
@@ -134,12 +135,8 @@ void HintEndpoint::handle(ServerRequest&& request, Respond respond) {
   };
   if (!writer_.try_submit(std::move(job), std::move(done))) {
     hints(HintResult::kBusy).inc();
-    if (auto note = warnings_.admit("503")) {
-      logger_->warn("ingest queue full ({} waiting): TestRail webhook answered 503 with "
-                    "Retry-After: 1{}",
-                    writer_.depth(), *note);
-    }
-    respond(ServerResponse::queue_full());
+    answer_queue_full(writer_, warnings_, logger_,
+                      "TestRail webhook answered 503 with Retry-After: 1", respond);
   }
 }
 

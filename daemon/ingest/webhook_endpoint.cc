@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/webhook_event.h"
+#include "daemon/ingest/queue_full.h"
 
 namespace runsync {
 namespace {
@@ -155,12 +156,8 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
   };
   if (!writer_.try_submit(std::move(job), std::move(done))) {
     events(delivery->event.event_name, "busy").inc();
-    if (auto note = warnings_.admit("503")) {
-      logger_->warn("ingest queue full ({} waiting): answered 503 with Retry-After: 1; the sender "
-                    "should retry{}",
-                    writer_.depth(), *note);
-    }
-    respond(ServerResponse::queue_full());
+    answer_queue_full(writer_, warnings_, logger_,
+                      "answered 503 with Retry-After: 1; the sender should retry", respond);
   }
 }
 
