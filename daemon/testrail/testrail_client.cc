@@ -145,6 +145,18 @@ void TestRailClient::emit(const ApiEvent& event) const {
   if (observer_) observer_(event);
 }
 
+void TestRailClient::emit_failure(const char* method, const std::string& uri,
+                                  const ApiError& error) const {
+  ApiEvent event;
+  event.kind = ApiEvent::Kind::kFailure;
+  event.method = method;
+  event.uri = uri;
+  event.attempt = error.attempts;
+  event.http_status = error.http_status;
+  event.error = error;
+  emit(event);
+}
+
 milliseconds TestRailClient::backoff(int retry_index) {
   const auto cap = std::chrono::duration_cast<milliseconds>(options_.max_backoff);
   milliseconds base = cap;
@@ -177,13 +189,7 @@ ApiError TestRailClient::bad_response(const std::string& uri, const ApiResponse&
                                       std::string message) const {
   ApiError error{ApiErrorKind::kBadResponse, response.http_status, std::move(message),
                  response.attempts};
-  ApiEvent event;
-  event.kind = ApiEvent::Kind::kFailure;
-  event.uri = uri;
-  event.attempt = response.attempts;
-  event.http_status = response.http_status;
-  event.error = error;
-  emit(event);
+  emit_failure("GET", uri, error);
   return error;
 }
 
@@ -206,14 +212,7 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
   ApiError last;
   int retries = 0;
   auto fail = [&](ApiError error) -> ApiResult<ApiResponse> {
-    ApiEvent event;
-    event.kind = ApiEvent::Kind::kFailure;
-    event.method = method;
-    event.uri = path;
-    event.attempt = error.attempts;
-    event.http_status = error.http_status;
-    event.error = error;
-    emit(event);
+    emit_failure(method, path, error);
     return error;
   };
   auto stopped_error = [&](int attempts) {

@@ -268,6 +268,8 @@ class TestRailClient {
   std::chrono::milliseconds backoff(int retry_index);
   std::chrono::milliseconds retry_after(const HttpResponse& response) const;
   void emit(const ApiEvent& event) const;
+  // The kFailure event of a call that failed for good with `error`.
+  void emit_failure(const char* method, const std::string& uri, const ApiError& error) const;
   std::int64_t wall_now() const;
   // A kBadResponse error, reported to the observer.
   ApiError bad_response(const std::string& uri, const ApiResponse& response,
