@@ -1,5 +1,5 @@
 // render_config (config.h): the effective configuration written back as
-// TOML, kept apart from the parser in config.cc.
+// TOML, kept apart from the parser in config_file.cc.
 #include "daemon/config.h"
 
 #include <chrono>
