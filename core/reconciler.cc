@@ -44,7 +44,8 @@ struct StateStep {
 StateStep step_state(std::optional<RunState> current, StateClaim claim, bool newer) {
   const int rank = current ? state_rank(*current) : -1;
   switch (claim) {
-    case StateClaim::kNone: return {};
+    case StateClaim::kNone:
+      return {};
     case StateClaim::kActive:
       if (rank < 0) return {RunState::kActive, true};
       return {std::nullopt, rank == 0};
@@ -75,22 +76,14 @@ RunState RunRecord::state() const {
   return RunState::kActive;
 }
 
-Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observation& obs,
-                           std::int64_t now) {
-  Decision d;
-  d.created = !current.has_value();
-  d.next = current ? *current : RunRecord{};
-  d.next.run_id = obs.run_id;
+namespace {
+
+// Details, counts and report: the newest observation wins, per group
+// (rule 2). Returns whether any group was accepted.
+bool apply_groups(const Observation& obs, Decision& d) {
   RunRecord& next = d.next;
-
-  std::optional<RunState> cur_state;
-  if (current && !is_null(current->get(Field::kState))) cur_state = current->state();
-  if (cur_state == RunState::kDeleted) return d;  // tombstones never change (rule 3)
-
-  bool accepted_any = false;
   const std::int64_t at = obs.observed_at;
-
-  // Details, counts and report: newest observation wins, per group (rule 2).
+  bool accepted_any = false;
   for (FieldGroup g : {FieldGroup::kDetails, FieldGroup::kCounts, FieldGroup::kReport}) {
     const bool has_delta = g == FieldGroup::kCounts && obs.cases_added.has_value();
     if (!group_present(obs, g) && !has_delta) continue;
@@ -113,51 +106,73 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
       }
     }
   }
+  return accepted_any;
+}
 
-  // State: only moves forward (rule 3), whatever the timestamps say, since a
-  // run really never goes back; between completed and aborted the newer
-  // observation wins, and a poll's is_completed never picks one (rule 8).
-  if (obs.state != StateClaim::kNone || group_present(obs, FieldGroup::kState)) {
-    const bool newer = at >= next.observed_at(FieldGroup::kState);
-    const StateStep step = step_state(cur_state, obs.state, newer);
-    const bool moved = step.target.has_value();
-    if (moved || (newer && step.consistent)) {
-      accepted_any = true;
-      if (moved) set_value(next, Field::kState, state_name(*step.target), d.changes);
-      const RunState result = step.target.value_or(cur_state.value_or(RunState::kActive));
-      if (result != RunState::kDeleted) {
-        for (Field f : {Field::kCompletedOn}) {
-          if (const auto& v = obs.get(f)) set_value(next, f, *v, d.changes);
-        }
-        set_value(next, Field::kIsCompleted,
-                  std::int64_t{state_rank(result) >= 1 ? 1 : 0}, d.changes);
-      }
-      // The state's time judges only completed against aborted, so only a
-      // claim of one of them sets it: a run.started, or a poll (whose
-      // is_completed cannot tell the two apart), must not make a run.aborted
-      // that happened before it but arrives after it stale.
-      const bool says_how_it_ended = obs.state == StateClaim::kCompleted ||
-                                     obs.state == StateClaim::kAborted ||
-                                     obs.state == StateClaim::kDeleted;
-      if (says_how_it_ended && at > next.observed_at(FieldGroup::kState)) {
-        next.observed_at(FieldGroup::kState) = at;
-      }
+// State: only moves forward (rule 3), whatever the timestamps say, since a
+// run really never goes back; between completed and aborted the newer
+// observation wins, and a poll's is_completed never picks one (rule 8).
+// Returns whether the state claim was accepted.
+bool apply_state(std::optional<RunState> cur_state, const Observation& obs, Decision& d) {
+  if (obs.state == StateClaim::kNone && !group_present(obs, FieldGroup::kState)) return false;
+  RunRecord& next = d.next;
+  const std::int64_t at = obs.observed_at;
+  const bool newer = at >= next.observed_at(FieldGroup::kState);
+  const StateStep step = step_state(cur_state, obs.state, newer);
+  const bool moved = step.target.has_value();
+  if (!moved && !(newer && step.consistent)) return false;
+  if (moved) set_value(next, Field::kState, state_name(*step.target), d.changes);
+  const RunState result = step.target.value_or(cur_state.value_or(RunState::kActive));
+  if (result != RunState::kDeleted) {
+    if (const auto& v = obs.get(Field::kCompletedOn)) {
+      set_value(next, Field::kCompletedOn, *v, d.changes);
     }
+    set_value(next, Field::kIsCompleted, std::int64_t{state_rank(result) >= 1 ? 1 : 0}, d.changes);
   }
-
-  // A new row needs a state and is_completed whatever the event said: a
-  // run.deleted for a run never seen is a tombstone, not known to have
-  // ended (rule 5).
-  if (d.created) {
-    if (is_null(next.get(Field::kState))) {
-      set_value(next, Field::kState, state_name(RunState::kActive), d.changes);
-    }
-    if (is_null(next.get(Field::kIsCompleted))) {
-      set_value(next, Field::kIsCompleted, std::int64_t{0}, d.changes);
-    }
+  // The state's time judges only completed against aborted, so only a
+  // claim of one of them sets it: a run.started, or a poll (whose
+  // is_completed cannot tell the two apart), must not make a run.aborted
+  // that happened before it but arrives after it stale.
+  const bool says_how_it_ended = obs.state == StateClaim::kCompleted ||
+                                 obs.state == StateClaim::kAborted ||
+                                 obs.state == StateClaim::kDeleted;
+  if (says_how_it_ended && at > next.observed_at(FieldGroup::kState)) {
+    next.observed_at(FieldGroup::kState) = at;
   }
+  return true;
+}
 
-  if (!accepted_any) return d;
+// A new row needs a state and is_completed whatever the event said: a
+// run.deleted for a run never seen is a tombstone, not known to have ended
+// (rule 5).
+void complete_new_row(Decision& d) {
+  if (is_null(d.next.get(Field::kState))) {
+    set_value(d.next, Field::kState, state_name(RunState::kActive), d.changes);
+  }
+  if (is_null(d.next.get(Field::kIsCompleted))) {
+    set_value(d.next, Field::kIsCompleted, std::int64_t{0}, d.changes);
+  }
+}
+
+}  // namespace
+
+Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observation& obs,
+                           std::int64_t now) {
+  Decision d;
+  d.created = !current.has_value();
+  d.next = current ? *current : RunRecord{};
+  d.next.run_id = obs.run_id;
+  RunRecord& next = d.next;
+
+  std::optional<RunState> cur_state;
+  if (current && !is_null(current->get(Field::kState))) cur_state = current->state();
+  if (cur_state == RunState::kDeleted) return d;  // tombstones never change (rule 3)
+
+  const bool groups_accepted = apply_groups(obs, d);
+  const bool state_accepted = apply_state(cur_state, obs, d);
+  if (d.created) complete_new_row(d);
+  if (!groups_accepted && !state_accepted) return d;
+
   for (Field f : {Field::kProjectId, Field::kProjectCode}) {
     const auto& v = obs.get(f);
     if (v && !is_null(*v) && is_null(next.get(f))) set_value(next, f, *v, d.changes);
@@ -165,6 +180,7 @@ Decision Reconciler::apply(const std::optional<RunRecord>& current, const Observ
   d.outcome = Decision::Outcome::kApplied;
   d.write = !d.changes.empty() || (obs.source != Source::kPoll);
   if (!d.write) return d;
+  const std::int64_t at = obs.observed_at;
   if (obs.source == Source::kWebhook && at > next.last_event_at) next.last_event_at = at;
   if (obs.source == Source::kPoll && at > next.last_polled_at) next.last_polled_at = at;
   next.updated_at = now;
