@@ -16,30 +16,29 @@
 // See bench/README.md.
 
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "support/fake_testrail.h"
-#include "support/hostile_load.h"
-#include "support/process.h"
-#include "support/temp_dir.h"
+#include "bench/support/args.h"
+#include "bench/support/machine.h"
+#include "bench/support/serve.h"
+#include "bench/support/stats.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using runsync::bench::percentile;
+using runsync::bench::unix_now;
 using runsync::test::FakeTestRail;
 using runsync::testing::ChildProcess;
 using runsync::testing::TestHttpClient;
@@ -54,43 +53,31 @@ struct Options {
   std::string baseline;
 };
 
+constexpr const char* kUsage =
+    "[--rates 2,10] [--seconds 60] [--runs 2000] [--budget 180] [--drop 0.1]\n"
+    "          [--baseline PATH]\n";
+
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const std::string value = argv[i + 1];
-    if (flag == "--rates") {
-      o.rates.clear();
-      std::stringstream in(value);
-      for (std::string r; std::getline(in, r, ',');) o.rates.push_back(std::atoi(r.c_str()));
-    } else if (flag == "--seconds") {
-      o.seconds = std::atoi(value.c_str());
-    } else if (flag == "--runs") {
-      o.runs = std::atoi(value.c_str());
-    } else if (flag == "--budget") {
-      o.budget = std::atoi(value.c_str());
-    } else if (flag == "--drop") {
-      o.drop = std::atof(value.c_str());
-    } else if (flag == "--baseline") {
-      o.baseline = value;
+  runsync::bench::Args args(argc, argv, kUsage);
+  while (args.next()) {
+    if (args.is("--rates")) {
+      o.rates = args.list(1, 100000);
+    } else if (args.is("--seconds")) {
+      o.seconds = args.integer(1, 1000000);
+    } else if (args.is("--runs")) {
+      o.runs = args.integer(1, 10000000);
+    } else if (args.is("--budget")) {
+      o.budget = args.integer(1, 1000000);
+    } else if (args.is("--drop")) {
+      o.drop = args.number(0);
+    } else if (args.is("--baseline")) {
+      o.baseline = args.text();
     } else {
-      std::fprintf(stderr, "unknown option %s\n", flag.c_str());
-      std::exit(2);
+      args.unknown();
     }
   }
   return o;
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 struct Change {
@@ -114,28 +101,14 @@ Result measure(const std::string& binary, int rate, const Options& opt) {
   Result result{binary, rate, {}, 0, true};
   FakeTestRail fake;
   fake.set_now(unix_now());  // the daemon's wall clock: polls are scheduled by it
-  fake.add_project(1);
-  std::vector<std::int64_t> runs;
-  for (int i = 0; i < opt.runs; ++i) {
-    runs.push_back(fake.add_run({{"project_id", 1},
-                                 {"name", "Run " + std::to_string(i)},
-                                 {"passed_count", 0}})["id"]
-                       .get<std::int64_t>());
-  }
+  const std::vector<std::int64_t> runs =
+      runsync::bench::add_runs(fake, opt.runs, {{"passed_count", 0}});
   runsync::testing::TempDir dir;
   const std::string db = dir.file("mirror.db");
-  const std::string config = dir.write(
-      "runsync.toml",
-      "[storage]\npath = \"" + db +
-          "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n[testrail]\nurl = \"" + fake.base_url() +
-          "\"\nuser = \"ci@example.com\"\napi_key_file = \"" + dir.write("key", "fake-api-key\n") +
-          "\"\npoll_interval = \"30s\"\nmax_requests_per_minute = " + std::to_string(opt.budget) +
-          "\n[testrail_webhook]\nsecret_file = \"" + dir.write("secret", "s3cret\n") +
-          "\"\n[[project]]\nid = 1\ncode = \"P\"\n");
+  const std::string config = runsync::bench::hinted_serve_config(dir, db, fake, opt.budget);
   ChildProcess daemon({binary, "serve", "--config", config}, dir.file("serve.log"));
-  const unsigned short port = runsync::testing::wait_for_listen_port(daemon);
+  const unsigned short port = runsync::bench::listen_port(daemon);
   if (port == 0) {
-    std::fprintf(stderr, "daemon did not start:\n%s\n", daemon.log().c_str());
     result.ok = false;
     return result;
   }
@@ -202,12 +175,7 @@ Result measure(const std::string& binary, int rate, const Options& opt) {
         std::lock_guard lock(mu);
         changes.push_back(c);
       }
-      if (c.hinted) {
-        auto r =
-            client.post("/testrail/webhook", "{\"run_id\":" + std::to_string(c.run) + "}",
-                        {{"Content-Type", "application/json"}, {"X-Runsync-Secret", "s3cret"}});
-        if (r.status != 202) ++not_accepted;
-      }
+      if (c.hinted && runsync::bench::post_hint(client, c.run) != 202) ++not_accepted;
       next += std::chrono::duration_cast<Clock::duration>(interval);
       std::this_thread::sleep_until(next);
     }
@@ -227,16 +195,7 @@ Result measure(const std::string& binary, int rate, const Options& opt) {
   watching = false;
   watcher.join();
   // The hints' work is done only when no refresh is pending any more.
-  wait_until(
-      [&] {
-        try {
-          SQLite::Database read(db, SQLite::OPEN_READONLY);
-          return read.execAndGet("SELECT count(*) FROM pending_refreshes").getInt64() == 0;
-        } catch (const std::exception&) {
-          return false;
-        }
-      },
-      std::chrono::seconds(300));
+  wait_until([&] { return runsync::bench::pending_refreshes(db) == 0; }, std::chrono::seconds(300));
   const auto drained = Clock::now();
   // Requests from the first change until the last was shown and nothing
   // was pending any more.
@@ -252,8 +211,7 @@ Result measure(const std::string& binary, int rate, const Options& opt) {
   }
   if (not_accepted > 0) result.ok = false;
   if (std::getenv("FRESHNESS_LOG")) std::fprintf(stderr, "%s\n", daemon.log().c_str());
-  daemon.signal(SIGTERM);
-  daemon.wait(std::chrono::seconds(10));
+  runsync::bench::stop(daemon, std::chrono::seconds(10));
   return result;
 }
 
@@ -267,13 +225,11 @@ void print(const Result& r) {
     }
     (c.hinted ? hinted : unhinted).push_back(c.seconds);
   }
-  auto max = [](const std::vector<double>& v) {
-    return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end());
-  };
   std::printf(
       "| %s | %d | %zu | %.2f s | %.2f s | %.2f s | %.1f s | %.1f s | %.1f s | %.2f | %zu |\n",
       r.binary.c_str(), r.rate, r.changes.size(), percentile(hinted, 0.5), percentile(hinted, 0.99),
-      max(hinted), percentile(unhinted, 0.5), percentile(unhinted, 0.99), max(unhinted),
+      runsync::bench::max_of(hinted), percentile(unhinted, 0.5), percentile(unhinted, 0.99),
+      runsync::bench::max_of(unhinted),
       r.changes.empty() ? 0.0
                         : static_cast<double>(r.requests) / static_cast<double>(r.changes.size()),
       unseen);
@@ -284,13 +240,11 @@ void print(const Result& r) {
 
 int main(int argc, char** argv) {
   const Options opt = parse(argc, argv);
-  utsname host{};
-  uname(&host);
+  const runsync::bench::Machine host = runsync::bench::machine();
   std::printf(
       "runsync_freshness_bench: %d active runs, max_requests_per_minute %d, poll_interval "
       "30s, %.0f%% of hints dropped, %d s per rate; host %s, %u cpus\n",
-      opt.runs, opt.budget, opt.drop * 100, opt.seconds, host.nodename,
-      std::thread::hardware_concurrency());
+      opt.runs, opt.budget, opt.drop * 100, opt.seconds, host.host.c_str(), host.cpus);
   std::vector<std::string> binaries;
   if (!opt.baseline.empty()) binaries.push_back(opt.baseline);
   binaries.push_back(RUNSYNC_BINARY);

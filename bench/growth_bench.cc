@@ -43,11 +43,12 @@
 #include <thread>
 #include <vector>
 
-#include "event_stream.h"
-#include "fsync_probe.h"
-#include "support/fake_testrail.h"
-#include "support/process.h"
-#include "support/temp_dir.h"
+#include "bench/support/args.h"
+#include "bench/support/event_stream.h"
+#include "bench/support/fsync_probe.h"
+#include "bench/support/machine.h"
+#include "bench/support/serve.h"
+#include "bench/support/stats.h"
 
 #ifndef RUNSYNC_BINARY
 #define RUNSYNC_BINARY "runsync"
@@ -58,6 +59,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using runsync::bench::EventStream;
+using runsync::bench::metric_value;
+using runsync::bench::percentile_of_sorted;
 
 struct Options {
   std::int64_t history = 2'000'000;  // journal rows
@@ -72,68 +75,52 @@ struct Options {
   std::string binary = RUNSYNC_BINARY;
 };
 
-[[noreturn]] void usage(const char* argv0, const std::string& error) {
-  if (!error.empty()) std::fprintf(stderr, "error: %s\n\n", error.c_str());
-  std::fprintf(stderr,
-               "usage: %s [options]\n"
-               "  --history N       journal rows bulk-loaded (default 2000000); plus N/2\n"
-               "                    change-log rows and N/6 runs\n"
-               "  --connections N   closed-loop keep-alive connections (default 32)\n"
-               "  --seconds S       measured seconds per row (default 8)\n"
-               "  --warmup S        warm-up seconds before measuring (default 2)\n"
-               "  --poll-runs N     runs in the fake TestRail's full poll (default 100000)\n"
-               "  --rounds N        ingest rows on every database N times, interleaved\n"
-               "                    (default 1); later rounds write on top of earlier ones\n"
-               "  --dir DIR         where the databases go (default $TMPDIR or /tmp)\n"
-               "  --binary PATH     runsync binary (default the built one)\n"
-               "  --keep            keep the databases\n"
-               "  --quick           200000 history rows, 3 s rows, 20000 polled runs\n",
-               argv0);
-  std::exit(error.empty() ? 0 : 2);
-}
+constexpr const char* kUsage =
+    "[options]\n"
+    "  --history N       journal rows bulk-loaded (default 2000000); plus N/2\n"
+    "                    change-log rows and N/6 runs\n"
+    "  --connections N   closed-loop keep-alive connections (default 32)\n"
+    "  --seconds S       measured seconds per row (default 8)\n"
+    "  --warmup S        warm-up seconds before measuring (default 2)\n"
+    "  --poll-runs N     runs in the fake TestRail's full poll (default 100000)\n"
+    "  --rounds N        ingest rows on every database N times, interleaved\n"
+    "                    (default 1); later rounds write on top of earlier ones\n"
+    "  --dir DIR         where the databases go (default $TMPDIR or /tmp)\n"
+    "  --binary PATH     runsync binary (default the built one)\n"
+    "  --keep            keep the databases\n"
+    "  --quick           200000 history rows, 3 s rows, 20000 polled runs\n";
 
 Options parse_options(int argc, char** argv) {
   Options o;
   bool history_set = false, seconds_set = false, warmup_set = false, poll_set = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> double {
-      if (i + 1 >= argc) usage(argv[0], a + " needs a value");
-      char* end = nullptr;
-      const double v = std::strtod(argv[++i], &end);
-      if (*end != '\0' || !(v >= 0)) usage(argv[0], "bad value for " + a);
-      return v;
-    };
-    if (a == "-h" || a == "--help") {
-      usage(argv[0], "");
-    } else if (a == "--history") {
-      o.history = static_cast<std::int64_t>(value());
+  runsync::bench::Args args(argc, argv, kUsage);
+  while (args.next()) {
+    if (args.is("--history")) {
+      o.history = static_cast<std::int64_t>(args.number(0));
       history_set = true;
-    } else if (a == "--connections") {
-      o.connections = std::max(1, static_cast<int>(value()));
-    } else if (a == "--seconds") {
-      o.seconds = std::max(0.5, value());
+    } else if (args.is("--connections")) {
+      o.connections = std::max(1, static_cast<int>(args.number(0)));
+    } else if (args.is("--seconds")) {
+      o.seconds = std::max(0.5, args.number(0));
       seconds_set = true;
-    } else if (a == "--warmup") {
-      o.warmup = value();
+    } else if (args.is("--warmup")) {
+      o.warmup = args.number(0);
       warmup_set = true;
-    } else if (a == "--poll-runs") {
-      o.poll_runs = static_cast<int>(value());
+    } else if (args.is("--poll-runs")) {
+      o.poll_runs = static_cast<int>(args.number(0));
       poll_set = true;
-    } else if (a == "--rounds") {
-      o.rounds = std::max(1, static_cast<int>(value()));
-    } else if (a == "--dir") {
-      if (i + 1 >= argc) usage(argv[0], a + " needs a value");
-      o.dir = argv[++i];
-    } else if (a == "--binary") {
-      if (i + 1 >= argc) usage(argv[0], a + " needs a value");
-      o.binary = argv[++i];
-    } else if (a == "--keep") {
+    } else if (args.is("--rounds")) {
+      o.rounds = std::max(1, static_cast<int>(args.number(0)));
+    } else if (args.is("--dir")) {
+      o.dir = args.text();
+    } else if (args.is("--binary")) {
+      o.binary = args.text();
+    } else if (args.is("--keep")) {
       o.keep = true;
-    } else if (a == "--quick") {
+    } else if (args.is("--quick")) {
       o.quick = true;
     } else {
-      usage(argv[0], "unknown option " + a);
+      args.unknown();
     }
   }
   if (o.quick) {
@@ -142,34 +129,12 @@ Options parse_options(int argc, char** argv) {
     if (!warmup_set) o.warmup = 1;
     if (!poll_set) o.poll_runs = 20'000;
   }
-  if (o.dir.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    o.dir = tmp && *tmp ? tmp : "/tmp";
-  }
+  if (o.dir.empty()) o.dir = runsync::bench::default_temp_dir();
   return o;
 }
 
 double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::uint64_t splitmix(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-// "sha256:" and 64 random hex digits, as the daemon's key for a delivery
-// without a webhook-id.
-std::string random_key(std::uint64_t& state) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string key = "sha256:";
-  for (int i = 0; i < 4; ++i) {
-    std::uint64_t v = splitmix(state);
-    for (int j = 0; j < 16; ++j, v >>= 4) key += kHex[v & 15];
-  }
-  return key;
 }
 
 void check(int rc, sqlite3* db, const char* what) {
@@ -219,14 +184,13 @@ void bulk_load(const std::string& path, std::int64_t history, std::int64_t now, 
   const std::int64_t start = now - kWindow;
   EventStream bodies(10000, 6, start);
   std::string body;
-  std::uint64_t seed = 0x5eed;
   const auto t0 = Clock::now();
   check(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), db, "begin");
   for (std::int64_t k = 0; k < history; ++k) {
     const std::int64_t at = start + k * kWindow / std::max<std::int64_t>(1, history);
     const std::int64_t run_id = 1'000'000'000 + k / 6;
     bodies.next(body);
-    const std::string key = random_key(seed);
+    const std::string key = runsync::bench::delivery_key(static_cast<std::uint64_t>(k));
     const char* name = k % 6 == 0 ? "run.started" : k % 6 == 5 ? "run.completed" : "run.updated";
     sqlite3_bind_int64(event, 1, at);
     sqlite3_bind_text(event, 2, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
@@ -296,13 +260,6 @@ DbFacts facts(const std::string& path) {
   return f;
 }
 
-// The value of the first sample of `name` in a /metrics page (0 when absent).
-double metric(const std::string& page, const std::string& name) {
-  const std::string prefix = "\n" + name + " ";
-  const auto at = page.find(prefix);
-  return at == std::string::npos ? 0.0 : std::atof(page.c_str() + at + prefix.size());
-}
-
 struct IngestResult {
   bool ok = false;
   double prune_seconds = -1;  // from the daemon's start until no row was past the window
@@ -313,12 +270,6 @@ struct IngestResult {
   double fsync_before = -1, fsync_after = -1;  // ms (p50) of a 4 KiB append + fdatasync
   std::uint64_t non_200 = 0;
 };
-
-double percentile(const std::vector<std::uint32_t>& sorted_us, double q) {
-  if (sorted_us.empty()) return 0;
-  const auto i = static_cast<std::size_t>(q * static_cast<double>(sorted_us.size() - 1));
-  return sorted_us[i] / 1000.0;
-}
 
 // Starts `runsync serve` on `db`, sends unique events from `connections`
 // keep-alive connections for warm-up + measured seconds, stops it.
@@ -396,25 +347,24 @@ IngestResult ingest(const Options& opt, const fs::path& dir, const std::string& 
   out.fsync_after = runsync::bench::probe_fsync(dir, 50, 0.3).first;
   stop = true;
   for (auto& t : threads) t.join();
-  daemon.signal(SIGTERM);
-  const auto status = daemon.wait(std::chrono::seconds(15));
+  const bool stopped = runsync::bench::stop(daemon, std::chrono::seconds(15));
   std::vector<std::uint32_t> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
   out.events_per_s = static_cast<double>(all.size()) / window;
-  out.p50 = percentile(all, 0.50);
-  out.p99 = percentile(all, 0.99);
+  out.p50 = percentile_of_sorted(all, 0.50) / 1000.0;
+  out.p99 = percentile_of_sorted(all, 0.99) / 1000.0;
   out.max = all.empty() ? 0 : all.back() / 1000.0;
-  const double commits =
-      metric(after, "runsync_db_commits_total") - metric(before, "runsync_db_commits_total");
-  const double jobs = metric(after, "runsync_db_committed_jobs_total") -
-                      metric(before, "runsync_db_committed_jobs_total");
-  const double commit_s = metric(after, "runsync_db_commit_seconds_sum") -
-                          metric(before, "runsync_db_commit_seconds_sum");
+  const double commits = metric_value(after, "runsync_db_commits_total") -
+                         metric_value(before, "runsync_db_commits_total");
+  const double jobs = metric_value(after, "runsync_db_committed_jobs_total") -
+                      metric_value(before, "runsync_db_committed_jobs_total");
+  const double commit_s = metric_value(after, "runsync_db_commit_seconds_sum") -
+                          metric_value(before, "runsync_db_commit_seconds_sum");
   out.commit_ms = commits > 0 ? commit_s / commits * 1000 : 0;
   out.batch = commits > 0 ? jobs / commits : 0;
   out.non_200 = non_200;
-  if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+  if (!stopped) {
     out.problem = "the daemon did not exit 0 within 15 s of SIGTERM";
   } else if (out.non_200 > 0) {
     out.problem = std::to_string(out.non_200) + " answers other than 200";
@@ -436,14 +386,11 @@ PollResult full_poll(const Options& opt, const fs::path& dir, const std::string&
                      runsync::test::FakeTestRail& fake) {
   PollResult out;
   const std::string config = (dir / "sync.toml").string();
-  std::ofstream(config) << "[storage]\npath = \"" << db << "\"\n[testrail]\nurl = \""
-                        << fake.base_url()
-                        << "\"\nuser = \"ci@example.com\"\nmax_requests_per_minute = 100000\n"
-                           "[[project]]\nid = 1\ncode = \"ID\"\n[log]\nlevel = \"warn\"\n";
+  std::ofstream(config) << runsync::bench::full_sync_config(db, fake.base_url());
   fake.clear_requests();
   const auto t0 = Clock::now();
   const auto r = runsync::testing::run_command({opt.binary, "sync", "--full", "--config", config},
-                                               {"RUNSYNC_TESTRAIL_API_KEY=fake-api-key"});
+                                               {runsync::bench::kSyncEnv});
   out.seconds = since(t0);
   out.requests = fake.request_count();
   out.ok = r.exit_code == 0;
@@ -456,29 +403,15 @@ PollResult full_poll(const Options& opt, const fs::path& dir, const std::string&
   return out;
 }
 
-std::string now_utc() {
-  char buf[64];
-  const std::time_t t = std::time(nullptr);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
-  return buf;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const Options opt = parse_options(argc, argv);
   std::signal(SIGPIPE, SIG_IGN);
-  if (::access(opt.binary.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "error: runsync binary %s is not executable (use --binary)\n",
-                 opt.binary.c_str());
-    return 2;
-  }
-  std::string tmpl = (fs::path(opt.dir) / "runsync-growth-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    std::fprintf(stderr, "error: cannot create a directory in %s\n", opt.dir.c_str());
-    return 2;
-  }
-  const fs::path root = tmpl;
+  if (!runsync::bench::binary_is_executable(opt.binary)) return 2;
+  const std::string made = runsync::bench::make_temp_dir(opt.dir, "runsync-growth-");
+  if (made.empty()) return 2;
+  const fs::path root = made;
   const fs::path empty_dir = root / "empty", history_dir = root / "history";
   fs::create_directories(empty_dir);
   fs::create_directories(history_dir);
@@ -490,11 +423,10 @@ int main(int argc, char** argv) {
   fs::create_directories(aged_dir);
   const std::string aged_db = (aged_dir / "runsync.db").string();
 
-  double load[3] = {0, 0, 0};
-  ::getloadavg(load, 3);
+  const runsync::bench::Machine host = runsync::bench::machine();
   std::printf("runsync growth benchmark\n");
-  std::printf("  date        %s; %u CPUs, load avg %.2f before the run\n", now_utc().c_str(),
-              std::thread::hardware_concurrency(), load[0]);
+  std::printf("  date        %s; %u CPUs, load avg %.2f before the run\n",
+              runsync::bench::utc_now_text().c_str(), host.cpus, host.load[0]);
   std::printf("  binary      %s\n", opt.binary.c_str());
   std::printf("  databases   %s: empty; history, bulk-loaded with sqlite3: %" PRId64
               " journal rows with random 64-hex delivery keys over the last 29 days, %" PRId64
@@ -508,9 +440,7 @@ int main(int argc, char** argv) {
       "  poll        `runsync sync --full` of %d runs (250 per page) from the fake "
       "TestRail server in this process\n",
       opt.poll_runs);
-  std::printf("  command     ");
-  for (int i = 0; i < argc; ++i) std::printf("%s%s", i ? " " : "", argv[i]);
-  std::printf("\n\n");
+  std::printf("  command     %s\n\n", runsync::bench::command_line(argc, argv).c_str());
   std::fflush(stdout);
 
   for (const fs::path& dir : {empty_dir, history_dir, aged_dir}) {

@@ -20,30 +20,29 @@
 // See bench/README.md.
 
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <atomic>
-#include <csignal>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "support/fake_testrail.h"
+#include "bench/support/args.h"
+#include "bench/support/machine.h"
+#include "bench/support/serve.h"
+#include "bench/support/stats.h"
 #include "support/hostile_load.h"
-#include "support/process.h"
-#include "support/temp_dir.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using runsync::bench::percentile;
 using runsync::test::FakeTestRail;
 using runsync::testing::ChildProcess;
 using runsync::testing::TestHttpClient;
@@ -57,33 +56,28 @@ struct Options {
   std::string window = "2s";
 };
 
+constexpr const char* kUsage =
+    "[--rate 1000] [--seconds 60] [--runs 100] [--budget 120] [--window 2s]\n";
+
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const char* value = argv[i + 1];
-    if (flag == "--rate") {
-      o.rate = std::atoi(value);
-    } else if (flag == "--seconds") {
-      o.seconds = std::atoi(value);
-    } else if (flag == "--runs") {
-      o.runs = std::atoi(value);
-    } else if (flag == "--budget") {
-      o.budget = std::atoi(value);
-    } else if (flag == "--window") {
-      o.window = value;
+  runsync::bench::Args args(argc, argv, kUsage);
+  while (args.next()) {
+    if (args.is("--rate")) {
+      o.rate = args.integer(1, 1000000);
+    } else if (args.is("--seconds")) {
+      o.seconds = args.integer(1, 1000000);
+    } else if (args.is("--runs")) {
+      o.runs = args.integer(1, 10000000);
+    } else if (args.is("--budget")) {
+      o.budget = args.integer(1, 1000000);
+    } else if (args.is("--window")) {
+      o.window = args.text();
     } else {
-      std::fprintf(stderr, "unknown option %s\n", flag.c_str());
-      std::exit(2);
+      args.unknown();
     }
   }
   return o;
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
 struct Sample {
@@ -99,12 +93,7 @@ class Sampler {
       while (!stop_) {
         Sample s;
         s.rss_kb = runsync::testing::proc_status_kb(pid_, "VmRSS");
-        try {
-          SQLite::Database read(db_, SQLite::OPEN_READONLY);
-          s.pending = read.execAndGet("SELECT count(*) FROM pending_refreshes").getInt64();
-        } catch (const std::exception&) {
-          s.pending = -1;
-        }
+        s.pending = runsync::bench::pending_refreshes(db_);
         {
           std::lock_guard lock(mu_);
           samples_.push_back(s);
@@ -171,36 +160,22 @@ void report_requests(const char* phase, const FakeTestRail& fake, Clock::time_po
 
 int main(int argc, char** argv) {
   const Options opt = parse(argc, argv);
-  utsname host{};
-  uname(&host);
-  std::printf("runsync_hint_flood_bench: %d hints/s over %d runs for %d s, "
-              "max_requests_per_minute %d, min_refresh_interval %s; host %s, %u cpus\n",
-              opt.rate, opt.runs, opt.seconds, opt.budget, opt.window.c_str(), host.nodename,
-              std::thread::hardware_concurrency());
+  const runsync::bench::Machine host = runsync::bench::machine();
+  std::printf(
+      "runsync_hint_flood_bench: %d hints/s over %d runs for %d s, "
+      "max_requests_per_minute %d, min_refresh_interval %s; host %s, %u cpus\n",
+      opt.rate, opt.runs, opt.seconds, opt.budget, opt.window.c_str(), host.host.c_str(),
+      host.cpus);
 
   FakeTestRail fake;
-  fake.add_project(1);
-  std::vector<std::int64_t> runs;
-  for (int i = 0; i < opt.runs; ++i) {
-    runs.push_back(fake.add_run({{"project_id", 1}, {"name", "Run " + std::to_string(i)}})["id"]
-                       .get<std::int64_t>());
-  }
+  const std::vector<std::int64_t> runs = runsync::bench::add_runs(fake, opt.runs);
   runsync::testing::TempDir dir;
   const std::string db = dir.file("mirror.db");
-  const std::string config = dir.write(
-      "runsync.toml",
-      "[storage]\npath = \"" + db + "\"\n[webhook]\nlisten = \"127.0.0.1:0\"\n[testrail]\nurl = \"" +
-          fake.base_url() + "\"\nuser = \"ci@example.com\"\napi_key_file = \"" +
-          dir.write("key", "fake-api-key\n") +
-          "\"\npoll_interval = \"30s\"\nmax_requests_per_minute = " + std::to_string(opt.budget) +
-          "\n[testrail_webhook]\nsecret_file = \"" + dir.write("secret", "s3cret\n") +
-          "\"\nmin_refresh_interval = \"" + opt.window + "\"\n[[project]]\nid = 1\ncode = \"P\"\n");
+  const std::string config = runsync::bench::hinted_serve_config(
+      dir, db, fake, opt.budget, "min_refresh_interval = \"" + opt.window + "\"\n");
   ChildProcess daemon({RUNSYNC_BINARY, "serve", "--config", config}, dir.file("serve.log"));
-  const unsigned short port = runsync::testing::wait_for_listen_port(daemon);
-  if (port == 0) {
-    std::fprintf(stderr, "daemon did not start:\n%s\n", daemon.log().c_str());
-    return 1;
-  }
+  const unsigned short port = runsync::bench::listen_port(daemon);
+  if (port == 0) return 1;
   auto mirrored = [&](std::int64_t run, const std::string& column) -> std::string {
     try {
       SQLite::Database read(db, SQLite::OPEN_READONLY);
@@ -257,11 +232,10 @@ int main(int argc, char** argv) {
       while (Clock::now() < end) {
         const std::int64_t run = runs[rng() % runs.size()];
         const auto start = Clock::now();
-        auto r = client.post("/testrail/webhook", "{\"run_id\":" + std::to_string(run) + "}",
-                             {{"Content-Type", "application/json"}, {"X-Runsync-Secret", "s3cret"}});
+        const int status = runsync::bench::post_hint(client, run);
         mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
         ++sent;
-        if (r.status != 202) ++not_accepted;
+        if (status != 202) ++not_accepted;
         next += std::chrono::duration_cast<Clock::duration>(interval);
         std::this_thread::sleep_until(next);
       }
@@ -289,12 +263,7 @@ int main(int argc, char** argv) {
             return false;
           }
         }
-        try {
-          SQLite::Database read(db, SQLite::OPEN_READONLY);
-          return read.execAndGet("SELECT count(*) FROM pending_refreshes").getInt64() == 0;
-        } catch (const std::exception&) {
-          return false;
-        }
+        return runsync::bench::pending_refreshes(db) == 0;
       },
       std::chrono::seconds(600));
   const auto drained = Clock::now();
@@ -318,9 +287,7 @@ int main(int argc, char** argv) {
     fake.set_now(fake.now() + 1);
     fake.update_run(run, {{"passed_count", v}});
     const auto start = Clock::now();
-    auto r = client.post("/testrail/webhook", "{\"run_id\":" + std::to_string(run) + "}",
-                         {{"Content-Type", "application/json"}, {"X-Runsync-Secret", "s3cret"}});
-    if (r.status != 202 ||
+    if (runsync::bench::post_hint(client, run) != 202 ||
         !wait_until([&] { return mirrored(run, "passed_count") == std::to_string(v); },
                     std::chrono::seconds(10))) {
       followed = false;
@@ -329,8 +296,7 @@ int main(int argc, char** argv) {
     latency_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
   std::printf("spare  hint to mirror over %zu runs: p50 %.1f ms, max %.1f ms\n", latency_ms.size(),
-              percentile(latency_ms, 0.5), latency_ms.empty() ? 0.0 : *std::max_element(latency_ms.begin(), latency_ms.end()));
-  daemon.signal(SIGTERM);
-  daemon.wait(std::chrono::seconds(10));
+              percentile(latency_ms, 0.5), runsync::bench::max_of(latency_ms));
+  runsync::bench::stop(daemon, std::chrono::seconds(10));
   return caught_up && followed && not_accepted == 0 ? 0 : 1;
 }

@@ -37,7 +37,6 @@
 #include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,9 +67,13 @@
 #include <thread>
 #include <vector>
 
-#include "cpu_time.h"
-#include "event_stream.h"
-#include "fsync_probe.h"
+#include "bench/support/args.h"
+#include "bench/support/cpu_time.h"
+#include "bench/support/event_stream.h"
+#include "bench/support/fsync_probe.h"
+#include "bench/support/machine.h"
+#include "bench/support/stats.h"
+#include "support/hostile_load.h"
 #include "support/process.h"
 
 #ifndef RUNSYNC_BINARY
@@ -96,6 +99,8 @@ using Clock = std::chrono::steady_clock;
 using runsync::bench::EventStream;
 using runsync::bench::machine_cpu;
 using runsync::bench::MachineCpu;
+using runsync::bench::metric_value;
+using runsync::bench::percentile_of_sorted;
 using runsync::bench::process_cpu_seconds;
 using runsync::bench::steal_percent;
 
@@ -118,107 +123,72 @@ struct Options {
   std::string litestream = LITESTREAM_BINARY;  // empty: no replicated rows
 };
 
-[[noreturn]] void usage(const char* argv0, const std::string& error) {
-  if (!error.empty()) std::fprintf(stderr, "error: %s\n\n", error.c_str());
-  std::fprintf(
-      stderr,
-      "usage: %s [options]\n"
-      "  --connections LIST          group-commit runs, e.g. 32,1 (default 32,1)\n"
-      "  --baseline-connections LIST naive (max_batch = 1) runs (default 32)\n"
-      "  --seconds S                 measured seconds per run (default 10)\n"
-      "  --warmup S                  warm-up seconds before measuring (default 2)\n"
-      "  --runs N                    distinct run ids in flight (default 10000)\n"
-      "  --events-per-run N          events per run: started, updated..., "
-      "report_changed, completed/aborted (default 6)\n"
-      "  --no-normal                 skip the synchronous = normal naive baseline\n"
-      "  --tmpfs-dir DIR             also run group commit at the first connection count\n"
-      "                              with the database on this tmpfs, where a flush\n"
-      "                              costs nothing: the daemon's CPU ceiling\n"
-      "                              (default /dev/shm)\n"
-      "  --no-tmpfs                  skip that row\n"
-      "  --queue-capacity N          webhook.queue_capacity (default: daemon's)\n"
-      "  --dir DIR                   where the temporary databases go "
-      "(default $TMPDIR or /tmp)\n"
-      "  --binary PATH               runsync binary (default the built one)\n"
-      "  --keep                      keep the temporary directories\n"
-      "  --litestream PATH           litestream binary for the replicated rows\n"
-      "  --no-litestream             skip the replicated rows\n"
-      "  --quick                     ~10 s smoke run (2 s per row, no normal or tmpfs row)\n",
-      argv0);
-  std::exit(error.empty() ? 0 : 2);
-}
-
-std::vector<int> parse_list(const char* argv0, const std::string& text) {
-  std::vector<int> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    char* end = nullptr;
-    long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 1 || v > 10000) {
-      usage(argv0, "bad connection count '" + item + "'");
-    }
-    out.push_back(static_cast<int>(v));
-  }
-  return out;
-}
-
-double parse_number(const char* argv0, const std::string& name, const std::string& text,
-                    double min) {
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !(v >= min)) usage(argv0, "bad value for " + name);
-  return v;
-}
+constexpr const char* kUsage =
+    "[options]\n"
+    "  --connections LIST          group-commit runs, e.g. 32,1 (default 32,1)\n"
+    "  --baseline-connections LIST naive (max_batch = 1) runs (default 32)\n"
+    "  --seconds S                 measured seconds per run (default 10)\n"
+    "  --warmup S                  warm-up seconds before measuring (default 2)\n"
+    "  --runs N                    distinct run ids in flight (default 10000)\n"
+    "  --events-per-run N          events per run: started, updated..., "
+    "report_changed, completed/aborted (default 6)\n"
+    "  --no-normal                 skip the synchronous = normal naive baseline\n"
+    "  --tmpfs-dir DIR             also run group commit at the first connection count\n"
+    "                              with the database on this tmpfs, where a flush\n"
+    "                              costs nothing: the daemon's CPU ceiling\n"
+    "                              (default /dev/shm)\n"
+    "  --no-tmpfs                  skip that row\n"
+    "  --queue-capacity N          webhook.queue_capacity (default: daemon's)\n"
+    "  --dir DIR                   where the temporary databases go "
+    "(default $TMPDIR or /tmp)\n"
+    "  --binary PATH               runsync binary (default the built one)\n"
+    "  --keep                      keep the temporary directories\n"
+    "  --litestream PATH           litestream binary for the replicated rows\n"
+    "  --no-litestream             skip the replicated rows\n"
+    "  --quick                     ~10 s smoke run (2 s per row, no normal or tmpfs row)\n";
 
 Options parse_options(int argc, char** argv) {
   Options o;
   bool seconds_set = false, warmup_set = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(argv[0], a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      usage(argv[0], "");
-    } else if (a == "--connections") {
-      o.connections = parse_list(argv[0], value());
-    } else if (a == "--baseline-connections") {
-      std::string v = value();
-      o.baseline_connections = v == "none" ? std::vector<int>{} : parse_list(argv[0], v);
-    } else if (a == "--seconds") {
-      o.seconds = parse_number(argv[0], a, value(), 0.1);
+  runsync::bench::Args args(argc, argv, kUsage);
+  while (args.next()) {
+    if (args.is("--connections")) {
+      o.connections = args.list(1, 10000);
+    } else if (args.is("--baseline-connections")) {
+      const std::string v = args.text();
+      o.baseline_connections = v == "none" ? std::vector<int>{} : args.list_of(v, 1, 10000);
+    } else if (args.is("--seconds")) {
+      o.seconds = args.number(0.1);
       seconds_set = true;
-    } else if (a == "--warmup") {
-      o.warmup = parse_number(argv[0], a, value(), 0);
+    } else if (args.is("--warmup")) {
+      o.warmup = args.number(0);
       warmup_set = true;
-    } else if (a == "--runs") {
-      o.runs = static_cast<int>(parse_number(argv[0], a, value(), 1));
-    } else if (a == "--events-per-run") {
-      o.events_per_run = static_cast<int>(parse_number(argv[0], a, value(), 1));
-    } else if (a == "--no-tmpfs") {
+    } else if (args.is("--runs")) {
+      o.runs = static_cast<int>(args.number(1));
+    } else if (args.is("--events-per-run")) {
+      o.events_per_run = static_cast<int>(args.number(1));
+    } else if (args.is("--no-tmpfs")) {
       o.tmpfs_dir.clear();
-    } else if (a == "--tmpfs-dir") {
-      o.tmpfs_dir = value();
-    } else if (a == "--no-normal") {
+    } else if (args.is("--tmpfs-dir")) {
+      o.tmpfs_dir = args.text();
+    } else if (args.is("--no-normal")) {
       o.normal_baseline = false;
-    } else if (a == "--queue-capacity") {
-      o.queue_capacity = static_cast<std::uint64_t>(parse_number(argv[0], a, value(), 1));
-    } else if (a == "--dir") {
-      o.dir = value();
-    } else if (a == "--binary") {
-      o.binary = value();
-    } else if (a == "--keep") {
+    } else if (args.is("--queue-capacity")) {
+      o.queue_capacity = static_cast<std::uint64_t>(args.number(1));
+    } else if (args.is("--dir")) {
+      o.dir = args.text();
+    } else if (args.is("--binary")) {
+      o.binary = args.text();
+    } else if (args.is("--keep")) {
       o.keep = true;
-    } else if (a == "--litestream") {
-      o.litestream = value();
-    } else if (a == "--no-litestream") {
+    } else if (args.is("--litestream")) {
+      o.litestream = args.text();
+    } else if (args.is("--no-litestream")) {
       o.litestream.clear();
-    } else if (a == "--quick") {
+    } else if (args.is("--quick")) {
       o.quick = true;
     } else {
-      usage(argv[0], "unknown option " + a);
+      args.unknown();
     }
   }
   if (o.quick) {
@@ -227,10 +197,7 @@ Options parse_options(int argc, char** argv) {
     o.normal_baseline = false;
     o.tmpfs_dir.clear();
   }
-  if (o.dir.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    o.dir = tmp && *tmp ? tmp : "/tmp";
-  }
+  if (o.dir.empty()) o.dir = runsync::bench::default_temp_dir();
   return o;
 }
 
@@ -278,17 +245,6 @@ ThreadCpu read_thread_cpu(pid_t pid) {
     into.sys += cpu->sys;
   }
   return out;
-}
-
-// "VmHWM:    12345 kB" → MB.
-double read_status_mb(pid_t pid, const char* key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  const std::string prefix = std::string(key) + ":";
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(prefix.size())) / 1024.0;
-  }
-  return -1;
 }
 
 // write_bytes (what reached the storage layer) and syscw from /proc/PID/io.
@@ -594,16 +550,6 @@ std::string http_get(std::uint16_t port, const std::string& target) {
   }
 }
 
-// Value of an unlabelled Prometheus series, or -1.
-double metric(const std::string& text, const std::string& name) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
-}
-
 // --- the database check ----------------------------------------------------
 
 struct DbCheck {
@@ -710,12 +656,6 @@ struct Outcome {
   std::vector<std::string> problems;
 };
 
-double percentile(const std::vector<std::uint32_t>& sorted, double p) {
-  if (sorted.empty()) return 0;
-  auto idx = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
-  return sorted[std::min(idx, sorted.size() - 1)] / 1000.0;
-}
-
 ProcCpu minus(const ProcCpu& a, const ProcCpu& b) { return {a.user - b.user, a.sys - b.sys}; }
 
 Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& root,
@@ -793,11 +733,7 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
   ThreadCpu cpu_start, cpu_end;
   ProcIo io_start, io_end;
   MachineCpu machine_start, machine_end;
-  EventStream events(opt.runs, opt.events_per_run,
-                     std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                             .count() -
-                         86400);
+  EventStream events(opt.runs, opt.events_per_run, runsync::bench::unix_now() - 86400);
   LoadGenerator load(
       daemon.port(), sc.connections, events, opt.warmup, opt.seconds,
       [&] {
@@ -817,16 +753,17 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
   out.steal_pct = steal_percent(machine_start, machine_end);
   out.io.write_bytes = io_end.write_bytes - io_start.write_bytes;
   out.io.write_calls = io_end.write_calls - io_start.write_calls;
-  out.rss_peak_mb = read_status_mb(pid, "VmHWM");
+  const long hwm_kb = runsync::testing::proc_status_kb(pid, "VmHWM");
+  out.rss_peak_mb = hwm_kb < 0 ? -1 : static_cast<double>(hwm_kb) / 1024.0;
   {
     std::error_code ec;
     const auto wal_bytes = fs::file_size(db + "-wal", ec);
     if (!ec) out.wal_mib = static_cast<double>(wal_bytes) / (1024.0 * 1024.0);
   }
   const std::string metrics = http_get(daemon.port(), "/metrics");
-  const double commits = metric(metrics, "runsync_db_commits_total");
-  const double jobs = metric(metrics, "runsync_db_committed_jobs_total");
-  const double commit_sum = metric(metrics, "runsync_db_commit_seconds_sum");
+  const double commits = metric_value(metrics, "runsync_db_commits_total");
+  const double jobs = metric_value(metrics, "runsync_db_committed_jobs_total");
+  const double commit_sum = metric_value(metrics, "runsync_db_commit_seconds_sum");
   if (commits > 0 && jobs >= 0) out.avg_batch = jobs / commits;
   if (commits > 0 && commit_sum >= 0) out.avg_commit_ms = commit_sum / commits * 1000.0;
 
@@ -889,9 +826,9 @@ Outcome run_scenario(const Options& opt, const Scenario& sc, const fs::path& roo
   auto& L = out.load;
   std::sort(L.latency_us.begin(), L.latency_us.end());
   out.events_per_s = L.measured_seconds > 0 ? L.measured_ok / L.measured_seconds : 0;
-  out.p50 = percentile(L.latency_us, 0.50);
-  out.p90 = percentile(L.latency_us, 0.90);
-  out.p99 = percentile(L.latency_us, 0.99);
+  out.p50 = percentile_of_sorted(L.latency_us, 0.50) / 1000.0;
+  out.p90 = percentile_of_sorted(L.latency_us, 0.90) / 1000.0;
+  out.p99 = percentile_of_sorted(L.latency_us, 0.99) / 1000.0;
   out.max = L.latency_us.empty() ? 0 : L.latency_us.back() / 1000.0;
 
   out.db = check_database(db);
@@ -957,25 +894,6 @@ std::string filesystem_of(const fs::path& p) {
   return best_type + " on " + best_dev + " mounted at " + best_mnt;
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const auto c = line.find(':');
-      return c == std::string::npos ? line : line.substr(c + 2);
-    }
-  }
-  return "unknown CPU";
-}
-
-std::string now_text() {
-  char buf[64];
-  std::time_t t = std::time(nullptr);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&t));
-  return buf;
-}
-
 std::string join(const std::vector<int>& v) {
   std::string s;
   for (int x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
@@ -999,11 +917,7 @@ const Outcome* find(const std::vector<Outcome>& all, bool baseline, const std::s
 int main(int argc, char** argv) {
   const Options opt = parse_options(argc, argv);
   std::signal(SIGPIPE, SIG_IGN);
-  if (::access(opt.binary.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "error: runsync binary %s is not executable (use --binary)\n",
-                 opt.binary.c_str());
-    return 2;
-  }
+  if (!runsync::bench::binary_is_executable(opt.binary)) return 2;
 
   std::vector<Scenario> scenarios;
   for (int c : opt.connections) {
@@ -1048,28 +962,19 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::string tmpl = (fs::path(opt.dir) / "runsync-bench-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    std::fprintf(stderr, "error: cannot create a directory in %s: %s\n", opt.dir.c_str(),
-                 std::strerror(errno));
-    return 2;
-  }
-  const fs::path root = tmpl;
+  const std::string made = runsync::bench::make_temp_dir(opt.dir, "runsync-bench-");
+  if (made.empty()) return 2;
+  const fs::path root = made;
 
-  utsname un{};
-  ::uname(&un);
+  const runsync::bench::Machine host = runsync::bench::machine();
   std::printf("runsync ingest benchmark\n");
-  std::printf("  date        %s\n", now_text().c_str());
-  std::printf("  machine     %s, %u CPUs (nproc), %s %s\n", cpu_model().c_str(),
-              std::thread::hardware_concurrency(), un.sysname, un.release);
-  {
-    double load[3] = {0, 0, 0};
-    ::getloadavg(load, 3);
-    std::printf("  load avg    %.2f %.2f %.2f before the run%s\n", load[0], load[1], load[2],
-                load[0] > 0.5 * std::thread::hardware_concurrency()
-                    ? " -- the machine is busy: figures will be low and noisy"
-                    : "");
-  }
+  std::printf("  date        %s\n", runsync::bench::utc_now_text().c_str());
+  std::printf("  machine     %s, %u CPUs (nproc), %s\n", host.cpu_model.c_str(), host.cpus,
+              host.kernel.c_str());
+  std::printf(
+      "  load avg    %.2f %.2f %.2f before the run%s\n", host.load[0], host.load[1], host.load[2],
+      host.load[0] > 0.5 * host.cpus ? " -- the machine is busy: figures will be low and noisy"
+                                     : "");
   std::printf("  binary      %s (bench built %s)\n", opt.binary.c_str(), RUNSYNC_BUILD_TYPE);
   std::printf("  database    %s (%s), a fresh database and daemon per row\n", root.c_str(),
               filesystem_of(root).c_str());
@@ -1093,9 +998,7 @@ int main(int argc, char** argv) {
   std::printf("  events      %d runs in flight, %d events per run (started, updated, "
               "report_changed, completed/aborted), unique bodies\n",
               opt.runs, opt.events_per_run);
-  std::printf("  command     ");
-  for (int i = 0; i < argc; ++i) std::printf("%s%s", i ? " " : "", argv[i]);
-  std::printf("\n\n");
+  std::printf("  command     %s\n\n", runsync::bench::command_line(argc, argv).c_str());
   std::fflush(stdout);
 
   std::vector<Outcome> outcomes;

@@ -34,8 +34,6 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,9 +51,11 @@
 #include <thread>
 #include <vector>
 
+#include "bench/support/args.h"
+#include "bench/support/machine.h"
+#include "bench/support/serve.h"
+#include "bench/support/stats.h"
 #include "support/hostile_load.h"
-#include "support/process.h"
-#include "support/temp_dir.h"
 
 namespace {
 
@@ -71,15 +71,10 @@ struct Latencies {
 
   std::string summary() const {
     if (ms.empty()) return "no answers";
-    std::vector<double> sorted = ms;
-    std::sort(sorted.begin(), sorted.end());
-    auto at = [&](double p) {
-      return sorted[std::min(sorted.size() - 1,
-                             static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5))];
-    };
     char line[200];
     std::snprintf(line, sizeof line, "%zu answered, p50 %.2f ms, p99 %.2f ms, max %.2f ms",
-                  sorted.size(), at(0.5), at(0.99), sorted.back());
+                  ms.size(), runsync::bench::percentile(ms, 0.5),
+                  runsync::bench::percentile(ms, 0.99), runsync::bench::max_of(ms));
     return line;
   }
 };
@@ -161,11 +156,12 @@ Latencies authenticated_sender(unsigned short port, std::chrono::seconds seconds
 // The value of a metric series in the daemon's /metrics, or -1.
 double scrape(unsigned short port, const std::string& series) {
   TestHttpClient client(port);
-  const auto r = client.get("/metrics");
-  const auto at = r.body.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(r.body.substr(at + series.size() + 2));
+  return runsync::bench::metric_value(client.get("/metrics").body, series);
 }
+
+constexpr const char* kUsage =
+    "[--connections 2000] [--body 1048576] [--waves 3] [--binary PATH]\n"
+    "       runsync_listener_bench --trickle 1100 [--seconds 30] [--binary PATH]\n";
 
 }  // namespace
 
@@ -176,33 +172,22 @@ int main(int argc, char** argv) {
   std::size_t trickle = 0;
   int seconds_each = 30;
   std::string binary = RUNSYNC_BINARY;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", arg.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (arg == "--connections") {
-      connections = std::stoul(next());
-    } else if (arg == "--body") {
-      body = std::stoul(next());
-    } else if (arg == "--waves") {
-      waves = std::stoi(next());
-    } else if (arg == "--binary") {
-      binary = next();
-    } else if (arg == "--trickle") {
-      trickle = std::stoul(next());
-    } else if (arg == "--seconds") {
-      seconds_each = std::stoi(next());
+  runsync::bench::Args args(argc, argv, kUsage);
+  while (args.next()) {
+    if (args.is("--connections")) {
+      connections = static_cast<std::size_t>(args.integer(1, 1000000));
+    } else if (args.is("--body")) {
+      body = static_cast<std::size_t>(args.integer(0, 1 << 30));
+    } else if (args.is("--waves")) {
+      waves = args.integer(1, 1000000);
+    } else if (args.is("--binary")) {
+      binary = args.text();
+    } else if (args.is("--trickle")) {
+      trickle = static_cast<std::size_t>(args.integer(1, 1000000));
+    } else if (args.is("--seconds")) {
+      seconds_each = args.integer(1, 1000000);
     } else {
-      std::fprintf(stderr,
-                   "usage: runsync_listener_bench [--connections N] [--body BYTES] [--waves N] "
-                   "[--binary PATH]\n"
-                   "       runsync_listener_bench --trickle N [--seconds S] [--binary PATH]\n");
-      return arg == "--help" ? 0 : 2;
+      args.unknown();
     }
   }
 
@@ -227,19 +212,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot start %s: %s\n", binary.c_str(), e.what());
     return 1;
   }
-  const unsigned short port = runsync::testing::wait_for_listen_port(*daemon);
-  if (port == 0) {
-    std::fprintf(stderr, "the daemon did not start listening:\n%s\n", daemon->log().c_str());
-    return 1;
-  }
+  const unsigned short port = runsync::bench::listen_port(*daemon);
+  if (port == 0) return 1;
   const pid_t pid = daemon->pid();
 
-  utsname host{};
-  uname(&host);
-  double load[3] = {};
-  getloadavg(load, 3);
-  std::printf("runsync_listener_bench: %s %s, %u CPUs, load %.2f; binary %s\n", host.sysname,
-              host.release, std::thread::hardware_concurrency(), load[0], binary.c_str());
+  const runsync::bench::Machine host = runsync::bench::machine();
+  std::printf("runsync_listener_bench: %s, %u CPUs, load %.2f; binary %s\n", host.kernel.c_str(),
+              host.cpus, host.load[0], binary.c_str());
   if (trickle > 0) {
     std::printf(
         "load: an authenticated sender, a new connection per valid POST, %d s alone, "
@@ -281,9 +260,7 @@ int main(int argc, char** argv) {
     std::printf("daemon RSS: %.1f MB idle, %.1f MB max sampled during the attack\n",
                 idle_kb / 1024.0, max_rss_kb / 1024.0);
     bool failed = baseline.failed > 0 || attacked.failed > 0 || attacked.ms.empty();
-    daemon->signal(SIGTERM);
-    const auto status = daemon->wait(std::chrono::seconds(10));
-    if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    if (!runsync::bench::stop(*daemon, std::chrono::seconds(10))) {
       std::fprintf(stderr, "the daemon did not exit 0 after SIGTERM\n");
       failed = true;
     }
@@ -368,9 +345,7 @@ int main(int argc, char** argv) {
               fresh.first_failure.c_str());
   problems = problems || keep_alive.failed > 0 || fresh.failed > 0 || keep_alive.ms.empty();
 
-  daemon->signal(SIGTERM);
-  const auto status = daemon->wait(std::chrono::seconds(10));
-  if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+  if (!runsync::bench::stop(*daemon, std::chrono::seconds(10))) {
     std::fprintf(stderr, "the daemon did not exit 0 after SIGTERM\n");
     problems = true;
   }

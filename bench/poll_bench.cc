@@ -23,8 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "cpu_time.h"
-#include "support/fake_testrail.h"
+#include "bench/support/args.h"
+#include "bench/support/cpu_time.h"
+#include "bench/support/machine.h"
+#include "bench/support/serve.h"
 
 extern char** environ;
 
@@ -42,7 +44,7 @@ struct ChildStats {
 ChildStats run_child(const std::vector<std::string>& args, const std::string& log) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  env.emplace_back("RUNSYNC_TESTRAIL_API_KEY=fake-api-key");
+  env.emplace_back(runsync::bench::kSyncEnv);
   std::vector<char*> argv, envp;
   std::vector<std::string> a = args;
   for (auto& s : a) argv.push_back(s.data());
@@ -86,34 +88,31 @@ std::int64_t scalar(const std::string& db, const std::string& sql) {
   return d.execAndGet(sql).getInt64();
 }
 
+constexpr const char* kUsage = "[--runs N] [--page N] [--binary PATH] [--quick]\n";
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int runs = 100000;
   int page = 250;
   std::string binary = RUNSYNC_BINARY;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--quick") {
+  runsync::bench::Args args(argc, argv, kUsage);
+  while (args.next()) {
+    if (args.is("--quick")) {
       runs = 10000;
-    } else if (arg == "--runs" && i + 1 < argc) {
-      runs = std::atoi(argv[++i]);
-    } else if (arg == "--binary" && i + 1 < argc) {
-      binary = argv[++i];
-    } else if (arg == "--page" && i + 1 < argc) {
-      page = std::atoi(argv[++i]);
+    } else if (args.is("--runs")) {
+      runs = args.integer(1, 100000000);
+    } else if (args.is("--binary")) {
+      binary = args.text();
+    } else if (args.is("--page")) {
+      page = args.integer(1, 100000);
     } else {
-      std::fprintf(stderr, "usage: %s [--runs N] [--page N] [--binary PATH] [--quick]\n", argv[0]);
-      return 2;
+      args.unknown();
     }
   }
-  if (runs < 1 || page < 1) {
-    std::fprintf(stderr, "runs and page must be positive\n");
-    return 2;
-  }
 
-  char tmpl[] = "/tmp/runsync_poll_bench_XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
+  const std::string dir = runsync::bench::make_temp_dir("/tmp", "runsync_poll_bench_");
+  if (dir.empty()) return 2;
   runsync::test::FakeTestRail::Options fo;
   fo.max_page_size = page;
   runsync::test::FakeTestRail fake(fo);
@@ -133,17 +132,12 @@ int main(int argc, char** argv) {
   }
   const std::string db = dir + "/mirror.db";
   const std::string config = dir + "/runsync.toml";
-  std::ofstream(config) << "[storage]\npath = \"" << db << "\"\n[testrail]\nurl = \""
-                        << fake.base_url()
-                        << "\"\nuser = \"ci@example.com\"\nmax_requests_per_minute = 100000\n"
-                           "[[project]]\nid = 1\ncode = \"ID\"\n[log]\nlevel = \"warn\"\n";
+  std::ofstream(config) << runsync::bench::full_sync_config(db, fake.base_url());
   const std::vector<std::string> cmd = {binary, "sync", "--full", "--config", config};
 
-  char date[64];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
   std::printf("runsync poll benchmark\n");
-  std::printf("  date %s, %ld cores, binary %s\n", date, sysconf(_SC_NPROCESSORS_ONLN), binary.c_str());
+  std::printf("  date %s, %u cores, binary %s\n", runsync::bench::utc_now_text().c_str(),
+              runsync::bench::machine().cpus, binary.c_str());
   std::printf("  %d runs in one project, %d per page (%d pages), fake server in this process,\n",
               runs, page, (runs + page - 1) / page);
   std::printf("  each row is `runsync sync --full` as a child; CPU is the child's user+system time;\n");

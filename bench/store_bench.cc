@@ -19,9 +19,10 @@
 #include <string>
 #include <vector>
 
+#include "bench/support/args.h"
+#include "bench/support/cpu_time.h"
+#include "bench/support/event_stream.h"
 #include "core/webhook_event.h"
-#include "cpu_time.h"
-#include "event_stream.h"
 #include "storage/checkpointer.h"
 #include "storage/store.h"
 #include "storage/write_gate.h"
@@ -48,23 +49,6 @@ double thread_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-// A delivery key shaped like the daemon's ("sha256:" + 64 hex digits) and
-// as random, so the unique index sees the same spread.
-std::string delivery_key(std::uint64_t k) {
-  static const char* const kHex = "0123456789abcdef";
-  std::string key = "sha256:";
-  std::uint64_t x = k * 0x9e3779b97f4a7c15ULL + 1;
-  for (int i = 0; i < 64; ++i) {
-    if (i % 16 == 0) {
-      x ^= x >> 31;
-      x *= 0xbf58476d1ce4e5b9ULL;
-      x ^= x >> 29;
-    }
-    key += kHex[(x >> ((i % 16) * 4)) & 15];
-  }
-  return key;
-}
-
 std::vector<runsync::WebhookDelivery> make_deliveries(const Options& opt, int count) {
   runsync::bench::EventStream stream(opt.runs, opt.events_per_run, 1'760'000'000);
   std::vector<runsync::WebhookDelivery> out;
@@ -79,7 +63,7 @@ std::vector<runsync::WebhookDelivery> make_deliveries(const Options& opt, int co
       std::exit(2);
     }
     runsync::WebhookDelivery d;
-    d.delivery_key = delivery_key(static_cast<std::uint64_t>(k));
+    d.delivery_key = runsync::bench::delivery_key(static_cast<std::uint64_t>(k));
     d.received_at = 1'760'000'000 + k / 1000;
     d.event = std::move(parsed).value();
     d.body = body;
@@ -163,61 +147,36 @@ Result run(const Options& opt, const std::vector<runsync::WebhookDelivery>& all,
   return r;
 }
 
-void usage(const char* argv0) {
-  std::printf(
-      "usage: %s [--events N] [--warmup N] [--runs N] [--batches 20,1] [--dir DIR]\n"
-      "          [--sync full|normal]\n"
-      "  applies N realistic webhook deliveries through Store in batches, on a\n"
-      "  database under DIR (default /dev/shm: the CPU cost, no flush waits)\n",
-      argv0);
-}
+constexpr const char* kUsage =
+    "[--events N] [--warmup N] [--runs N] [--batches 20,1] [--dir DIR]\n"
+    "          [--sync full|normal]\n"
+    "  applies N realistic webhook deliveries through Store in batches, on a\n"
+    "  database under DIR (default /dev/shm: the CPU cost, no flush waits)\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Options opt;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        usage(argv[0]);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--events") {
-      opt.events = std::atoi(value().c_str());
-    } else if (a == "--warmup") {
-      opt.warmup = std::atoi(value().c_str());
-    } else if (a == "--runs") {
-      opt.runs = std::atoi(value().c_str());
-    } else if (a == "--batches") {
-      opt.batches.clear();
-      const std::string list = value();
-      for (std::size_t p = 0; p < list.size();) {
-        const std::size_t c = list.find(',', p);
-        opt.batches.push_back(std::atoi(list.substr(p, c - p).c_str()));
-        p = c == std::string::npos ? list.size() : c + 1;
-      }
-    } else if (a == "--dir") {
-      opt.dir = value();
-    } else if (a == "--sync") {
-      opt.sync = value();
+  runsync::bench::Args args(argc, argv, kUsage);
+  while (args.next()) {
+    if (args.is("--events")) {
+      opt.events = args.integer(1, 1000000000);
+    } else if (args.is("--warmup")) {
+      opt.warmup = args.integer(0, 1000000000);
+    } else if (args.is("--runs")) {
+      opt.runs = args.integer(1, 1000000000);
+    } else if (args.is("--batches")) {
+      opt.batches = args.list(1, 1000000);
+    } else if (args.is("--dir")) {
+      opt.dir = args.text();
+    } else if (args.is("--sync")) {
+      opt.sync = args.text();
+      if (opt.sync != "full" && opt.sync != "normal") args.fail("--sync is full or normal");
     } else {
-      usage(argv[0]);
-      return a == "--help" || a == "-h" ? 0 : 2;
+      args.unknown();
     }
   }
-  if (opt.events <= 0 || opt.warmup < 0 || opt.runs <= 0 || opt.batches.empty()) {
-    usage(argv[0]);
-    return 2;
-  }
-  for (int b : opt.batches) {
-    if (b <= 0) {
-      usage(argv[0]);
-      return 2;
-    }
-  }
+  if (opt.batches.empty()) args.fail("--batches needs at least one batch size");
   const auto all = make_deliveries(opt, opt.warmup + opt.events);
   std::printf("store bench: %d events after %d warm-up, %d runs in flight, %d events per run,\n"
               "  database under %s, synchronous=%s, checkpointer every 250 ms (as serve)\n\n",

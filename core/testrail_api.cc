@@ -6,6 +6,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "core/json_text.h"
 #include "core/webhook_event.h"  // json_depth_within, kMaxJsonDepth
 
 namespace runsync {
@@ -103,20 +104,6 @@ constexpr TextKey kTextKeys[] = {
     {"url", Field::kUrl},
 };
 
-// Parses `body` (legacy prefix stripped) into a JSON document.
-StatusOr<json> parse_body(std::string_view body) {
-  body = strip_legacy_prefix(body);
-  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
-    return Status::error("empty body");
-  }
-  if (!json_depth_within(body, kMaxJsonDepth)) {
-    return Status::error("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  }
-  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return Status::error("body is not valid JSON");
-  return doc;
-}
-
 struct ListPage {
   std::vector<json> items;
   std::optional<std::string> next;
@@ -126,7 +113,7 @@ struct ListPage {
 // Shared by get_runs and get_plans: `key` names the array in the paginated
 // object.
 StatusOr<ListPage> parse_list_page(std::string_view body, const char* key) {
-  auto doc = parse_body(body);
+  auto doc = parse_api_body(body);
   if (!doc) return doc.status();
   ListPage page;
   json* items = nullptr;
@@ -191,6 +178,20 @@ std::string_view strip_legacy_prefix(std::string_view body) {
   return body;
 }
 
+StatusOr<json> parse_api_body(std::string_view body) {
+  body = strip_legacy_prefix(body);
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    return Status::error("empty body");
+  }
+  if (!json_depth_within(body, kMaxJsonDepth)) {
+    return Status::error("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
+  if (Status s = refuse_nul_byte(body); !s.is_ok()) return s;
+  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return Status::error("body is not valid JSON");
+  return doc;
+}
+
 StatusOr<Observation> observation_from_api_run(const json& run, std::int64_t observed_at,
                                                Source source) {
   if (!run.is_object()) return Status::error("run must be an object");
@@ -242,7 +243,7 @@ StatusOr<PlansPage> parse_plans_page(std::string_view body) {
 }
 
 StatusOr<PlanRuns> parse_plan(std::string_view body) {
-  auto doc = parse_body(body);
+  auto doc = parse_api_body(body);
   if (!doc) return doc.status();
   if (!doc->is_object()) return Status::error("plan must be an object");
   PlanRuns plan;

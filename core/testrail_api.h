@@ -31,6 +31,13 @@ inline constexpr int kApiPageSize = 250;
 // `body` without the legacy prefix (a view into `body`).
 std::string_view strip_legacy_prefix(std::string_view body);
 
+// An API answer as a JSON document, read after the legacy prefix. The
+// parsers below start here. On error the message is "empty body", "body
+// nests deeper than 32 levels" (kMaxJsonDepth), refuse_nul_byte's (a NUL
+// byte, which would hide what follows it; its offset counts from after
+// the prefix) or "body is not valid JSON".
+StatusOr<nlohmann::json> parse_api_body(std::string_view body);
+
 // Maps one TestRail run object (get_run, an element of get_runs, or a run
 // inside a plan entry) to an observation made at `observed_at` (unix s).
 //

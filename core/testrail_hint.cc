@@ -5,6 +5,8 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.h"
+
 namespace runsync {
 namespace {
 
@@ -221,6 +223,10 @@ StatusOr<Hint> parse_hint(std::string_view body, HintFormat format, const HintPo
   const Place places[] = {{"run_id", pointers.run_id, hint.run_id},
                           {"plan_id", pointers.plan_id, hint.plan_id},
                           {"project_id", pointers.project_id, hint.project_id}};
+  if (Status s = refuse_nul_byte(body, format == HintFormat::kJson ? "valid JSON" : "a valid form");
+      !s.is_ok()) {
+    return s;
+  }
   if (format == HintFormat::kJson) {
     json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded()) return Status::error("body is not valid JSON");

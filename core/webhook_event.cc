@@ -10,6 +10,8 @@
 #include <string>
 #include <utility>
 
+#include "core/json_text.h"
+
 // What counts as JSON is RFC 8259 with numbers limited to 64 bits (§6 lets
 // a parser limit the range): an integer must fit int64 or uint64 and a real
 // a double. A leading UTF-8 byte order mark is skipped, which RFC 8259 §8.1
@@ -460,11 +462,9 @@ StatusOr<WebhookEvent> parse_webhook_event(std::string_view body) {
   if (!json_depth_within(body, kMaxJsonDepth)) {
     return Status::error("body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
-  // nlohmann takes a NUL byte for the end of its input, and skips a second
-  // byte order mark; neither is JSON.
-  if (body.find('\0') != std::string_view::npos || body.starts_with(kByteOrderMark)) {
-    return Status::error("body is not valid JSON");
-  }
+  if (Status s = refuse_nul_byte(body); !s.is_ok()) return s;
+  // nlohmann skips a second byte order mark, which is not JSON.
+  if (body.starts_with(kByteOrderMark)) return Status::error("body is not valid JSON");
   // The first problem in the text names the error: a number's, or any
   // other. nlohmann reads an integer beyond 64 bits as a real, so a
   // document without reals holds no number to look for.

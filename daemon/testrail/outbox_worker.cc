@@ -213,24 +213,25 @@ OutboxWorker::Step OutboxWorker::execute_next() {
 }
 
 OutboxWorker::Step OutboxWorker::on_answer(const OutboxCommand& c, const ApiResponse& answer) {
-  const std::string_view body = strip_legacy_prefix(answer.body);
-  nlohmann::json parsed =
-      body.empty() ? nlohmann::json::object() : nlohmann::json::parse(body, nullptr, false);
+  auto parsed = strip_legacy_prefix(answer.body).empty()
+                    ? StatusOr<nlohmann::json>(nlohmann::json::object())
+                    : parse_api_body(answer.body);
   std::optional<Observation> observation;
   std::optional<std::string> note;
-  if (parsed.is_discarded()) {
+  if (!parsed) {
     note = "the API answered " + std::to_string(answer.http_status) +
-           " with a body that is not JSON; the next poll will bring the run";
+           " with a body runsync cannot read (" + parsed.message() +
+           "); the next poll will bring the run";
   } else {
-    auto o = observe_command_result(c, parsed, answer.observed_at);
+    auto o = observe_command_result(c, *parsed, answer.observed_at);
     if (o) {
       observation = std::move(o).value();
     } else {
       note = o.message() + "; the next poll will bring the run";
     }
   }
-  record(c, CommandState::kDone, note,
-         parsed.is_discarded() ? std::nullopt : std::optional(parsed.dump()), observation);
+  record(c, CommandState::kDone, note, parsed ? std::optional(parsed->dump()) : std::nullopt,
+         observation);
   count(command_name(c.kind), "done");
   logger_->info("outbox #{} {}: done{}", c.id, command_uri(c),
                 observation ? " (run " + std::to_string(observation->run_id) + ")" : "");

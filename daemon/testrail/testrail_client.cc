@@ -340,13 +340,13 @@ ApiResult<ApiResponse> TestRailClient::post(std::string_view uri, const nlohmann
 ApiResult<Fetched<nlohmann::json>> TestRailClient::get_run(std::int64_t run_id) {
   auto response = call("GET", "get_run/" + std::to_string(run_id), {}, /*entity_lookup=*/true);
   if (!response) return response.error();
-  auto doc = nlohmann::json::parse(strip_legacy_prefix(response->body), nullptr,
-                                   /*allow_exceptions=*/false);
-  if (!doc.is_object()) {
+  auto doc = parse_api_body(response->body);
+  if (!doc) return bad_response("get_run/" + std::to_string(run_id), *response, doc.message());
+  if (!doc->is_object()) {
     return bad_response("get_run/" + std::to_string(run_id), *response,
                         "get_run answer is not a JSON object");
   }
-  return Fetched<nlohmann::json>{std::move(doc), response->observed_at, response->attempts};
+  return Fetched<nlohmann::json>{std::move(doc).value(), response->observed_at, response->attempts};
 }
 
 ApiResult<Fetched<PlanRuns>> TestRailClient::get_plan(std::int64_t plan_id) {

@@ -85,6 +85,11 @@ TEST(ParseHint, ReadsTheIdsWithTheDefaultPointers) {
       {"form no ids", HintFormat::kForm, "event=x", {}, {}, {},
        "expected form fields run_id, plan_id, project_id"},
       {"form empty body", HintFormat::kForm, "", {}, {}, {}, "names no run"},
+      // A NUL byte is never part of a hint, even where no id is read.
+      {"json NUL then garbage", HintFormat::kJson, std::string("{\"run_id\":7}\0garbage", 20),
+       {}, {}, {}, "body is not valid JSON: it holds a NUL byte at offset 12"},
+      {"form NUL in another field", HintFormat::kForm, std::string("run_id=7&x=\0", 12), {}, {},
+       {}, "body is not a valid form: it holds a NUL byte at offset 11"},
   };
   for (const auto& c : cases) {
     auto hint = parse_hint(c.body, c.format, HintPointers{});

@@ -189,13 +189,14 @@ TEST(WebhookEvent, ByteOrderMarkIsSkippedAndNulIsInvalid) {
   // A NUL byte is not JSON anywhere; the whole body counts for the depth limit.
   auto nul = parse_webhook_event(body + std::string(1, '\0') + "trailing garbage");
   ASSERT_FALSE(nul.is_ok());
-  EXPECT_EQ(nul.message(), "body is not valid JSON");
+  EXPECT_EQ(nul.message(),
+            "body is not valid JSON: it holds a NUL byte at offset " + std::to_string(body.size()));
   auto nul_deep = parse_webhook_event(body + std::string(1, '\0') + std::string(40, '['));
   ASSERT_FALSE(nul_deep.is_ok());
   EXPECT_NE(nul_deep.message().find("nests deeper"), std::string::npos);
   auto cut = parse_webhook_event(body.substr(0, 20) + std::string(1, '\0') + body.substr(20));
   ASSERT_FALSE(cut.is_ok());
-  EXPECT_EQ(cut.message(), "body is not valid JSON");
+  EXPECT_EQ(cut.message(), "body is not valid JSON: it holds a NUL byte at offset 20");
 }
 
 TEST(WebhookEvent, NestingUpToTheLimitIsAccepted) {

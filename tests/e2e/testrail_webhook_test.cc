@@ -201,6 +201,8 @@ TEST_F(TestRailWebhookE2E, BadDeliveriesAreRefusedAndChangeNothing) {
       {hint(R"({"run_id":"{{run.id}}"})"), 400, "run_id (at /run_id) must be a positive integer"},
       {hint("run_id=x", "application/x-www-form-urlencoded"), 400, "form field 'run_id'"},
       {hint("{not json"), 400, "body is not valid JSON"},
+      {hint(body + std::string("\0garbage", 8)), 400,
+       "body is not valid JSON: it holds a NUL byte at offset"},
       {hint("<run>1</run>", "application/xml"), 415, "unsupported Content-Type"},
   };
   for (const Case& c : cases) {
@@ -218,7 +220,7 @@ TEST_F(TestRailWebhookE2E, BadDeliveriesAreRefusedAndChangeNothing) {
   const std::string m = metrics();
   EXPECT_NE(m.find("runsync_testrail_hints_total{result=\"unauthorized\"} 2"), std::string::npos)
       << m;
-  EXPECT_NE(m.find("runsync_testrail_hints_total{result=\"invalid\"} 5"), std::string::npos) << m;
+  EXPECT_NE(m.find("runsync_testrail_hints_total{result=\"invalid\"} 6"), std::string::npos) << m;
   EXPECT_NE(m.find("runsync_testrail_hints_total{result=\"ignored\"} 1"), std::string::npos) << m;
   EXPECT_EQ(fake_.count("get_run"), 0);
   stop();

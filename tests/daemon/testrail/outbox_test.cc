@@ -159,6 +159,29 @@ TEST_F(OutboxTest, ABadRequestFailsWithTheApisErrorVerbatim) {
   EXPECT_EQ(fake_.count("update_run"), 1);
 }
 
+// An answer that is valid JSON up to a NUL byte is not read (it could hide
+// anything after it): the API took the command, and the next poll brings
+// the run.
+TEST_F(OutboxTest, AnAnswerWithANulByteIsNotRead) {
+  const std::int64_t run_id = fake_.add_run({{"project_id", 1}, {"name", "Nightly"}})["id"];
+  const std::string answer = R"({"id":)" + std::to_string(run_id) + R"(,"name":"Taken"})";
+  FakeTestRail::Fault fault;
+  fault.status = 200;
+  fault.body = answer + std::string(1, '\0') + "garbage";
+  fault.uri_contains = "update_run";
+  fake_.push_fault(fault);
+  start_worker();
+  const CommandStatus st =
+      wait_final(queue(CommandKind::kUpdateRun, run_id, {{"name", "Renamed"}}));
+  EXPECT_EQ(st.state, CommandState::kDone);
+  EXPECT_EQ(st.last_error.value_or(""),
+            "the API answered 200 with a body runsync cannot read (body is not valid JSON: it "
+            "holds a NUL byte at offset " +
+                std::to_string(answer.size()) + "); the next poll will bring the run");
+  EXPECT_FALSE(st.result.has_value());
+  EXPECT_EQ(count("SELECT count(*) FROM runs WHERE name = 'Taken'"), 0);
+}
+
 TEST_F(OutboxTest, RateLimitedThenSucceeds) {
   fake_.fail_next(429, 1, "1", "add_run");
   start_worker();

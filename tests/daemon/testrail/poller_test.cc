@@ -204,19 +204,33 @@ TEST_F(PollerTest, ARunWithANegativeCountFailsTheCycleAndDeletesNothing) {
 TEST_F(PollerTest, AnUnreadablePageFailsTheCycleAsABadResponse) {
   start(/*max_read_attempts=*/1);
   add_runs(4);
-  FakeTestRail::Fault fault;
-  fault.status = 200;
-  fault.body = R"({"runs":[{"id":1}],"_links":{"next":7}})";
-  fault.uri_contains = "offset=3";
-  fake_.push_fault(fault);
-  const CycleOutcome out = cycle(PollKind::kFull);
-  ASSERT_TRUE(out.error.has_value());
-  EXPECT_NE(out.error->find("get_runs: HTTP 200: `_links.next` must be a string"),
-            std::string::npos)
-      << *out.error;
-  EXPECT_EQ(out.stats.pages, 1);
-  EXPECT_EQ(out.stats.requests, 2);
-  EXPECT_EQ(count("SELECT count(*) FROM runs"), 3);  // the first page was applied
+  const std::string last_page = R"({"runs":[{"id":1}],"_links":{"next":null}})";
+  struct Case {
+    std::string body;
+    std::string error;
+  };
+  const Case cases[] = {
+      {R"({"runs":[{"id":1}],"_links":{"next":7}})",
+       "get_runs: HTTP 200: `_links.next` must be a string"},
+      // Valid JSON up to a NUL byte, which would hide the rest of the page.
+      {last_page + std::string(1, '\0') + R"({"runs":[{"id":2}]})",
+       "get_runs: HTTP 200: body is not valid JSON: it holds a NUL byte at offset " +
+           std::to_string(last_page.size())},
+  };
+  for (const Case& c : cases) {
+    FakeTestRail::Fault fault;
+    fault.status = 200;
+    fault.body = c.body;
+    fault.uri_contains = "offset=3";
+    fake_.push_fault(fault);
+    const CycleOutcome out = cycle(PollKind::kFull);
+    ASSERT_TRUE(out.error.has_value()) << c.error;
+    EXPECT_NE(out.error->find(c.error), std::string::npos) << *out.error;
+    EXPECT_EQ(out.stats.pages, 1);
+    EXPECT_EQ(out.stats.requests, 2);
+    EXPECT_EQ(count("SELECT count(*) FROM runs"), 3);  // the first page was applied
+    EXPECT_EQ(count("SELECT count(*) FROM runs WHERE state = 'deleted'"), 0);
+  }
 }
 
 // A run in project 1's listing without project_id (as recorded get_runs

@@ -586,14 +586,49 @@ TEST(TestRailClient, StopEndsARetryAfterWait) {
   EXPECT_EQ(transport.requests().size(), 1u);
 }
 
+// An answer runsync cannot read fails the call at once (no retry) with the
+// reason, and is reported to the observer, which logs it.
 TEST(TestRailClient, BadResponseBodies) {
-  FakeClock clock;
-  ScriptedTransport transport(clock);
-  TestRailClient client(scripted_options(), transport, clock);
-  transport.push(ScriptedTransport::answer(200, "[1,2]"));
-  auto run = client.get_run(1);
-  ASSERT_FALSE(run.is_ok());
-  EXPECT_EQ(run.error().kind, ApiErrorKind::kBadResponse);
+  using namespace std::string_literals;
+  const std::string nul = "body is not valid JSON: it holds a NUL byte at offset ";
+  struct Case {
+    const char* entity;  // "run" or "plan"
+    std::string body;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"run", "[1,2]", "get_run answer is not a JSON object"},
+      {"run", "", "empty body"},
+      {"run", "{\"id\":1", "body is not valid JSON"},
+      {"run", "{\"id\":1}\0{\"id\":2}"s, nul + "8"},
+      {"run", std::string(kLegacyAuthPrefix) + "{\"id\":1}\0"s, nul + "8"},
+      {"plan", "[1]", "plan must be an object"},
+      {"plan", "{\"id\":2,\"name\":\"P\"}\0garbage"s, nul + "19"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.entity) + " " + c.error);
+    FakeClock clock;
+    ScriptedTransport transport(clock);
+    EventLog log;
+    TestRailClient client(scripted_options(), transport, clock, log.observer());
+    transport.push(ScriptedTransport::answer(200, c.body));
+    std::optional<ApiError> error;
+    if (std::string(c.entity) == "run") {
+      if (auto run = client.get_run(1); !run) error = run.error();
+    } else if (auto plan = client.get_plan(2); !plan) {
+      error = plan.error();
+    }
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->kind, ApiErrorKind::kBadResponse);
+    EXPECT_EQ(error->message, c.error);
+    EXPECT_EQ(transport.requests().size(), 1u);
+    ASSERT_EQ(log.count(ApiEvent::Kind::kFailure), 1);
+    for (const ApiEvent& e : log.events()) {
+      if (e.kind == ApiEvent::Kind::kFailure) {
+        EXPECT_EQ(e.error.value().message, c.error);
+      }
+    }
+  }
 }
 
 // --- against the fake server ----------------------------------------------------

@@ -1,26 +1,19 @@
-// How long a filesystem takes to make a 4 KiB append durable (pwrite +
-// fdatasync, as a WAL commit does). Virtual disks change speed for minutes
-// at a time, so benchmarks print this beside each row: compare rows only
-// when it is about the same.
-#pragma once
+#include "bench/support/fsync_probe.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <string>
-#include <utility>
 #include <vector>
+
+#include "bench/support/stats.h"
 
 namespace runsync::bench {
 
-// p50 and p99 in ms over at most `iterations` appends to a scratch file in
-// `dir`, stopping after `max_seconds`; {-1, -1} when the file cannot be
-// written.
-inline std::pair<double, double> probe_fsync(const std::filesystem::path& dir, int iterations,
-                                             double max_seconds) {
+std::pair<double, double> probe_fsync(const std::filesystem::path& dir, int iterations,
+                                      double max_seconds) {
   using Clock = std::chrono::steady_clock;
   const std::string path = (dir / "fsync-probe").string();
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -39,7 +32,7 @@ inline std::pair<double, double> probe_fsync(const std::filesystem::path& dir, i
   ::unlink(path.c_str());
   if (ms.empty()) return {-1, -1};
   std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)]};
+  return {percentile_of_sorted(ms, 0.5), percentile_of_sorted(ms, 0.99)};
 }
 
 }  // namespace runsync::bench

@@ -1,5 +1,5 @@
-// A deterministic stream of realistic webhook bodies, shared by the
-// benchmarks that feed runsync webhook events.
+// A deterministic stream of realistic webhook bodies, and delivery keys
+// for them, shared by the benchmarks that feed runsync webhook events.
 #pragma once
 
 #include <cinttypes>
@@ -102,5 +102,10 @@ class EventStream {
   std::int64_t base_ts_;
   std::uint64_t k_ = 0;
 };
+
+// The `k`th of a deterministic series of delivery keys shaped like the
+// daemon's ("sha256:" and 64 hex digits) and as random, so that the
+// journal's unique index sees the same spread.
+std::string delivery_key(std::uint64_t k);
 
 }  // namespace runsync::bench
