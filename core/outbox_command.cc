@@ -1,5 +1,6 @@
 #include "core/outbox_command.h"
 
+#include "core/json_text.h"
 #include "core/testrail_api.h"
 
 namespace runsync {
@@ -13,10 +14,14 @@ bool positive_int(const nlohmann::json& v) {
 
 const char* command_name(CommandKind kind) {
   switch (kind) {
-    case CommandKind::kAddRun: return "add_run";
-    case CommandKind::kUpdateRun: return "update_run";
-    case CommandKind::kCloseRun: return "close_run";
-    case CommandKind::kDeleteRun: return "delete_run";
+    case CommandKind::kAddRun:
+      return "add_run";
+    case CommandKind::kUpdateRun:
+      return "update_run";
+    case CommandKind::kCloseRun:
+      return "close_run";
+    case CommandKind::kDeleteRun:
+      return "delete_run";
   }
   return "?";
 }
@@ -97,7 +102,8 @@ Status validate_command(const OutboxCommand& c) {
       known = true;
       if (!value.is_array()) return Status::error(what + ": " + key + " must be an array");
       for (const auto& id : value) {
-        if (!positive_int(id)) return Status::error(what + ": " + key + " must hold positive integers");
+        if (!positive_int(id))
+          return Status::error(what + ": " + key + " must hold positive integers");
       }
     }
     if (key == "suite_id" && c.kind == CommandKind::kUpdateRun) known = false;
@@ -117,6 +123,13 @@ Status validate_command(const OutboxCommand& c) {
     return Status::error(what + ": case_ids needs include_all = false");
   }
   return Status::ok();
+}
+
+StatusOr<nlohmann::json> parse_command_body(std::string_view text) {
+  if (Status s = refuse_nul_byte(text); !s.is_ok()) return s;
+  nlohmann::json body = nlohmann::json::parse(text, nullptr, false);
+  if (body.is_discarded()) return Status::error("body is not valid JSON");
+  return body;
 }
 
 Status check_command(const OutboxCommand& c, const CommandContext& context) {

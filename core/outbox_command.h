@@ -62,6 +62,11 @@ struct CommandContext {
 // message is the reason, e.g. "run 7 is deleted".
 Status check_command(const OutboxCommand& command, const CommandContext& context);
 
+// The JSON an outbox row's body holds (SQL may have written anything
+// there), or why it is not JSON, e.g. "body is not valid JSON: it holds a
+// NUL byte at offset 13".
+StatusOr<nlohmann::json> parse_command_body(std::string_view text);
+
 // The API path, e.g. "add_run/1" or "close_run/42".
 std::string command_uri(const OutboxCommand& command);
 

@@ -37,18 +37,20 @@ StatusOr<std::optional<OutboxCommand>> Outbox::next_pending(std::int64_t now) {
       }
       c.created_at = st.getColumn(4).getInt64();
       auto kind = parse_command_name(st.getColumn(1).getString());
-      c.body = nlohmann::json::parse(st.getColumn(3).getString(), nullptr, false);
+      StatusOr<nlohmann::json> body = parse_command_body(st.getColumn(3).getString());
       Status valid = Status::ok();
       if (!kind) {
         valid = Status::error("unknown command '" + st.getColumn(1).getString() + "'");
-      } else if (c.body.is_discarded()) {
-        valid = Status::error(std::string(command_name(*kind)) + ": body is not valid JSON");
+      } else if (!body) {
+        valid = Status::error(std::string(command_name(*kind)) + ": " + body.message());
       } else {
         c.kind = *kind;
+        c.body = std::move(*body);
       }
       st.reset();
       if (valid.is_ok()) return std::optional<OutboxCommand>{std::move(c)};
-      Status marked = update(c.id, CommandState::kFailed, false, valid.message(), std::nullopt, now);
+      Status marked =
+          update(c.id, CommandState::kFailed, false, valid.message(), std::nullopt, now);
       if (!marked.is_ok()) return marked;
     }
   } catch (const std::exception& e) {
@@ -100,9 +102,12 @@ StatusOr<std::vector<OutboxCommand>> Outbox::unknown_add_runs() {
       c.id = st.getColumn(0).getInt64();
       c.kind = CommandKind::kAddRun;
       c.target = st.getColumn(1).getInt64();
-      c.body = nlohmann::json::parse(st.getColumn(2).getString(), nullptr, false);
+      StatusOr<nlohmann::json> body = parse_command_body(st.getColumn(2).getString());
       c.created_at = st.getColumn(3).getInt64();
-      if (c.body.is_object()) out.push_back(std::move(c));
+      if (body && body->is_object()) {
+        c.body = std::move(*body);
+        out.push_back(std::move(c));
+      }
     }
     return out;
   } catch (const std::exception& e) {

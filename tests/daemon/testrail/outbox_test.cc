@@ -244,14 +244,20 @@ TEST_F(OutboxTest, RowsInsertedWithPlainSqlAreValidated) {
     db.exec("INSERT INTO outbox (command, target, body) VALUES ('add_run', 1, '{\"name\": 5}')");
     db.exec("INSERT INTO outbox (command, target, body) VALUES ('close_run', 1, 'not json')");
     db.exec("INSERT INTO outbox (command, target) VALUES ('add_run', 1)");
+    // Valid JSON up to a NUL byte, then more text.
+    db.exec("INSERT INTO outbox (command, target, body) "
+            "VALUES ('add_run', 1, '{\"name\": \"x\"}' || char(0) || 'tail')");
   }
   fake_.add_run({{"project_id", 1}, {"name", "r"}});
   start_worker();
   EXPECT_EQ(wait_final(1).state, CommandState::kFailed);
   EXPECT_EQ(wait_final(2).state, CommandState::kFailed);
   EXPECT_EQ(wait_final(3).state, CommandState::kFailed);
+  EXPECT_EQ(wait_final(4).state, CommandState::kFailed);
   EXPECT_EQ(fake_.request_count(), 0u);
   EXPECT_NE(read_command(dir_.file("mirror.db"), 1).value()->last_error->find("name"), std::string::npos);
+  EXPECT_EQ(*read_command(dir_.file("mirror.db"), 4).value()->last_error,
+            "add_run: body is not valid JSON: it holds a NUL byte at offset 13");
 }
 
 TEST_F(OutboxTest, ACommandLeftSendingBecomesUnknownAtStart) {
