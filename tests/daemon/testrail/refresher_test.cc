@@ -315,5 +315,43 @@ TEST_F(RefresherTest, RefreshesArePacedAtThreeQuartersOfTheBudget) {
   EXPECT_EQ(pending(), 0);
 }
 
+// SPEC §4a: with budget to spare the mirror follows a hint within 2 s. The
+// refresher runs on its own thread and time passes only on the injected
+// clock, slower than real time (1 ms each look), so whatever held the
+// refresh back — a window, the pacing, a wait for the request budget —
+// shows as time that clock moved before the hint was served.
+TEST_F(RefresherTest, WithBudgetToSpareAHintIsServedWithinTwoSeconds) {
+  TestRailClientOptions copts = fake_.client_options();
+  copts.max_read_attempts = 1;
+  copts.priority = RequestPriority::kHint;
+  copts.max_requests_per_minute = 24;  // from an empty allowance, pacing would wait 3.3 s
+  auto client = TestRailClient::create(copts, clock_);
+  ProjectCycle cycle(*client, *writer_, metrics_, null_logger(), clock_);
+  RefresherOptions ropts;
+  ropts.projects = {{1, "ID"}};
+  ropts.max_requests_per_minute = 24;
+  ASSERT_EQ(ropts.min_refresh_interval, 2s);
+  Refresher refresher(ropts, *client, cycle, *writer_, metrics_, null_logger(), clock_);
+  const std::int64_t id = mirror_active_runs(fake_, cycle, 3)[1];  // 2 of the 24 requests
+  std::thread running([&] { refresher.run(); });
+
+  fake_.update_run(id, {{"name", "renamed"}});
+  const auto hinted = steady();
+  hint(HintKind::kRun, id);
+  refresher.notify();
+  const bool served = testing::wait_until(
+      [&] {
+        if (column(id, "name") == "renamed" && pending() == 0) return true;
+        advance(1ms);
+        return false;
+      },
+      30s);
+  refresher.stop();
+  running.join();
+  ASSERT_TRUE(served);
+  EXPECT_LT(steady() - hinted, 2s);
+  EXPECT_EQ(fake_.count("get_run"), 1);
+}
+
 }  // namespace
 }  // namespace runsync
