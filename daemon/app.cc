@@ -86,7 +86,7 @@ struct App::Impl {
   std::map<std::string, std::uint64_t> last_summary;
   LogRateLimiter listener_warnings{clock};
   bool stopping = false;
-  std::chrono::steady_clock::time_point stop_deadline;
+  Clock::TimePoint stop_deadline;
 
   Impl(Config c, ConfigEnvironment e, Logger l)
       : config(std::move(c)), env(std::move(e)), logger(std::move(l)) {}

@@ -67,7 +67,7 @@ class LogRateLimiter {
 
  private:
   struct Kind {
-    std::chrono::steady_clock::time_point logged_at;
+    Clock::TimePoint logged_at;
     std::uint64_t held_back = 0;
   };
 

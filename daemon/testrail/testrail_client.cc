@@ -12,7 +12,7 @@ using std::chrono::seconds;
 constexpr milliseconds kSleepSlice{50};  // how long a caller yields its turn to another
 constexpr auto kWindow = std::chrono::minutes(1);
 
-milliseconds to_ms(std::chrono::steady_clock::duration d) {
+milliseconds to_ms(Clock::Duration d) {
   return std::chrono::ceil<milliseconds>(d);
 }
 
