@@ -50,6 +50,8 @@ StatusOr<WebhookAuth> auth_from(const Config& config) {
 }  // namespace
 
 struct App::Impl {
+  // Every part reads time from this one clock.
+  const Clock& clock = real_clock();
   Config config;
   ConfigEnvironment env;
   Logger logger;
@@ -61,7 +63,6 @@ struct App::Impl {
   std::unique_ptr<WebhookEndpoint> endpoint;
   std::unique_ptr<Router> router;
   // One request budget for polling, write-back and hint refreshes.
-  SteadyClientClock limiter_clock;
   std::unique_ptr<RateLimiter> limiter;
   std::unique_ptr<TestRailClient> client;
   std::unique_ptr<Poller> poller;
@@ -83,9 +84,9 @@ struct App::Impl {
   asio::steady_timer shutdown_timer{ioc};
   asio::steady_timer summary_timer{ioc};
   std::map<std::string, std::uint64_t> last_summary;
-  LogRateLimiter listener_warnings{std::chrono::steady_clock::now};
+  LogRateLimiter listener_warnings{clock};
   bool stopping = false;
-  std::chrono::steady_clock::time_point stop_deadline;
+  Clock::TimePoint stop_deadline;
 
   Impl(Config c, ConfigEnvironment e, Logger l)
       : config(std::move(c)), env(std::move(e)), logger(std::move(l)) {}
@@ -237,12 +238,12 @@ struct App::Impl {
     if (outbox_thread.joinable()) outbox_thread.join();
     writer->stop();  // commits everything queued; answers are posted to this loop
     server->close_sessions();
-    stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    stop_deadline = clock.now() + std::chrono::seconds(2);
     wait_sessions_closed();
   }
 
   void wait_sessions_closed() {
-    if (server->open_sessions() == 0 || std::chrono::steady_clock::now() >= stop_deadline) {
+    if (server->open_sessions() == 0 || clock.now() >= stop_deadline) {
       ioc.stop();
       return;
     }
@@ -273,10 +274,10 @@ struct App::Impl {
     // full disk: reported and retried, not a crash by SIGXFSZ.
     ::signal(SIGXFSZ, SIG_IGN);
     if (!open_storage()) return 1;
-    watch_database_writes(*writer, config.storage.path, metrics, logger, unix_now);
+    watch_database_writes(*writer, config.storage.path, metrics, logger, clock);
     watch_mirror(metrics, *writer, config.storage.path,
                  config.testrail.url.empty() ? std::vector<ProjectConfig>{} : config.projects,
-                 logger);
+                 logger, clock);
     register_process_metrics(metrics);
     metrics.gauge("runsync_build_info", "Build information",
                   {{"version", RUNSYNC_VERSION}, {"schema", std::to_string(latest_schema_version())}})
@@ -306,6 +307,7 @@ struct App::Impl {
   bool open_storage() {
     WritePathOptions options;
     options.open = open_options_for(config);
+    options.open.clock = &clock;
     options.queue_capacity = config.webhook.queue_capacity;
     options.max_batch = config.storage.max_batch;
     options.checkpoints = config.storage.checkpoints;
@@ -357,21 +359,20 @@ struct App::Impl {
   // polling, hint refreshes (their own client, first in line) and
   // write-back; and the endpoint that takes TestRail's webhooks.
   void build_testrail_parts() {
-    limiter = std::make_unique<RateLimiter>(config.testrail.max_requests_per_minute,
-                                            limiter_clock);
-    client = TestRailClient::create(client_options_for(config), make_api_observer(metrics, logger),
-                                    limiter.get());
-    poller = std::make_unique<Poller>(poller_options_for(config), *client, *writer, metrics,
-                                      logger, unix_now);
+    limiter = std::make_unique<RateLimiter>(config.testrail.max_requests_per_minute, clock);
+    client = TestRailClient::create(client_options_for(config), clock,
+                                    make_api_observer(metrics, logger), limiter.get());
+    poller = std::make_unique<Poller>(poller_options_for(config), *client, *writer, metrics, logger,
+                                      clock);
     TestRailClientOptions hint_options = client_options_for(config);
     hint_options.priority = RequestPriority::kHint;
-    hint_client = TestRailClient::create(std::move(hint_options),
+    hint_client = TestRailClient::create(std::move(hint_options), clock,
                                          make_api_observer(metrics, logger), limiter.get());
-    hint_cycle = std::make_unique<ProjectCycle>(*hint_client, *writer, metrics, logger, unix_now);
+    hint_cycle = std::make_unique<ProjectCycle>(*hint_client, *writer, metrics, logger, clock);
     refresher = std::make_unique<Refresher>(refresher_options_for(config), *hint_client,
-                                            *hint_cycle, *writer, metrics, logger, unix_now_ms);
+                                            *hint_cycle, *writer, metrics, logger, clock);
     hints = std::make_unique<HintEndpoint>(hint_endpoint_options_for(config), *writer, metrics,
-                                           logger, unix_now_ms, [this] { refresher->notify(); });
+                                           logger, clock, [this] { refresher->notify(); });
     auto mark = PollerMark::hold(config.storage.path);
     if (mark) {
       poller_mark = std::move(mark).value();
@@ -381,7 +382,7 @@ struct App::Impl {
     OutboxWorker::Options outbox_options;
     for (const auto& p : config.projects) outbox_options.projects.push_back(p.id);
     outbox = std::make_unique<OutboxWorker>(config.storage.path, *client, *writer, metrics, logger,
-                                            unix_now, outbox_options);
+                                            clock, outbox_options);
   }
 
   // The webhook endpoint, the router and the HTTP listener, listening.
@@ -394,7 +395,7 @@ struct App::Impl {
     std::map<std::string, std::int64_t> projects;
     for (const auto& p : config.projects) projects[p.code] = p.id;
     endpoint = std::make_unique<WebhookEndpoint>(std::move(auth).value(), projects, *writer,
-                                                 metrics, logger, unix_now);
+                                                 metrics, logger, clock);
     const auto listen = parse_listen_address(config.webhook.listen);
     if (!listen) {
       logger->critical("webhook.listen '{}' is not host:port; not starting", config.webhook.listen);
@@ -501,7 +502,7 @@ struct App::Impl {
       refresher_thread = std::thread([this] { refresher->run(); });
       log_hint_endpoint();
     }
-    pruner = std::make_unique<Pruner>(config.retention, *writer, metrics, logger, unix_now);
+    pruner = std::make_unique<Pruner>(config.retention, *writer, metrics, logger, clock);
     pruner_thread = std::thread([this] { pruner->run(); });
   }
 

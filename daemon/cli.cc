@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/version.hpp>
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@
 #include "storage/store.h"
 #include "storage/writer.h"
 #include "storage/database.h"
+#include "core/clock.h"
 #include "core/iso_time.h"
 #include "storage/outbox.h"
 #include "storage/poller_mark.h"
@@ -82,8 +84,9 @@ int cmd_sync(const std::string& path, bool full) {
   if (!mark) logger->warn("{}; `runsync status` will call this cycle interrupted", mark.message());
   Writer writer(std::move(store).value(), Writer::Options{});
   Metrics metrics;
-  auto client = TestRailClient::create(client_options_for(*config), make_api_observer(metrics, logger));
-  Poller poller(poller_options_for(*config), *client, writer, metrics, logger, unix_now);
+  auto client = TestRailClient::create(client_options_for(*config), real_clock(),
+                                       make_api_observer(metrics, logger));
+  Poller poller(poller_options_for(*config), *client, writer, metrics, logger, real_clock());
   int failed = 0;
   for (const auto& project : config->projects) {
     const CycleOutcome out = poller.run_cycle(project, full ? PollKind::kFull : PollKind::kActive);
@@ -132,11 +135,13 @@ OutboxCommand command_from(CommandKind kind, const RunArgs& a, CLI::App& sub) {
   return c;
 }
 
-// Polls outbox row `id` until it ends or `timeout` passes; prints the
-// outcome. Exit codes as cmd_run's.
+// Polls outbox row `id` until it ends or `timeout` passes on `clock`;
+// prints the outcome. Exit codes as cmd_run's.
 int wait_for_outcome(const std::string& database, std::int64_t id, const OutboxCommand& c,
-                     std::chrono::milliseconds timeout, const std::string& timeout_text) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+                     std::chrono::milliseconds timeout, const std::string& timeout_text,
+                     const Clock& clock) {
+  const std::atomic<bool> never_stopped{false};
+  const auto deadline = clock.now() + timeout;
   for (;;) {
     auto row = read_command(database, id);
     if (!row) {
@@ -160,12 +165,12 @@ int wait_for_outcome(const std::string& database, std::int64_t id, const OutboxC
         return 3;
       }
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (clock.now() >= deadline) {
       std::cerr << "runsync: outbox #" << id << " still pending after " << timeout_text
                 << " (is `runsync serve` running?); it stays queued\n";
       return 4;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    clock.sleep_until(clock.now() + std::chrono::milliseconds(100), never_stopped);
   }
 }
 
@@ -210,7 +215,7 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
   std::int64_t id = 0;
   Status queued = store.value()->begin();
   if (queued.is_ok()) {
-    auto r = store.value()->outbox().queue(c, unix_now());
+    auto r = store.value()->outbox().queue(c, real_clock().unix_seconds());
     queued = r.is_ok() ? store.value()->commit() : r.status();
     if (r.is_ok()) id = r.value();
   }
@@ -224,7 +229,7 @@ int cmd_run(const std::string& path, CommandKind kind, const RunArgs& a, CLI::Ap
     std::cout << "queued outbox #" << id << " (" << command_uri(c) << ")\n";
     return 0;
   }
-  return wait_for_outcome(config->storage.path, id, c, *timeout, a.timeout);
+  return wait_for_outcome(config->storage.path, id, c, *timeout, a.timeout, real_clock());
 }
 
 int cmd_backup(const std::string& path, const std::string& file) {
@@ -419,7 +424,7 @@ void print_status_text(const Config& config, const MirrorReport& r,
 int cmd_status(const std::string& path, bool as_json) {
   auto config = load_or_report(path);
   if (!config) return 2;
-  const std::int64_t now = unix_now();
+  const std::int64_t now = real_clock().unix_seconds();
   auto report = read_mirror_report(config->storage.path, now);
   if (!report) {
     if (as_json) {

@@ -11,7 +11,7 @@
 namespace runsync {
 
 void watch_database_writes(Writer& writer, const std::string& database_path, Metrics& metrics,
-                           Logger logger, std::function<std::int64_t()> clock) {
+                           Logger logger, const Clock& clock) {
   Gauge& failing = metrics.gauge("runsync_database_writes_failing",
                                  "1 while the latest write transaction failed, else 0");
   Counter& failures =
@@ -27,13 +27,13 @@ void watch_database_writes(Writer& writer, const std::string& database_path, Met
   // The writer copies the observer for each call, so its state is shared.
   auto was_failing = std::make_shared<std::atomic<bool>>(false);
   writer.set_outcome_observer([&failing, &failures, logger, file, was_failing,
-                               clock = std::move(clock)](const Status& database) {
+                               &clock](const Status& database) {
     const bool now_failing = !database.is_ok();
     if (now_failing) failures.inc();
     failing.set(now_failing ? 1.0 : 0.0);
     std::string unrecorded;
     if (file) {
-      auto recorded = file->record(database, clock());
+      auto recorded = file->record(database, clock.unix_seconds());
       if (!recorded) unrecorded = " (" + recorded.message() + ": `runsync status` cannot tell)";
     }
     if (was_failing->exchange(now_failing) == now_failing) return;

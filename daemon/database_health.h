@@ -12,6 +12,7 @@
 #include <functional>
 #include <string>
 
+#include "core/clock.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "storage/writer.h"
@@ -21,8 +22,8 @@ namespace runsync {
 // Observes every batch of `writer` (Writer::set_outcome_observer). Holds
 // "<database_path>.health" as long as the writer keeps the observer; when
 // it cannot, logs a warning and keeps the metrics and log lines only.
-// `metrics` must outlive the writer; `clock` gives unix seconds.
+// `metrics` and `clock` must outlive the writer; `clock` stamps the file.
 void watch_database_writes(Writer& writer, const std::string& database_path, Metrics& metrics,
-                           Logger logger, std::function<std::int64_t()> clock);
+                           Logger logger, const Clock& clock);
 
 }  // namespace runsync

@@ -131,11 +131,11 @@ std::string log_text(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
-LogRateLimiter::LogRateLimiter(Clock clock, std::chrono::seconds window)
-    : clock_(std::move(clock)), window_(window) {}
+LogRateLimiter::LogRateLimiter(const Clock& clock, std::chrono::seconds window)
+    : clock_(clock), window_(window) {}
 
 std::optional<std::string> LogRateLimiter::admit(std::string_view kind) {
-  const auto now = clock_();
+  const auto now = clock_.now();
   std::lock_guard lock(mu_);
   auto it = kinds_.find(kind);
   if (it == kinds_.end()) {

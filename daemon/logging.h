@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/clock.h"
+
 namespace spdlog {
 class logger;
 namespace sinks {
@@ -54,9 +56,9 @@ std::string log_text(std::string_view text, std::size_t max_bytes = 200);
 // Thread safety: admit() may be called from any thread.
 class LogRateLimiter {
  public:
-  using Clock = std::function<std::chrono::steady_clock::time_point()>;
-
-  explicit LogRateLimiter(Clock clock, std::chrono::seconds window = std::chrono::seconds(10));
+  // `clock` must outlive the limiter.
+  explicit LogRateLimiter(const Clock& clock,
+                          std::chrono::seconds window = std::chrono::seconds(10));
 
   // nullopt: hold this line back (it is counted). Otherwise log it with the
   // returned text appended: "" when nothing was held back since the last
@@ -65,11 +67,11 @@ class LogRateLimiter {
 
  private:
   struct Kind {
-    std::chrono::steady_clock::time_point logged_at;
+    Clock::TimePoint logged_at;
     std::uint64_t held_back = 0;
   };
 
-  Clock clock_;
+  const Clock& clock_;
   std::chrono::seconds window_;
   std::mutex mu_;
   std::map<std::string, Kind, std::less<>> kinds_;

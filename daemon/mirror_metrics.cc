@@ -6,7 +6,6 @@
 #include <map>
 #include <memory>
 
-#include "daemon/wiring.h"
 #include "storage/report.h"
 
 namespace runsync {
@@ -47,7 +46,8 @@ void seed_last_polls(Metrics& metrics, const MirrorReport& report,
 }
 
 // Gauges over the mirror's contents, read from the database once per scrape.
-void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> reader, Logger logger) {
+void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> reader, Logger logger,
+                       const Clock& clock) {
   std::map<std::string, Gauge*> runs;
   for (const char* state : {"active", "completed", "aborted", "deleted"}) {
     runs[state] = &metrics.gauge("runsync_runs", "Runs in the mirror by state", {{"state", state}});
@@ -61,7 +61,7 @@ void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> read
                                 "Age of the oldest pending write-back command (0: none pending)");
   Gauge& refreshes = metrics.gauge("runsync_hint_pending_refreshes",
                                    "Refreshes TestRail webhook hints asked for, not done yet");
-  metrics.add_collector([=, &last_webhook, &pending, &oldest, &refreshes] {
+  metrics.add_collector([=, &last_webhook, &pending, &oldest, &refreshes, &clock] {
     auto g = reader->read();
     if (!g) {
       logger->warn("metrics: {}; the mirror's gauges keep their last values", g.message());
@@ -75,7 +75,7 @@ void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> read
     pending.set(static_cast<double>(g->outbox_pending));
     refreshes.set(static_cast<double>(g->pending_refreshes));
     oldest.set(g->oldest_pending_at ? static_cast<double>(std::max<std::int64_t>(
-                                          0, unix_now() - *g->oldest_pending_at))
+                                          0, clock.unix_seconds() - *g->oldest_pending_at))
                                     : 0.0);
   });
 }
@@ -83,13 +83,14 @@ void add_mirror_gauges(Metrics& metrics, std::shared_ptr<MirrorGaugeReader> read
 }  // namespace
 
 void watch_mirror(Metrics& metrics, Writer& writer, const std::string& database_path,
-                  const std::vector<ProjectConfig>& polled_projects, Logger logger) {
+                  const std::vector<ProjectConfig>& polled_projects, Logger logger,
+                  const Clock& clock) {
   watch_writer(metrics, writer);
   metrics.gauge_callback("runsync_database_size_bytes", "Size of the database file", {},
                          [database_path] { return file_size(database_path); });
   metrics.gauge_callback("runsync_wal_size_bytes", "Size of the write-ahead log", {},
                          [database_path] { return file_size(database_path + "-wal"); });
-  auto report = read_mirror_report(database_path, unix_now());
+  auto report = read_mirror_report(database_path, clock.unix_seconds());
   if (report) {
     seed_last_polls(metrics, report.value(), polled_projects);
   } else {
@@ -98,7 +99,7 @@ void watch_mirror(Metrics& metrics, Writer& writer, const std::string& database_
   auto reader = MirrorGaugeReader::open(database_path);
   if (reader) {
     add_mirror_gauges(metrics, std::shared_ptr<MirrorGaugeReader>(std::move(reader).value()),
-                      logger);
+                      logger, clock);
   } else {
     logger->warn("metrics: {}; no gauges over the mirror's contents", reader.message());
   }

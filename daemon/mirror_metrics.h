@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/project.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
@@ -18,10 +19,11 @@
 
 namespace runsync {
 
-// `writer` and `metrics` must outlive what this installs. Problems reading
+// `writer`, `metrics` and `clock` must outlive what this installs. Problems reading
 // the database are logged as warnings and leave the gauges out (at start)
 // or at their last values (at a scrape).
 void watch_mirror(Metrics& metrics, Writer& writer, const std::string& database_path,
-                  const std::vector<ProjectConfig>& polled_projects, Logger logger);
+                  const std::vector<ProjectConfig>& polled_projects, Logger logger,
+                  const Clock& clock);
 
 }  // namespace runsync

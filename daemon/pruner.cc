@@ -8,8 +8,8 @@
 namespace runsync {
 
 Pruner::Pruner(PrunerOptions options, Writer& writer, Metrics& metrics, Logger logger,
-               UnixClock clock)
-    : options_(options), writer_(writer), logger_(std::move(logger)), clock_(std::move(clock)) {
+               const Clock& clock)
+    : options_(options), writer_(writer), logger_(std::move(logger)), clock_(clock) {
   for (const HistoryTable table : kHistoryTables) {
     pruned_[table] = &metrics.counter("runsync_retention_pruned_rows_total",
                                       "Rows deleted by retention, by table",
@@ -59,7 +59,7 @@ StatusOr<std::map<HistoryTable, std::int64_t>> Pruner::prune_once() {
     const auto keep = window(options, table);
     if (keep.count() <= 0) continue;
     const std::int64_t cutoff =
-        clock_() - std::chrono::duration_cast<std::chrono::seconds>(keep).count();
+        clock_.unix_seconds() - std::chrono::duration_cast<std::chrono::seconds>(keep).count();
     std::int64_t& total = deleted[table];
     PruneBatch batch;
     do {
@@ -84,10 +84,9 @@ StatusOr<std::map<HistoryTable, std::int64_t>> Pruner::prune_once() {
 
 void Pruner::run() {
   while (!stopping()) {
-    const auto started = std::chrono::steady_clock::now();
+    const auto started = clock_.now();
     auto round = prune_once();
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const double seconds = std::chrono::duration<double>(clock_.now() - started).count();
     if (!round) {
       logger_->warn("retention: {}; retrying in {} s", round.message(),
                     std::chrono::duration_cast<std::chrono::seconds>(options().interval).count());
@@ -105,14 +104,14 @@ void Pruner::run() {
             events, cycles, changes, seconds);
       }
     }
-    const auto ended = std::chrono::steady_clock::now();
+    const auto ended = clock_.now();
     std::unique_lock lock(mu_);
     // A reconfigure() wakes the wait, which starts again with the new interval.
     for (;;) {
       reconfigured_ = false;
       const auto next = ended + options_.interval;
-      const bool woken = wake_.wait_until(lock, next, [this] { return stop_ || reconfigured_; });
-      if (!woken || stop_) break;
+      wake_.wait_for(lock, clock_.until(next), [this] { return stop_ || reconfigured_; });
+      if (stop_ || (!reconfigured_ && clock_.now() >= next)) break;
     }
   }
 }

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/clock.h"
 #include "core/status.h"
 #include "daemon/config.h"
 #include "daemon/logging.h"
@@ -31,11 +32,10 @@ using PrunerOptions = Config::Retention;
 
 class Pruner {
  public:
-  using UnixClock = std::function<std::int64_t()>;
-
-  // `writer` and `metrics` must outlive the pruner. Registers the counter's
-  // series for every table at 0.
-  Pruner(PrunerOptions options, Writer& writer, Metrics& metrics, Logger logger, UnixClock clock);
+  // `writer`, `metrics` and `clock` must outlive the pruner. Registers the
+  // counter's series for every table at 0.
+  Pruner(PrunerOptions options, Writer& writer, Metrics& metrics, Logger logger,
+         const Clock& clock);
 
   // One round: every table with a window, batch after batch until a batch
   // finds nothing more to delete or stop() is called. Returns the rows
@@ -60,7 +60,7 @@ class Pruner {
   PrunerOptions options_;  // guarded by mu_
   Writer& writer_;
   Logger logger_;
-  UnixClock clock_;
+  const Clock& clock_;
   std::map<HistoryTable, Counter*> pruned_;
   mutable std::mutex mu_;
   std::condition_variable wake_;

@@ -74,6 +74,8 @@ Status SdNotifier::status(std::string_view text) {
 Status SdNotifier::stopping() { return notify("STOPPING=1"); }
 
 Status SdNotifier::reloading() {
+  // systemd compares this with its own CLOCK_MONOTONIC, so it is the
+  // kernel's clock, never an injected one.
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   const auto usec = static_cast<std::uint64_t>(now.tv_sec) * 1'000'000u +

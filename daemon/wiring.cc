@@ -1,20 +1,6 @@
 #include "daemon/wiring.h"
 
-#include <chrono>
-
 namespace runsync {
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::int64_t unix_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Logger logger_for(const Config& config) {
   Logger logger = make_logger(stderr_is_journal());

@@ -1,6 +1,6 @@
 // How `serve` and `sync` build their parts from a Config, so that each
 // mapping from configuration to options is written once. Pure functions of
-// the Config (unix_now reads the clock).
+// the Config.
 #pragma once
 
 #include <cstdint>
@@ -14,12 +14,6 @@
 #include "storage/database.h"
 
 namespace runsync {
-
-// The wall clock in unix seconds: the clock of observations, journal rows
-// and poll cycles.
-std::int64_t unix_now();
-// The same clock in milliseconds: the clock of TestRail webhook hints.
-std::int64_t unix_now_ms();
 
 // The process's logger (to the journal when stderr is it) at log.level.
 Logger logger_for(const Config& config);

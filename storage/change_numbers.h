@@ -13,22 +13,11 @@
 // until the year 2255.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 
 namespace runsync {
 
 inline constexpr std::int64_t kNumbersPerMillisecond = 1000;
-
-// The clock the numbers follow: unix milliseconds. Tests pass their own.
-using UnixMillisClock = std::function<std::int64_t()>;
-
-inline std::int64_t system_unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The lowest number that may be issued at `unix_ms`.
 inline std::int64_t lowest_number_at(std::int64_t unix_ms) {

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "core/clock.h"
 #include "core/status.h"
-#include "storage/change_numbers.h"
 
 namespace SQLite {
 class Database;
@@ -25,9 +25,10 @@ struct OpenOptions {
   // false: this connection never checkpoints the WAL by itself (its commits
   // stay short); a Checkpointer must then run beside it.
   bool auto_checkpoint = true;
-  // The clock that run_changes.seq and webhook_events.seq follow (see
-  // change_numbers.h), for a Store; the system clock when empty.
-  UnixMillisClock unix_ms;
+  // For a Store: the clock run_changes.seq and webhook_events.seq follow
+  // (see change_numbers.h) and its Writer times commits by. Never null;
+  // must outlive the Store.
+  const Clock* clock = &real_clock();
 };
 
 // The schema version this binary creates (the highest embedded migration).

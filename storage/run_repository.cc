@@ -217,7 +217,7 @@ class RowCache {
 
 struct RunRepository::Impl {
   SQLite::Database& db;
-  UnixMillisClock unix_ms;
+  const Clock& clock;
   RawStatement insert_change, select_run, select_runs, max_change_seq;
   RowCache cache;
   // UPDATE statements by the set of columns they write, prepared on first
@@ -238,9 +238,9 @@ struct RunRepository::Impl {
   // (store()) uses insert_runs_n[1], prepared with the rest.
   std::vector<RawStatement> insert_runs_n, insert_changes_n;
 
-  Impl(SQLite::Database& d, UnixMillisClock clock)
+  Impl(SQLite::Database& d, const Clock& c)
       : db(d),
-        unix_ms(std::move(clock)),
+        clock(c),
         insert_change(
             prepare_raw(db,
                         "INSERT INTO run_changes (seq, run_id, changed_at, source, changes) "
@@ -353,7 +353,7 @@ struct RunRepository::Impl {
       sqlite3_reset(max_seq);
       std::int64_t seq = step_raw(max_seq) ? sqlite3_column_int64(max_seq, 0) : 0;
       sqlite3_reset(max_seq);
-      seq = std::max(seq, lowest_number_at(unix_ms()) - 1);
+      seq = std::max(seq, lowest_number_at(clock.unix_ms()) - 1);
       std::vector<const Pending*> changed;
       changed.reserve(pending.size());
       for (Pending& p : pending) {
@@ -411,7 +411,7 @@ struct RunRepository::Impl {
         bind_text(st, 3, source_name(source));
         const std::string changes = changes_to_json(d.changes, d.next);
         bind_text(st, 4, changes);
-        sqlite3_bind_int64(st, 5, lowest_number_at(unix_ms()));
+        sqlite3_bind_int64(st, 5, lowest_number_at(clock.unix_ms()));
         exec_raw(st);
         r.change_seq = sqlite3_last_insert_rowid(db.getHandle());
       }
@@ -446,8 +446,8 @@ struct RunRepository::Impl {
   }
 };
 
-RunRepository::RunRepository(SQLite::Database& db, UnixMillisClock unix_ms)
-    : impl_(std::make_unique<Impl>(db, std::move(unix_ms))) {}
+RunRepository::RunRepository(SQLite::Database& db, const Clock& clock)
+    : impl_(std::make_unique<Impl>(db, clock)) {}
 RunRepository::~RunRepository() = default;
 
 void RunRepository::forget_cached_rows() { impl_->cache.clear(); }

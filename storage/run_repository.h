@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/poll_plan.h"
 #include "core/reconciler.h"
 #include "core/status.h"
@@ -40,8 +41,8 @@ class RunRepository {
  public:
   // Prepares the statements it always needs; throws SQLite::Exception when
   // it cannot (Store::open turns that into its error). Change-log numbers
-  // follow `unix_ms` (change_numbers.h).
-  RunRepository(SQLite::Database& db, UnixMillisClock unix_ms);
+  // follow `clock`'s wall time (change_numbers.h); `clock` must outlive it.
+  RunRepository(SQLite::Database& db, const Clock& clock);
   ~RunRepository();
   RunRepository(const RunRepository&) = delete;
   RunRepository& operator=(const RunRepository&) = delete;

@@ -9,6 +9,7 @@ namespace runsync {
 
 struct Store::Impl {
   std::unique_ptr<SQLite::Database> db;
+  const Clock& clock;
   SQLite::Statement begin, commit, rollback, savepoint, release, rollback_to, data_version;
   RunRepository runs;
   WebhookJournal journal;
@@ -20,8 +21,9 @@ struct Store::Impl {
   bool may_split_sync = false;  // opened with Durability::kFull and no auto checkpoint
   bool split_sync = false;      // commit() leaves the WAL sync to a WalSync
 
-  Impl(std::unique_ptr<SQLite::Database> d, const UnixMillisClock& unix_ms)
+  Impl(std::unique_ptr<SQLite::Database> d, const Clock& c)
       : db(std::move(d)),
+        clock(c),
         begin(*db, "BEGIN IMMEDIATE"),
         commit(*db, "COMMIT"),
         rollback(*db, "ROLLBACK"),
@@ -29,8 +31,8 @@ struct Store::Impl {
         release(*db, "RELEASE job"),
         rollback_to(*db, "ROLLBACK TO job"),
         data_version(*db, "PRAGMA data_version"),
-        runs(*db, unix_ms ? unix_ms : UnixMillisClock(system_unix_ms)),
-        journal(*db, runs, unix_ms ? unix_ms : UnixMillisClock(system_unix_ms)),
+        runs(*db, clock),
+        journal(*db, runs, clock),
         poll_cycles(*db),
         outbox(*db),
         hints(*db) {}
@@ -70,7 +72,7 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path, const Open
   auto db = open_database(path, options);
   if (!db) return db.status();
   try {
-    auto impl = std::make_unique<Impl>(std::move(db).value(), options.unix_ms);
+    auto impl = std::make_unique<Impl>(std::move(db).value(), *options.clock);
     impl->may_split_sync = options.durability == Durability::kFull && !options.auto_checkpoint &&
                            !options.read_only;
     return std::unique_ptr<Store>(new Store(std::move(impl)));
@@ -94,6 +96,7 @@ std::shared_ptr<const std::atomic<int>> Store::wal_frames() {
 }
 
 SQLite::Database& Store::db() { return *impl_->db; }
+const Clock& Store::clock() const { return impl_->clock; }
 RunRepository& Store::runs() { return impl_->runs; }
 WebhookJournal& Store::journal() { return impl_->journal; }
 HintQueue& Store::hints() { return impl_->hints; }

@@ -68,6 +68,9 @@ class Store {
   // thread.
   std::shared_ptr<const std::atomic<int>> wal_frames();
 
+  // The clock it was opened with (OpenOptions::clock).
+  const Clock& clock() const;
+
   RunRepository& runs();
   WebhookJournal& journal();
   PollCycleLog& poll_cycles();

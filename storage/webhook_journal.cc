@@ -17,10 +17,10 @@ const char* webhook_result_name(WebhookResult r) {
   return "?";
 }
 
-WebhookJournal::WebhookJournal(SQLite::Database& db, RunRepository& runs, UnixMillisClock unix_ms)
+WebhookJournal::WebhookJournal(SQLite::Database& db, RunRepository& runs, const Clock& clock)
     : db_(db),
       runs_(runs),
-      unix_ms_(std::move(unix_ms)),
+      clock_(clock),
       // A delivery key seen before inserts nothing: the duplicate check and
       // the journal row are one statement.
       insert_(prepare_raw(db,
@@ -73,7 +73,7 @@ StatusOr<WebhookResult> WebhookJournal::apply(const WebhookDelivery& delivery) {
     sqlite3_bind_int64(st, 6, ev.timestamp);
     bind_text(st, 7, delivery.body);
     bind_text(st, 8, webhook_result_name(result));
-    sqlite3_bind_int64(st, 9, lowest_number_at(unix_ms_()));
+    sqlite3_bind_int64(st, 9, lowest_number_at(clock_.unix_ms()));
     exec_raw(st);
   } catch (const std::exception& e) {
     return Status::error(std::string("journaling delivery: ") + e.what());

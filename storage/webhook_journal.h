@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/clock.h"
 #include "core/status.h"
 #include "core/webhook_event.h"
 #include "storage/change_numbers.h"
@@ -39,8 +40,8 @@ class WebhookJournal {
  public:
   // Prepares its statement; throws SQLite::Exception when it cannot
   // (Store::open turns that into its error). Journal numbers (`seq`)
-  // follow `unix_ms` (change_numbers.h).
-  WebhookJournal(SQLite::Database& db, RunRepository& runs, UnixMillisClock unix_ms);
+  // follow `clock`'s wall time (change_numbers.h); `clock` must outlive it.
+  WebhookJournal(SQLite::Database& db, RunRepository& runs, const Clock& clock);
   WebhookJournal(const WebhookJournal&) = delete;
   WebhookJournal& operator=(const WebhookJournal&) = delete;
 
@@ -53,7 +54,7 @@ class WebhookJournal {
  private:
   SQLite::Database& db_;
   RunRepository& runs_;
-  UnixMillisClock unix_ms_;
+  const Clock& clock_;
   RawStatement insert_;
 };
 

@@ -17,17 +17,20 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "core/clock.h"
+
 namespace runsync {
 
 class WriteGate {
  public:
-  using Clock = std::chrono::steady_clock;
+  // Holds are timed by `clock`, which must outlive the gate.
+  explicit WriteGate(const Clock& clock = real_clock()) : clock_(clock) {}
 
   // Around each write transaction. enter() waits while a hold is pending or
   // running, but not past the hold's time limit.
   void enter() {
     std::unique_lock lock(mu_);
-    cv_.wait_until(lock, deadline_, [&] { return holds_ == 0; });
+    cv_.wait_for(lock, clock_.until(deadline_), [&] { return holds_ == 0; });
     open_ = true;
     if (holds_ > 0) broken_ = true;
   }
@@ -42,12 +45,12 @@ class WriteGate {
   // the open one to end included); after that one may, and `fn` must
   // tolerate it. Returns whether none began. One hold at a time.
   template <typename Fn>
-  bool hold_while(Clock::duration limit, Fn&& fn) {
+  bool hold_while(Clock::Duration limit, Fn&& fn) {
     {
       std::unique_lock lock(mu_);
       ++holds_;
       broken_ = false;
-      deadline_ = Clock::now() + limit;
+      deadline_ = clock_.now() + limit;
       cv_.wait(lock, [&] { return !open_; });
     }
     struct Release {
@@ -55,7 +58,7 @@ class WriteGate {
       ~Release() {
         std::lock_guard lock(gate->mu_);
         --gate->holds_;
-        gate->deadline_ = Clock::time_point::min();
+        gate->deadline_ = Clock::TimePoint::min();
         gate->cv_.notify_all();
       }
     } release{this};
@@ -65,12 +68,13 @@ class WriteGate {
   }
 
  private:
+  const Clock& clock_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = false;    // a transaction is running
   int holds_ = 0;        // a hold is pending or running
   bool broken_ = false;  // a transaction began during the hold
-  Clock::time_point deadline_ = Clock::time_point::min();
+  Clock::TimePoint deadline_ = Clock::TimePoint::min();
 };
 
 }  // namespace runsync

@@ -17,7 +17,7 @@ StatusOr<WritePath> open_write_path(const std::string& path, WritePathOptions op
   if (!store) return store.status();
   // The writer's transactions go through the gate so that the checkpointer
   // can make the WAL start over under sustained load.
-  auto gate = std::make_shared<WriteGate>();
+  auto gate = std::make_shared<WriteGate>(*options.open.clock);
   Checkpointer::Options checkpoint;
   checkpoint.gate = gate;
   checkpoint.on_status = std::move(options.on_checkpoint_status);

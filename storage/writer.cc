@@ -156,8 +156,7 @@ void Writer::finish(Committed& c, const Status& batch) {
   }
   if (batch.is_ok() && observer) {
     observer(c.done.size(),
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - c.commit_started)
-                 .count());
+             std::chrono::duration<double>(store_->clock().now() - c.commit_started).count());
   }
   for (std::size_t i = 0; i < c.done.size(); ++i) {
     c.done[i](batch.is_ok() ? c.results[i] : batch);
@@ -282,10 +281,10 @@ std::chrono::microseconds Writer::run_batch(std::deque<Item>& batch) {
   std::vector<Status> results(batch.size(), Status::ok());
   InsideGate inside(options_.gate.get());
   if (!run_jobs(batch, results)) return {};
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = store_->clock().now();
   Status committed = store_->commit();
-  const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - t0);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::microseconds>(store_->clock().now() - t0);
   if (!committed.is_ok()) store_->rollback();
   inside.leave();
   Committed c;

@@ -38,17 +38,16 @@ const char* hint_result_name(HintResult result) {
 }
 
 HintEndpoint::HintEndpoint(HintEndpointOptions options, Writer& writer, Metrics& metrics,
-                           Logger logger, MillisClock clock, std::function<void()> on_queued,
-                           LogRateLimiter::Clock steady_clock)
+                           Logger logger, const Clock& clock, std::function<void()> on_queued)
     : options_(std::move(options)),
       header_lower_(lower(options_.secret_header)),
       secret_(std::make_shared<const std::string>(options_.secret)),
       writer_(writer),
       metrics_(metrics),
       logger_(std::move(logger)),
-      clock_(std::move(clock)),
+      clock_(clock),
       on_queued_(std::move(on_queued)),
-      warnings_(std::move(steady_clock)) {
+      warnings_(clock) {
   for (std::size_t i = 0; i < results_.size(); ++i) {
     results_[i] = &metrics_.counter("runsync_testrail_hints_total",
                                     "TestRail webhook deliveries (hints) by result",
@@ -116,7 +115,7 @@ void HintEndpoint::handle(ServerRequest&& request, Respond respond) {
 
   const HintKind kind = hint.kind();
   const std::int64_t id = hint.id();
-  const std::int64_t at_ms = clock_();
+  const std::int64_t at_ms = clock_.unix_ms();
   auto job = [kind, id, at_ms](Store& store) { return store.hints().add(kind, id, at_ms); };
   auto done = [this, kind, id, respond](const Status& s) {
     if (!s.is_ok()) {

@@ -43,14 +43,12 @@ const char* hint_result_name(HintResult result);
 
 class HintEndpoint {
  public:
-  using MillisClock = std::function<std::int64_t()>;  // unix milliseconds
-
-  // `writer`, `metrics` and `logger` must outlive the endpoint.
-  // `on_queued` is called after each stored hint, on the writer's (or its
-  // sync) thread, to wake the refresher; it must not block.
+  // `writer`, `metrics`, `logger` and `clock` must outlive the endpoint;
+  // `clock` stamps hints and paces warnings. `on_queued` is called after
+  // each stored hint, on the writer's (or its sync) thread, to wake the
+  // refresher; it must not block.
   HintEndpoint(HintEndpointOptions options, Writer& writer, Metrics& metrics, Logger logger,
-               MillisClock clock, std::function<void()> on_queued,
-               LogRateLimiter::Clock steady_clock = std::chrono::steady_clock::now);
+               const Clock& clock, std::function<void()> on_queued);
 
   // 401 from the head alone when the secret header is missing or wrong
   // (counted and logged); nullopt when the body is needed.
@@ -72,7 +70,7 @@ class HintEndpoint {
   Writer& writer_;
   Metrics& metrics_;
   Logger logger_;
-  MillisClock clock_;
+  const Clock& clock_;
   std::function<void()> on_queued_;
   LogRateLimiter warnings_;
   std::array<Counter*, kHintResultCount> results_{};  // looked up once, by HintResult

@@ -27,17 +27,17 @@ Counter& events_counter(Metrics& m, const std::string& event, const std::string&
 }  // namespace
 
 WebhookEndpoint::WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::int64_t> projects,
-                                 Writer& writer, Metrics& metrics, Logger logger, UnixClock clock,
-                                 LogRateLimiter::Clock steady_clock)
+                                 Writer& writer, Metrics& metrics, Logger logger,
+                                 const Clock& clock)
     : auth_(std::make_shared<const WebhookAuth>(std::move(auth))),
       projects_(std::move(projects)),
       writer_(writer),
       metrics_(metrics),
       logger_(std::move(logger)),
-      clock_(std::move(clock)),
+      clock_(clock),
       ack_latency_(metrics.histogram("runsync_webhook_ack_seconds",
                                      "Time from a webhook request to its durable answer")),
-      warnings_(std::move(steady_clock)) {
+      warnings_(clock) {
   for (std::size_t e = 0; e < kEventKindCount; ++e) {
     for (std::size_t r = 0; r < 6; ++r) {
       events_[e][r] =
@@ -101,14 +101,14 @@ std::optional<std::string> WebhookEndpoint::auth_failure(const WebhookAuth& auth
 }
 
 std::optional<ServerResponse> WebhookEndpoint::check_head(const ServerRequest& head) {
-  auto failure = auth_failure(*current_auth(), head, nullptr, clock_());
+  auto failure = auth_failure(*current_auth(), head, nullptr, clock_.unix_seconds());
   if (!failure) return std::nullopt;
   return reject(head, 401, *failure, "unauthorized");
 }
 
 void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
-  const auto started = std::chrono::steady_clock::now();
-  const std::int64_t now = clock_();
+  const auto started = clock_.now();
+  const std::int64_t now = clock_.unix_seconds();
   if (auto failure = auth_failure(*current_auth(), request, &request.body, now)) {
     return respond(reject(request, 401, *failure, "unauthorized"));
   }
@@ -148,8 +148,7 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
     }
     const char* name = webhook_result_name(*result);
     events(delivery->event.event_name, *result).inc();
-    ack_latency_.observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    ack_latency_.observe(std::chrono::duration<double>(clock_.now() - started).count());
     logger_->debug("webhook {} run {} at {}: {}", log_text(delivery->event.event_name),
                    delivery->event.run_id.value_or(0), delivery->event.timestamp, name);
     respond(ServerResponse::json(200, std::string("{\"result\":\"") + name + "\"}"));

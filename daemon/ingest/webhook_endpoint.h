@@ -31,14 +31,12 @@ struct WebhookAuth {
 
 class WebhookEndpoint {
  public:
-  using UnixClock = std::function<std::int64_t()>;
-
-  // `projects` maps project_code → TestRail project id. `writer`, `metrics`
-  // and `logger` must outlive the endpoint. `steady_clock` paces the
+  // `projects` maps project_code → TestRail project id. `writer`, `metrics`,
+  // `logger` and `clock` must outlive the endpoint. `clock` stamps
+  // deliveries, checks signature ages, times answers and paces the
   // warnings about refused deliveries (one per kind per 10 s, with a count).
   WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::int64_t> projects, Writer& writer,
-                  Metrics& metrics, Logger logger, UnixClock clock,
-                  LogRateLimiter::Clock steady_clock = std::chrono::steady_clock::now);
+                  Metrics& metrics, Logger logger, const Clock& clock);
 
   // Refuses a delivery from its head alone, before its body is read: 401
   // for a wrong or missing X-Qase-Secret, or Standard Webhooks headers that
@@ -66,7 +64,7 @@ class WebhookEndpoint {
   Writer& writer_;
   Metrics& metrics_;
   Logger logger_;
-  UnixClock clock_;
+  const Clock& clock_;
   Histogram& ack_latency_;
   LogRateLimiter warnings_;
   // runsync_webhook_events_total series, looked up once: [event][result].

@@ -9,13 +9,13 @@
 namespace runsync {
 
 OutboxWorker::OutboxWorker(std::string database_path, TestRailClient& client, Writer& writer,
-                           Metrics& metrics, Logger logger, UnixClock clock, Options options)
+                           Metrics& metrics, Logger logger, const Clock& clock, Options options)
     : database_path_(std::move(database_path)),
       client_(client),
       writer_(writer),
       metrics_(metrics),
       logger_(std::move(logger)),
-      clock_(std::move(clock)),
+      clock_(clock),
       options_(options) {
   // Every series is there from the start, at 0, for rate() and absent().
   for (const CommandKind command : {CommandKind::kAddRun, CommandKind::kUpdateRun,
@@ -45,7 +45,7 @@ void OutboxWorker::stop() {
 void OutboxWorker::run() {
   int recovered = 0;
   Status s = writer_.run([&](Store& store) -> Status {
-    auto n = store.outbox().recover_sending(clock_());
+    auto n = store.outbox().recover_sending(clock_.unix_seconds());
     if (!n) return n.status();
     recovered = n.value();
     return Status::ok();
@@ -63,15 +63,14 @@ void OutboxWorker::run() {
     logger_->warn("outbox: cannot watch the database for new commands ({}); checking every tick",
                   watcher.message());
   }
-  using Clock = std::chrono::steady_clock;
   while (!stop_) {
     const bool changed = !watcher || watcher.value()->changed();
-    const auto now = Clock::now();
-    const bool retry_due = retry_at_ != Clock::time_point{} && now >= retry_at_;
-    const bool backing_off = retry_at_ != Clock::time_point{} && now < retry_at_;
+    const auto now = clock_.now();
+    const bool retry_due = retry_at_ && now >= *retry_at_;
+    const bool backing_off = retry_at_ && now < *retry_at_;
     if (changed) resolve_unknown_add_runs();
     if (!backing_off && (changed || retry_due)) {
-      retry_at_ = {};
+      retry_at_.reset();
       while (!stop_ && execute_next() == Step::kContinue) {
       }
     }
@@ -81,7 +80,7 @@ void OutboxWorker::run() {
 }
 
 void OutboxWorker::resolve_unknown_add_runs() {
-  const std::int64_t now = clock_();
+  const std::int64_t now = clock_.unix_seconds();
   std::vector<std::pair<std::int64_t, std::int64_t>> resolved;  // command id, run id
   Status s = writer_.run([&](Store& store) -> Status {
     resolved.clear();
@@ -118,7 +117,7 @@ StatusOr<std::optional<OutboxCommand>> OutboxWorker::next_allowed() {
     next.reset();
     refused.clear();
     for (;;) {
-      auto c = store.outbox().next_pending(clock_());
+      auto c = store.outbox().next_pending(clock_.unix_seconds());
       if (!c) return c.status();
       if (!c.value()) return Status::ok();
       OutboxCommand& command = *c.value();
@@ -134,7 +133,7 @@ StatusOr<std::optional<OutboxCommand>> OutboxWorker::next_allowed() {
         return Status::ok();
       }
       Status marked = store.outbox().update(command.id, CommandState::kFailed, false,
-                                            allowed.message(), std::nullopt, clock_());
+                                            allowed.message(), std::nullopt, clock_.unix_seconds());
       if (!marked.is_ok()) return marked;
       refused.emplace_back(std::move(command), allowed.message());
     }
@@ -155,7 +154,7 @@ void OutboxWorker::record(const OutboxCommand& c, CommandState state,
                           const std::optional<std::string>& error,
                           const std::optional<std::string>& result,
                           const std::optional<Observation>& observation) {
-  const std::int64_t now = clock_();
+  const std::int64_t now = clock_.unix_seconds();
   Status w = writer_.run([&](Store& store) -> Status {
     if (observation) {
       auto applied = store.runs().apply(*observation, now);
@@ -173,7 +172,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
   auto next = next_allowed();
   if (!next) {
     logger_->error("outbox: cannot read the next command: {}; will try again", next.message());
-    retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
+    retry_at_ = clock_.now() + options_.transient_retry;
     return Step::kWait;
   }
   if (!next.value()) return Step::kIdle;
@@ -186,8 +185,8 @@ OutboxWorker::Step OutboxWorker::execute_next() {
   auto mark_sending = [&]() -> bool {
     if (marked_sending) return true;
     Status m = writer_.run([&](Store& store) {
-      return store.outbox().update(c.id, CommandState::kSending, true, std::nullopt,
-                                   std::nullopt, clock_());
+      return store.outbox().update(c.id, CommandState::kSending, true, std::nullopt, std::nullopt,
+                                   clock_.unix_seconds());
     });
     if (!m.is_ok()) {
       not_marked = m.message();
@@ -205,7 +204,7 @@ OutboxWorker::Step OutboxWorker::execute_next() {
         "outbox #{} {}: not sent, cannot mark it sending: {}; retrying in {} s", c.id,
         command_uri(c), not_marked,
         std::chrono::duration_cast<std::chrono::seconds>(options_.transient_retry).count());
-    retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
+    retry_at_ = clock_.now() + options_.transient_retry;
   }
   // Nothing was sent since it was last marked: it is pending again.
   if (marked_sending) record(c, CommandState::kPending, std::nullopt, std::nullopt, std::nullopt);
@@ -263,7 +262,7 @@ OutboxWorker::Step OutboxWorker::on_error(const OutboxCommand& c, const ApiError
           e.http_status == 0 ? "TLS certificate not trusted" : "authentication failed",
           e.describe(), e.http_status == 0 ? "" : "; check testrail.user and the API key",
           std::chrono::duration_cast<std::chrono::seconds>(options_.config_retry).count());
-      retry_at_ = std::chrono::steady_clock::now() + options_.config_retry;
+      retry_at_ = clock_.now() + options_.config_retry;
       return Step::kWait;
     case ApiErrorKind::kUnknownOutcome:
       record(c, CommandState::kUnknown, e.message, std::nullopt, std::nullopt);
@@ -280,7 +279,7 @@ OutboxWorker::Step OutboxWorker::on_error(const OutboxCommand& c, const ApiError
           "outbox #{} {}: not sent ({}); retrying in {} s, later commands wait", c.id, uri,
           e.describe(),
           std::chrono::duration_cast<std::chrono::seconds>(options_.transient_retry).count());
-      retry_at_ = std::chrono::steady_clock::now() + options_.transient_retry;
+      retry_at_ = clock_.now() + options_.transient_retry;
       return Step::kWait;
     case ApiErrorKind::kStopped:
       break;  // execute_next's

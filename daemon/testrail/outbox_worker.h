@@ -33,9 +33,11 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/testrail/testrail_client.h"
@@ -45,7 +47,6 @@ namespace runsync {
 
 class OutboxWorker {
  public:
-  using UnixClock = std::function<std::int64_t()>;
   struct Options {
     std::chrono::milliseconds tick{200};
     std::chrono::milliseconds transient_retry{30'000};
@@ -54,9 +55,9 @@ class OutboxWorker {
     std::vector<std::int64_t> projects;
   };
 
-  // `client`, `writer` and `metrics` must outlive the worker.
-  OutboxWorker(std::string database_path, TestRailClient& client, Writer& writer,
-               Metrics& metrics, Logger logger, UnixClock clock, Options options);
+  // `client`, `writer`, `metrics` and `clock` must outlive the worker.
+  OutboxWorker(std::string database_path, TestRailClient& client, Writer& writer, Metrics& metrics,
+               Logger logger, const Clock& clock, Options options);
 
   void run();
   void stop();
@@ -82,12 +83,12 @@ class OutboxWorker {
   Writer& writer_;
   Metrics& metrics_;
   Logger logger_;
-  UnixClock clock_;
+  const Clock& clock_;
   Options options_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable wake_;
-  std::chrono::steady_clock::time_point retry_at_{};
+  std::optional<Clock::TimePoint> retry_at_;  // set while backing off
 };
 
 }  // namespace runsync

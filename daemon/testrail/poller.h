@@ -33,11 +33,9 @@ struct PollerOptions {
 
 class Poller {
  public:
-  using UnixClock = std::function<std::int64_t()>;
-
-  // `client`, `writer` and `metrics` must outlive the poller.
+  // `client`, `writer`, `metrics` and `clock` must outlive the poller.
   Poller(PollerOptions options, TestRailClient& client, Writer& writer, Metrics& metrics,
-         Logger logger, UnixClock clock);
+         Logger logger, const Clock& clock);
 
   // One cycle for one project (see ProjectCycle::run).
   CycleOutcome run_cycle(const ProjectConfig& project, PollKind kind);
@@ -59,7 +57,7 @@ class Poller {
 
   PollerOptions options_;
   ProjectCycle cycle_;
-  UnixClock clock_;
+  const Clock& clock_;
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;
   std::condition_variable wake_;

@@ -155,13 +155,13 @@ Histogram& duration_histogram(Metrics& metrics, PollKind kind) {
 
 }  // namespace
 
-ProjectCycle::ProjectCycle(TestRailClient& client, Writer& writer, Metrics& metrics,
-                           Logger logger, UnixClock clock)
+ProjectCycle::ProjectCycle(TestRailClient& client, Writer& writer, Metrics& metrics, Logger logger,
+                           const Clock& clock)
     : client_(client),
       writer_(writer),
       metrics_(metrics),
       logger_(std::move(logger)),
-      clock_(std::move(clock)) {}
+      clock_(clock) {}
 
 void ProjectCycle::declare_metrics(Metrics& metrics, const ProjectConfig& project) {
   const std::string id = std::to_string(project.id);
@@ -207,7 +207,7 @@ void ProjectCycle::list_pages(const std::string& base, CycleOutcome& out,
 Status ProjectCycle::apply(std::span<const Observation> observations, CycleOutcome& out) {
   std::int64_t changed = 0;
   std::int64_t deleted = 0;
-  const std::int64_t now = clock_();
+  const std::int64_t now = clock_.unix_seconds();
   Status s = writer_.run([&](Store& store) -> Status {
     changed = 0;
     deleted = 0;
@@ -319,7 +319,7 @@ void ProjectCycle::refresh_unlisted(const ProjectConfig& project, PollKind kind,
   }
   for (std::int64_t run_id : runs_to_refresh(known, listed, kind)) {
     if (out.error || stop_) return;
-    auto run = fetch_run(client_, run_id, Source::kPoll, clock_());
+    auto run = fetch_run(client_, run_id, Source::kPoll, clock_.unix_seconds());
     if (!run) {
       out.stats.requests += run.error().attempts;
       record_failure(out, run.error().message, &run.error());
@@ -341,12 +341,12 @@ void ProjectCycle::refresh_unlisted(const ProjectConfig& project, PollKind kind,
 
 CycleOutcome ProjectCycle::run(const ProjectConfig& project, PollKind kind,
                                std::optional<RetrySchedule> retry) {
-  const auto started = std::chrono::steady_clock::now();
+  const auto started = clock_.now();
   CycleOutcome out;
   out.project_id = project.id;
   out.kind = kind;
   std::int64_t cycle_id = 0;
-  const std::int64_t started_at = clock_();
+  const std::int64_t started_at = clock_.unix_seconds();
   Status begun = writer_.run([&](Store& store) -> Status {
     auto id = store.poll_cycles().begin(project.id, kind, started_at);
     if (!id) return id.status();
@@ -368,7 +368,7 @@ CycleOutcome ProjectCycle::run(const ProjectConfig& project, PollKind kind,
   if (!out.error && !stop_) refresh_unlisted(project, kind, out, listed);
   out.covered_runs.insert(listed.begin(), listed.end());
 
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  out.seconds = std::chrono::duration<double>(clock_.now() - started).count();
   if (stop_) {
     // A clean stop is not a failure: the row stays unfinished, which
     // `runsync status` reports as interrupted.
@@ -377,7 +377,7 @@ CycleOutcome ProjectCycle::run(const ProjectConfig& project, PollKind kind,
     report(out, retry);
     return out;
   }
-  const std::int64_t finished_at = clock_();
+  const std::int64_t finished_at = clock_.unix_seconds();
   Status finished = writer_.run([&](Store& store) {
     return store.poll_cycles().finish(cycle_id, out.stats, out.error, finished_at);
   });
@@ -404,7 +404,7 @@ void ProjectCycle::report(const CycleOutcome& out, const std::optional<RetrySche
     metrics_
         .gauge("runsync_last_successful_poll_timestamp_seconds",
                "Unix time of the last successful poll cycle", {{"project", project}})
-        .set(static_cast<double>(clock_()));
+        .set(static_cast<double>(clock_.unix_seconds()));
     logger_->info(
         "poll project {} ({}): ok in {:.2f}s, {} pages, {} requests, {} runs seen, {} changed, "
         "{} deleted",

@@ -23,6 +23,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/poll_plan.h"
 #include "core/project.h"
 #include "core/testrail_api.h"
@@ -85,11 +86,9 @@ struct RetrySchedule {
 
 class ProjectCycle {
  public:
-  using UnixClock = std::function<std::int64_t()>;
-
-  // `client`, `writer` and `metrics` must outlive the cycle.
+  // `client`, `writer`, `metrics` and `clock` must outlive the cycle.
   ProjectCycle(TestRailClient& client, Writer& writer, Metrics& metrics, Logger logger,
-               UnixClock clock);
+               const Clock& clock);
 
   // One cycle of `kind` for `project`, recorded, counted and logged. When
   // it fails and `retry` is given, the log line says when the next attempt
@@ -133,7 +132,7 @@ class ProjectCycle {
   Writer& writer_;
   Metrics& metrics_;
   Logger logger_;
-  UnixClock clock_;
+  const Clock& clock_;
   std::atomic<bool> stop_{false};
 };
 

@@ -11,8 +11,6 @@
 namespace runsync {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 Counter& refreshes(Metrics& metrics, HintKind kind, RefreshOutcome outcome) {
   return metrics.counter(
       "runsync_hint_refreshes_total",
@@ -45,20 +43,18 @@ const char* refresh_outcome_name(RefreshOutcome outcome) {
 }
 
 Refresher::Refresher(RefresherOptions options, TestRailClient& client, ProjectCycle& project_cycle,
-                     Writer& writer, Metrics& metrics, Logger logger, MillisClock clock,
-                     SteadyClock steady)
+                     Writer& writer, Metrics& metrics, Logger logger, const Clock& clock)
     : options_(std::move(options)),
       client_(client),
       project_cycle_(project_cycle),
       writer_(writer),
       metrics_(metrics),
       logger_(std::move(logger)),
-      clock_(std::move(clock)),
-      steady_(std::move(steady)),
+      clock_(clock),
       latency_(metrics.histogram("runsync_hint_to_mirror_seconds",
                                  "Time from a TestRail webhook hint to the refresh that served it",
                                  {}, {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800})),
-      warnings_(steady_) {
+      warnings_(clock) {
   for (HintKind kind : {HintKind::kRun, HintKind::kPlan, HintKind::kProject}) {
     for (const RefreshOutcome outcome : kRefreshOutcomes) refreshes(metrics_, kind, outcome);
   }
@@ -88,7 +84,7 @@ void Refresher::run() {
     std::unique_lock lock(mu_);
     auto woken = [&] { return stop_ || notified_; };
     if (next) {
-      wake_.wait_until(lock, *next, woken);
+      wake_.wait_for(lock, clock_.until(*next), woken);
     } else {
       wake_.wait(lock, woken);
     }
@@ -96,7 +92,7 @@ void Refresher::run() {
   }
 }
 
-std::optional<Clock::time_point> Refresher::refresh_due() {
+std::optional<Clock::TimePoint> Refresher::refresh_due() {
   std::vector<PendingRefresh> rows;
   Status read = writer_.run([&](Store& store) -> Status {
     // The rows still waiting for a window are skipped: read past them.
@@ -106,7 +102,7 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
     rows = std::move(oldest).value();
     return Status::ok();
   });
-  const auto now = steady_();
+  const auto now = clock_.now();
   if (!read.is_ok()) {
     if (auto note = warnings_.admit("read")) {
       logger_->error("hint refresher: cannot read pending refreshes: {}; retrying in {}{}",
@@ -115,7 +111,7 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
     return now + options_.retry_interval;
   }
   std::erase_if(not_before_, [&](const auto& entry) { return entry.second <= now; });
-  std::optional<Clock::time_point> next;
+  std::optional<Clock::TimePoint> next;
   auto wait_for = [&](const Key& key) {
     const auto it = not_before_.find(key);
     if (it == not_before_.end() || it->second <= now) return false;
@@ -158,7 +154,7 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
   const RefreshPlan plan = plan_refreshes(waiting);
 
   // Counts `outcome` for `row` and opens its next window.
-  auto settle = [&](const PendingRefresh& row, Clock::time_point started, RefreshOutcome outcome) {
+  auto settle = [&](const PendingRefresh& row, Clock::TimePoint started, RefreshOutcome outcome) {
     const Key key{row.kind, row.id};
     refreshes(metrics_, row.kind, outcome).inc();
     if (outcome == RefreshOutcome::kFailed) {
@@ -181,7 +177,7 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
   std::map<std::int64_t, Shown> shown_plans;
   std::set<std::int64_t> deferred;  // listings whose window is not over
   bool every_listed = true;
-  std::int64_t every_began_ms = clock_();
+  std::int64_t every_began_ms = clock_.unix_ms();
   bool every_changed = false;
   for (std::int64_t project_id : plan.listings) {
     if (stop_) break;
@@ -198,8 +194,8 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
       every_listed = false;
       continue;
     }
-    const auto started = steady_();
-    const std::int64_t began_ms = clock_();
+    const auto started = clock_.now();
+    const std::int64_t began_ms = clock_.unix_ms();
     const CycleOutcome out = project_cycle_.run(*p, PollKind::kActive);
     spend(std::max<std::int64_t>(1, out.stats.requests));
     refreshed = true;
@@ -243,18 +239,19 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
     if (stop_) break;
     const auto row = due.find({HintKind::kProject, id});
     if (row == due.end()) continue;
-    settle(row->second, steady_(), finish(row->second, clock_(), RefreshOutcome::kIgnored, true));
+    settle(row->second, clock_.now(),
+           finish(row->second, clock_.unix_ms(), RefreshOutcome::kIgnored, true));
     refreshed = true;
   }
   if (waiting.every_project && !stop_) {
     const auto row = due.find({HintKind::kProject, kEveryProject});
     if (every_listed) {
-      settle(row->second, steady_(),
+      settle(row->second, clock_.now(),
              finish(row->second, every_began_ms,
                     every_changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false));
       refreshed = true;
     } else if (deferred.empty()) {
-      settle(row->second, steady_(), RefreshOutcome::kFailed);
+      settle(row->second, clock_.now(), RefreshOutcome::kFailed);
       refreshed = true;
     }
   }
@@ -265,7 +262,7 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
     for (const Lookup& lookup : lookups) {
       if (stop_) return;
       const PendingRefresh& row = due.at({kind, lookup.id});
-      const auto started = steady_();
+      const auto started = clock_.now();
       if (const auto it = shown.find(lookup.id); it != shown.end()) {
         const RefreshOutcome outcome = finish(
             row, it->second.began_ms,
@@ -283,7 +280,7 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
         return;
       }
       spend(1);
-      const std::int64_t began_ms = clock_();
+      const std::int64_t began_ms = clock_.unix_ms();
       std::vector<std::int64_t> plan_runs;
       const RefreshOutcome outcome = kind == HintKind::kRun
                                          ? refresh_run(row, began_ms)
@@ -299,15 +296,15 @@ std::optional<Clock::time_point> Refresher::refresh_due() {
   serve(HintKind::kRun, plan.runs);
   serve(HintKind::kPlan, plan.unknown_plans);
   serve(HintKind::kRun, plan.unknown_runs);
-  if (refreshed) return steady_();
+  if (refreshed) return clock_.now();
   return next;
 }
 
-std::optional<Clock::time_point> Refresher::paced() {
+std::optional<Clock::TimePoint> Refresher::paced() {
   if (options_.max_requests_per_minute == 0) return std::nullopt;
   const double per_second = options_.max_requests_per_minute * 0.75 / 60.0;
   const double burst = options_.max_requests_per_minute / 12.0;
-  const auto now = steady_();
+  const auto now = clock_.now();
   if (!refilled_) {
     allowance_ = burst;
   } else {
@@ -316,13 +313,11 @@ std::optional<Clock::time_point> Refresher::paced() {
   }
   refilled_ = now;
   if (allowance_ >= 1) return std::nullopt;
-  return now + std::chrono::duration_cast<Clock::duration>(
+  return now + std::chrono::duration_cast<Clock::Duration>(
                    std::chrono::duration<double>((1 - allowance_) / per_second));
 }
 
 void Refresher::spend(std::int64_t requests) { allowance_ -= static_cast<double>(requests); }
-
-std::int64_t Refresher::unix_seconds() const { return clock_() / 1000; }
 
 std::chrono::milliseconds Refresher::retry_delay(int failures) const {
   const auto longest =
@@ -352,8 +347,9 @@ void Refresher::warn_failure(const PendingRefresh& row, const std::string& messa
 
 void Refresher::observe_latency(const PendingRefresh& row, bool gone) {
   if (!gone) return;  // a newer hint came meanwhile: its own refresh will tell
-  latency_.observe(static_cast<double>(std::max<std::int64_t>(0, clock_() - row.first_hint_at_ms)) /
-                   1000.0);
+  latency_.observe(
+      static_cast<double>(std::max<std::int64_t>(0, clock_.unix_ms() - row.first_hint_at_ms)) /
+      1000.0);
 }
 
 RefreshOutcome Refresher::finish(const PendingRefresh& row, std::int64_t began_ms,
@@ -382,7 +378,7 @@ RefreshOutcome Refresher::apply(const PendingRefresh& row, std::int64_t began_ms
                                 const std::vector<Observation>& observations,
                                 const std::function<Status(Store&)>& also) {
   bool changed = false;
-  const std::int64_t now = unix_seconds();
+  const std::int64_t now = clock_.unix_seconds();
   const RefreshOutcome outcome =
       finish(row, began_ms, RefreshOutcome::kUnchanged, false, [&](Store& store) -> Status {
         changed = false;
@@ -400,7 +396,7 @@ RefreshOutcome Refresher::apply(const PendingRefresh& row, std::int64_t began_ms
 }
 
 RefreshOutcome Refresher::refresh_run(const PendingRefresh& row, std::int64_t began_ms) {
-  const std::int64_t now = unix_seconds();
+  const std::int64_t now = clock_.unix_seconds();
   auto run = fetch_run(client_, row.id, Source::kPoll, now);
   if (!run) {
     warn_failure(row, run.error().message);
@@ -446,7 +442,7 @@ RefreshOutcome Refresher::refresh_plan(const PendingRefresh& row, std::int64_t b
   if (plan->gone) {
     // Its runs went with it: each is refreshed, and so marked deleted.
     std::int64_t queued = 0;
-    const std::int64_t at_ms = clock_();
+    const std::int64_t at_ms = clock_.unix_ms();
     const RefreshOutcome outcome =
         finish(row, began_ms, RefreshOutcome::kDeleted, false, [&](Store& store) -> Status {
           auto n = store.hints().add_runs_of_plan(row.id, at_ms);
@@ -473,7 +469,7 @@ RefreshOutcome Refresher::refresh_plan(const PendingRefresh& row, std::int64_t b
   // refreshed one by one (SPEC §6 rule 4: plan runs are judged by the plan).
   std::vector<std::int64_t> listed;
   for (const Observation& o : plan->runs) listed.push_back(o.run_id);
-  const std::int64_t at_ms = clock_();
+  const std::int64_t at_ms = clock_.unix_ms();
   const RefreshOutcome outcome = apply(row, began_ms, plan->runs, [&](Store& store) -> Status {
     auto n = store.hints().add_runs_of_plan(row.id, at_ms, listed);
     if (n && n.value() > 0) {

@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/duration.h"
 #include "core/project.h"
 #include "daemon/logging.h"
@@ -69,15 +70,11 @@ const char* refresh_outcome_name(RefreshOutcome outcome);
 
 class Refresher {
  public:
-  using MillisClock = std::function<std::int64_t()>;  // unix milliseconds
-  using SteadyClock = std::function<std::chrono::steady_clock::time_point()>;
-
   // `client` must be a client of its own with RequestPriority::kHint;
   // `project_cycle` runs project hints' cycles with that client. Every
   // reference must outlive the refresher.
   Refresher(RefresherOptions options, TestRailClient& client, ProjectCycle& project_cycle,
-            Writer& writer, Metrics& metrics, Logger logger, MillisClock clock,
-            SteadyClock steady = std::chrono::steady_clock::now);
+            Writer& writer, Metrics& metrics, Logger logger, const Clock& clock);
 
   // Refreshes until stop(), waking on notify() and when a window ends.
   void run();
@@ -90,7 +87,7 @@ class Refresher {
   // orders them, while the pace allows. Returns when to pass again: now
   // when it refreshed something (more may wait), the end of the earliest
   // window or pause it waits for, or nullopt when nothing is pending.
-  std::optional<std::chrono::steady_clock::time_point> refresh_due();
+  std::optional<Clock::TimePoint> refresh_due();
 
  private:
   using Key = std::pair<HintKind, std::int64_t>;
@@ -113,12 +110,10 @@ class Refresher {
   // How long a row waits after its `failures`-th failure in a row.
   std::chrono::milliseconds retry_delay(int failures) const;
   const ProjectConfig* project(std::int64_t id) const;
-  // The wall clock in the seconds observations and the mirror are stamped in.
-  std::int64_t unix_seconds() const;
   void warn_failure(const PendingRefresh& row, const std::string& message);
   // Refills the request allowance up to now; returns when it reaches one
   // request, or nullopt when a request may be made now (always when unpaced).
-  std::optional<std::chrono::steady_clock::time_point> paced();
+  std::optional<Clock::TimePoint> paced();
   void spend(std::int64_t requests);
 
   const RefresherOptions options_;
@@ -127,15 +122,14 @@ class Refresher {
   Writer& writer_;
   Metrics& metrics_;
   Logger logger_;
-  MillisClock clock_;
-  SteadyClock steady_;
+  const Clock& clock_;
   Histogram& latency_;
   LogRateLimiter warnings_;
   // When each kind/id may be refreshed next; entries past due are dropped.
-  std::map<Key, std::chrono::steady_clock::time_point> not_before_;
+  std::map<Key, Clock::TimePoint> not_before_;
   std::map<Key, int> failures_;  // failed refreshes in a row, per still-pending row
   double allowance_ = 0;         // requests the pace allows now; below 1: wait
-  std::optional<std::chrono::steady_clock::time_point> refilled_;
+  std::optional<Clock::TimePoint> refilled_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable wake_;

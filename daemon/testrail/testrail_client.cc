@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <thread>
 
 namespace runsync {
 namespace {
@@ -10,31 +9,19 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-constexpr milliseconds kSleepSlice{50};
+constexpr milliseconds kSleepSlice{50};  // how long a caller yields its turn to another
 constexpr auto kWindow = std::chrono::minutes(1);
 
-milliseconds to_ms(std::chrono::steady_clock::duration d) {
+milliseconds to_ms(Clock::Duration d) {
   return std::chrono::ceil<milliseconds>(d);
 }
 
 }  // namespace
 
-ClientClock::TimePoint SteadyClientClock::now() { return std::chrono::steady_clock::now(); }
-
-bool SteadyClientClock::sleep_until(TimePoint deadline, const std::atomic<bool>& stop) {
-  for (;;) {
-    if (stop) return false;
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return true;
-    std::this_thread::sleep_for(
-        std::min<std::chrono::steady_clock::duration>(deadline - now, kSleepSlice));
-  }
-}
-
-RateLimiter::RateLimiter(std::uint32_t max_per_minute, ClientClock& clock)
+RateLimiter::RateLimiter(std::uint32_t max_per_minute, const Clock& clock)
     : max_per_minute_(max_per_minute), clock_(clock) {}
 
-std::optional<ClientClock::TimePoint> RateLimiter::acquire(
+std::optional<Clock::TimePoint> RateLimiter::acquire(
     const std::atomic<bool>& stop, const std::function<void(milliseconds)>& before_wait,
     RequestPriority priority) {
   constexpr int kMaxHintStreak = 3;
@@ -83,7 +70,7 @@ std::string ApiError::describe() const {
 }
 
 TestRailClient::TestRailClient(TestRailClientOptions options, HttpTransport& transport,
-                               ClientClock& clock, ApiObserver observer,
+                               const Clock& clock, ApiObserver observer,
                                RateLimiter* shared_limiter)
     : options_(std::move(options)),
       owned_limiter_(shared_limiter != nullptr
@@ -98,40 +85,30 @@ TestRailClient::TestRailClient(TestRailClientOptions options, HttpTransport& tra
 }
 
 TestRailClient::TestRailClient(TestRailClientOptions options,
-                               std::unique_ptr<HttpTransport> transport,
-                               std::unique_ptr<ClientClock> clock, ApiObserver observer,
-                               RateLimiter* shared_limiter)
+                               std::unique_ptr<HttpTransport> transport, const Clock& clock,
+                               ApiObserver observer, RateLimiter* shared_limiter)
     : options_(std::move(options)),
       owned_transport_(std::move(transport)),
-      owned_clock_(std::move(clock)),
-      owned_limiter_(shared_limiter != nullptr ? nullptr
-                                               : std::make_unique<RateLimiter>(
-                                                     options_.max_requests_per_minute,
-                                                     *owned_clock_)),
+      owned_limiter_(shared_limiter != nullptr
+                         ? nullptr
+                         : std::make_unique<RateLimiter>(options_.max_requests_per_minute, clock)),
       transport_(*owned_transport_),
-      clock_(*owned_clock_),
+      clock_(clock),
       limiter_(shared_limiter != nullptr ? *shared_limiter : *owned_limiter_),
       observer_(std::move(observer)),
       rng_(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()) {
   api_key_ = options_.api_key;
 }
 
-std::int64_t TestRailClient::wall_now() const {
-  if (options_.wall_clock) return options_.wall_clock();
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::unique_ptr<TestRailClient> TestRailClient::create(TestRailClientOptions options,
-                                                       ApiObserver observer,
+                                                       const Clock& clock, ApiObserver observer,
                                                        RateLimiter* shared_limiter) {
   HttpClientOptions http;
   http.timeout = options.request_timeout;
   http.ca_file = options.ca_file;
-  return std::unique_ptr<TestRailClient>(new TestRailClient(
-      std::move(options), std::make_unique<HttpClient>(std::move(http)),
-      std::make_unique<SteadyClientClock>(), std::move(observer), shared_limiter));
+  return std::unique_ptr<TestRailClient>(
+      new TestRailClient(std::move(options), std::make_unique<HttpClient>(std::move(http)), clock,
+                         std::move(observer), shared_limiter));
 }
 
 TestRailClient::~TestRailClient() = default;
@@ -289,7 +266,7 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
         ApiResponse ok;
         ok.http_status = status;
         ok.server_date = parse_http_date(response.date);
-        ok.observed_at = observation_time(ok.server_date, wall_now());
+        ok.observed_at = observation_time(ok.server_date, clock_.unix_seconds());
         ok.body = std::move(response.body);
         ok.attempts = attempt;
         return ok;

@@ -19,29 +19,11 @@
 #include <utility>
 #include <variant>
 
+#include "core/clock.h"
 #include "core/testrail_api.h"
 #include "daemon/http/http_client.h"
 
 namespace runsync {
-
-// Monotonic time and waiting, injected so tests need not wait for real.
-class ClientClock {
- public:
-  using TimePoint = std::chrono::steady_clock::time_point;
-  virtual ~ClientClock() = default;
-  virtual TimePoint now() = 0;
-  // Blocks until `deadline` or until `stop` becomes true, whichever comes
-  // first; returns false when stopped. Implementations must notice `stop`
-  // within 100 ms. Thread-safe.
-  virtual bool sleep_until(TimePoint deadline, const std::atomic<bool>& stop) = 0;
-};
-
-// std::chrono::steady_clock and real sleeps (in slices, to notice `stop`).
-class SteadyClientClock final : public ClientClock {
- public:
-  TimePoint now() override;
-  bool sleep_until(TimePoint deadline, const std::atomic<bool>& stop) override;
-};
 
 // Who is asking for a request slot. A refresh a TestRail webhook hint asked
 // for goes before routine polling and write-back when both wait (SPEC §4a),
@@ -55,7 +37,7 @@ enum class RequestPriority { kRoutine, kHint };
 class RateLimiter {
  public:
   // `max_per_minute` 0 means no limit.
-  RateLimiter(std::uint32_t max_per_minute, ClientClock& clock);
+  RateLimiter(std::uint32_t max_per_minute, const Clock& clock);
 
   // Blocks until one more request fits, then counts it and returns the
   // clock time it was counted at. While a kHint caller waits, a kRoutine
@@ -63,16 +45,16 @@ class RateLimiter {
   // Calls `before_wait(duration)` (when set) each time
   // it is about to wait. Returns nullopt, counting nothing, when `stop` is
   // or becomes true.
-  std::optional<ClientClock::TimePoint> acquire(
+  std::optional<Clock::TimePoint> acquire(
       const std::atomic<bool>& stop,
       const std::function<void(std::chrono::milliseconds)>& before_wait = {},
       RequestPriority priority = RequestPriority::kRoutine);
 
  private:
   const std::uint32_t max_per_minute_;
-  ClientClock& clock_;
+  const Clock& clock_;
   std::mutex mu_;
-  std::deque<ClientClock::TimePoint> recent_;  // start times within the last minute
+  std::deque<Clock::TimePoint> recent_;        // start times within the last minute
   int hints_waiting_ = 0;                      // kHint callers inside acquire()
   int routine_waiting_ = 0;                    // kRoutine callers inside acquire()
   int hint_streak_ = 0;  // slots hints took in a row while a routine caller waited
@@ -173,9 +155,6 @@ struct TestRailClientOptions {
   std::chrono::seconds max_backoff{30};               // backoff: min(2^i s, this), jittered
   std::uint64_t jitter_seed = 0;                      // 0: seeded from std::random_device
   RequestPriority priority = RequestPriority::kRoutine;  // for every request of this client
-  // The wall clock in unix seconds, read when an answer arrives (see
-  // ApiResponse::observed_at); empty: the system clock.
-  std::function<std::int64_t()> wall_clock;
   // A PEM file of further trusted certificate authorities (testrail.ca_file);
   // used by create()'s HttpClient.
   std::string ca_file;
@@ -216,15 +195,17 @@ struct TestRailClientOptions {
 // (or kUnknownOutcome for a POST that may have been sent).
 class TestRailClient {
  public:
+  // `clock` times requests and waits (backoff, Retry-After, the limiter's
+  // when the client owns it) and stamps answers (ApiResponse::observed_at).
   // `transport` and `clock` (and `shared_limiter`, when given) must outlive
   // the client. Without `shared_limiter` the client owns a limiter of
   // options.max_requests_per_minute.
-  TestRailClient(TestRailClientOptions options, HttpTransport& transport, ClientClock& clock,
+  TestRailClient(TestRailClientOptions options, HttpTransport& transport, const Clock& clock,
                  ApiObserver observer = {}, RateLimiter* shared_limiter = nullptr);
-  // A client with its own HttpClient (request_timeout as its deadline) and
-  // a SteadyClientClock; with `shared_limiter` (which must outlive it) its
-  // requests count against that limiter's budget.
-  static std::unique_ptr<TestRailClient> create(TestRailClientOptions options,
+  // A client with its own HttpClient (request_timeout as its deadline);
+  // with `shared_limiter` (which must outlive it) its requests count
+  // against that limiter's budget.
+  static std::unique_ptr<TestRailClient> create(TestRailClientOptions options, const Clock& clock,
                                                 ApiObserver observer = {},
                                                 RateLimiter* shared_limiter = nullptr);
   ~TestRailClient();
@@ -259,8 +240,7 @@ class TestRailClient {
 
  private:
   TestRailClient(TestRailClientOptions options, std::unique_ptr<HttpTransport> transport,
-                 std::unique_ptr<ClientClock> clock, ApiObserver observer,
-                 RateLimiter* shared_limiter);
+                 const Clock& clock, ApiObserver observer, RateLimiter* shared_limiter);
   // `entity_lookup`: get_run/get_plan, where a 400 saying the id "is not a
   // valid" entity means kNotFound.
   ApiResult<ApiResponse> call(const char* method, std::string_view uri, std::string body,
@@ -270,17 +250,15 @@ class TestRailClient {
   void emit(const ApiEvent& event) const;
   // The kFailure event of a call that failed for good with `error`.
   void emit_failure(const char* method, const std::string& uri, const ApiError& error) const;
-  std::int64_t wall_now() const;
   // A kBadResponse error, reported to the observer.
   ApiError bad_response(const std::string& uri, const ApiResponse& response,
                         std::string message) const;
 
   const TestRailClientOptions options_;
   std::unique_ptr<HttpTransport> owned_transport_;
-  std::unique_ptr<ClientClock> owned_clock_;
   std::unique_ptr<RateLimiter> owned_limiter_;
   HttpTransport& transport_;
-  ClientClock& clock_;
+  const Clock& clock_;
   RateLimiter& limiter_;
   const ApiObserver observer_;
   std::atomic<bool> stop_{false};

@@ -8,24 +8,26 @@
 #include <optional>
 #include <string>
 
+#include "support/fake_clock.h"
+
 namespace runsync {
 namespace {
 
 TEST(LogRateLimiter, LetsOnePerWindowThroughAndCountsTheRest) {
-  auto now = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
-  LogRateLimiter limiter([&] { return now; }, std::chrono::seconds(10));
+  testing::FakeClock clock;
+  LogRateLimiter limiter(clock, std::chrono::seconds(10));
   EXPECT_EQ(limiter.admit("401"), std::optional<std::string>(""));
   for (int i = 0; i < 2858; ++i) EXPECT_EQ(limiter.admit("401"), std::nullopt);
   EXPECT_EQ(limiter.admit("413"), std::optional<std::string>("")) << "kinds are apart";
-  now += std::chrono::milliseconds(9999);
+  clock.advance(std::chrono::milliseconds(9999));
   EXPECT_EQ(limiter.admit("401"), std::nullopt);
-  now += std::chrono::milliseconds(1);
+  clock.advance(std::chrono::milliseconds(1));
   EXPECT_EQ(limiter.admit("401"), std::optional<std::string>(" (and 2,859 more in the last 10 s)"));
-  now += std::chrono::seconds(25);
+  clock.advance(std::chrono::seconds(25));
   EXPECT_EQ(limiter.admit("401"), std::optional<std::string>("")) << "none held back";
-  now += std::chrono::seconds(1);
+  clock.advance(std::chrono::seconds(1));
   EXPECT_EQ(limiter.admit("401"), std::nullopt);
-  now += std::chrono::seconds(100);
+  clock.advance(std::chrono::seconds(100));
   EXPECT_EQ(limiter.admit("401"), std::optional<std::string>(" (and 1 more in the last 101 s)"));
 }
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <thread>
 
+#include "support/fake_clock.h"
 #include "support/storage_fixtures.h"
 #include "support/temp_dir.h"
 
@@ -51,8 +52,18 @@ class PrunerTest : public ::testing::Test {
   }
 
   std::unique_ptr<Pruner> pruner(PrunerOptions options) {
-    return std::make_unique<Pruner>(options, *writer_, metrics_, null_logger(),
-                                    [] { return kNow; });
+    return std::make_unique<Pruner>(options, *writer_, metrics_, null_logger(), clock_);
+  }
+
+  // Whether `table`'s pruned-rows counter reached `n` within 10 s, while
+  // time passes on the pruner's clock (10 ms each look).
+  bool pruned_reaches(const std::string& table, std::uint64_t n) {
+    return wait_until(
+        [&] {
+          clock_.advance(10ms);
+          return pruned(table) == n;
+        },
+        10s);
   }
 
   std::uint64_t pruned(const std::string& table) {
@@ -61,6 +72,7 @@ class PrunerTest : public ::testing::Test {
 
   TempDir dir_;
   Metrics metrics_;
+  FakeClock clock_{kNow * 1000};
   std::unique_ptr<Writer> writer_;
 };
 
@@ -106,9 +118,9 @@ TEST_F(PrunerTest, RunsOnScheduleAndStops) {
   options.interval = 100ms;
   auto p = pruner(options);
   std::thread t([&] { p->run(); });
-  EXPECT_TRUE(wait_until([&] { return pruned("webhook_events") == 9; }, 10s));
+  EXPECT_TRUE(pruned_reaches("webhook_events", 9));
   history(10, 40, 100);  // the next round finds these
-  EXPECT_TRUE(wait_until([&] { return pruned("webhook_events") == 19; }, 10s));
+  EXPECT_TRUE(pruned_reaches("webhook_events", 19));
   p->stop();
   t.join();
   EXPECT_EQ(rows("webhook_events"), 1);
@@ -128,7 +140,7 @@ TEST_F(PrunerTest, ReconfigureTakesEffectWithoutWaitingOutTheOldInterval) {
   shorter.interval = 100ms;
   shorter.webhook_events = std::chrono::hours(24 * 5);
   p->reconfigure(shorter);
-  EXPECT_TRUE(wait_until([&] { return pruned("webhook_events") == 19; }, 10s));
+  EXPECT_TRUE(pruned_reaches("webhook_events", 19));
   EXPECT_EQ(p->options().interval, 100ms);
   p->stop();
   t.join();

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "storage/backup.h"
+#include "support/fake_clock.h"
 #include "support/storage_fixtures.h"
 
 namespace runsync::testing {
@@ -14,7 +15,7 @@ class ChangeNumbersTest : public ::testing::Test {
  protected:
   std::unique_ptr<Store> open(const std::string& path) {
     OpenOptions options;
-    options.unix_ms = [this] { return now_ms; };
+    options.clock = &clock;
     auto store = Store::open(path, options);
     EXPECT_TRUE(store.is_ok()) << store.message();
     return std::move(store).value();
@@ -34,7 +35,7 @@ class ChangeNumbersTest : public ::testing::Test {
   }
 
   TempDir dir;
-  std::int64_t now_ms = 1'800'000'000'000;
+  FakeClock clock;
 };
 
 TEST_F(ChangeNumbersTest, ARestoredCopyIssuesNoNumberTheLostFilePublished) {
@@ -50,7 +51,7 @@ TEST_F(ChangeNumbersTest, ARestoredCopyIssuesNoNumberTheLostFilePublished) {
   EXPECT_EQ(count(primary->db(), "SELECT change_seq FROM runs WHERE run_id = 7"), published_change);
   primary.reset();
 
-  now_ms += 1;  // the restore happens later than the loss
+  clock.advance(std::chrono::milliseconds(1));  // the restore happens later than the loss
   auto restored = open(dir.file("replica.db"));
   ASSERT_LT(highest(*restored, "run_changes"), published_change);
   change(*restored, 7, 9);
@@ -69,16 +70,16 @@ TEST_F(ChangeNumbersTest, NumbersRiseByOneWithinAMillisecondAndWhenTheClockGoesB
   auto store = open(dir.file("s.db"));
   change(*store, 1, 1);
   const std::int64_t first = highest(*store, "run_changes");
-  EXPECT_EQ(first, now_ms * kNumbersPerMillisecond);
+  EXPECT_EQ(first, clock.unix_ms() * kNumbersPerMillisecond);
   change(*store, 1, 2);
   EXPECT_EQ(highest(*store, "run_changes"), first + 1);
-  now_ms -= 60'000;  // a clock stepped back
+  clock.set_unix_ms(clock.unix_ms() - 60'000);  // a clock stepped back
   change(*store, 1, 3);
   EXPECT_EQ(highest(*store, "run_changes"), first + 2);
   EXPECT_EQ(highest(*store, "webhook_events"), highest(*store, "run_changes"));
-  now_ms += 120'000;
+  clock.set_unix_ms(clock.unix_ms() + 120'000);
   change(*store, 1, 4);
-  EXPECT_EQ(highest(*store, "run_changes"), now_ms * kNumbersPerMillisecond);
+  EXPECT_EQ(highest(*store, "run_changes"), clock.unix_ms() * kNumbersPerMillisecond);
 }
 
 TEST_F(ChangeNumbersTest, NewRunsOfABatchFollowTheClockToo) {
@@ -89,7 +90,7 @@ TEST_F(ChangeNumbersTest, NewRunsOfABatchFollowTheClockToo) {
   auto applied = store->runs().apply_all(batch, 1000);
   ASSERT_TRUE(applied.is_ok()) << applied.message();
   ASSERT_TRUE(store->commit().is_ok());
-  const std::int64_t floor = now_ms * kNumbersPerMillisecond;
+  const std::int64_t floor = clock.unix_ms() * kNumbersPerMillisecond;
   EXPECT_EQ(count(store->db(), "SELECT min(change_seq) FROM runs"), floor);
   EXPECT_EQ(count(store->db(), "SELECT max(change_seq) FROM runs"), floor + 39);
   EXPECT_EQ(count(store->db(), "SELECT count(*) FROM runs JOIN run_changes ON seq = change_seq"),

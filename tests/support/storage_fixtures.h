@@ -3,9 +3,8 @@
 // support/events.h.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <memory>
@@ -16,6 +15,7 @@
 #include "storage/database.h"
 #include "storage/store.h"
 #include "support/events.h"
+#include "support/fake_clock.h"
 #include "support/temp_dir.h"
 
 namespace runsync::testing {
@@ -25,8 +25,9 @@ namespace runsync::testing {
 inline constexpr std::int64_t kTestUnixMs = 1'700'000'000'000;
 
 inline std::unique_ptr<Store> open_store(const std::string& path) {
+  static const FakeClock clock(kTestUnixMs);  // nobody moves it
   OpenOptions options;
-  options.unix_ms = [] { return kTestUnixMs; };
+  options.clock = &clock;
   auto store = Store::open(path, options);
   EXPECT_TRUE(store.is_ok()) << store.message();
   return std::move(store).value();

@@ -31,6 +31,7 @@
 #include "daemon/ingest/signature.h"
 #include "daemon/ingest/webhook_endpoint.h"
 #include "storage/writer.h"
+#include "support/fake_clock.h"
 #include "support/hostile_load.h"
 #include "support/raw_connection.h"
 #include "support/temp_dir.h"
@@ -57,9 +58,7 @@ class WebhookServerTest : public ::testing::Test {
     writer_ = std::make_unique<Writer>(std::move(store).value(), writer_options);
     endpoint_ = std::make_unique<WebhookEndpoint>(std::move(auth),
                                                   std::map<std::string, std::int64_t>{{"ID", 1}},
-                                                  *writer_, metrics_, logger_,
-                                                  [this] { return now_.load(); },
-                                                  [this] { return steady_now_.load(); });
+                                                  *writer_, metrics_, logger_, clock_);
     router_ = std::make_unique<Router>("/webhook", *endpoint_, *writer_, metrics_, logger_);
     HttpServerOptions options = options_;
     options.port = 0;
@@ -107,9 +106,8 @@ class WebhookServerTest : public ::testing::Test {
   HttpServerOptions options_;  // start() takes these, with port 0
   std::atomic<int> pauses_at_cap_{0};
   std::atomic<int> accept_failures_{0};
-  std::atomic<std::int64_t> now_{1650540100};
-  // Paces the endpoint's warnings.
-  std::atomic<std::chrono::steady_clock::time_point> steady_now_{std::chrono::steady_clock::now()};
+  // Stamps deliveries, checks signature ages and paces the endpoint's warnings.
+  testing::FakeClock clock_{std::int64_t{1650540100} * 1000};
   boost::asio::io_context ioc_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
       boost::asio::make_work_guard(ioc_);
@@ -279,7 +277,7 @@ TEST_F(WebhookServerTest, StandardWebhooksSignatureAndIdDedupe) {
   WebhookAuth auth;
   auth.signing_key = key.value();
   start(auth);
-  const std::string ts = std::to_string(now_.load());
+  const std::string ts = std::to_string(clock_.unix_seconds());
   const std::string sig = standard_webhook_signature(key.value(), "msg_1", ts, kStarted);
   TestHttpClient client(server_->port());
   auto ok = client.post("/webhook", kStarted,
@@ -294,7 +292,7 @@ TEST_F(WebhookServerTest, StandardWebhooksSignatureAndIdDedupe) {
   auto bad = client.post("/webhook", kStarted,
                          {{"webhook-id", "msg_2"}, {"webhook-timestamp", ts}, {"webhook-signature", sig}});
   EXPECT_EQ(bad.status, 401);
-  const std::string old_ts = std::to_string(now_.load() - 301);
+  const std::string old_ts = std::to_string(clock_.unix_seconds() - 301);
   auto old = client.post("/webhook", kStarted,
                          {{"webhook-id", "msg_3"}, {"webhook-timestamp", old_ts},
                           {"webhook-signature", standard_webhook_signature(key.value(), "msg_3", old_ts, kStarted)}});
@@ -354,8 +352,8 @@ TEST_F(WebhookServerTest, RefusesByHeadersBeforeTheBody) {
   auth.secret = "s3cret";
   auth.signing_key = key.value();
   start(auth);
-  const std::string ts = std::to_string(now_.load());
-  const std::string old_ts = std::to_string(now_.load() - 301);
+  const std::string ts = std::to_string(clock_.unix_seconds());
+  const std::string old_ts = std::to_string(clock_.unix_seconds() - 301);
   const std::string good = "X-Qase-Secret: s3cret\r\n";
   for (const std::string& headers :
        {std::string(""), std::string("X-Qase-Secret: wrong\r\n"),
@@ -766,7 +764,7 @@ TEST_F(WebhookServerTest, RefusalWarningsAreRateLimited) {
   start(auth);
   TestHttpClient client(server_->port());
   for (int i = 0; i < 20; ++i) EXPECT_EQ(client.post("/webhook", kStarted).status, 401);
-  steady_now_ = steady_now_.load() + std::chrono::seconds(11);
+  clock_.advance(std::chrono::seconds(11));
   EXPECT_EQ(client.post("/webhook", kStarted).status, 401);
   logger_->flush();
   const std::string text = out->str();

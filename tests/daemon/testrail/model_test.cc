@@ -95,8 +95,13 @@ class MirrorModel : public ::testing::Test {
     client_ = std::make_unique<TestRailClient>(copts, http_, client_clock_);
     PollerOptions popts;
     popts.projects = {{kProject, "ID"}};
-    poller_ = std::make_unique<Poller>(popts, *client_, *writer_, metrics_, null_logger(),
-                                       [this] { return now_.load(); });
+    poller_ = std::make_unique<Poller>(popts, *client_, *writer_, metrics_, null_logger(), clock_);
+  }
+
+  // Moves the local clock on by `seconds`.
+  void pass(std::int64_t seconds) {
+    now_ += seconds;
+    clock_.set_unix_seconds(now_);
   }
 
   void TearDown() override {
@@ -299,6 +304,7 @@ class MirrorModel : public ::testing::Test {
   Metrics metrics_;
   HttpClient http_;
   FakeClock client_clock_;  // the client's waits pass at once
+  FakeClock clock_{now_.load() * 1000};  // the local clock: wall time now_
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<Poller> poller_;
@@ -312,17 +318,17 @@ class MirrorModel : public ::testing::Test {
 
 TEST_F(MirrorModel, AfterTheFaultsStopOneFullSyncMakesTheMirrorEqualTheModel) {
   for (int step = 0; step < kSteps; ++step) {
-    now_ += uniform(0, 3);
+    pass(uniform(0, 3));
     upstream_step();
     if (chance(0.5)) deliver_some(/*all=*/false);
     if (HasFatalFailure()) return;
     if (chance(0.15)) poll();
   }
   // The faults stop: what is still in flight arrives, then one clean full sync.
-  now_ += 1;
+  pass(1);
   deliver_some(/*all=*/true);
   if (HasFatalFailure()) return;
-  now_ += 1;
+  pass(1);
   fake_.set_now(now_);
   ASSERT_EQ(fake_.pending_faults(), 0u);
   const CycleOutcome out = poller_->run_cycle({kProject, "ID"}, PollKind::kFull);

@@ -37,6 +37,7 @@ class OutboxTest : public ::testing::Test {
     copts.request_timeout = 2s;
     copts.max_backoff = 1s;
     copts.jitter_seed = 3;
+    clock_.set_unix_seconds(fake_.now());  // our clock agrees with the server's
     client_ = std::make_unique<TestRailClient>(copts, http_, clock_);
   }
 
@@ -46,7 +47,7 @@ class OutboxTest : public ::testing::Test {
     options.transient_retry = 200ms;
     options.projects = {1};
     worker_ = std::make_unique<OutboxWorker>(dir_.file("mirror.db"), *client_, *writer_, metrics_,
-                                             null_logger(), [this] { return fake_.now(); }, options);
+                                             null_logger(), clock_, options);
     thread_ = std::thread([this] { worker_->run(); });
   }
 
@@ -62,23 +63,31 @@ class OutboxTest : public ::testing::Test {
     c.target = target;
     c.body = std::move(body);
     std::int64_t id = 0;
-    EXPECT_TRUE(writer_->run([&](Store& s) -> Status {
-      auto r = s.outbox().queue(c, fake_.now());
-      if (!r) return r.status();
-      id = r.value();
-      return Status::ok();
-    }).is_ok());
+    EXPECT_TRUE(writer_
+                    ->run([&](Store& s) -> Status {
+                      auto r = s.outbox().queue(c, clock_.unix_seconds());
+                      if (!r) return r.status();
+                      id = r.value();
+                      return Status::ok();
+                    })
+                    .is_ok());
     return id;
   }
 
+  // Waits for command `id` to end while time passes on the clock (5 ms
+  // each look), so the worker's backoffs end.
   CommandStatus wait_final(std::int64_t id) {
     CommandStatus last;
-    wait_until([&] {
-      auto row = read_command(dir_.file("mirror.db"), id);
-      if (!row || !row.value()) return false;
-      last = *row.value();
-      return last.state == CommandState::kDone || last.state == CommandState::kFailed || last.state == CommandState::kUnknown;
-    }, 15s);
+    wait_until(
+        [&] {
+          clock_.advance(5ms);
+          auto row = read_command(dir_.file("mirror.db"), id);
+          if (!row || !row.value()) return false;
+          last = *row.value();
+          return last.state == CommandState::kDone || last.state == CommandState::kFailed ||
+                 last.state == CommandState::kUnknown;
+        },
+        15s);
     return last;
   }
 
@@ -92,6 +101,7 @@ class OutboxTest : public ::testing::Test {
   Metrics metrics_;
   HttpClient http_;
   FakeClock clock_;  // the client's waits pass at once
+  FakeClock held_clock_{FakeClock::Sleeps::kUntilMoved};  // waits last until a stop
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<OutboxWorker> worker_;
@@ -122,9 +132,7 @@ TEST_F(OutboxTest, EachCommandEndToEndIsAppliedToTheMirror) {
 // server's Date but never later than it arrived, so a server whose clock
 // runs an hour ahead does not pin the run's details for that hour.
 TEST_F(OutboxTest, AnAnswerFromAServerWhoseClockRunsAheadPinsNothing) {
-  const std::int64_t local = std::chrono::duration_cast<std::chrono::seconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
+  const std::int64_t local = clock_.unix_seconds();
   fake_.set_now(local + 3600);
   start_worker();
   const CommandStatus added =
@@ -210,8 +218,7 @@ TEST_F(OutboxTest, AnUnknownAddRunIsResolvedByTheNextPoll) {
   const auto id = queue(CommandKind::kAddRun, 1, {{"name", "Lost answer"}});
   ASSERT_EQ(wait_final(id).state, CommandState::kUnknown);
   ASSERT_EQ(fake_.run_count(), 1u);  // the server did create it
-  Poller poller(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_, null_logger(),
-                [this] { return fake_.now(); });
+  Poller poller(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_, null_logger(), clock_);
   ASSERT_FALSE(poller.run_cycle({1, "ID"}, PollKind::kActive).error);
   CommandStatus st;
   ASSERT_TRUE(wait_until([&] {
@@ -275,7 +282,7 @@ TEST_F(OutboxTest, ACommandWaitingForTheRequestBudgetStaysPendingAfterAStop) {
   std::atomic<bool> waiting{false};
   TestRailClientOptions copts = fake_.client_options();
   copts.max_requests_per_minute = 1;
-  client_ = TestRailClient::create(copts, [&](const ApiEvent& e) {
+  client_ = TestRailClient::create(copts, held_clock_, [&](const ApiEvent& e) {
     if (e.kind == ApiEvent::Kind::kWait && e.reason == "rate_limit") waiting = true;
   });
   fake_.add_run({{"project_id", 1}, {"name", "r"}});

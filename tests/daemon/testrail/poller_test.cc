@@ -35,8 +35,8 @@ class PollerTest : public ::testing::Test {
     client_ = std::make_unique<TestRailClient>(copts, http_, clock_);
     PollerOptions popts;
     popts.projects = {{1, "ID"}};
-    poller_ = std::make_unique<Poller>(popts, *client_, *writer_, metrics_, null_logger(),
-                                       [this] { return fake_.now(); });
+    clock_.set_unix_seconds(fake_.now());  // our clock agrees with the server's
+    poller_ = std::make_unique<Poller>(popts, *client_, *writer_, metrics_, null_logger(), clock_);
   }
 
   void TearDown() override {
@@ -336,9 +336,9 @@ TEST_F(PollerTest, WrongCredentialsAreAConfigurationError) {
   client_.reset();
   TestRailClientOptions copts = fake_.client_options();
   copts.api_key = "wrong";
-  client_ = TestRailClient::create(copts);
+  client_ = TestRailClient::create(copts, clock_);
   poller_ = std::make_unique<Poller>(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_,
-                                     null_logger(), [this] { return fake_.now(); });
+                                     null_logger(), clock_);
   const CycleOutcome out = cycle(PollKind::kActive);
   ASSERT_TRUE(out.error.has_value());
   EXPECT_TRUE(out.config_error);
@@ -417,11 +417,7 @@ TEST_F(PollerTest, APaginatedPageThatRepeatsThePreviousOneFailsTheCycle) {
 TEST_F(PollerTest, APageIsObservedNoLaterThanItArrived) {
   start();
   std::int64_t local = fake_.now();
-  TestRailClientOptions copts = fake_.client_options();
-  copts.wall_clock = [&local] { return local; };
-  client_ = TestRailClient::create(copts);
-  poller_ = std::make_unique<Poller>(PollerOptions{{{1, "ID"}}}, *client_, *writer_, metrics_,
-                                     null_logger(), [&local] { return local; });
+  clock_.set_unix_seconds(local);  // our clock, read when the page arrives
   const auto id = add_runs(1);
   fake_.set_now(local + 86400);  // the server's clock a day ahead
   ASSERT_FALSE(cycle(PollKind::kFull).error);

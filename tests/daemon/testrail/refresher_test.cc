@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "storage/store.h"
+#include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
 
@@ -17,6 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using runsync::test::FakeTestRail;
+using runsync::testing::FakeClock;
 using runsync::testing::TempDir;
 
 class RefresherTest : public ::testing::Test {
@@ -30,16 +32,14 @@ class RefresherTest : public ::testing::Test {
     TestRailClientOptions copts = fake_.client_options();
     copts.max_read_attempts = 1;
     copts.priority = RequestPriority::kHint;
-    client_ = TestRailClient::create(copts);
-    cycle_ = std::make_unique<ProjectCycle>(*client_, *writer_, metrics_, null_logger(),
-                                            [this] { return fake_.now(); });
+    client_ = TestRailClient::create(copts, clock_);
+    cycle_ = std::make_unique<ProjectCycle>(*client_, *writer_, metrics_, null_logger(), clock_);
     RefresherOptions ropts;
     ropts.projects = {{1, "ID"}};
     ropts.min_refresh_interval = 2s;
     ropts.retry_interval = 10s;
-    refresher_ = std::make_unique<Refresher>(
-        ropts, *client_, *cycle_, *writer_, metrics_, null_logger(), [this] { return now_ms_; },
-        [this] { return steady_; });
+    refresher_ = std::make_unique<Refresher>(ropts, *client_, *cycle_, *writer_, metrics_,
+                                             null_logger(), clock_);
   }
 
   void TearDown() override { writer_->stop(); }
@@ -47,14 +47,18 @@ class RefresherTest : public ::testing::Test {
   // Stores a hint now; the wall clock then moves on by 1 ms, as it does
   // between a hint and the refresh it asks for.
   void hint(HintKind kind, std::int64_t id) {
-    ASSERT_TRUE(writer_->run([&](Store& s) { return s.hints().add(kind, id, now_ms_); }).is_ok());
-    ++now_ms_;
+    ASSERT_TRUE(writer_->run([&](Store& s) { return s.hints().add(kind, id, next_ms()); }).is_ok());
   }
-  // Moves both clocks on.
-  void advance(std::chrono::milliseconds d) {
-    steady_ += d;
-    now_ms_ += d.count();
+  // The wall time now, in unix ms; the wall clock then moves on by 1 ms.
+  std::int64_t next_ms() {
+    const std::int64_t at = clock_.unix_ms();
+    clock_.set_unix_ms(at + 1);
+    return at;
   }
+  // Moves time on.
+  void advance(std::chrono::milliseconds d) { clock_.advance(d); }
+  // The monotonic time now.
+  Clock::TimePoint steady() const { return clock_.now(); }
   std::int64_t count(const std::string& sql) {
     SQLite::Database read(dir_.file("mirror.db"), SQLite::OPEN_READONLY);
     return read.execAndGet(sql).getInt64();
@@ -70,6 +74,7 @@ class RefresherTest : public ::testing::Test {
     return metrics_.counter_sum("runsync_hint_refreshes_total", {{"outcome", outcome}});
   }
 
+  FakeClock clock_;  // the refresher's, its client's and its cycle's
   TempDir dir_;
   FakeTestRail fake_;
   Metrics metrics_;
@@ -77,15 +82,13 @@ class RefresherTest : public ::testing::Test {
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<ProjectCycle> cycle_;
   std::unique_ptr<Refresher> refresher_;
-  std::int64_t now_ms_ = 1'800'000'000'000;
-  std::chrono::steady_clock::time_point steady_ = std::chrono::steady_clock::time_point(1000h);
 };
 
 TEST_F(RefresherTest, ARunRefreshedWithinItsWindowWaitsForTheWindowToEnd) {
   const auto run = fake_.add_run({{"project_id", 1}, {"name", "R"}, {"passed_count", 1}});
   const std::int64_t id = run["id"].get<std::int64_t>();
   hint(HintKind::kRun, id);
-  EXPECT_EQ(refresher_->refresh_due(), steady_);  // it refreshed: pass again at once
+  EXPECT_EQ(refresher_->refresh_due(), steady());  // it refreshed: pass again at once
   EXPECT_EQ(fake_.count("get_run"), 1);
   EXPECT_EQ(column(id, "passed_count"), "1");
   EXPECT_EQ(pending(), 0);
@@ -95,10 +98,10 @@ TEST_F(RefresherTest, ARunRefreshedWithinItsWindowWaitsForTheWindowToEnd) {
   fake_.update_run(id, {{"passed_count", 9}});
   advance(500ms);
   for (int i = 0; i < 10; ++i) hint(HintKind::kRun, id);
-  EXPECT_EQ(refresher_->refresh_due(), steady_ + 1500ms);
+  EXPECT_EQ(refresher_->refresh_due(), steady() + 1500ms);
   EXPECT_EQ(fake_.count("get_run"), 1);
   advance(1500ms);
-  EXPECT_EQ(refresher_->refresh_due(), steady_);
+  EXPECT_EQ(refresher_->refresh_due(), steady());
   EXPECT_EQ(fake_.count("get_run"), 2);
   EXPECT_EQ(column(id, "passed_count"), "9");
   EXPECT_EQ(pending(), 0);
@@ -117,7 +120,7 @@ TEST_F(RefresherTest, AHintDuringTheRefreshKeepsItsRowForTheNextWindow) {
   hint(HintKind::kRun, id);
   pass.join();
   EXPECT_EQ(pending(), 1);
-  EXPECT_EQ(refresher_->refresh_due(), steady_ + 2s);
+  EXPECT_EQ(refresher_->refresh_due(), steady() + 2s);
   advance(2s);
   refresher_->refresh_due();
   EXPECT_EQ(fake_.count("get_run"), 2);
@@ -131,11 +134,11 @@ TEST_F(RefresherTest, AFailedRefreshStaysPendingAndIsRetriedLaterEachTime) {
   refresher_->refresh_due();
   EXPECT_EQ(outcomes("failed"), 1u);
   EXPECT_EQ(pending(), 1);
-  EXPECT_EQ(refresher_->refresh_due(), steady_ + 10s);
+  EXPECT_EQ(refresher_->refresh_due(), steady() + 10s);
   advance(10s);
   refresher_->refresh_due();
   EXPECT_EQ(outcomes("failed"), 2u);
-  EXPECT_EQ(refresher_->refresh_due(), steady_ + 20s);  // doubled
+  EXPECT_EQ(refresher_->refresh_due(), steady() + 20s);  // doubled
   advance(20s);
   refresher_->refresh_due();
   EXPECT_EQ(fake_.count("get_run"), 3);
@@ -268,7 +271,7 @@ TEST_F(RefresherTest, TenThousandDistinctRunHintsLeaveABoundedSetAndRefreshEvery
                         std::int64_t id = 10'000'000 + i;
                         if (i % 5 == 0) id = i / 5 < 2'000 ? ids[i / 5] : fresh[(i / 5) % 100];
                         if (i % 50 == 1) id = fresh[(i / 50) % 100];
-                        if (Status st = s.hints().add(HintKind::kRun, id, now_ms_++); !st.is_ok()) {
+                        if (Status st = s.hints().add(HintKind::kRun, id, next_ms()); !st.is_ok()) {
                           return st;
                         }
                       }
@@ -297,21 +300,57 @@ TEST_F(RefresherTest, RefreshesArePacedAtThreeQuartersOfTheBudget) {
   RefresherOptions ropts;
   ropts.projects = {{1, "ID"}};
   ropts.max_requests_per_minute = 12;  // a burst of 1, then one per 6.67 s
-  Refresher paced(
-      ropts, *client_, *cycle_, *writer_, metrics_, null_logger(), [this] { return now_ms_; },
-      [this] { return steady_; });
+  Refresher paced(ropts, *client_, *cycle_, *writer_, metrics_, null_logger(), clock_);
   hint(HintKind::kRun, ids[0]);
   hint(HintKind::kRun, ids[1]);
   auto next = paced.refresh_due();
   EXPECT_EQ(fake_.count("get_run"), 1);
   next = paced.refresh_due();
   ASSERT_TRUE(next.has_value());
-  EXPECT_GT(*next, steady_ + 6s);
+  EXPECT_GT(*next, steady() + 6s);
   EXPECT_EQ(fake_.count("get_run"), 1);
   advance(7s);
   paced.refresh_due();
   EXPECT_EQ(fake_.count("get_run"), 2);
   EXPECT_EQ(pending(), 0);
+}
+
+// SPEC §4a: with budget to spare the mirror follows a hint within 2 s. The
+// refresher runs on its own thread and time passes only on the injected
+// clock, slower than real time (1 ms each look), so whatever held the
+// refresh back — a window, the pacing, a wait for the request budget —
+// shows as time that clock moved before the hint was served.
+TEST_F(RefresherTest, WithBudgetToSpareAHintIsServedWithinTwoSeconds) {
+  TestRailClientOptions copts = fake_.client_options();
+  copts.max_read_attempts = 1;
+  copts.priority = RequestPriority::kHint;
+  copts.max_requests_per_minute = 24;  // from an empty allowance, pacing would wait 3.3 s
+  auto client = TestRailClient::create(copts, clock_);
+  ProjectCycle cycle(*client, *writer_, metrics_, null_logger(), clock_);
+  RefresherOptions ropts;
+  ropts.projects = {{1, "ID"}};
+  ropts.max_requests_per_minute = 24;
+  ASSERT_EQ(ropts.min_refresh_interval, 2s);
+  Refresher refresher(ropts, *client, cycle, *writer_, metrics_, null_logger(), clock_);
+  const std::int64_t id = mirror_active_runs(fake_, cycle, 3)[1];  // 2 of the 24 requests
+  std::thread running([&] { refresher.run(); });
+
+  fake_.update_run(id, {{"name", "renamed"}});
+  const auto hinted = steady();
+  hint(HintKind::kRun, id);
+  refresher.notify();
+  const bool served = testing::wait_until(
+      [&] {
+        if (column(id, "name") == "renamed" && pending() == 0) return true;
+        advance(1ms);
+        return false;
+      },
+      30s);
+  refresher.stop();
+  running.join();
+  ASSERT_TRUE(served);
+  EXPECT_LT(steady() - hinted, 2s);
+  EXPECT_EQ(fake_.count("get_run"), 1);
 }
 
 }  // namespace

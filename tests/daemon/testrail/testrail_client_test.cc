@@ -32,7 +32,7 @@ using testing::FakeClock;
 // Answers from a script; records each request and the clock time it was sent.
 class ScriptedTransport final : public HttpTransport {
  public:
-  explicit ScriptedTransport(ClientClock& clock) : clock_(clock) {}
+  explicit ScriptedTransport(const Clock& clock) : clock_(clock) {}
 
   HttpResult send(const HttpRequest& request) override {
     std::lock_guard lock(mu_);
@@ -72,17 +72,17 @@ class ScriptedTransport final : public HttpTransport {
     std::lock_guard lock(mu_);
     return requests_;
   }
-  std::vector<ClientClock::TimePoint> times() {
+  std::vector<Clock::TimePoint> times() {
     std::lock_guard lock(mu_);
     return times_;
   }
 
  private:
-  ClientClock& clock_;
+  const Clock& clock_;
   std::mutex mu_;
   std::deque<HttpResult> script_;
   std::vector<HttpRequest> requests_;
-  std::vector<ClientClock::TimePoint> times_;
+  std::vector<Clock::TimePoint> times_;
 };
 
 // Collects observer events; thread-safe.
@@ -175,7 +175,7 @@ TEST(ParseUrl, Forms) {
 // --- rate limiter ------------------------------------------------------------
 
 // True when no 60 s window holds more than `budget` of `times`.
-bool within_budget(std::vector<ClientClock::TimePoint> times, std::size_t budget) {
+bool within_budget(std::vector<Clock::TimePoint> times, std::size_t budget) {
   std::sort(times.begin(), times.end());
   for (std::size_t i = 0; i + budget < times.size(); ++i) {
     if (times[i + budget] - times[i] < std::chrono::minutes(1)) return false;
@@ -187,7 +187,7 @@ TEST(RateLimiter, NeverExceedsItsBudget) {
   FakeClock clock;
   RateLimiter limiter(10, clock);
   std::atomic<bool> stop{false};
-  std::vector<ClientClock::TimePoint> times;
+  std::vector<Clock::TimePoint> times;
   for (int i = 0; i < 35; ++i) {
     auto at = limiter.acquire(stop);
     ASSERT_TRUE(at.has_value());
@@ -207,7 +207,7 @@ TEST(RateLimiter, SharedByThreads) {
   RateLimiter limiter(5, clock);
   std::atomic<bool> stop{false};
   std::mutex mu;
-  std::vector<ClientClock::TimePoint> times;
+  std::vector<Clock::TimePoint> times;
   auto worker = [&] {
     for (int i = 0; i < 8; ++i) {
       // The time the limiter counted (another thread's sleep may move the
@@ -227,7 +227,7 @@ TEST(RateLimiter, SharedByThreads) {
 }
 
 TEST(RateLimiter, StopEndsTheWait) {
-  SteadyClientClock clock;
+  const Clock& clock = real_clock();
   RateLimiter limiter(1, clock);
   std::atomic<bool> stop{false};
   ASSERT_TRUE(limiter.acquire(stop).has_value());
@@ -247,7 +247,7 @@ TEST(RateLimiter, AHintTakesTheNextSlotBeforeRoutineRequests) {
   std::atomic<bool> stop{false};
   ASSERT_TRUE(limiter.acquire(stop).has_value());  // the budget is spent for a minute
   std::mutex mu;
-  std::vector<std::pair<std::string, ClientClock::TimePoint>> order;
+  std::vector<std::pair<std::string, Clock::TimePoint>> order;
   auto take = [&](const char* who, RequestPriority priority) {
     auto at = limiter.acquire(stop, {}, priority);
     ASSERT_TRUE(at.has_value());
@@ -342,7 +342,7 @@ TEST(RateLimiter, APollCycleOf2000RunsFinishesWithinPollIntervalUnderAHintFlood)
   }
   ASSERT_TRUE(wait_until([&] { return clock.sleepers() == 3; }, seconds(5)));
   const auto due = clock.now();
-  std::vector<ClientClock::TimePoint> cycle;
+  std::vector<Clock::TimePoint> cycle;
   std::thread poll([&] {
     for (int request = 0; request < 9; ++request) {
       auto at = limiter.acquire(stop);
@@ -565,7 +565,7 @@ TEST(TestRailClient, PostRetryPolicy) {
 }
 
 TEST(TestRailClient, StopEndsARetryAfterWait) {
-  SteadyClientClock clock;
+  const Clock& clock = real_clock();
   ScriptedTransport transport(clock);
   EventLog log;
   TestRailClient client(scripted_options(), transport, clock, log.observer());

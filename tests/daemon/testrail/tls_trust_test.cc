@@ -10,6 +10,7 @@
 #include "daemon/testrail/poller.h"
 #include "daemon/testrail/testrail_client.h"
 #include "storage/store.h"
+#include "support/fake_clock.h"
 #include "support/fake_testrail.h"
 #include "support/temp_dir.h"
 
@@ -17,6 +18,7 @@ namespace runsync {
 namespace {
 
 using runsync::test::FakeTestRail;
+using runsync::testing::FakeClock;
 using runsync::testing::TempDir;
 
 FakeTestRail::Options https(std::vector<std::string> hosts = {"127.0.0.1"}, bool expired = false) {
@@ -39,6 +41,7 @@ TestRailClientOptions client_of(const FakeTestRail& fake, const std::string& ca_
 // Each untrusted certificate fails its call at once, as a configuration
 // error saying what is wrong, with nothing sent.
 TEST(TlsTrust, AnUntrustedCertificateIsAConfigErrorSayingWhy) {
+  FakeClock clock;
   TempDir dir;
   struct Case {
     const char* name;
@@ -63,7 +66,7 @@ TEST(TlsTrust, AnUntrustedCertificateIsAConfigErrorSayingWhy) {
     FakeTestRail fake(c.server);
     fake.add_run({{"project_id", 1}});
     const std::string ca_file = c.trust_ca ? dir.write("ca.pem", fake.certificate_pem()) : "";
-    auto client = TestRailClient::create(client_of(fake, ca_file));
+    auto client = TestRailClient::create(client_of(fake, ca_file), clock);
     auto r = client->get_run(1);
     ASSERT_FALSE(r.is_ok());
     EXPECT_EQ(r.error().kind, ApiErrorKind::kConfig) << r.error().describe();
@@ -75,6 +78,7 @@ TEST(TlsTrust, AnUntrustedCertificateIsAConfigErrorSayingWhy) {
 }
 
 TEST(TlsTrust, ACaInCaFileIsTrusted) {
+  FakeClock clock;
   TempDir dir;
   FakeTestRail fake(https({"127.0.0.1", "localhost"}));
   fake.add_run({{"project_id", 1}});
@@ -82,13 +86,13 @@ TEST(TlsTrust, ACaInCaFileIsTrusted) {
   FakeTestRail other(https());
   const std::string ca_file =
       dir.write("bundle.pem", other.certificate_pem() + "\n" + fake.certificate_pem());
-  auto client = TestRailClient::create(client_of(fake, ca_file));
+  auto client = TestRailClient::create(client_of(fake, ca_file), clock);
   auto r = client->get_run(1);
   ASSERT_TRUE(r.is_ok()) << r.error().describe();
   EXPECT_EQ(fake.request_count(), 1u);
 
   // A ca_file that is gone by the time it is read is reported, not retried.
-  auto lost = TestRailClient::create(client_of(fake, dir.file("gone.pem")));
+  auto lost = TestRailClient::create(client_of(fake, dir.file("gone.pem")), clock);
   auto refused = lost->get_run(1);
   ASSERT_FALSE(refused.is_ok());
   EXPECT_EQ(refused.error().kind, ApiErrorKind::kConfig);
@@ -106,13 +110,14 @@ TEST(TlsTrust, APollCycleCountsAConfigError) {
   ASSERT_TRUE(store.is_ok()) << store.message();
   Writer writer(std::move(store).value(), Writer::Options{});
   std::atomic<int> transport_errors{0};
-  auto client = TestRailClient::create(client_of(fake, ""), [&](const ApiEvent& e) {
+  FakeClock clock(fake.now() * 1000);
+  auto client = TestRailClient::create(client_of(fake, ""), clock, [&](const ApiEvent& e) {
     if (e.kind == ApiEvent::Kind::kTransportError) ++transport_errors;
   });
   Metrics metrics;
   PollerOptions popts;
   popts.projects = {{1, "ID"}};
-  Poller poller(popts, *client, writer, metrics, null_logger(), [&] { return fake.now(); });
+  Poller poller(popts, *client, writer, metrics, null_logger(), clock);
   const CycleOutcome out = poller.run_cycle({1, "ID"}, PollKind::kActive);
   writer.stop();
   ASSERT_TRUE(out.error.has_value());
