@@ -92,7 +92,62 @@ void Refresher::run() {
   }
 }
 
+// One refresh_due pass: what is due, its plan, and what the pass's
+// requests showed so far.
+struct Refresher::Pass {
+  // What a request of this pass showed of a run or plan: when the request
+  // began and whether the mirror changed.
+  struct Shown {
+    std::int64_t began_ms;
+    bool changed;
+  };
+
+  Clock::TimePoint now;                  // when the pass began
+  std::optional<Clock::TimePoint> next;  // when to pass again if nothing is refreshed
+  std::map<Key, PendingRefresh> due;     // the rows due now
+  RefreshWaiting waiting;                // what the mirror knows of them
+  RefreshPlan plan;
+  std::map<std::int64_t, Shown> shown_runs;
+  std::map<std::int64_t, Shown> shown_plans;
+  std::set<std::int64_t> deferred;  // listings whose window or pace is not over
+  bool every_listed = true;         // every configured project's listing ran and succeeded
+  std::int64_t every_began_ms = 0;
+  bool every_changed = false;
+  bool refreshed = false;
+
+  void come_back_at(Clock::TimePoint t) { next = next ? std::min(*next, t) : t; }
+  // Whether `key`'s window is still open; if so, the pass comes back when it ends.
+  bool window_open(const std::map<Key, Clock::TimePoint>& not_before, const Key& key) {
+    const auto it = not_before.find(key);
+    if (it == not_before.end() || it->second <= now) return false;
+    come_back_at(it->second);
+    return true;
+  }
+};
+
 std::optional<Clock::TimePoint> Refresher::refresh_due() {
+  Pass pass;
+  if (!plan_pass(pass)) return pass.next;
+  run_listings(pass);
+  settle_projects(pass);
+  // Then each lookup, unless a request of this pass showed its id.
+  serve_lookups(pass, HintKind::kPlan, pass.plan.plans);
+  serve_lookups(pass, HintKind::kRun, pass.plan.runs);
+  serve_lookups(pass, HintKind::kPlan, pass.plan.unknown_plans);
+  serve_lookups(pass, HintKind::kRun, pass.plan.unknown_runs);
+  if (pass.refreshed) return clock_.now();
+  return pass.next;
+}
+
+Clock::TimePoint Refresher::retry_after_read_error(const Status& error, Clock::TimePoint now) {
+  if (auto note = warnings_.admit("read")) {
+    logger_->error("hint refresher: cannot read pending refreshes: {}; retrying in {}{}",
+                   error.message(), render_duration(options_.retry_interval), *note);
+  }
+  return now + options_.retry_interval;
+}
+
+bool Refresher::plan_pass(Pass& pass) {
   std::vector<PendingRefresh> rows;
   Status read = writer_.run([&](Store& store) -> Status {
     // The rows still waiting for a window are skipped: read past them.
@@ -102,202 +157,175 @@ std::optional<Clock::TimePoint> Refresher::refresh_due() {
     rows = std::move(oldest).value();
     return Status::ok();
   });
-  const auto now = clock_.now();
+  pass.now = clock_.now();
   if (!read.is_ok()) {
-    if (auto note = warnings_.admit("read")) {
-      logger_->error("hint refresher: cannot read pending refreshes: {}; retrying in {}{}",
-                     read.message(), render_duration(options_.retry_interval), *note);
-    }
-    return now + options_.retry_interval;
+    pass.next = retry_after_read_error(read, pass.now);
+    return false;
   }
-  std::erase_if(not_before_, [&](const auto& entry) { return entry.second <= now; });
-  std::optional<Clock::TimePoint> next;
-  auto wait_for = [&](const Key& key) {
-    const auto it = not_before_.find(key);
-    if (it == not_before_.end() || it->second <= now) return false;
-    next = next ? std::min(*next, it->second) : it->second;
-    return true;
-  };
-
-  // The rows due now, and what the mirror knows of them.
-  std::map<Key, PendingRefresh> due;
-  RefreshWaiting waiting;
+  std::erase_if(not_before_, [&](const auto& entry) { return entry.second <= pass.now; });
   for (const PendingRefresh& row : rows) {
-    if (wait_for({row.kind, row.id})) continue;
-    due.emplace(Key{row.kind, row.id}, row);
+    if (pass.window_open(not_before_, {row.kind, row.id})) continue;
+    pass.due.emplace(Key{row.kind, row.id}, row);
     switch (row.kind) {
       case HintKind::kRun:
-        waiting.runs.push_back(row.id);
+        pass.waiting.runs.push_back(row.id);
         break;
       case HintKind::kPlan:
-        waiting.plans.push_back(row.id);
+        pass.waiting.plans.push_back(row.id);
         break;
       case HintKind::kProject:
         if (row.id == kEveryProject) {
-          waiting.every_project = true;
+          pass.waiting.every_project = true;
         } else {
-          waiting.projects.push_back(row.id);
+          pass.waiting.projects.push_back(row.id);
         }
         break;
     }
   }
-  if (due.empty()) return next;
-  for (const ProjectConfig& p : options_.projects) waiting.listings[p.id] = {};
-  Status described = writer_.run([&](Store& store) { return store.hints().describe(waiting); });
+  if (pass.due.empty()) return false;
+  for (const ProjectConfig& p : options_.projects) pass.waiting.listings[p.id] = {};
+  Status described =
+      writer_.run([&](Store& store) { return store.hints().describe(pass.waiting); });
   if (!described.is_ok()) {
-    if (auto note = warnings_.admit("read")) {
-      logger_->error("hint refresher: cannot read pending refreshes: {}; retrying in {}{}",
-                     described.message(), render_duration(options_.retry_interval), *note);
-    }
-    return now + options_.retry_interval;
+    pass.next = retry_after_read_error(described, pass.now);
+    return false;
   }
-  const RefreshPlan plan = plan_refreshes(waiting);
+  pass.plan = plan_refreshes(pass.waiting);
+  return true;
+}
 
-  // Counts `outcome` for `row` and opens its next window.
-  auto settle = [&](const PendingRefresh& row, Clock::TimePoint started, RefreshOutcome outcome) {
-    const Key key{row.kind, row.id};
-    refreshes(metrics_, row.kind, outcome).inc();
-    if (outcome == RefreshOutcome::kFailed) {
-      not_before_[key] = started + retry_delay(++failures_[key]);
+void Refresher::settle(const PendingRefresh& row, Clock::TimePoint started,
+                       RefreshOutcome outcome) {
+  const Key key{row.kind, row.id};
+  refreshes(metrics_, row.kind, outcome).inc();
+  if (outcome == RefreshOutcome::kFailed) {
+    not_before_[key] = started + retry_delay(++failures_[key]);
+  } else {
+    failures_.erase(key);
+    not_before_[key] = started + options_.min_refresh_interval;
+  }
+}
+
+void Refresher::run_listings(Pass& pass) {
+  pass.every_began_ms = clock_.unix_ms();
+  for (std::int64_t project_id : pass.plan.listings) {
+    if (stop_) break;
+    bool later = pass.window_open(not_before_, {HintKind::kProject, project_id});
+    if (!later) {
+      if (const auto paced_until = paced()) {
+        pass.come_back_at(*paced_until);
+        later = true;
+      }
+    }
+    if (later) {
+      pass.deferred.insert(project_id);
+      pass.every_listed = false;
+      continue;
+    }
+    list_project(pass, project_id);
+  }
+}
+
+void Refresher::list_project(Pass& pass, std::int64_t project_id) {
+  const Key key{HintKind::kProject, project_id};
+  const auto started = clock_.now();
+  const std::int64_t began_ms = clock_.unix_ms();
+  const CycleOutcome out = project_cycle_.run(*project(project_id), PollKind::kActive);
+  spend(std::max<std::int64_t>(1, out.stats.requests));
+  pass.refreshed = true;
+  const auto row = pass.due.find(key);
+  if (out.error) {
+    pass.every_listed = false;
+    if (row != pass.due.end()) {
+      warn_failure(row->second, *out.error);
+      settle(row->second, started, RefreshOutcome::kFailed);
     } else {
-      failures_.erase(key);
       not_before_[key] = started + options_.min_refresh_interval;
     }
-  };
-  bool refreshed = false;
+    return;
+  }
+  const bool changed = out.stats.runs_changed > 0;
+  pass.every_changed = pass.every_changed || changed;
+  for (std::int64_t id : out.covered_runs) pass.shown_runs[id] = {began_ms, changed};
+  for (std::int64_t id : out.covered_plans) pass.shown_plans[id] = {began_ms, changed};
+  if (row != pass.due.end()) {
+    settle(row->second, started,
+           finish(row->second, began_ms,
+                  changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false));
+  } else {
+    not_before_[key] = started + options_.min_refresh_interval;
+  }
+  std::int64_t served = 0;
+  for (const auto& [k, r] : pass.due) {
+    if ((k.first == HintKind::kRun && out.covered_runs.count(k.second)) ||
+        (k.first == HintKind::kPlan && out.covered_plans.count(k.second))) {
+      ++served;
+    }
+  }
+  if (served > 0) {
+    logger_->debug(
+        "hint refresher: one active listing of project {} ({} requests) served {} "
+        "waiting runs and plans",
+        project_id, out.stats.requests, served);
+  }
+}
 
-  // What this pass's requests showed: a run or plan they show needs no
-  // request of its own. Each id maps to when the request that showed it
-  // began and whether the mirror changed.
-  struct Shown {
-    std::int64_t began_ms;
-    bool changed;
-  };
-  std::map<std::int64_t, Shown> shown_runs;
-  std::map<std::int64_t, Shown> shown_plans;
-  std::set<std::int64_t> deferred;  // listings whose window is not over
-  bool every_listed = true;
-  std::int64_t every_began_ms = clock_.unix_ms();
-  bool every_changed = false;
-  for (std::int64_t project_id : plan.listings) {
+void Refresher::settle_projects(Pass& pass) {
+  for (std::int64_t id : pass.plan.ignored_projects) {
     if (stop_) break;
-    const ProjectConfig* p = project(project_id);
-    const Key key{HintKind::kProject, project_id};
-    if (wait_for(key)) {
-      deferred.insert(project_id);
-      every_listed = false;
+    const auto row = pass.due.find({HintKind::kProject, id});
+    if (row == pass.due.end()) continue;
+    settle(row->second, clock_.now(),
+           finish(row->second, clock_.unix_ms(), RefreshOutcome::kIgnored, true));
+    pass.refreshed = true;
+  }
+  if (!pass.waiting.every_project || stop_) return;
+  const auto row = pass.due.find({HintKind::kProject, kEveryProject});
+  if (pass.every_listed) {
+    settle(
+        row->second, clock_.now(),
+        finish(row->second, pass.every_began_ms,
+               pass.every_changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false));
+    pass.refreshed = true;
+  } else if (pass.deferred.empty()) {
+    settle(row->second, clock_.now(), RefreshOutcome::kFailed);
+    pass.refreshed = true;
+  }
+}
+
+void Refresher::serve_lookups(Pass& pass, HintKind kind, const std::vector<Lookup>& lookups) {
+  auto& shown = kind == HintKind::kRun ? pass.shown_runs : pass.shown_plans;
+  for (const Lookup& lookup : lookups) {
+    if (stop_) return;
+    const PendingRefresh& row = pass.due.at({kind, lookup.id});
+    const auto started = clock_.now();
+    if (const auto it = shown.find(lookup.id); it != shown.end()) {
+      const RefreshOutcome outcome =
+          finish(row, it->second.began_ms,
+                 it->second.changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false);
+      settle(row, started, outcome);
+      pass.refreshed = true;
+      continue;
+    }
+    if (lookup.listed_by && pass.deferred.count(*lookup.listed_by)) {
+      pass.window_open(not_before_, {HintKind::kProject, *lookup.listed_by});
       continue;
     }
     if (const auto later = paced()) {
-      next = next ? std::min(*next, *later) : *later;
-      deferred.insert(project_id);
-      every_listed = false;
-      continue;
+      pass.come_back_at(*later);
+      return;
     }
-    const auto started = clock_.now();
+    spend(1);
     const std::int64_t began_ms = clock_.unix_ms();
-    const CycleOutcome out = project_cycle_.run(*p, PollKind::kActive);
-    spend(std::max<std::int64_t>(1, out.stats.requests));
-    refreshed = true;
-    const auto row = due.find(key);
-    if (out.error) {
-      every_listed = false;
-      if (row != due.end()) {
-        warn_failure(row->second, *out.error);
-        settle(row->second, started, RefreshOutcome::kFailed);
-      } else {
-        not_before_[key] = started + options_.min_refresh_interval;
-      }
-      continue;
+    std::vector<std::int64_t> plan_runs;
+    const RefreshOutcome outcome = kind == HintKind::kRun ? refresh_run(row, began_ms)
+                                                          : refresh_plan(row, began_ms, plan_runs);
+    for (std::int64_t id : plan_runs) {
+      pass.shown_runs[id] = {began_ms, outcome == RefreshOutcome::kChanged};
     }
-    const bool changed = out.stats.runs_changed > 0;
-    every_changed = every_changed || changed;
-    for (std::int64_t id : out.covered_runs) shown_runs[id] = {began_ms, changed};
-    for (std::int64_t id : out.covered_plans) shown_plans[id] = {began_ms, changed};
-    if (row != due.end()) {
-      settle(row->second, started,
-             finish(row->second, began_ms,
-                    changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false));
-    } else {
-      not_before_[key] = started + options_.min_refresh_interval;
-    }
-    std::int64_t served = 0;
-    for (const auto& [k, r] : due) {
-      if ((k.first == HintKind::kRun && out.covered_runs.count(k.second)) ||
-          (k.first == HintKind::kPlan && out.covered_plans.count(k.second))) {
-        ++served;
-      }
-    }
-    if (served > 0) {
-      logger_->debug(
-          "hint refresher: one active listing of project {} ({} requests) served {} "
-          "waiting runs and plans",
-          project_id, out.stats.requests, served);
-    }
+    settle(row, started, outcome);
+    pass.refreshed = true;
   }
-  for (std::int64_t id : plan.ignored_projects) {
-    if (stop_) break;
-    const auto row = due.find({HintKind::kProject, id});
-    if (row == due.end()) continue;
-    settle(row->second, clock_.now(),
-           finish(row->second, clock_.unix_ms(), RefreshOutcome::kIgnored, true));
-    refreshed = true;
-  }
-  if (waiting.every_project && !stop_) {
-    const auto row = due.find({HintKind::kProject, kEveryProject});
-    if (every_listed) {
-      settle(row->second, clock_.now(),
-             finish(row->second, every_began_ms,
-                    every_changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false));
-      refreshed = true;
-    } else if (deferred.empty()) {
-      settle(row->second, clock_.now(), RefreshOutcome::kFailed);
-      refreshed = true;
-    }
-  }
-
-  // Then each lookup, unless a request of this pass showed its id.
-  auto serve = [&](HintKind kind, const std::vector<Lookup>& lookups) {
-    auto& shown = kind == HintKind::kRun ? shown_runs : shown_plans;
-    for (const Lookup& lookup : lookups) {
-      if (stop_) return;
-      const PendingRefresh& row = due.at({kind, lookup.id});
-      const auto started = clock_.now();
-      if (const auto it = shown.find(lookup.id); it != shown.end()) {
-        const RefreshOutcome outcome = finish(
-            row, it->second.began_ms,
-            it->second.changed ? RefreshOutcome::kChanged : RefreshOutcome::kUnchanged, false);
-        settle(row, started, outcome);
-        refreshed = true;
-        continue;
-      }
-      if (lookup.listed_by && deferred.count(*lookup.listed_by)) {
-        wait_for({HintKind::kProject, *lookup.listed_by});
-        continue;
-      }
-      if (const auto later = paced()) {
-        next = next ? std::min(*next, *later) : *later;
-        return;
-      }
-      spend(1);
-      const std::int64_t began_ms = clock_.unix_ms();
-      std::vector<std::int64_t> plan_runs;
-      const RefreshOutcome outcome = kind == HintKind::kRun
-                                         ? refresh_run(row, began_ms)
-                                         : refresh_plan(row, began_ms, plan_runs);
-      for (std::int64_t id : plan_runs) {
-        shown_runs[id] = {began_ms, outcome == RefreshOutcome::kChanged};
-      }
-      settle(row, started, outcome);
-      refreshed = true;
-    }
-  };
-  serve(HintKind::kPlan, plan.plans);
-  serve(HintKind::kRun, plan.runs);
-  serve(HintKind::kPlan, plan.unknown_plans);
-  serve(HintKind::kRun, plan.unknown_runs);
-  if (refreshed) return clock_.now();
-  return next;
 }
 
 std::optional<Clock::TimePoint> Refresher::paced() {

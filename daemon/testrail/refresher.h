@@ -35,6 +35,7 @@
 #include "core/clock.h"
 #include "core/duration.h"
 #include "core/project.h"
+#include "core/refresh_plan.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/testrail/project_cycle.h"
@@ -91,6 +92,23 @@ class Refresher {
 
  private:
   using Key = std::pair<HintKind, std::int64_t>;
+  struct Pass;  // one refresh_due pass (refresher.cc)
+
+  // The steps of refresh_due, in order. plan_pass reads the rows due and
+  // plans them; false when the pass ends there (pass.next says when to
+  // come back). run_listings runs the planned active listings (each by
+  // list_project), settle_projects settles the project rows, and
+  // serve_lookups looks up each run or plan no request of the pass showed.
+  bool plan_pass(Pass& pass);
+  void run_listings(Pass& pass);
+  void list_project(Pass& pass, std::int64_t project_id);
+  void settle_projects(Pass& pass);
+  void serve_lookups(Pass& pass, HintKind kind, const std::vector<Lookup>& lookups);
+  // Logs (rate-limited) that the pending rows cannot be read; returns when
+  // to try again.
+  Clock::TimePoint retry_after_read_error(const Status& error, Clock::TimePoint now);
+  // Counts `outcome` for `row` and opens its next window.
+  void settle(const PendingRefresh& row, Clock::TimePoint started, RefreshOutcome outcome);
   RefreshOutcome refresh_run(const PendingRefresh& row, std::int64_t began_ms);
   // Sets `runs` to the runs the plan lists when the refresh stored them.
   RefreshOutcome refresh_plan(const PendingRefresh& row, std::int64_t began_ms,
