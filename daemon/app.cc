@@ -13,21 +13,23 @@
 
 #include "core/outbox_command.h"
 #include "daemon/database_health.h"
-#include "daemon/ingest/hint_endpoint.h"
 #include "daemon/http/http_server.h"
+#include "daemon/ingest/hint_endpoint.h"
+#include "daemon/ingest/router.h"
+#include "daemon/ingest/webhook_endpoint.h"
 #include "daemon/metrics.h"
 #include "daemon/mirror_metrics.h"
+#include "daemon/pruner.h"
+#include "daemon/sd_notify.h"
 #include "daemon/testrail/outbox_worker.h"
 #include "daemon/testrail/poller.h"
-#include "daemon/pruner.h"
+#include "daemon/testrail/project_cycle.h"
 #include "daemon/testrail/refresher.h"
-#include "daemon/ingest/router.h"
-#include "daemon/sd_notify.h"
-#include "daemon/ingest/webhook_endpoint.h"
 #include "daemon/wiring.h"
 #include "storage/checkpointer.h"
 #include "storage/database.h"
 #include "storage/poller_mark.h"
+#include "storage/webhook_journal.h"
 #include "storage/write_path.h"
 #include "storage/writer.h"
 
@@ -114,33 +116,42 @@ struct App::Impl {
   }
 
   void log_summary() {
-    auto delta = [&](const std::string& key, std::uint64_t now_value) {
+    // How much the series of counter `name` whose labels include `match`
+    // (all when empty) grew since the last summary.
+    auto delta = [&](const std::string& name, const Labels& match = {}) {
+      std::string key = name;
+      for (const auto& [label, value] : match) key += " " + label + "=" + value;
+      const std::uint64_t now_value = metrics.counter_sum(name, match);
       const std::uint64_t d = now_value - last_summary[key];
       last_summary[key] = now_value;
       return d;
     };
     const char* kEvents = "runsync_webhook_events_total";
-    const auto applied = delta("applied", metrics.counter_sum(kEvents, {{"result", "applied"}}));
-    const auto duplicate = delta("duplicate", metrics.counter_sum(kEvents, {{"result", "duplicate"}}));
-    const auto stale = delta("stale", metrics.counter_sum(kEvents, {{"result", "stale"}}));
-    const auto ignored = delta("ignored", metrics.counter_sum(kEvents, {{"result", "ignored"}}));
-    const auto all = delta("all", metrics.counter_sum(kEvents));
+    auto webhooks = [&](WebhookResult r) {
+      return delta(kEvents, {{"result", webhook_result_name(r)}});
+    };
+    const auto applied = webhooks(WebhookResult::kApplied);
+    const auto duplicate = webhooks(WebhookResult::kDuplicate);
+    const auto stale = webhooks(WebhookResult::kStale);
+    const auto ignored = webhooks(WebhookResult::kIgnored);
+    const auto all = delta(kEvents);
     const auto refused = all - applied - duplicate - stale - ignored;
     const char* kPolls = "runsync_poll_cycles_total";
-    const auto polls_ok = delta("polls_ok", metrics.counter_sum(kPolls, {{"outcome", "ok"}}));
-    const auto polls_all = delta("polls_all", metrics.counter_sum(kPolls));
-    const auto outbox_done = delta("outbox_done", metrics.counter_sum("runsync_outbox_commands_total", {{"outcome", "done"}}));
+    const auto polls_ok = delta(kPolls, {{"outcome", poll_outcome_name(PollOutcome::kOk)}});
+    const auto polls_all = delta(kPolls);
+    const auto outbox_done = delta("runsync_outbox_commands_total",
+                                   {{"outcome", outbox_outcome_name(OutboxOutcome::kDone)}});
     std::string hint_part;
     if (hints) {
       const char* kHints = "runsync_testrail_hints_total";
-      const auto queued = delta("hints_queued", metrics.counter_sum(kHints, {{"result", "queued"}}));
+      const auto queued = delta(kHints, {{"result", hint_result_name(HintResult::kQueued)}});
       const auto hints_ignored =
-          delta("hints_ignored", metrics.counter_sum(kHints, {{"result", "ignored"}}));
-      const auto hints_all = delta("hints_all", metrics.counter_sum(kHints));
+          delta(kHints, {{"result", hint_result_name(HintResult::kIgnored)}});
+      const auto hints_all = delta(kHints);
       const char* kRefreshes = "runsync_hint_refreshes_total";
       const auto refresh_failed =
-          delta("refreshes_failed", metrics.counter_sum(kRefreshes, {{"outcome", "failed"}}));
-      const auto refresh_all = delta("refreshes_all", metrics.counter_sum(kRefreshes));
+          delta(kRefreshes, {{"outcome", refresh_outcome_name(RefreshOutcome::kFailed)}});
+      const auto refresh_all = delta(kRefreshes);
       hint_part = fmt::format(
           "; testrail hints queued={} ignored={} refused={}, refreshes ok={} failed={}", queued,
           hints_ignored, hints_all - queued - hints_ignored, refresh_all - refresh_failed,

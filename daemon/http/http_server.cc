@@ -236,7 +236,6 @@ void HttpServer::close_sessions() {
   std::vector<std::shared_ptr<Session>> live;
   {
     std::lock_guard lock(impl_->registry->mu);
-    impl_->registry->closing = true;
     for (Session* s : impl_->registry->sessions) {
       // A session being destroyed has no owners left; skip it.
       if (auto sp = s->weak_from_this().lock()) live.push_back(std::move(sp));

@@ -48,7 +48,6 @@ struct Registry {
   std::list<Session*> unauthenticated;
   std::size_t shedding = 0;  // sessions closed to make room, not yet gone
   std::size_t live() const { return sessions.size() - shedding; }
-  bool closing = false;
   // Set when accepting stopped at max_connections; the session that ends
   // next clears it and calls resume_accepting (both under mu).
   bool paused_at_cap = false;

@@ -8,6 +8,22 @@
 
 namespace runsync {
 
+const char* outbox_outcome_name(OutboxOutcome outcome) {
+  switch (outcome) {
+    case OutboxOutcome::kDone:
+      return "done";
+    case OutboxOutcome::kFailed:
+      return "failed";
+    case OutboxOutcome::kUnknown:
+      return "unknown";
+    case OutboxOutcome::kRetry:
+      return "retry";
+    case OutboxOutcome::kResolved:
+      return "resolved";
+  }
+  return "failed";
+}
+
 OutboxWorker::OutboxWorker(std::string database_path, TestRailClient& client, Writer& writer,
                            Metrics& metrics, Logger logger, const Clock& clock, Options options)
     : database_path_(std::move(database_path)),
@@ -20,17 +36,18 @@ OutboxWorker::OutboxWorker(std::string database_path, TestRailClient& client, Wr
   // Every series is there from the start, at 0, for rate() and absent().
   for (const CommandKind command : {CommandKind::kAddRun, CommandKind::kUpdateRun,
                                     CommandKind::kCloseRun, CommandKind::kDeleteRun}) {
-    for (const char* outcome : {"done", "failed", "unknown", "retry", "resolved"}) {
-      metrics_.counter("runsync_outbox_commands_total", "Write-back commands by command and outcome",
-                       {{"command", command_name(command)}, {"outcome", outcome}});
+    for (const OutboxOutcome outcome : kOutboxOutcomes) {
+      metrics_.counter(
+          "runsync_outbox_commands_total", "Write-back commands by command and outcome",
+          {{"command", command_name(command)}, {"outcome", outbox_outcome_name(outcome)}});
     }
   }
 }
 
-void OutboxWorker::count(const char* command, const char* outcome) {
+void OutboxWorker::count(const char* command, OutboxOutcome outcome) {
   metrics_
       .counter("runsync_outbox_commands_total", "Write-back commands by command and outcome",
-               {{"command", command}, {"outcome", outcome}})
+               {{"command", command}, {"outcome", outbox_outcome_name(outcome)}})
       .inc();
 }
 
@@ -104,7 +121,7 @@ void OutboxWorker::resolve_unknown_add_runs() {
     return;
   }
   for (auto [id, run] : resolved) {
-    count("add_run", "resolved");
+    count("add_run", OutboxOutcome::kResolved);
     logger_->info("outbox #{} add_run: outcome was unknown; run {} with its name appeared, marked done",
                   id, run);
   }
@@ -140,7 +157,7 @@ StatusOr<std::optional<OutboxCommand>> OutboxWorker::next_allowed() {
   });
   if (!s.is_ok()) return s;
   for (const auto& [command, reason] : refused) {
-    count(command_name(command.kind), "failed");
+    count(command_name(command.kind), OutboxOutcome::kFailed);
     logger_->warn("outbox #{} {}: refused, not sent: {}", command.id,
                   command.target_not_integer
                       ? std::string(command_name(command.kind)) + "/" + *command.target_not_integer
@@ -231,7 +248,7 @@ OutboxWorker::Step OutboxWorker::on_answer(const OutboxCommand& c, const ApiResp
   }
   record(c, CommandState::kDone, note, parsed ? std::optional(parsed->dump()) : std::nullopt,
          observation);
-  count(command_name(c.kind), "done");
+  count(command_name(c.kind), OutboxOutcome::kDone);
   logger_->info("outbox #{} {}: done{}", c.id, command_uri(c),
                 observation ? " (run " + std::to_string(observation->run_id) + ")" : "");
   return Step::kContinue;
@@ -245,18 +262,18 @@ OutboxWorker::Step OutboxWorker::on_error(const OutboxCommand& c, const ApiError
     case ApiErrorKind::kNotFound:
     case ApiErrorKind::kBadResponse:
       record(c, CommandState::kFailed, e.message, std::nullopt, std::nullopt);
-      count(name, "failed");
+      count(name, OutboxOutcome::kFailed);
       logger_->warn("outbox #{} {}: failed, the API refused it: {}", c.id, uri, e.describe());
       return Step::kContinue;
     case ApiErrorKind::kConfig:
       if (e.http_status == 403) {
         record(c, CommandState::kFailed, e.message, std::nullopt, std::nullopt);
-        count(name, "failed");
+        count(name, OutboxOutcome::kFailed);
         logger_->warn("outbox #{} {}: failed, no permission: {}", c.id, uri, e.describe());
         return Step::kContinue;
       }
       record(c, CommandState::kPending, e.message, std::nullopt, std::nullopt);
-      count(name, "retry");
+      count(name, OutboxOutcome::kRetry);
       logger_->error(
           "outbox #{} {}: {} ({}){}; retrying in {} s", c.id, uri,
           e.http_status == 0 ? "TLS certificate not trusted" : "authentication failed",
@@ -266,7 +283,7 @@ OutboxWorker::Step OutboxWorker::on_error(const OutboxCommand& c, const ApiError
       return Step::kWait;
     case ApiErrorKind::kUnknownOutcome:
       record(c, CommandState::kUnknown, e.message, std::nullopt, std::nullopt);
-      count(name, "unknown");
+      count(name, OutboxOutcome::kUnknown);
       logger_->warn("outbox #{} {}: outcome unknown ({}); not repeated{}", c.id, uri, e.describe(),
                     c.kind == CommandKind::kAddRun
                         ? "; resolved when the run appears in a poll"
@@ -274,7 +291,7 @@ OutboxWorker::Step OutboxWorker::on_error(const OutboxCommand& c, const ApiError
       return Step::kContinue;
     case ApiErrorKind::kTransient:
       record(c, CommandState::kPending, e.message, std::nullopt, std::nullopt);
-      count(name, "retry");
+      count(name, OutboxOutcome::kRetry);
       logger_->warn(
           "outbox #{} {}: not sent ({}); retrying in {} s, later commands wait", c.id, uri,
           e.describe(),

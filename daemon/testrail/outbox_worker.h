@@ -45,6 +45,15 @@
 
 namespace runsync {
 
+// How runsync_outbox_commands_total's outcome label counts an attempt:
+// the command ended done, failed or unknown, is tried again later (retry),
+// or an unknown add_run was found in the mirror (resolved).
+enum class OutboxOutcome { kDone, kFailed, kUnknown, kRetry, kResolved };
+inline constexpr OutboxOutcome kOutboxOutcomes[] = {OutboxOutcome::kDone, OutboxOutcome::kFailed,
+                                                    OutboxOutcome::kUnknown, OutboxOutcome::kRetry,
+                                                    OutboxOutcome::kResolved};
+const char* outbox_outcome_name(OutboxOutcome outcome);  // "done", "failed", ...
+
 class OutboxWorker {
  public:
   struct Options {
@@ -76,7 +85,7 @@ class OutboxWorker {
   Step on_answer(const OutboxCommand& c, const ApiResponse& answer);
   Step on_error(const OutboxCommand& c, const ApiError& e);  // any kind but kStopped
   void resolve_unknown_add_runs();
-  void count(const char* command, const char* outcome);
+  void count(const char* command, OutboxOutcome outcome);
 
   std::string database_path_;
   TestRailClient& client_;

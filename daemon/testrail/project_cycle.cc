@@ -138,9 +138,11 @@ void record_failure(CycleOutcome& out, std::string message, const ApiError* api)
 }
 
 Counter& cycles_counter(Metrics& metrics, const std::string& project, PollKind kind,
-                        const char* outcome) {
+                        PollOutcome outcome) {
   return metrics.counter("runsync_poll_cycles_total", "Poll cycles by project, kind and outcome",
-                         {{"project", project}, {"kind", poll_kind_name(kind)}, {"outcome", outcome}});
+                         {{"project", project},
+                          {"kind", poll_kind_name(kind)},
+                          {"outcome", poll_outcome_name(outcome)}});
 }
 
 Counter& changed_counter(Metrics& metrics, const std::string& project) {
@@ -155,6 +157,18 @@ Histogram& duration_histogram(Metrics& metrics, PollKind kind) {
 
 }  // namespace
 
+const char* poll_outcome_name(PollOutcome outcome) {
+  switch (outcome) {
+    case PollOutcome::kOk:
+      return "ok";
+    case PollOutcome::kFailed:
+      return "failed";
+    case PollOutcome::kConfigError:
+      return "config_error";
+  }
+  return "failed";
+}
+
 ProjectCycle::ProjectCycle(TestRailClient& client, Writer& writer, Metrics& metrics, Logger logger,
                            const Clock& clock)
     : client_(client),
@@ -166,9 +180,7 @@ ProjectCycle::ProjectCycle(TestRailClient& client, Writer& writer, Metrics& metr
 void ProjectCycle::declare_metrics(Metrics& metrics, const ProjectConfig& project) {
   const std::string id = std::to_string(project.id);
   for (const PollKind kind : {PollKind::kActive, PollKind::kFull}) {
-    for (const char* outcome : {"ok", "failed", "config_error"}) {
-      cycles_counter(metrics, id, kind, outcome);
-    }
+    for (const PollOutcome outcome : kPollOutcomes) cycles_counter(metrics, id, kind, outcome);
     duration_histogram(metrics, kind);
   }
   changed_counter(metrics, id);
@@ -396,7 +408,9 @@ void ProjectCycle::report(const CycleOutcome& out, const std::optional<RetrySche
         out.project_id, kind, out.seconds, out.stats.pages);
     return;
   }
-  const char* outcome = out.error ? (out.config_error ? "config_error" : "failed") : "ok";
+  const PollOutcome outcome = !out.error         ? PollOutcome::kOk
+                              : out.config_error ? PollOutcome::kConfigError
+                                                 : PollOutcome::kFailed;
   cycles_counter(metrics_, project, out.kind, outcome).inc();
   duration_histogram(metrics_, out.kind).observe(out.seconds);
   changed_counter(metrics_, project).inc(static_cast<std::uint64_t>(out.stats.runs_changed));

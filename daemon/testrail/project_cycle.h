@@ -34,6 +34,12 @@
 
 namespace runsync {
 
+// How runsync_poll_cycles_total's outcome label counts a finished cycle.
+enum class PollOutcome { kOk, kFailed, kConfigError };
+inline constexpr PollOutcome kPollOutcomes[] = {PollOutcome::kOk, PollOutcome::kFailed,
+                                                PollOutcome::kConfigError};
+const char* poll_outcome_name(PollOutcome outcome);  // "ok", "failed", "config_error"
+
 struct CycleOutcome {
   std::int64_t project_id = 0;
   PollKind kind = PollKind::kActive;

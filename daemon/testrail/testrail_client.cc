@@ -16,6 +16,87 @@ milliseconds to_ms(Clock::Duration d) {
   return std::chrono::ceil<milliseconds>(d);
 }
 
+// What the retry loop does after one attempt.
+struct Verdict {
+  enum class Next { kSucceed, kFail, kStop, kRetry };
+  Next next = Next::kRetry;
+  // kFail: the call's error; kRetry: the call's error should no attempt be left.
+  ApiError error{};
+  bool after_retry_after = false;  // kRetry: wait Retry-After rather than back off
+};
+
+Verdict retry(ApiError error, bool after_retry_after = false) {
+  return {Verdict::Next::kRetry, std::move(error), after_retry_after};
+}
+
+Verdict give_up(ApiError error) { return {Verdict::Next::kFail, std::move(error)}; }
+
+// What the operator should do about a TLS certificate that failed
+// verification for reason `why` (the verifier's text).
+const char* tls_advice(std::string_view why) {
+  if (why.starts_with("unknown issuer")) {
+    return "if TestRail's certificate comes from a private CA, name that CA's "
+           "certificate in testrail.ca_file";
+  }
+  if (why.starts_with("expired") || why.starts_with("not yet valid")) {
+    return "TestRail's certificate must be renewed (or this machine's clock is wrong)";
+  }
+  if (why.starts_with("host name mismatch")) {
+    return "testrail.url must name a host the certificate is for";
+  }
+  if (why.starts_with("cannot load")) return "fix testrail.ca_file";
+  return "check TestRail's certificate and testrail.ca_file";
+}
+
+// An attempt that got no answer (see TestRailClient's retry rules).
+Verdict judge_transport_error(const HttpError& err, bool write, bool stopping, int attempt) {
+  if (write && err.may_have_been_sent) {
+    return give_up({ApiErrorKind::kUnknownOutcome, 0,
+                    err.message + " (the request may have been applied)", attempt});
+  }
+  if (err.cancelled || stopping) return {Verdict::Next::kStop};
+  if (!err.tls_verify_error.empty()) {
+    return give_up(
+        {ApiErrorKind::kConfig, 0, err.message + "; " + tls_advice(err.tls_verify_error), attempt});
+  }
+  return retry({ApiErrorKind::kTransient, 0, err.message, attempt});
+}
+
+// An attempt that got an HTTP answer (see TestRailClient's retry rules).
+Verdict judge_answer(const HttpResponse& response, bool write, bool entity_lookup, int attempt) {
+  const int status = response.status;
+  if (status >= 200 && status < 300) return {Verdict::Next::kSucceed};
+  std::string message = api_error_message(response.body);
+  if (status == 401 || status == 403) {
+    return give_up({ApiErrorKind::kConfig, status, std::move(message), attempt});
+  }
+  if (status == 429) {
+    return retry({ApiErrorKind::kTransient, status, std::move(message), attempt},
+                 /*after_retry_after=*/true);
+  }
+  if (status == 409 || status >= 500) {
+    if (write && status != 409 && status != 503) {
+      return give_up({ApiErrorKind::kUnknownOutcome, status,
+                      message + " (the request may have been applied)", attempt});
+    }
+    return retry({ApiErrorKind::kTransient, status, std::move(message), attempt});
+  }
+  const bool missing = entity_lookup && answer_says_missing(status, message);
+  return give_up({missing ? ApiErrorKind::kNotFound : ApiErrorKind::kRejected, status,
+                  std::move(message), attempt});
+}
+
+// The call's answer from a 2xx `response` that arrived at `now` (unix s).
+ApiResponse accepted(HttpResponse response, int attempts, std::int64_t now) {
+  ApiResponse ok;
+  ok.http_status = response.status;
+  ok.server_date = parse_http_date(response.date);
+  ok.observed_at = observation_time(ok.server_date, now);
+  ok.body = std::move(response.body);
+  ok.attempts = attempts;
+  return ok;
+}
+
 }  // namespace
 
 RateLimiter::RateLimiter(std::uint32_t max_per_minute, const Clock& clock)
@@ -175,25 +256,17 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
                                             const BeforeSend& before_send) {
   const bool write = std::string_view(method) == "POST";
   const std::string path = api_path(uri);
-  std::string base = options_.base_url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-
-  HttpRequest request;
-  request.method = method;
-  request.url = base + "/index.php?/api/v2/" + path;
-  request.body = std::move(body);
-  request.timeout = options_.request_timeout;
-
+  HttpRequest request = make_request(method, path, std::move(body));
   const int max_attempts =
       std::max(1, write ? options_.max_write_attempts : options_.max_read_attempts);
-  ApiError last;
+  ApiError last;  // the latest retried attempt's error
   int retries = 0;
   auto fail = [&](ApiError error) -> ApiResult<ApiResponse> {
     emit_failure(method, path, error);
     return error;
   };
-  auto stopped_error = [&](int attempts) {
-    return ApiError{ApiErrorKind::kStopped, last.http_status, "stopped", attempts};
+  auto stopped = [&](int attempts) {
+    return fail({ApiErrorKind::kStopped, last.http_status, "stopped", attempts});
   };
 
   for (int attempt = 1;; ++attempt) {
@@ -201,105 +274,76 @@ ApiResult<ApiResponse> TestRailClient::call(const char* method, std::string_view
     event.method = method;
     event.uri = path;
     event.attempt = attempt;
-    auto on_rate_limit = [&](milliseconds wait) {
-      ApiEvent w = event;
-      w.kind = ApiEvent::Kind::kWait;
-      w.wait = wait;
-      w.reason = "rate_limit";
-      emit(w);
-    };
-    if (!limiter_.acquire(stop_, on_rate_limit, options_.priority) || stop_) {
-      return fail(stopped_error(attempt - 1));
-    }
+    auto result = send(request, event, before_send);
+    if (!result) return stopped(attempt - 1);
 
-    {
-      std::lock_guard key_lock(api_key_mu_);
-      request.basic_auth.emplace(options_.user, api_key_);
+    Verdict verdict = result->ok() ? judge_answer(result->response, write, entity_lookup, attempt)
+                                   : judge_transport_error(*result->error, write, stop_, attempt);
+    switch (verdict.next) {
+      case Verdict::Next::kSucceed:
+        return accepted(std::move(result->response), attempt, clock_.unix_seconds());
+      case Verdict::Next::kFail:
+        return fail(std::move(verdict.error));
+      case Verdict::Next::kStop:
+        return stopped(attempt);
+      case Verdict::Next::kRetry:
+        break;
     }
-    const auto start = clock_.now();
-    HttpResult result;
-    {
-      std::unique_lock lock(transport_mu_);
-      if (stop_ || (before_send && !before_send())) {
-        lock.unlock();
-        return fail(stopped_error(attempt - 1));
-      }
-      result = transport_.send(request);
-    }
-    event.latency = to_ms(clock_.now() - start);
-
-    milliseconds wait{0};
-    const char* reason = "backoff";
-    if (!result.ok()) {
-      const HttpError& err = *result.error;
-      event.kind = ApiEvent::Kind::kTransportError;
-      event.message = err.message;
-      emit(event);
-      if (write && err.may_have_been_sent) {
-        return fail({ApiErrorKind::kUnknownOutcome, 0,
-                     err.message + " (the request may have been applied)", attempt});
-      }
-      if (err.cancelled || stop_) return fail(stopped_error(attempt));
-      if (!err.tls_verify_error.empty()) {
-        const std::string_view why = err.tls_verify_error;
-        const char* advice =
-            why.starts_with("unknown issuer")
-                ? "if TestRail's certificate comes from a private CA, name that CA's "
-                  "certificate in testrail.ca_file"
-            : why.starts_with("expired") || why.starts_with("not yet valid")
-                ? "TestRail's certificate must be renewed (or this machine's clock is wrong)"
-            : why.starts_with("host name mismatch")
-                ? "testrail.url must name a host the certificate is for"
-            : why.starts_with("cannot load") ? "fix testrail.ca_file"
-                                             : "check TestRail's certificate and testrail.ca_file";
-        return fail({ApiErrorKind::kConfig, 0, err.message + "; " + advice, attempt});
-      }
-      last = {ApiErrorKind::kTransient, 0, err.message, attempt};
-      wait = backoff(retries++);
-    } else {
-      HttpResponse& response = result.response;
-      const int status = response.status;
-      event.kind = ApiEvent::Kind::kAnswer;
-      event.http_status = status;
-      emit(event);
-      if (status >= 200 && status < 300) {
-        ApiResponse ok;
-        ok.http_status = status;
-        ok.server_date = parse_http_date(response.date);
-        ok.observed_at = observation_time(ok.server_date, clock_.unix_seconds());
-        ok.body = std::move(response.body);
-        ok.attempts = attempt;
-        return ok;
-      }
-      const std::string message = api_error_message(response.body);
-      if (status == 401 || status == 403) {
-        return fail({ApiErrorKind::kConfig, status, message, attempt});
-      }
-      if (status == 429) {
-        last = {ApiErrorKind::kTransient, status, message, attempt};
-        wait = retry_after(response);
-        reason = "retry-after";
-      } else if (status == 409 || status >= 500) {
-        if (write && status != 409 && status != 503) {
-          return fail({ApiErrorKind::kUnknownOutcome, status,
-                       message + " (the request may have been applied)", attempt});
-        }
-        last = {ApiErrorKind::kTransient, status, message, attempt};
-        wait = backoff(retries++);
-      } else {
-        const bool missing = entity_lookup && answer_says_missing(status, message);
-        return fail({missing ? ApiErrorKind::kNotFound : ApiErrorKind::kRejected, status, message,
-                     attempt});
-      }
-    }
+    last = std::move(verdict.error);
+    const milliseconds wait =
+        verdict.after_retry_after ? retry_after(result->response) : backoff(retries++);
     if (attempt >= max_attempts) return fail(last);
-    ApiEvent w = event;
-    w.kind = ApiEvent::Kind::kWait;
-    w.wait = wait;
-    w.reason = reason;
-    emit(w);
-    if (!clock_.sleep_until(clock_.now() + wait, stop_)) return fail(stopped_error(attempt));
+    emit_wait(event, wait, verdict.after_retry_after ? "retry-after" : "backoff");
+    if (!clock_.sleep_until(clock_.now() + wait, stop_)) return stopped(attempt);
   }
+}
+
+HttpRequest TestRailClient::make_request(const char* method, const std::string& path,
+                                         std::string body) const {
+  std::string base = options_.base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  HttpRequest request;
+  request.method = method;
+  request.url = base + "/index.php?/api/v2/" + path;
+  request.body = std::move(body);
+  request.timeout = options_.request_timeout;
+  return request;
+}
+
+std::optional<HttpResult> TestRailClient::send(HttpRequest& request, ApiEvent& event,
+                                               const BeforeSend& before_send) {
+  auto on_rate_limit = [&](milliseconds wait) { emit_wait(event, wait, "rate_limit"); };
+  if (!limiter_.acquire(stop_, on_rate_limit, options_.priority) || stop_) return std::nullopt;
+  {
+    std::lock_guard key_lock(api_key_mu_);
+    request.basic_auth.emplace(options_.user, api_key_);
+  }
+  const auto start = clock_.now();
+  HttpResult result;
+  {
+    std::lock_guard lock(transport_mu_);
+    if (stop_ || (before_send && !before_send())) return std::nullopt;
+    result = transport_.send(request);
+  }
+  event.latency = to_ms(clock_.now() - start);
+  if (result.ok()) {
+    event.kind = ApiEvent::Kind::kAnswer;
+    event.http_status = result.response.status;
+  } else {
+    event.kind = ApiEvent::Kind::kTransportError;
+    event.message = result.error->message;
+  }
+  emit(event);
+  return result;
+}
+
+void TestRailClient::emit_wait(const ApiEvent& attempt, milliseconds wait,
+                               const char* reason) const {
+  ApiEvent w = attempt;
+  w.kind = ApiEvent::Kind::kWait;
+  w.wait = wait;
+  w.reason = reason;
+  emit(w);
 }
 
 void TestRailClient::set_api_key(std::string api_key) {

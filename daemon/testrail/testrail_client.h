@@ -245,6 +245,16 @@ class TestRailClient {
   // valid" entity means kNotFound.
   ApiResult<ApiResponse> call(const char* method, std::string_view uri, std::string body,
                               bool entity_lookup = false, const BeforeSend& before_send = {});
+  // The request for API path `path`, without credentials.
+  HttpRequest make_request(const char* method, const std::string& path, std::string body) const;
+  // One attempt: takes a request slot, sends `request` with the current key
+  // and reports the answer or transport error through `event` (filled in
+  // and emitted). nullopt, having sent nothing, when stopped or withdrawn
+  // by `before_send`.
+  std::optional<HttpResult> send(HttpRequest& request, ApiEvent& event,
+                                 const BeforeSend& before_send);
+  // Emits the kWait event of `attempt` about to wait `wait` for `reason`.
+  void emit_wait(const ApiEvent& attempt, std::chrono::milliseconds wait, const char* reason) const;
   std::chrono::milliseconds backoff(int retry_index);
   std::chrono::milliseconds retry_after(const HttpResponse& response) const;
   void emit(const ApiEvent& event) const;
