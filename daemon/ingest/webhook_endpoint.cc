@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -17,7 +18,12 @@ std::size_t event_index(const std::string& name) {
   return static_cast<std::size_t>(event_kind(name));
 }
 
-constexpr const char* kResults[] = {"applied", "duplicate", "stale", "ignored", "error", "busy"};
+// Every result label: the journal's results, then the endpoint's own
+// "error" (a delivery not stored) and "busy" (the write queue was full).
+const std::array<const char*, 6> kResults = {
+    webhook_result_name(WebhookResult::kApplied), webhook_result_name(WebhookResult::kDuplicate),
+    webhook_result_name(WebhookResult::kStale), webhook_result_name(WebhookResult::kIgnored),
+    "error", "busy"};
 
 Counter& events_counter(Metrics& m, const std::string& event, const std::string& result) {
   return m.counter("runsync_webhook_events_total",
@@ -39,7 +45,7 @@ WebhookEndpoint::WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::in
                                      "Time from a webhook request to its durable answer")),
       warnings_(clock) {
   for (std::size_t e = 0; e < kEventKindCount; ++e) {
-    for (std::size_t r = 0; r < 6; ++r) {
+    for (std::size_t r = 0; r < kResults.size(); ++r) {
       events_[e][r] =
           &events_counter(metrics_, event_kind_name(static_cast<EventKind>(e)), kResults[r]);
     }
@@ -47,7 +53,7 @@ WebhookEndpoint::WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::in
 }
 
 Counter& WebhookEndpoint::events(const std::string& event_name, const char* result) {
-  for (std::size_t r = 0; r < 6; ++r) {
+  for (std::size_t r = 0; r < kResults.size(); ++r) {
     if (std::string_view(result) == kResults[r]) return *events_[event_index(event_name)][r];
   }
   return events_counter(metrics_, "other", result);
