@@ -14,7 +14,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -83,7 +82,7 @@ class MirrorModel : public ::testing::Test {
     RecordProperty("seed", std::to_string(seed_));
     rng_.seed(seed_);
     fake_.add_project(kProject);
-    fake_.set_now(now_);
+    fake_.set_now(now());
     OpenOptions open;
     open.durability = Durability::kNormal;
     auto store = Store::open(dir_.file("mirror.db"), open);
@@ -99,10 +98,9 @@ class MirrorModel : public ::testing::Test {
   }
 
   // Moves the local clock on by `seconds`.
-  void pass(std::int64_t seconds) {
-    now_ += seconds;
-    clock_.set_unix_seconds(now_);
-  }
+  void pass(std::int64_t seconds) { clock_.set_unix_seconds(now() + seconds); }
+  // The local clock's wall time, in seconds.
+  std::int64_t now() const { return clock_.unix_seconds(); }
 
   void TearDown() override {
     if (writer_) writer_->stop();
@@ -118,7 +116,7 @@ class MirrorModel : public ::testing::Test {
   // What the sender says happened at the current time; one in five events
   // comes from a sender whose clock runs ahead.
   void send(const ModelRun& run, const std::string& name, const std::string& payload) {
-    std::int64_t ts = now_;
+    std::int64_t ts = now();
     if (chance(0.2)) ts += std::vector<std::int64_t>{30, 3600, 86400}[uniform(0, 2)];
     const std::string body = testing::webhook_body(name, run.id, ts, payload);
     // Dropped, delivered once, or delivered twice (a retry).
@@ -200,7 +198,7 @@ class MirrorModel : public ::testing::Test {
       case 7:  // completed or aborted
         if (active) {
           run.life = chance(0.5) ? Life::kCompleted : Life::kAborted;
-          fake_.update_run(run.id, {{"is_completed", true}, {"completed_on", now_.load()}});
+          fake_.update_run(run.id, {{"is_completed", true}, {"completed_on", now()}});
           send(run, run.life == Life::kCompleted ? "run.completed" : "run.aborted",
                counts_payload(run));
         }
@@ -220,7 +218,7 @@ class MirrorModel : public ::testing::Test {
   // Delivers one webhook as the listener does; every valid event must be
   // stored (SPEC §6 rule 5), so an error fails the test.
   void deliver(const InFlight& w) {
-    WebhookDelivery d = testing::delivery(w.body, now_);
+    WebhookDelivery d = testing::delivery(w.body, now());
     d.event.observation.set(Field::kProjectId, Value{kProject});
     const Status s = writer_->run([&](Store& store) { return store.journal().apply(d).status(); });
     ASSERT_TRUE(s.is_ok()) << "not stored: " << s.message() << ": " << w.body;
@@ -248,7 +246,7 @@ class MirrorModel : public ::testing::Test {
     if (fault == 1) fake_.fail_next(429, 1, "2");  // waits Retry-After, then goes on
     if (fault == 2) fake_.truncate_next();         // a cut body, retried
     if (fault == 3) fake_.fail_next(503, 1);       // one backoff, then goes on
-    fake_.set_now(now_);
+    fake_.set_now(now());
     const CycleOutcome out =
         poller_->run_cycle({kProject, "ID"}, chance(0.3) ? PollKind::kFull : PollKind::kActive);
     ++polls_;
@@ -294,7 +292,6 @@ class MirrorModel : public ::testing::Test {
 
   std::uint64_t seed_ = 0;
   std::mt19937_64 rng_;
-  std::atomic<std::int64_t> now_{1'700'000'000};
   TempDir dir_;
   FakeTestRail fake_{[] {
     FakeTestRail::Options o;
@@ -304,7 +301,7 @@ class MirrorModel : public ::testing::Test {
   Metrics metrics_;
   HttpClient http_;
   FakeClock client_clock_;  // the client's waits pass at once
-  FakeClock clock_{now_.load() * 1000};  // the local clock: wall time now_
+  FakeClock clock_{std::int64_t{1'700'000'000} * 1000};  // the local clock
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<TestRailClient> client_;
   std::unique_ptr<Poller> poller_;
@@ -329,7 +326,7 @@ TEST_F(MirrorModel, AfterTheFaultsStopOneFullSyncMakesTheMirrorEqualTheModel) {
   deliver_some(/*all=*/true);
   if (HasFatalFailure()) return;
   pass(1);
-  fake_.set_now(now_);
+  fake_.set_now(now());
   ASSERT_EQ(fake_.pending_faults(), 0u);
   const CycleOutcome out = poller_->run_cycle({kProject, "ID"}, PollKind::kFull);
   ASSERT_FALSE(out.error) << *out.error;
