@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <array>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -18,16 +17,9 @@ std::size_t event_index(const std::string& name) {
   return static_cast<std::size_t>(event_kind(name));
 }
 
-// Every result label: the journal's results, then the endpoint's own
-// "error" (a delivery not stored) and "busy" (the write queue was full).
-const std::array<const char*, 6> kResults = {
-    webhook_result_name(WebhookResult::kApplied), webhook_result_name(WebhookResult::kDuplicate),
-    webhook_result_name(WebhookResult::kStale), webhook_result_name(WebhookResult::kIgnored),
-    "error", "busy"};
-
 Counter& events_counter(Metrics& m, const std::string& event, const std::string& result) {
-  return m.counter("runsync_webhook_events_total",
-                   "Webhook deliveries by event name and result", {{"event", event}, {"result", result}});
+  return m.counter("runsync_webhook_events_total", "Webhook deliveries by event name and result",
+                   {{"event", event}, {"result", result}});
 }
 
 }  // namespace
@@ -45,22 +37,22 @@ WebhookEndpoint::WebhookEndpoint(WebhookAuth auth, std::map<std::string, std::in
                                      "Time from a webhook request to its durable answer")),
       warnings_(clock) {
   for (std::size_t e = 0; e < kEventKindCount; ++e) {
-    for (std::size_t r = 0; r < kResults.size(); ++r) {
+    for (std::size_t r = 0; r < kResultCount; ++r) {
       events_[e][r] =
-          &events_counter(metrics_, event_kind_name(static_cast<EventKind>(e)), kResults[r]);
+          &events_counter(metrics_, event_kind_name(static_cast<EventKind>(e)), result_label(r));
     }
   }
 }
 
-Counter& WebhookEndpoint::events(const std::string& event_name, const char* result) {
-  for (std::size_t r = 0; r < kResults.size(); ++r) {
-    if (std::string_view(result) == kResults[r]) return *events_[event_index(event_name)][r];
-  }
-  return events_counter(metrics_, "other", result);
+const char* WebhookEndpoint::result_label(std::size_t result) {
+  static_assert(static_cast<std::size_t>(WebhookResult::kIgnored) + 1 == kResultError);
+  if (result == kResultError) return "error";
+  if (result == kResultBusy) return "busy";
+  return webhook_result_name(static_cast<WebhookResult>(result));
 }
 
-Counter& WebhookEndpoint::events(const std::string& event_name, WebhookResult result) {
-  return events(event_name, webhook_result_name(result));
+Counter& WebhookEndpoint::events(const std::string& event_name, std::size_t result) {
+  return *events_[event_index(event_name)][result];
 }
 
 void WebhookEndpoint::set_auth(WebhookAuth auth) {
@@ -80,8 +72,10 @@ ServerResponse WebhookEndpoint::reject(const ServerRequest& request, int status,
   if (status != 401) {
     logger_->debug("webhook from {} refused ({}): {}", request.remote, status, reason);
   } else if (auto note = warnings_.admit("401")) {
-    logger_->warn("webhook from {} refused (401): {}; the sender should be configured with the "
-                  "right secret{}", request.remote, reason, *note);
+    logger_->warn(
+        "webhook from {} refused (401): {}; the sender should be configured with the "
+        "right secret{}",
+        request.remote, reason, *note);
   }
   return ServerResponse::error(status, reason);
 }
@@ -98,9 +92,9 @@ std::optional<std::string> WebhookEndpoint::auth_failure(const WebhookAuth& auth
     const std::string_view id = request.header("webhook-id");
     const std::string_view timestamp = request.header("webhook-timestamp");
     const std::string_view signature = request.header("webhook-signature");
-    Status s = body == nullptr
-                   ? check_standard_webhook_headers(id, timestamp, signature, now)
-                   : verify_standard_webhook(*auth.signing_key, id, timestamp, signature, *body, now);
+    Status s = body == nullptr ? check_standard_webhook_headers(id, timestamp, signature, now)
+                               : verify_standard_webhook(*auth.signing_key, id, timestamp,
+                                                         signature, *body, now);
     if (!s.is_ok()) return s.message();
   }
   return std::nullopt;
@@ -125,8 +119,8 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
   auto delivery = std::make_shared<WebhookDelivery>();
   delivery->event = std::move(parsed).value();
   const std::string_view webhook_id = request.header("webhook-id");
-  delivery->delivery_key = webhook_id.empty() ? "sha256:" + sha256_hex(request.body)
-                                              : "id:" + std::string(webhook_id);
+  delivery->delivery_key =
+      webhook_id.empty() ? "sha256:" + sha256_hex(request.body) : "id:" + std::string(webhook_id);
   delivery->received_at = now;
   delivery->body = std::move(request.body);
   if (delivery->event.known) {
@@ -148,7 +142,7 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
                        log_text(delivery->event.event_name), delivery->event.run_id.value_or(0),
                        s.message(), *note);
       }
-      events(delivery->event.event_name, "error").inc();
+      events(delivery->event.event_name, kResultError).inc();
       respond(ServerResponse::error(500, "not stored: " + s.message()));
       return;
     }
@@ -160,7 +154,7 @@ void WebhookEndpoint::handle(ServerRequest&& request, Respond respond) {
     respond(ServerResponse::json(200, std::string("{\"result\":\"") + name + "\"}"));
   };
   if (!writer_.try_submit(std::move(job), std::move(done))) {
-    events(delivery->event.event_name, "busy").inc();
+    events(delivery->event.event_name, kResultBusy).inc();
     answer_queue_full(writer_, warnings_, logger_,
                       "answered 503 with Retry-After: 1; the sender should retry", respond);
   }

@@ -17,9 +17,9 @@
 #include <string>
 
 #include "daemon/http/http_server.h"
+#include "daemon/ingest/signature.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
-#include "daemon/ingest/signature.h"
 #include "storage/writer.h"
 
 namespace runsync {
@@ -53,8 +53,16 @@ class WebhookEndpoint {
   static std::optional<std::string> auth_failure(const WebhookAuth& auth,
                                                  const ServerRequest& request,
                                                  const std::string* body, std::int64_t now);
-  Counter& events(const std::string& event_name, WebhookResult result);
-  Counter& events(const std::string& event_name, const char* result);
+  // runsync_webhook_events_total's results by index: each WebhookResult
+  // (by its value), then the endpoint's own two.
+  static constexpr std::size_t kResultError = 4;  // "error": a delivery not stored
+  static constexpr std::size_t kResultBusy = 5;   // "busy": the write queue was full
+  static constexpr std::size_t kResultCount = 6;
+  static const char* result_label(std::size_t result);  // the metric's label value
+  Counter& events(const std::string& event_name, std::size_t result);
+  Counter& events(const std::string& event_name, WebhookResult result) {
+    return events(event_name, static_cast<std::size_t>(result));
+  }
   ServerResponse reject(const ServerRequest& request, int status, const std::string& reason,
                         const char* result_label);
 
@@ -68,7 +76,7 @@ class WebhookEndpoint {
   Histogram& ack_latency_;
   LogRateLimiter warnings_;
   // runsync_webhook_events_total series, looked up once: [event][result].
-  std::array<std::array<Counter*, 6>, kEventKindCount> events_{};
+  std::array<std::array<Counter*, kResultCount>, kEventKindCount> events_{};
 };
 
 }  // namespace runsync
